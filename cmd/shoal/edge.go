@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/shoalcdn/shoal/edge"
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	envUsage(fs)
+	var (
+		listen      = fs.String("listen", "127.0.0.1:8080", "client HTTP listen address")
+		originURL   = fs.String("origin", "", "origin base URL, e.g. http://127.0.0.1:9000 (required)")
+		peerListen  = fs.String("peer-listen", "127.0.0.1:7000", "UDP address of the QUIC peer protocol")
+		advertise   = fs.String("advertise", "", "this edge's peer address as it appears in --peers (default: --peer-listen)")
+		peers       = fs.String("peers", "", "comma-separated peer addresses of the fleet; may include this edge's own")
+		tlsDir      = fs.String("tls-dir", "", "directory with ca.crt, node.crt, node.key from `shoal certs` (required)")
+		adminListen = fs.String("admin-listen", "127.0.0.1:9100", "admin listener (health, readiness, metrics); empty disables")
+		adminToken  = fs.String("admin-token", "", "if set, /metrics requires Authorization: Bearer <token>")
+		dataDir     = fs.String("data-dir", "", "directory for the shard store (reserved: this version keeps shards in memory)")
+		shards      = fs.String("shards", "4+2", "Reed-Solomon data+parity shards per segment; the same on every edge")
+		logFormat   = fs.String("log-format", "json", "log format: json or text")
+		logLevel    = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		drain       = fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+		originConc  = fs.Int("origin-concurrency", 32, "requests in flight to the origin at most")
+		originTO    = fs.Duration("origin-timeout", 30*time.Second, "timeout of one origin request attempt")
+		segSize     = int64(erasure.DefaultSegmentSize)
+		memCache    = int64(256 << 20)
+		shardCache  = int64(1 << 30)
+	)
+	fs.Var(sizeFlag{&segSize}, "segment-size", "segment size; the same on every edge")
+	fs.Var(sizeFlag{&memCache}, "memory-cache", "bytes of decoded segments kept in memory")
+	fs.Var(sizeFlag{&shardCache}, "shard-cache", "bytes of shards this edge stores")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	if *originURL == "" {
+		return errors.New("--origin is required (e.g. --origin http://127.0.0.1:9000)")
+	}
+	creds, err := swarm.LoadCredentials(*tlsDir)
+	if err != nil {
+		return fmt.Errorf("refusing to start without peer TLS: %w", err)
+	}
+	params, err := erasure.ParseParams(*shards)
+	if err != nil {
+		return fmt.Errorf("--shards: %w", err)
+	}
+	if *dataDir != "" {
+		log.Info("--data-dir is accepted but not used yet: this version keeps shards in memory", "data_dir", *dataDir)
+	}
+	self := *advertise
+	if self == "" {
+		self = *peerListen
+	}
+	e, err := edge.New(edge.Config{
+		Origin: origin.ClientConfig{Base: *originURL, MaxConcurrent: *originConc, Timeout: *originTO, Logger: log},
+		Swarm: swarm.Config{
+			Self:        self,
+			Peers:       splitList(*peers),
+			Credentials: creds,
+		},
+		Layout:      erasure.Layout{SegmentSize: segSize, Params: params},
+		MemoryCache: memCache,
+		ShardCache:  shardCache,
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	pc, err := net.ListenPacket("udp", *peerListen)
+	if err != nil {
+		return fmt.Errorf("--peer-listen: %w", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("--listen: %w", err)
+	}
+	var adminLn net.Listener
+	if *adminListen != "" {
+		if adminLn, err = net.Listen("tcp", *adminListen); err != nil {
+			pc.Close()
+			ln.Close()
+			return fmt.Errorf("--admin-listen: %w", err)
+		}
+	}
+	errc := make(chan error, 3)
+	go func() { errc <- e.ServePeers(pc) }()
+	go func() { errc <- e.Serve(ln) }()
+	var admin *http.Server
+	if adminLn != nil {
+		admin = &http.Server{Handler: e.Admin(*adminToken), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- admin.Serve(adminLn) }()
+	}
+	log.Info("edge started", "listen", ln.Addr().String(), "peer_listen", pc.LocalAddr().String(), "self", self,
+		"members", len(e.Node().Members()), "admin", *adminListen, "origin", *originURL,
+		"segment_size", segSize, "shards", params.String(), "version", versionString())
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining in-flight requests", "timeout", drain.String())
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, swarm.ErrServerClosed) {
+			e.Close()
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	err = e.Shutdown(sctx)
+	if admin != nil {
+		admin.Shutdown(sctx)
+	}
+	pc.Close()
+	if err != nil {
+		log.Warn("shutdown did not finish cleanly", "err", err)
+	}
+	log.Info("edge stopped")
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

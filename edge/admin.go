@@ -1,0 +1,50 @@
+package edge
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Admin returns the handler of the admin listener: /healthz (the process
+// is up), /readyz (it serves clients and peers), and /metrics (Prometheus
+// text). When token is not empty, everything but the probes requires
+// "Authorization: Bearer <token>". Never expose it on the client port.
+func (e *Edge) Admin(token string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case e.draining.Load():
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+		case !e.serving.Load():
+			http.Error(w, "not serving clients yet", http.StatusServiceUnavailable)
+		case !e.peersUp.Load():
+			http.Error(w, "peer protocol not listening", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ready")
+		}
+	})
+	metrics := promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})
+	mux.Handle("GET /metrics", requireToken(token, metrics))
+	return mux
+}
+
+func requireToken(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal admin"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

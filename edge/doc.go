@@ -1,0 +1,31 @@
+// Package edge is the HTTP front of a Shoal node: what clients talk to.
+//
+// An Edge answers GET and HEAD for objects the origin lets shared caches
+// store by reading them through the fleet, segment by segment, and
+// forwards every other request to the origin unchanged. For each segment of
+// the requested range, pipelined a few segments ahead of the one being
+// sent, the read path is:
+//
+//  1. the memory tier: decoded segments in an LRU bounded in bytes
+//     (golang-lru/v2);
+//  2. this edge's own shard store, if it holds k of the segment's shards;
+//  3. the shards' holders over the swarm: ask the k that are needed, one
+//     more after a hedge delay or a failure, verify each shard, take the
+//     first k that agree on one descriptor, cancel the rest, decode;
+//  4. the segment's coordinator (rank 0 of the placement), whose Fill is
+//     one origin fetch per segment for the whole fleet: it fetches the
+//     segment with a ranged GET guarded by If-Range, codes it, keeps it in
+//     memory, and pushes each shard to its holder;
+//  5. the origin directly, when the coordinator cannot be reached.
+//
+// The object record (size, validators, headers, freshness) comes the same
+// way: local, else the object's coordinator (one HEAD per object per
+// expiry for the fleet, replicated to the next two ranks), else the origin.
+//
+// Every response carries Cache-Status (RFC 9211): "hit" when the fleet had
+// the bytes, "fwd=miss; stored" when the origin was asked, with
+// detail=memory|disk|peer|origin naming the tier of the first segment, and
+// "fwd=uri-miss" or "fwd=request" for forwarded requests. The metric
+// shoal_served_bytes_total{source} counts every byte by its tier ("disk"
+// is the edge's own shard store, which is held in memory in this version).
+package edge

@@ -1,0 +1,271 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// Config configures an Edge.
+type Config struct {
+	// Origin configures the client for the origin. Origin.Base is required.
+	Origin origin.ClientConfig
+	// Swarm configures the peer protocol: Self, Peers and Credentials are
+	// required. The edge sets Store, Handler, Logger, TracerProvider and
+	// OnRequest itself.
+	Swarm swarm.Config
+	// Layout is how objects are cut and coded. Zero fields mean 4 MiB
+	// segments and 4+2 shards. Every edge of a fleet must use the same.
+	Layout erasure.Layout
+	// MemoryCache bounds the decoded segments kept in memory, in bytes.
+	// Zero means 256 MiB.
+	MemoryCache int64
+	// ShardCache bounds this edge's shard store, in bytes. Zero means 1 GiB.
+	ShardCache int64
+	// ReadAhead is how many segments a response fetches ahead of the one it
+	// is sending. Zero means 2.
+	ReadAhead int
+	// HedgeDelay is how long a segment read waits for its first k shards
+	// before it asks one more holder. Zero means 100ms.
+	HedgeDelay time.Duration
+	// PeerTimeout bounds one shard request to a peer. Zero means 5s.
+	PeerTimeout time.Duration
+	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
+	// when the origin sends no explicit lifetime. Zero means 24h.
+	MaxHeuristicFreshness time.Duration
+	// Logger receives structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// TracerProvider makes spans. Nil means no tracing.
+	TracerProvider trace.TracerProvider
+}
+
+// Edge is one node of the fleet: the HTTP front clients talk to, the
+// memory tier and shard store behind it, and its member of the swarm.
+// An Edge is an http.Handler for clients; Admin is the admin listener's.
+type Edge struct {
+	cfg    Config
+	log    *slog.Logger
+	tracer trace.Tracer
+	origin *origin.Client
+	proxy  *httputil.ReverseProxy
+	node   *swarm.Node
+	coder  *erasure.Coder
+	m      *metrics
+
+	records *sizedLRU[string, *Record]
+	mem     *sizedLRU[erasure.SegmentID, *memSegment]
+	store   *Store
+
+	stats singleflight.Group // record lookups, by key
+	fills singleflight.Group // segment fills, by segment
+
+	pushSem chan struct{}
+	bg      sync.WaitGroup
+	bgCtx   context.Context
+	stopBg  context.CancelFunc
+
+	mu       sync.Mutex
+	httpSrv  []*http.Server
+	serving  atomic.Bool
+	peersUp  atomic.Bool
+	draining atomic.Bool
+}
+
+// memSegment is a decoded segment in the memory tier.
+type memSegment struct {
+	d    *erasure.Descriptor
+	data []byte
+}
+
+// Sources of a segment's bytes, the values of the source label.
+const (
+	srcMemory = "memory"
+	srcDisk   = "disk"
+	srcPeer   = "peer"
+	srcOrigin = "origin"
+)
+
+// New returns an Edge for cfg. It does no I/O: call ServePeers and Serve.
+func New(cfg Config) (*Edge, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	cfg.Layout = cfg.Layout.WithDefaults()
+	if err := cfg.Layout.Validate(); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	cfg.MemoryCache = orDefault(cfg.MemoryCache, 256<<20)
+	cfg.ShardCache = orDefault(cfg.ShardCache, 1<<30)
+	cfg.ReadAhead = orDefault(cfg.ReadAhead, 2)
+	cfg.HedgeDelay = orDefault(cfg.HedgeDelay, 100*time.Millisecond)
+	cfg.PeerTimeout = orDefault(cfg.PeerTimeout, 5*time.Second)
+	cfg.MaxHeuristicFreshness = orDefault(cfg.MaxHeuristicFreshness, 24*time.Hour)
+	coder, err := erasure.NewCoder(cfg.Layout.Params)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	e := &Edge{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "edge", "self", cfg.Swarm.Self),
+		tracer:  cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/edge"),
+		coder:   coder,
+		records: newSizedLRU[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
+		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, func(s *memSegment) int64 { return int64(len(s.data)) }),
+		pushSem: make(chan struct{}, 32),
+	}
+	e.bgCtx, e.stopBg = context.WithCancel(context.Background())
+	e.m = newMetrics(e) // its gauges read e.mem, e.store and e.node only when scraped
+	e.store = NewStore(cfg.ShardCache, func(id erasure.ShardID, err error) {
+		e.m.corruptShards.WithLabelValues("store").Inc()
+		e.log.Warn("dropped a corrupt shard from the store", "shard", id.String(), "err", err)
+	})
+
+	// The origin client's transport is wrapped to count requests and bytes;
+	// the reverse proxy for other methods shares it.
+	oc, err := origin.NewClient(cfg.Origin)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	ocfg := cfg.Origin
+	ocfg.Transport = &countingTransport{next: oc.Transport(), reqs: e.m.originReqs, bytes: e.m.originBytes}
+	if ocfg.Logger == nil {
+		ocfg.Logger = cfg.Logger
+	}
+	if e.origin, err = origin.NewClient(ocfg); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	base := e.origin.Base()
+	e.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(base)
+			pr.SetXForwarded()
+		},
+		Transport:     ocfg.Transport,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			e.log.Warn("forwarding to the origin failed", "method", r.Method, "target", r.URL.RequestURI(), "err", err)
+			httpError(w, originStatus(err), "origin unreachable")
+		},
+	}
+
+	scfg := cfg.Swarm
+	scfg.Store = e.store
+	scfg.Handler = (*peerHandler)(e)
+	scfg.Logger = cfg.Logger
+	scfg.TracerProvider = cfg.TracerProvider
+	scfg.OnRequest = func(op swarm.Op, result string, n int) {
+		e.m.peerRequests.WithLabelValues(op.String(), result).Inc()
+		e.m.peerBytes.Add(float64(n))
+	}
+	if e.node, err = swarm.New(scfg); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	return e, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func headerSize(h map[string][]string) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v)
+		}
+	}
+	return n
+}
+
+// Node returns the edge's swarm member.
+func (e *Edge) Node() *swarm.Node { return e.node }
+
+// ServePeers serves the peer protocol on pc until Shutdown; see swarm.Node.Serve.
+func (e *Edge) ServePeers(pc net.PacketConn) error {
+	e.peersUp.Store(true)
+	defer e.peersUp.Store(false)
+	return e.node.Serve(pc)
+}
+
+// Serve serves clients on ln until Shutdown, with the timeouts and limits a
+// server facing the internet needs. It returns http.ErrServerClosed after
+// Shutdown.
+func (e *Edge) Serve(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+	}
+	e.mu.Lock()
+	if e.draining.Load() {
+		e.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	e.httpSrv = append(e.httpSrv, srv)
+	e.mu.Unlock()
+	e.serving.Store(true)
+	return srv.Serve(ln)
+}
+
+// Shutdown stops accepting clients, lets in-flight responses finish until
+// ctx is done, then stops the peer protocol and background work.
+func (e *Edge) Shutdown(ctx context.Context) error {
+	e.draining.Store(true)
+	e.mu.Lock()
+	srvs := e.httpSrv
+	e.mu.Unlock()
+	var errs []error
+	for _, s := range srvs {
+		if err := s.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.stopBg()
+	done := make(chan struct{})
+	go func() { e.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	if err := e.node.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops everything at once.
+func (e *Edge) Close() error {
+	e.draining.Store(true)
+	e.mu.Lock()
+	srvs := e.httpSrv
+	e.mu.Unlock()
+	for _, s := range srvs {
+		s.Close()
+	}
+	e.stopBg()
+	return e.node.Close()
+}

@@ -1,0 +1,280 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// writeChunk and writeTimeout set the slowest client the edge tolerates:
+// every writeChunk bytes must leave within writeTimeout (about 8 KiB/s), so
+// a slow but honest download of any size completes while a client that
+// stops reading is cut off.
+const (
+	writeChunk   = 256 << 10
+	writeTimeout = 30 * time.Second
+)
+
+func traceAttrs(kv ...attribute.KeyValue) trace.SpanStartOption {
+	return trace.WithAttributes(kv...)
+}
+
+// ServeHTTP serves a client request. GET and HEAD of objects the origin
+// lets shared caches store go through the fleet; everything else is
+// forwarded to the origin unchanged.
+func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	ctx, span := e.tracer.Start(r.Context(), "edge.request", trace.WithSpanKind(trace.SpanKindServer), traceAttrs(
+		attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+	defer func() {
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.code()))
+		span.End()
+		e.m.requests.WithLabelValues(methodLabel(r.Method), strconv.Itoa(sw.code())).Inc()
+	}()
+	r = r.WithContext(ctx)
+
+	key := r.URL.RequestURI()
+	switch {
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		sw.Header().Set("Cache-Status", "shoal; fwd=request")
+		e.proxy.ServeHTTP(sw, r)
+		return
+	case !strings.HasPrefix(key, "/"):
+		httpError(sw, http.StatusBadRequest, "request target must be a path")
+		return
+	case len(key) > swarm.MaxKey-1:
+		httpError(sw, http.StatusRequestURITooLong, "request target too long")
+		return
+	case r.Header.Get("Authorization") != "":
+		// A response to an authorised request is not for everyone.
+		sw.Header().Set("Cache-Status", "shoal; fwd=request; detail=authorization")
+		e.proxy.ServeHTTP(sw, r)
+		return
+	}
+	rec, fromOrigin, err := e.record(ctx, key)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		e.log.Warn("object lookup failed", "key", key, "err", err)
+		httpError(sw, originStatus(err), "origin unavailable")
+		return
+	}
+	if rec.Pass {
+		sw.Header().Set("Cache-Status", "shoal; fwd=uri-miss")
+		e.proxy.ServeHTTP(sw, r)
+		return
+	}
+	e.serveObject(ctx, sw, r, rec, fromOrigin)
+}
+
+func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *Record, fromOrigin bool) {
+	now := time.Now()
+	h := w.Header()
+	for k, vs := range rec.Header {
+		h[k] = vs
+	}
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Age", strconv.FormatInt(rec.Age+int64(now.Sub(rec.Fetched)/time.Second), 10))
+	lastMod, _ := http.ParseTime(rec.LastModified)
+	status := "hit"
+	if fromOrigin {
+		status = "fwd=miss; stored"
+	}
+	cacheStatus := func(detail string) {
+		ttl := int64(rec.Expires.Sub(now) / time.Second)
+		v := fmt.Sprintf("shoal; %s; ttl=%d", status, ttl)
+		if detail != "" {
+			v += "; detail=" + detail
+		}
+		h.Set("Cache-Status", v)
+	}
+
+	switch origin.CheckPreconditions(r, rec.ETag, lastMod) {
+	case http.StatusNotModified:
+		for _, f := range []string{"Content-Type", "Content-Encoding", "Content-Language", "Content-Disposition"} {
+			h.Del(f)
+		}
+		cacheStatus("")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	case http.StatusPreconditionFailed:
+		cacheStatus("")
+		httpError(w, http.StatusPreconditionFailed, "precondition failed")
+		return
+	}
+
+	start, length, code := int64(0), rec.Size, http.StatusOK
+	if rh := r.Header.Get("Range"); rh != "" && r.Method == http.MethodGet && origin.IfRangeMatches(r, rec.ETag, lastMod) {
+		ranges, err := origin.ParseRange(rh, rec.Size)
+		switch {
+		case errors.Is(err, origin.ErrRangeUnsatisfiable):
+			cacheStatus("")
+			h.Set("Content-Range", "bytes */"+strconv.FormatInt(rec.Size, 10))
+			httpError(w, http.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
+			return
+		case err == nil && len(ranges) == 1:
+			// One range is served as 206. Several are served whole, as
+			// RFC 9110 §14.2 allows, until multipart/byteranges lands.
+			start, length, code = ranges[0].Start, ranges[0].Length, http.StatusPartialContent
+			h.Set("Content-Range", ranges[0].ContentRange(rec.Size))
+		}
+	}
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	if r.Method == http.MethodHead || length == 0 {
+		cacheStatus("")
+		w.WriteHeader(code)
+		return
+	}
+	e.stream(ctx, w, rec, start, length, code, cacheStatus)
+}
+
+type segOut struct {
+	data []byte
+	src  string
+	err  error
+}
+
+// stream sends [start, start+length) of the object, reading segments
+// ReadAhead ahead of the one being written. Memory stays at a few
+// segments whatever the object's size, and the first byte leaves as soon as
+// the first segment is ready.
+func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, start, length int64, code int, cacheStatus func(string)) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	seg := rec.Layout.SegmentSize
+	first, last := start/seg, (start+length-1)/seg
+	queue := make(chan chan segOut, e.cfg.ReadAhead)
+	go func() {
+		defer close(queue)
+		for i := first; i <= last; i++ {
+			ch := make(chan segOut, 1)
+			select {
+			case queue <- ch:
+			case <-ctx.Done():
+				return
+			}
+			go func() {
+				data, src, err := e.segment(ctx, rec, uint32(i))
+				ch <- segOut{data, src, err}
+			}()
+		}
+	}()
+	rc := http.NewResponseController(w)
+	end := start + length
+	wrote := false
+	for i := first; i <= last; i++ {
+		var out segOut
+		select {
+		case ch := <-queue:
+			out = <-ch
+		case <-ctx.Done():
+			return
+		}
+		if out.err != nil {
+			e.log.Warn("segment read failed", "key", rec.Key, "segment", i, "err", out.err)
+			if !wrote {
+				httpError(w, originStatus(out.err), "could not read object")
+				return
+			}
+			// Headers are gone: cut the connection so the client sees a
+			// short body, never a wrong one.
+			panic(http.ErrAbortHandler)
+		}
+		e.m.segmentReads.WithLabelValues(out.src).Inc()
+		segOff := i * seg
+		if int64(len(out.data)) != min(seg, rec.Size-segOff) {
+			e.log.Error("segment has the wrong length", "key", rec.Key, "segment", i, "len", len(out.data))
+			if !wrote {
+				httpError(w, http.StatusBadGateway, "could not read object")
+				return
+			}
+			panic(http.ErrAbortHandler)
+		}
+		b := out.data[max(start, segOff)-segOff : min(end, segOff+int64(len(out.data)))-segOff]
+		if !wrote {
+			cacheStatus(out.src)
+			w.WriteHeader(code)
+			wrote = true
+		}
+		for len(b) > 0 {
+			n := min(len(b), writeChunk)
+			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			m, err := w.Write(b[:n])
+			e.m.servedBytes.WithLabelValues(out.src).Add(float64(m))
+			if err != nil {
+				return // the client went away; cancel stops the readers
+			}
+			b = b[n:]
+		}
+	}
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
+		return m
+	}
+	return "OTHER"
+}
+
+// httpError writes a short plain-text error.
+func httpError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	for _, f := range []string{"Content-Encoding", "Content-Disposition", "ETag", "Last-Modified", "Cache-Control", "Expires", "Content-Length"} {
+		h.Del(f)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	fmt.Fprintln(w, msg)
+}
+
+// originStatus maps a failure to reach the origin to 504 for a timeout and
+// 502 for anything else.
+func originStatus(err error) int {
+	var ne interface{ Timeout() bool }
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}

@@ -1,0 +1,156 @@
+package edge
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are one edge's Prometheus collectors, in a registry of its own so
+// that several edges can live in one process.
+type metrics struct {
+	reg           *prometheus.Registry
+	servedBytes   *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	originReqs    prometheus.Counter
+	originBytes   prometheus.Counter
+	peerRequests  *prometheus.CounterVec
+	peerBytes     prometheus.Counter
+	segmentReads  *prometheus.CounterVec
+	corruptShards *prometheus.CounterVec
+	fills         *prometheus.CounterVec
+	pushes        *prometheus.CounterVec
+	hedges        prometheus.Counter
+}
+
+func newMetrics(e *Edge) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		servedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_served_bytes_total", Help: "Body bytes sent to clients, by where they came from (memory, disk, peer, origin).",
+		}, []string{"source"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_requests_total", Help: "Client requests, by method and status code.",
+		}, []string{"method", "code"}),
+		originReqs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_origin_requests_total", Help: "Requests sent to the origin (HEAD, ranged GET and forwarded requests).",
+		}),
+		originBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_origin_bytes_total", Help: "Response body bytes received from the origin.",
+		}),
+		peerRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_peer_requests_total", Help: "Requests sent to peers, by op and result.",
+		}, []string{"op", "result"}),
+		peerBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_peer_bytes_total", Help: "Body bytes received from peers (shards, segments, records).",
+		}),
+		segmentReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_segment_reads_total", Help: "Segments read for clients, by the tier that had them.",
+		}, []string{"source"}),
+		corruptShards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_corrupt_shards_total", Help: "Shards that failed verification and were dropped, by where they were found (store, peer).",
+		}, []string{"where"}),
+		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_fills_total", Help: "Segment fills this edge ran as coordinator, by what satisfied them.",
+		}, []string{"source"}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_shard_pushes_total", Help: "Shards pushed to their holders after a fill, by result.",
+		}, []string{"result"}),
+		hedges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_hedged_requests_total", Help: "Extra shard requests sent because the first ones were slow or failed.",
+		}),
+	}
+	m.reg.MustRegister(m.servedBytes, m.requests, m.originReqs, m.originBytes, m.peerRequests, m.peerBytes,
+		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.hedges,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shoal_memory_cache_bytes", Help: "Bytes of decoded segments in the memory tier.",
+		}, func() float64 { b, _, _ := e.mem.Stats(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shoal_store_bytes", Help: "Bytes of shards in this edge's shard store.",
+		}, func() float64 { b, _ := e.store.Stats(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shoal_store_shards", Help: "Shards in this edge's shard store.",
+		}, func() float64 { _, n := e.store.Stats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shoal_peers", Help: "Members of the fleet other than this edge.",
+		}, func() float64 { return float64(len(e.node.Members()) - 1) }),
+	)
+	for _, s := range []string{srcMemory, srcDisk, srcPeer, srcOrigin} {
+		m.servedBytes.WithLabelValues(s)
+	}
+	return m
+}
+
+// countingTransport counts requests to the origin and the body bytes read
+// from its responses.
+type countingTransport struct {
+	next  http.RoundTripper
+	reqs  prometheus.Counter
+	bytes prometheus.Counter
+}
+
+func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	t.reqs.Inc()
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &countingBody{ReadCloser: resp.Body, n: t.bytes}
+	return resp, nil
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n prometheus.Counter
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(float64(n))
+	return n, err
+}
+
+// Stats is a snapshot of an edge's main counters.
+type Stats struct {
+	// Served is body bytes sent to clients, by source: memory, disk, peer,
+	// origin.
+	Served map[string]int64
+	// OriginRequests and OriginBytes count requests to the origin and the
+	// body bytes it sent.
+	OriginRequests, OriginBytes int64
+	// PeerBytes counts body bytes received from peers.
+	PeerBytes int64
+}
+
+// Stats returns the current values of the edge's main counters, as
+// /metrics reports them.
+func (e *Edge) Stats() Stats {
+	s := Stats{Served: map[string]int64{}}
+	fams, err := e.m.reg.Gather()
+	if err != nil {
+		e.log.Warn("gathering metrics", "err", err)
+	}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			v := int64(m.GetCounter().GetValue())
+			switch f.GetName() {
+			case "shoal_served_bytes_total":
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "source" {
+						s.Served[l.GetValue()] = v
+					}
+				}
+			case "shoal_origin_requests_total":
+				s.OriginRequests = v
+			case "shoal_origin_bytes_total":
+				s.OriginBytes = v
+			case "shoal_peer_bytes_total":
+				s.PeerBytes = v
+			}
+		}
+	}
+	return s
+}

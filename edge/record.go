@@ -1,0 +1,391 @@
+package edge
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoalcdn/shoal/erasure"
+)
+
+// Record is what the fleet knows about one object version: enough to serve
+// its headers, answer conditional requests, and find or fetch its segments.
+// Records travel between edges in Stat and Fill payloads.
+type Record struct {
+	// Key is the cache key: the request target (path and query).
+	Key string
+	// Pass marks a response the edge must not store: requests for it are
+	// forwarded to the origin. Only Key, Fetched and Expires are set.
+	Pass bool
+	// Size is the object's length in bytes.
+	Size int64
+	// Layout is how the object is cut and coded.
+	Layout erasure.Layout
+	// ETag and LastModified are the origin's validators as sent.
+	ETag, LastModified string
+	// Header holds the response fields replayed to clients.
+	Header http.Header
+	// Fetched is when the origin last confirmed this version (local clock);
+	// Expires is when it stops being fresh.
+	Fetched, Expires time.Time
+	// Age is the origin's Age header at Fetched, in seconds.
+	Age int64
+}
+
+// ID returns the object version's identity.
+func (r *Record) ID() erasure.ObjectID {
+	return erasure.NewObjectID(r.Key, r.Validator(), r.Size, r.Layout)
+}
+
+// Validator returns what identifies this version to the origin in If-Range:
+// a strong ETag, else the Last-Modified date.
+func (r *Record) Validator() string {
+	if r.ETag != "" && !strings.HasPrefix(r.ETag, "W/") {
+		return r.ETag
+	}
+	return r.LastModified
+}
+
+// Fresh reports whether r may be used at now without asking the origin.
+func (r *Record) Fresh(now time.Time) bool { return now.Before(r.Expires) }
+
+// Same reports whether o describes the same object version as r.
+func (r *Record) Same(o *Record) bool {
+	return r.Pass == o.Pass && r.Size == o.Size && r.ETag == o.ETag && r.LastModified == o.LastModified && r.Layout == o.Layout
+}
+
+// Limits of a record's encoding.
+const (
+	maxRecordKey     = 8 << 10
+	maxRecordField   = 8 << 10
+	maxRecordHeaders = 64
+	recordVersion    = 1
+)
+
+var errRecord = errors.New("edge: malformed record")
+
+// Append appends r's encoding to b. Layout, all integers big-endian,
+// strings as a uvarint length and bytes:
+//
+//	version(1)=1 flags(1: bit0 pass) key
+//	size(8) segment size(8) k(1) m(1) etag last-modified
+//	fetched(8, unix ns) expires(8, unix ns) age(8)
+//	header count(1), then count × (name, value)
+func (r *Record) Append(b []byte) []byte {
+	var flags byte
+	if r.Pass {
+		flags |= 1
+	}
+	b = append(b, recordVersion, flags)
+	b = appendString(b, r.Key)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Size))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Layout.SegmentSize))
+	b = append(b, byte(r.Layout.Params.K), byte(r.Layout.Params.M))
+	b = appendString(b, r.ETag)
+	b = appendString(b, r.LastModified)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Fetched.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Expires.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Age))
+	n := 0
+	for _, vs := range r.Header {
+		n += len(vs)
+	}
+	n = min(n, maxRecordHeaders)
+	b = append(b, byte(n))
+	for _, name := range sortedKeys(r.Header) {
+		for _, v := range r.Header[name] {
+			if n == 0 {
+				return b
+			}
+			b = appendString(b, name)
+			b = appendString(b, v)
+			n--
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+type recordReader struct {
+	b   []byte
+	err error
+}
+
+func (rr *recordReader) fail(format string, args ...any) {
+	if rr.err == nil {
+		rr.err = fmt.Errorf("%w: "+format, append([]any{errRecord}, args...)...)
+	}
+}
+
+func (rr *recordReader) bytes(n int) []byte {
+	if rr.err != nil {
+		return nil
+	}
+	if n > len(rr.b) {
+		rr.fail("truncated")
+		return nil
+	}
+	out := rr.b[:n]
+	rr.b = rr.b[n:]
+	return out
+}
+
+func (rr *recordReader) u64() uint64 {
+	b := rr.bytes(8)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
+
+func (rr *recordReader) str(limit int) string {
+	if rr.err != nil {
+		return ""
+	}
+	n, k := binary.Uvarint(rr.b)
+	if k <= 0 {
+		rr.fail("bad length")
+		return ""
+	}
+	if n > uint64(limit) {
+		rr.fail("field of %d bytes exceeds %d", n, limit)
+		return ""
+	}
+	rr.b = rr.b[k:]
+	return string(rr.bytes(int(n)))
+}
+
+// parseRecord decodes a record that fills b exactly.
+func parseRecord(b []byte) (*Record, error) {
+	rr := &recordReader{b: b}
+	hdr := rr.bytes(2)
+	if rr.err != nil {
+		return nil, rr.err
+	}
+	if hdr[0] != recordVersion {
+		return nil, fmt.Errorf("%w: version %d", errRecord, hdr[0])
+	}
+	if hdr[1]&^1 != 0 {
+		return nil, fmt.Errorf("%w: flags %#x", errRecord, hdr[1])
+	}
+	r := &Record{Pass: hdr[1]&1 != 0}
+	r.Key = rr.str(maxRecordKey)
+	r.Size = int64(rr.u64())
+	r.Layout.SegmentSize = int64(rr.u64())
+	if km := rr.bytes(2); km != nil {
+		r.Layout.Params = erasure.Params{K: int(km[0]), M: int(km[1])}
+	}
+	r.ETag = rr.str(maxRecordField)
+	r.LastModified = rr.str(maxRecordField)
+	r.Fetched = time.Unix(0, int64(rr.u64()))
+	r.Expires = time.Unix(0, int64(rr.u64()))
+	r.Age = int64(rr.u64())
+	var n int
+	if c := rr.bytes(1); c != nil {
+		n = int(c[0])
+	}
+	if n > maxRecordHeaders {
+		rr.fail("%d header fields exceed %d", n, maxRecordHeaders)
+	}
+	if n > 0 && rr.err == nil {
+		r.Header = make(http.Header, n)
+	}
+	for range n {
+		name, value := rr.str(maxRecordField), rr.str(maxRecordField)
+		if rr.err != nil {
+			break
+		}
+		if !validHeaderName(name) || strings.ContainsAny(value, "\r\n\x00") {
+			rr.fail("bad header field %q", name)
+			break
+		}
+		r.Header.Add(name, value)
+	}
+	if rr.err != nil {
+		return nil, rr.err
+	}
+	if len(rr.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errRecord, len(rr.b))
+	}
+	if r.Key == "" {
+		return nil, fmt.Errorf("%w: empty key", errRecord)
+	}
+	if r.Pass {
+		return r, nil
+	}
+	if r.Size < 0 || r.Age < 0 {
+		return nil, fmt.Errorf("%w: negative size or age", errRecord)
+	}
+	if err := r.Layout.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errRecord, err)
+	}
+	if r.ETag == "" && r.LastModified == "" {
+		return nil, fmt.Errorf("%w: no validator", errRecord)
+	}
+	return r, nil
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys(h http.Header) []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	// Insertion sort: header maps are small.
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// fillRequest is the payload of a Fill: which segment of which object.
+type fillRequest struct {
+	Record  *Record
+	Segment uint32
+}
+
+func (f *fillRequest) Append(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, f.Segment)
+	return f.Record.Append(b)
+}
+
+func parseFillRequest(b []byte) (*fillRequest, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%w: fill request of %d bytes", errRecord, len(b))
+	}
+	r, err := parseRecord(b[4:])
+	if err != nil {
+		return nil, err
+	}
+	if r.Pass {
+		return nil, fmt.Errorf("%w: fill for a pass record", errRecord)
+	}
+	f := &fillRequest{Record: r, Segment: binary.BigEndian.Uint32(b)}
+	if int64(f.Segment) >= r.Layout.Segments(r.Size) {
+		return nil, fmt.Errorf("%w: segment %d of %d", errRecord, f.Segment, r.Layout.Segments(r.Size))
+	}
+	return f, nil
+}
+
+// Freshness and storability, to the extent this version implements RFC 9111.
+
+// hopByHop are the fields never stored or replayed.
+var hopByHop = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
+	"Transfer-Encoding": true, "Upgrade": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+}
+
+// notReplayed are fields the edge computes itself for each response.
+var notReplayed = map[string]bool{
+	"Date": true, "Age": true, "Content-Length": true, "Content-Range": true, "Accept-Ranges": true,
+	"Set-Cookie": true, "Server": true, "Cache-Status": true,
+}
+
+// cacheControl parses a Cache-Control field into directives (lower-cased
+// names, unquoted values).
+func cacheControl(h http.Header) map[string]string {
+	cc := map[string]string{}
+	for _, line := range h.Values("Cache-Control") {
+		for part := range strings.SplitSeq(line, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if name == "" {
+				continue
+			}
+			cc[strings.ToLower(name)] = strings.Trim(value, `"`)
+		}
+	}
+	return cc
+}
+
+// newRecord builds the record for a HEAD response from the origin, or a
+// pass record when the response may not be stored in shared caches.
+func newRecord(key string, status int, h http.Header, size int64, layout erasure.Layout, now time.Time, maxHeuristic time.Duration) *Record {
+	cc := cacheControl(h)
+	pass := func(ttl time.Duration) *Record {
+		return &Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(ttl)}
+	}
+	_, noStore := cc["no-store"]
+	_, private := cc["private"]
+	switch {
+	case status != http.StatusOK, noStore, private, size < 0,
+		h.Get("Vary") != "", len(h.Values("Set-Cookie")) > 0,
+		h.Get("ETag") == "" && h.Get("Last-Modified") == "":
+		// Not storable here: remember that briefly so the fleet does not ask
+		// the origin twice per request.
+		return pass(5 * time.Second)
+	}
+	r := &Record{Key: key, Size: size, Layout: layout, ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified"), Fetched: now, Header: http.Header{}}
+	if strings.HasPrefix(r.ETag, "W/") && r.LastModified == "" {
+		// A weak ETag cannot guard ranged fetches (If-Range needs a strong
+		// validator), and there is no date to fall back on.
+		return pass(5 * time.Second)
+	}
+	if age, err := strconv.ParseInt(h.Get("Age"), 10, 64); err == nil && age > 0 {
+		r.Age = age
+	}
+	r.Expires = now.Add(freshness(cc, h, maxHeuristic) - time.Duration(r.Age)*time.Second)
+	conn := map[string]bool{}
+	for _, v := range h.Values("Connection") {
+		for f := range strings.SplitSeq(v, ",") {
+			conn[http.CanonicalHeaderKey(strings.TrimSpace(f))] = true
+		}
+	}
+	for name, vs := range h {
+		if hopByHop[name] || notReplayed[name] || conn[name] {
+			continue
+		}
+		r.Header[name] = append([]string(nil), vs...)
+	}
+	return r
+}
+
+// freshness returns the freshness lifetime: s-maxage, max-age, Expires
+// minus Date, or a heuristic 10% of the time since Last-Modified capped at
+// maxHeuristic; zero for no-cache.
+func freshness(cc map[string]string, h http.Header, maxHeuristic time.Duration) time.Duration {
+	if _, ok := cc["no-cache"]; ok {
+		return 0
+	}
+	for _, d := range []string{"s-maxage", "max-age"} {
+		if v, ok := cc[d]; ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+				return time.Duration(min(n, 1<<31)) * time.Second
+			}
+			return 0
+		}
+	}
+	date, errDate := http.ParseTime(h.Get("Date"))
+	if e := h.Get("Expires"); e != "" {
+		exp, err := http.ParseTime(e)
+		if err != nil || errDate != nil {
+			return 0 // an invalid Expires means already expired
+		}
+		return max(exp.Sub(date), 0)
+	}
+	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil && errDate == nil && date.After(lm) {
+		return min(date.Sub(lm)/10, maxHeuristic)
+	}
+	return 0
+}

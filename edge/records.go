@@ -1,0 +1,190 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// Object records: one lookup per fleet. An edge asks the object's
+// coordinator (the top-ranked member for the key); the coordinator answers
+// from its records or asks the origin with one HEAD, coalesced, and
+// replicates the result to the next ranks so that the loss of one node does
+// not send the fleet back to the origin.
+//
+// Stat payloads, defined here (opaque to swarm): a mode byte, then
+//
+//	statResolve (1) key: answer as the acting coordinator (ask the origin if need be)
+//	statReplica (2) record: store this record; answer with nothing
+const (
+	statResolve = 1
+	statReplica = 2
+	// recordReplicas is how many members beyond the coordinator keep a copy.
+	recordReplicas = 2
+	// coordinatorTries bounds how far down the ranking a lookup walks
+	// before the edge asks the origin itself.
+	coordinatorTries = 3
+)
+
+// record returns the fresh record for key and whether the origin had to be
+// asked for it.
+func (e *Edge) record(ctx context.Context, key string) (*Record, bool, error) {
+	if r, ok := e.records.Get(key); ok && r.Fresh(time.Now()) {
+		return r, false, nil
+	}
+	ranked := e.node.Rank([]byte(key))
+	self := e.node.Self()
+	tried := 0
+	for _, peer := range ranked {
+		if peer == self {
+			return e.resolve(ctx, key)
+		}
+		if tried == coordinatorTries {
+			break
+		}
+		if !e.node.Alive(peer) {
+			continue
+		}
+		tried++
+		b, err := e.node.Stat(ctx, peer, append([]byte{statResolve}, key...))
+		if err == nil {
+			r, perr := parseRecord(b)
+			if perr != nil || r.Key != key {
+				e.log.Warn("peer sent a bad record", "peer", peer, "key", key, "err", perr)
+				continue
+			}
+			e.records.Add(key, r)
+			return r, false, nil
+		}
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		var re *swarm.RemoteError
+		if errors.As(err, &re) {
+			// The coordinator is up and could not get the record: the
+			// origin is failing. Asking it again from here would only add
+			// load.
+			return nil, false, fmt.Errorf("edge: record for %s from %s: %w", key, peer, err)
+		}
+		e.log.Debug("coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
+	}
+	return e.resolve(ctx, key)
+}
+
+// resolve answers as the acting coordinator for key: from the local
+// record if fresh, else from the origin, one lookup per key at a time.
+func (e *Edge) resolve(ctx context.Context, key string) (*Record, bool, error) {
+	if r, ok := e.records.Get(key); ok && r.Fresh(time.Now()) {
+		return r, false, nil
+	}
+	ch := e.stats.DoChan(key, func() (any, error) {
+		if r, ok := e.records.Get(key); ok && r.Fresh(time.Now()) {
+			return r, nil
+		}
+		// Detached from the first caller, so one client hanging up does not
+		// fail the others waiting on the same lookup.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		info, err := e.origin.Head(ctx, key, nil)
+		if err != nil {
+			return nil, fmt.Errorf("edge: origin HEAD %s: %w", key, err)
+		}
+		now := time.Now()
+		r := newRecord(key, info.StatusCode, info.Header, info.Size, e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+		if old, ok := e.records.Get(key); ok && old.Same(r) {
+			// Revalidated: the same version, fresh again. Its ID and shards
+			// stay valid.
+			e.log.Debug("revalidated", "key", key)
+		}
+		e.records.Add(key, r)
+		e.replicate(r)
+		return r, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, false, res.Err
+		}
+		return res.Val.(*Record), true, nil
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+}
+
+// replicate pushes r to the members ranked just below this one for its key.
+func (e *Edge) replicate(r *Record) {
+	payload := r.Append([]byte{statReplica})
+	if len(payload) > swarm.MaxKey {
+		return
+	}
+	self := e.node.Self()
+	sent := 0
+	for _, peer := range e.node.Rank([]byte(r.Key)) {
+		if sent == recordReplicas {
+			break
+		}
+		if peer == self || !e.node.Alive(peer) {
+			continue
+		}
+		sent++
+		e.goBackground(func(ctx context.Context) {
+			if _, err := e.node.Stat(ctx, peer, payload); err != nil {
+				e.log.Debug("record replication failed", "peer", peer, "key", r.Key, "err", err)
+			}
+		})
+	}
+}
+
+// goBackground runs f on a tracked goroutine with a bounded context that
+// Shutdown cancels.
+func (e *Edge) goBackground(f func(ctx context.Context)) {
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		ctx, cancel := context.WithTimeout(e.bgCtx, e.cfg.PeerTimeout)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+// peerHandler answers Stat and Fill for peers.
+type peerHandler Edge
+
+var _ swarm.Handler = (*peerHandler)(nil)
+
+func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) {
+	e := (*Edge)(h)
+	if len(payload) < 2 {
+		return nil, fmt.Errorf("edge: stat payload of %d bytes", len(payload))
+	}
+	switch payload[0] {
+	case statResolve:
+		r, _, err := e.resolve(ctx, string(payload[1:]))
+		if err != nil {
+			return nil, err
+		}
+		return r.Append(nil), nil
+	case statReplica:
+		r, err := parseRecord(payload[1:])
+		if err != nil {
+			return nil, err
+		}
+		if old, ok := e.records.Get(r.Key); !ok || !old.Fetched.After(r.Fetched) {
+			e.records.Add(r.Key, r)
+		}
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("edge: unknown stat mode %d", payload[0])
+	}
+}
+
+func (h *peerHandler) Fill(ctx context.Context, payload []byte) (*swarm.Segment, error) {
+	f, err := parseFillRequest(payload)
+	if err != nil {
+		return nil, err
+	}
+	return (*Edge)(h).fill(ctx, f.Record, f.Segment)
+}

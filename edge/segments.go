@@ -1,0 +1,337 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// errTooFewShards: the reachable holders could not supply k agreeing shards.
+var errTooFewShards = errors.New("edge: too few shards reachable")
+
+// segment returns segment idx of r's object and the tier it came from. The
+// read path, in order: the memory tier; this edge's own shards; the
+// holders' shards (k at a time, hedged); the segment coordinator's Fill;
+// the origin itself when the coordinator cannot be reached.
+func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) (_ []byte, src string, err error) {
+	id := erasure.SegmentID{Object: r.ID(), Index: idx}
+	ctx, span := e.tracer.Start(ctx, "edge.segment", traceAttrs(attribute.String("shoal.segment", id.String())))
+	defer func() {
+		span.SetAttributes(attribute.String("shoal.source", src))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	if s, ok := e.mem.Get(id); ok {
+		return s.data, srcMemory, nil
+	}
+	_, n := r.Layout.Segment(int64(idx), r.Size)
+	if n == 0 {
+		return nil, "", fmt.Errorf("edge: segment %d out of range", idx)
+	}
+	holders := e.node.Holders(id, r.Layout.Params.Total())
+	data, d, src, err := e.gather(ctx, id, int(n), holders)
+	if err == nil {
+		e.mem.Add(id, &memSegment{d: d, data: data})
+		return data, src, nil
+	}
+	if ctx.Err() != nil {
+		return nil, "", ctx.Err()
+	}
+	e.log.Debug("segment not in the fleet, filling", "segment", id.String(), "err", err)
+
+	coord := holders[0]
+	if coord == e.node.Self() {
+		s, err := e.fill(ctx, r, idx)
+		if err != nil {
+			return nil, "", err
+		}
+		return s.Data, fillSource(s), nil
+	}
+	if e.node.Alive(coord) {
+		payload := (&fillRequest{Record: r, Segment: idx}).Append(nil)
+		s, err := e.node.Fill(ctx, coord, payload)
+		switch {
+		case err == nil:
+			if s.Descriptor.Length != int(n) || s.Descriptor.Params != r.Layout.Params {
+				return nil, "", fmt.Errorf("edge: coordinator %s sent segment %v of %d bytes, want %d", coord, id, s.Descriptor.Length, n)
+			}
+			e.mem.Add(id, &memSegment{d: s.Descriptor, data: s.Data})
+			return s.Data, fillSource(s), nil
+		case ctx.Err() != nil:
+			return nil, "", ctx.Err()
+		}
+		var re *swarm.RemoteError
+		if errors.As(err, &re) {
+			return nil, "", fmt.Errorf("edge: fill of %v at %s: %w", id, coord, err)
+		}
+		e.log.Warn("segment coordinator unreachable, fetching from the origin", "coordinator", coord, "segment", id.String(), "err", err)
+	}
+	s, err := e.fetchAndPlace(ctx, r, idx)
+	if err != nil {
+		return nil, "", err
+	}
+	return s.Data, srcOrigin, nil
+}
+
+// fillSource maps where a coordinator found a segment to the label of the
+// bytes this edge serves: whatever the coordinator had without the origin
+// came from the fleet.
+func fillSource(s *swarm.Segment) string {
+	switch s.Source {
+	case srcOrigin:
+		return srcOrigin
+	case srcMemory, srcDisk, srcPeer:
+		return srcPeer
+	}
+	return srcPeer
+}
+
+type shardResult struct {
+	index int
+	d     *erasure.Descriptor
+	data  []byte
+	err   error
+	peer  string
+}
+
+// gather rebuilds a segment of n bytes from shards: this edge's own first,
+// then from the holders, asking only as many as are still needed, one more
+// after HedgeDelay or after any failure. Shards are grouped by descriptor:
+// only k shards that agree on one descriptor, each verified against it,
+// are decoded, and the result is verified again, so no single peer can
+// make this edge serve a wrong byte.
+func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders []string) ([]byte, *erasure.Descriptor, string, error) {
+	k, total := e.cfg.Layout.Params.K, e.cfg.Layout.Params.Total()
+	self := e.node.Self()
+	groups := map[string]*shardGroup{}
+	var ready *shardGroup
+	add := func(i int, d *erasure.Descriptor, data []byte) {
+		if d.Length != n || d.Params != e.cfg.Layout.Params {
+			return
+		}
+		key := string(d.Append(nil))
+		g := groups[key]
+		if g == nil {
+			g = &shardGroup{d: d, shards: make([][]byte, total)}
+			groups[key] = g
+		}
+		if g.shards[i] == nil {
+			g.shards[i] = data
+			g.have++
+		}
+		if g.have >= k && ready == nil {
+			ready = g
+		}
+	}
+	var remote []int
+	for i, h := range holders {
+		if h != self {
+			if e.node.Alive(h) {
+				remote = append(remote, i)
+			}
+			continue
+		}
+		if d, data, ok := e.store.Shard(erasure.ShardID{Segment: id, Index: uint8(i)}); ok {
+			add(i, d, data)
+		}
+	}
+	local := ready != nil
+	if ready == nil && len(remote) > 0 {
+		e.fetchShards(ctx, id, holders, remote, add, func() int {
+			if ready != nil {
+				return 0
+			}
+			return k - maxHave(groups)
+		})
+	}
+	if ready == nil {
+		return nil, nil, "", fmt.Errorf("%w: segment %v", errTooFewShards, id)
+	}
+	data, err := e.coder.Decode(ready.d, ready.shards)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("edge: decoding %v: %w", id, err)
+	}
+	if local {
+		return data, ready.d, srcDisk, nil
+	}
+	return data, ready.d, srcPeer, nil
+}
+
+type shardGroup struct {
+	d      *erasure.Descriptor
+	shards [][]byte
+	have   int
+}
+
+func maxHave(groups map[string]*shardGroup) int {
+	m := 0
+	for _, g := range groups {
+		m = max(m, g.have)
+	}
+	return m
+}
+
+// fetchShards asks holders for the shards in candidates (indices, in order
+// of preference), as many at a time as needed() says are missing, until
+// needed() is zero or the candidates run out. add runs on this goroutine.
+func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []string, candidates []int, add func(int, *erasure.Descriptor, []byte), needed func() int) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // cancels the requests still in flight once k arrived
+	results := make(chan shardResult, len(candidates))
+	next, inflight := 0, 0
+	launch := func() bool {
+		if next >= len(candidates) {
+			return false
+		}
+		i := candidates[next]
+		next++
+		inflight++
+		peer := holders[i]
+		go func() {
+			rctx, rcancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
+			defer rcancel()
+			d, data, err := e.node.GetShard(rctx, peer, erasure.ShardID{Segment: id, Index: uint8(i)})
+			results <- shardResult{index: i, d: d, data: data, err: err, peer: peer}
+		}()
+		return true
+	}
+	for range needed() {
+		launch()
+	}
+	hedge := time.NewTimer(e.cfg.HedgeDelay)
+	defer hedge.Stop()
+	for inflight > 0 {
+		select {
+		case r := <-results:
+			inflight--
+			if r.err != nil {
+				var ie *erasure.IntegrityError
+				if errors.As(r.err, &ie) {
+					e.m.corruptShards.WithLabelValues("peer").Inc()
+					e.log.Warn("peer sent a corrupt shard", "peer", r.peer, "shard", r.index, "segment", id.String(), "err", r.err)
+				}
+				if launch() {
+					e.m.hedges.Inc()
+				}
+				continue
+			}
+			add(r.index, r.d, r.data)
+			need := needed()
+			if need == 0 {
+				return
+			}
+			// Shards that disagree with the others leave a gap: keep
+			// enough requests in flight to fill it.
+			for inflight < need && launch() {
+			}
+		case <-hedge.C:
+			if launch() {
+				e.m.hedges.Inc()
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// fill produces a segment as its coordinator, once per segment at a time
+// across all requesters: from memory if a previous fill left it there,
+// else from the origin, placing the shards on their holders.
+func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, error) {
+	id := erasure.SegmentID{Object: r.ID(), Index: idx}
+	ch := e.fills.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
+		if s, ok := e.mem.Get(id); ok && s.d != nil {
+			e.m.fills.WithLabelValues(srcMemory).Inc()
+			return &swarm.Segment{Descriptor: s.d, Data: s.data, Source: srcMemory}, nil
+		}
+		// Detached: the fill serves every requester waiting on it.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+		defer cancel()
+		s, err := e.fetchAndPlace(fctx, r, idx)
+		if err == nil {
+			e.m.fills.WithLabelValues(srcOrigin).Inc()
+		}
+		return s, err
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*swarm.Segment), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// fetchAndPlace fetches segment idx from the origin, codes it, keeps it in
+// the memory tier and sends each shard to its holder.
+func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, error) {
+	id := erasure.SegmentID{Object: r.ID(), Index: idx}
+	off, n := r.Layout.Segment(int64(idx), r.Size)
+	ctx, span := e.tracer.Start(ctx, "origin.fetch", traceAttrs(
+		attribute.String("shoal.segment", id.String()), attribute.Int64("shoal.offset", off), attribute.Int64("shoal.bytes", n)))
+	defer span.End()
+	buf := make([]byte, n)
+	if err := e.origin.FetchRange(ctx, r.Key, r.Validator(), r.Size, off, buf); err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		if errors.Is(err, origin.ErrChanged) {
+			// The object changed under us: forget the record so the next
+			// request looks it up again.
+			e.records.Remove(r.Key)
+		}
+		return nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w", r.Key, idx, err)
+	}
+	shards, d, err := e.coder.Encode(buf)
+	if err != nil {
+		return nil, err
+	}
+	e.mem.Add(id, &memSegment{d: d, data: buf})
+	e.place(id, d, shards)
+	return &swarm.Segment{Descriptor: d, Data: buf, Source: srcOrigin}, nil
+}
+
+// place stores this edge's shards of a segment and pushes the others to
+// their holders in the background, at most cap(pushSem) at a time.
+func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte) {
+	self := e.node.Self()
+	for i, h := range e.node.Holders(id, len(shards)) {
+		sid := erasure.ShardID{Segment: id, Index: uint8(i)}
+		if h == self {
+			// A copy: the shards share one allocation that should not stay
+			// alive for one of them.
+			e.store.PutShard(sid, d, bytes.Clone(shards[i]))
+			continue
+		}
+		if !e.node.Alive(h) {
+			e.m.pushes.WithLabelValues("skipped").Inc()
+			continue
+		}
+		select {
+		case e.pushSem <- struct{}{}:
+		case <-e.bgCtx.Done():
+			return
+		}
+		data := shards[i]
+		e.goBackground(func(ctx context.Context) {
+			defer func() { <-e.pushSem }()
+			if err := e.node.PutShard(ctx, h, sid, d, data); err != nil {
+				e.m.pushes.WithLabelValues("error").Inc()
+				e.log.Debug("shard push failed", "peer", h, "shard", sid.String(), "err", err)
+				return
+			}
+			e.m.pushes.WithLabelValues("ok").Inc()
+		})
+	}
+}

@@ -1,0 +1,112 @@
+package erasure
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/klauspost/reedsolomon"
+)
+
+// ErrTooFewShards reports a rebuild with fewer than k shards.
+var ErrTooFewShards = errors.New("erasure: too few shards to rebuild")
+
+// Coder encodes segments into shards and rebuilds them, for one Params.
+// It is safe for concurrent use.
+type Coder struct {
+	params Params
+	enc    reedsolomon.Encoder
+}
+
+// NewCoder returns a Coder for p. The coder runs on the calling goroutine:
+// on a loaded two-core edge, one goroutine per segment beats fanning out.
+func NewCoder(p Params) (*Coder, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Coder{params: p}
+	if p.M > 0 {
+		enc, err := reedsolomon.New(p.K, p.M, reedsolomon.WithMaxGoroutines(1))
+		if err != nil {
+			return nil, fmt.Errorf("erasure: %v: %w", p, err)
+		}
+		c.enc = enc
+	}
+	return c, nil
+}
+
+// Params returns the coder's parameters.
+func (c *Coder) Params() Params { return c.params }
+
+// Encode codes seg into k+m shards and describes them. The shards share one
+// allocation; data shards hold seg's bytes (the last one zero-padded), so
+// seg itself is not retained.
+func (c *Coder) Encode(seg []byte) ([][]byte, *Descriptor, error) {
+	if len(seg) < 1 || len(seg) > MaxSegmentSize {
+		return nil, nil, fmt.Errorf("erasure: encode: segment length %d out of range [1, %d]", len(seg), MaxSegmentSize)
+	}
+	k, n := c.params.K, c.params.Total()
+	sl := shardLen(len(seg), k)
+	buf := make([]byte, n*sl)
+	copy(buf, seg)
+	shards := make([][]byte, n)
+	for i := range shards {
+		shards[i] = buf[i*sl : (i+1)*sl : (i+1)*sl]
+	}
+	if c.enc != nil {
+		if err := c.enc.Encode(shards); err != nil {
+			return nil, nil, fmt.Errorf("erasure: encode: %w", err)
+		}
+	}
+	d := &Descriptor{Length: len(seg), Params: c.params, ShardLen: sl, Segment: Sum(seg), Shards: make([]Hash, n)}
+	for i, s := range shards {
+		d.Shards[i] = Sum(s)
+	}
+	return shards, d, nil
+}
+
+// Decode rebuilds the segment described by d from shards, which has k+m
+// entries with nil for a missing shard. Present shards must already have
+// been verified with d.VerifyShard; missing data shards are rebuilt in place
+// in shards. The rebuilt segment is verified against d before it is
+// returned, so a wrong result is an *IntegrityError, never wrong bytes.
+func (c *Coder) Decode(d *Descriptor, shards [][]byte) ([]byte, error) {
+	if d.Params != c.params {
+		return nil, fmt.Errorf("erasure: decode: descriptor is %v, coder is %v", d.Params, c.params)
+	}
+	// A descriptor built by hand rather than parsed may be inconsistent; a
+	// negative or oversized Length would otherwise panic or over-allocate.
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("erasure: decode: %w", err)
+	}
+	if len(shards) != c.params.Total() {
+		return nil, fmt.Errorf("erasure: decode: %d shard slots, want %d", len(shards), c.params.Total())
+	}
+	have, dataMissing := 0, false
+	for i, s := range shards {
+		switch {
+		case s == nil:
+			dataMissing = dataMissing || i < c.params.K
+		case len(s) != d.ShardLen:
+			return nil, &IntegrityError{Shard: i, Reason: "length"}
+		default:
+			have++
+		}
+	}
+	if have < c.params.K {
+		return nil, fmt.Errorf("%w: have %d, need %d", ErrTooFewShards, have, c.params.K)
+	}
+	if dataMissing {
+		if err := c.enc.ReconstructData(shards); err != nil {
+			return nil, fmt.Errorf("erasure: decode: %w", err)
+		}
+	}
+	seg := make([]byte, d.Length)
+	off := 0
+	for _, s := range shards[:c.params.K] {
+		off += copy(seg[off:], s)
+	}
+	if err := d.VerifySegment(seg); err != nil {
+		return nil, err
+	}
+	return seg, nil
+}

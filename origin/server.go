@@ -1,0 +1,412 @@
+package origin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxETags bounds the server's ETag cache. Past it, the oldest entry goes.
+const maxETags = 4096
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Dir is the directory served. Required; must exist and be a directory.
+	Dir string
+	// CacheControl is sent as Cache-Control on 200, 206 and 304 responses.
+	// Empty sends none.
+	CacheControl string
+	// Logger receives structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is a reference origin: an http.Handler that serves the regular files
+// under one directory with GET and HEAD, strong content-hash ETags,
+// Last-Modified, single byte ranges and conditional requests (RFC 9110 §13).
+//
+// It never leaves the directory: the URL path is cleaned, ".." segments,
+// backslashes and NUL bytes are refused, and files are opened through an
+// [os.Root], so a symbolic link that points outside the directory is not
+// followed. Directories, devices and other non-regular files are 404; there are
+// no listings and no index files.
+//
+// A Server is safe for concurrent use.
+type Server struct {
+	root         *os.Root
+	cacheControl string
+	log          *slog.Logger
+	etags        etagCache
+}
+
+// NewServer returns a Server for cfg.Dir. The directory handle it opens is
+// released by Close.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("origin: ServerConfig.Dir is required")
+	}
+	fi, err := os.Stat(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("origin: server dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("origin: server dir %s: not a directory", cfg.Dir)
+	}
+	root, err := os.OpenRoot(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("origin: server dir: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{
+		root:         root,
+		cacheControl: cfg.CacheControl,
+		log:          log,
+		etags: etagCache{
+			m:        make(map[etagKey]string),
+			inflight: make(map[etagKey]*etagCall),
+		},
+	}, nil
+}
+
+// Close releases the directory handle. Requests served after Close fail with
+// 404; callers stop the http.Server first.
+func (s *Server) Close() error {
+	return s.root.Close()
+}
+
+// ServeHTTP serves GET and HEAD for the file named by the URL path; other
+// methods get 405.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	name, ok := cleanName(r.URL.Path)
+	if !ok {
+		http.Error(w, "bad path", http.StatusBadRequest)
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, "/") {
+		// Only a directory has such a name, and directories are not served;
+		// refusing early also keeps "/f/" from aliasing "/f".
+		http.NotFound(w, r)
+		return
+	}
+	// O_NONBLOCK (where the platform has it) keeps a FIFO from blocking the open;
+	// it is refused below as a non-regular file.
+	f, err := s.root.OpenFile(name, openFlags, 0)
+	if err != nil {
+		s.openFailed(w, r, name, err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "origin: stat", slog.String("name", name), slog.Any("err", err))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	etag, err := s.etag(r.Context(), name, f, fi)
+	if err != nil {
+		if r.Context().Err() == nil {
+			s.log.LogAttrs(r.Context(), slog.LevelError, "origin: hash", slog.String("name", name), slog.Any("err", err))
+		}
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	size := fi.Size()
+	mod := fi.ModTime()
+	// The Unix epoch is what many tools leave when they do not know a time;
+	// it validates nothing.
+	hasMod := !mod.IsZero() && !mod.Equal(time.Unix(0, 0))
+	mod = mod.Truncate(time.Second) // HTTP dates have one-second resolution
+
+	switch evalPreconditions(r, etag, mod, hasMod) {
+	case preconditionFailed:
+		http.Error(w, "precondition failed", http.StatusPreconditionFailed)
+		return
+	case notModified:
+		s.writeValidators(w.Header(), etag, mod, hasMod)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+
+	status := http.StatusOK
+	body := byteRange{start: 0, length: size}
+	// Range is defined for GET only (RFC 9110 §14.2), and an empty file has no
+	// range we could describe in a Content-Range, so both are served whole.
+	if rh := r.Header.Get("Range"); rh != "" && r.Method == http.MethodGet && size > 0 &&
+		ifRangeHolds(r.Header.Get("If-Range"), etag, mod, hasMod) {
+		ranges, err := parseRange(rh, size)
+		switch {
+		case errors.Is(err, ErrRangeUnsatisfiable):
+			w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+			w.Header().Set("Accept-Ranges", "bytes")
+			http.Error(w, "range not satisfiable", http.StatusRequestedRangeNotSatisfiable)
+			return
+		case err != nil:
+			// Malformed or in an unknown unit: ignored, the whole body is sent.
+		case len(ranges) == 1:
+			status, body = http.StatusPartialContent, ranges[0]
+			w.Header().Set("Content-Range", string(body.appendContentRange(nil, size)))
+		default:
+			// Several ranges: the whole body, which RFC 9110 allows; it is
+			// simpler than multipart/byteranges and no Shoal edge asks for it.
+		}
+	}
+
+	h := w.Header()
+	s.writeValidators(h, etag, mod, hasMod)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Type", contentType(name))
+	h.Set("Content-Length", strconv.FormatInt(body.length, 10))
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if body.start != 0 {
+		if _, err := f.Seek(body.start, io.SeekStart); err != nil {
+			s.log.LogAttrs(r.Context(), slog.LevelError, "origin: seek", slog.String("name", name), slog.Any("err", err))
+			return // the short body makes the server close the connection
+		}
+	}
+	// io.CopyN hands the ResponseWriter an *io.LimitedReader over the *os.File,
+	// which net/http passes to the TCP connection's ReadFrom: sendfile. The
+	// limit also keeps a file that grew since the Stat from overrunning the
+	// Content-Length.
+	if _, err := io.CopyN(w, f, body.length); err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "origin: send", slog.String("name", name), slog.Any("err", err))
+	}
+}
+
+// writeValidators sets the fields shared by 200, 206 and 304.
+func (s *Server) writeValidators(h http.Header, etag string, mod time.Time, hasMod bool) {
+	h.Set("ETag", etag)
+	if hasMod {
+		h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	}
+	if s.cacheControl != "" {
+		h.Set("Cache-Control", s.cacheControl)
+	}
+}
+
+func (s *Server) openFailed(w http.ResponseWriter, r *http.Request, name string, err error) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		http.NotFound(w, r)
+	case errors.Is(err, fs.ErrPermission):
+		http.Error(w, "forbidden", http.StatusForbidden)
+	default:
+		// Escapes from the root, symlink loops, "not a directory" on the way:
+		// all just absent to the client.
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "origin: open", slog.String("name", name), slog.Any("err", err))
+		http.NotFound(w, r)
+	}
+}
+
+// cleanName maps a URL path to a name relative to the root, refusing anything
+// that could name a file outside it. os.Root enforces the same on its own; this
+// turns such requests into a plain 400 before any file system call.
+func cleanName(p string) (string, bool) {
+	if p == "" {
+		p = "/"
+	}
+	if p[0] != '/' || strings.ContainsAny(p, "\\\x00") {
+		return "", false
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == ".." {
+			return "", false
+		}
+	}
+	name := path.Clean(p)[1:]
+	if name == "" {
+		name = "."
+	}
+	return name, true
+}
+
+func contentType(name string) string {
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+type precondition int
+
+const (
+	proceed precondition = iota
+	notModified
+	preconditionFailed
+)
+
+// evalPreconditions evaluates If-Match, If-Unmodified-Since, If-None-Match and
+// If-Modified-Since in the order of RFC 9110 §13.2.2, for GET or HEAD of an
+// existing representation. If-Range is evaluated separately, with Range.
+func evalPreconditions(r *http.Request, etag string, mod time.Time, hasMod bool) precondition {
+	if im := headerList(r.Header, "If-Match"); im != "" {
+		if !etagListMatch(im, etag, etagStrongMatch) {
+			return preconditionFailed
+		}
+	} else if ius := r.Header.Get("If-Unmodified-Since"); ius != "" && hasMod {
+		if t, err := http.ParseTime(ius); err == nil && mod.After(t) {
+			return preconditionFailed
+		}
+	}
+	if inm := headerList(r.Header, "If-None-Match"); inm != "" {
+		if etagListMatch(inm, etag, etagWeakMatch) {
+			return notModified
+		}
+	} else if ims := r.Header.Get("If-Modified-Since"); ims != "" && hasMod {
+		if t, err := http.ParseTime(ims); err == nil && !mod.After(t) {
+			return notModified
+		}
+	}
+	return proceed
+}
+
+// ifRangeHolds reports whether a Range may be honoured given the If-Range
+// value v (RFC 9110 §13.1.5): absent, an entity tag that strongly matches, or a
+// date exactly equal to Last-Modified.
+func ifRangeHolds(v, etag string, mod time.Time, hasMod bool) bool {
+	v = trimOWS(v)
+	switch {
+	case v == "":
+		return true
+	case v[0] == '"' || strings.HasPrefix(v, "W/"):
+		return etagStrongMatch(v, etag)
+	default:
+		t, err := http.ParseTime(v)
+		return err == nil && hasMod && t.Equal(mod)
+	}
+}
+
+// headerList joins the field lines of a list-based field.
+func headerList(h http.Header, key string) string {
+	v := h.Values(key)
+	if len(v) <= 1 {
+		return strings.Join(v, "")
+	}
+	return strings.Join(v, ",")
+}
+
+// etagKey names one version of a file, as far as the file system tells.
+type etagKey struct {
+	name  string
+	size  int64
+	mtime int64 // UnixNano
+}
+
+// etagCache remembers content hashes so each file version is hashed once.
+// Concurrent requests for a version being hashed wait for that hash.
+type etagCache struct {
+	mu       sync.Mutex
+	m        map[etagKey]string
+	order    []etagKey // insertion order, a ring once it holds maxETags
+	next     int       // the slot of order to overwrite next when full
+	inflight map[etagKey]*etagCall
+}
+
+type etagCall struct {
+	done chan struct{}
+	etag string
+	ok   bool // the result was cached; waiters may use it
+}
+
+// etag returns the strong ETag of the file f, opened as name, described by fi.
+func (s *Server) etag(ctx context.Context, name string, f *os.File, fi fs.FileInfo) (string, error) {
+	k := etagKey{name: name, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	c := &s.etags
+	var call *etagCall
+	for call == nil {
+		c.mu.Lock()
+		if e, ok := c.m[k]; ok {
+			c.mu.Unlock()
+			return e, nil
+		}
+		other, busy := c.inflight[k]
+		if !busy {
+			call = &etagCall{done: make(chan struct{})}
+			c.inflight[k] = call
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		select {
+		case <-other.done:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		if other.ok {
+			return other.etag, nil
+		}
+		// The hasher failed or saw the file change; look again, and hash
+		// ourselves if nobody else is.
+	}
+
+	e, err := hashFile(f, fi.Size())
+	// Cache only if the file did not change while it was read: otherwise the
+	// hash may describe a mix of versions.
+	if err == nil {
+		fi2, err2 := f.Stat()
+		call.ok = err2 == nil && fi2.Size() == fi.Size() && fi2.ModTime().Equal(fi.ModTime())
+	}
+	call.etag = e
+	c.mu.Lock()
+	delete(c.inflight, k)
+	if call.ok {
+		c.putLocked(k, e)
+	}
+	c.mu.Unlock()
+	close(call.done) // publishes call.etag and call.ok to the waiters
+	return e, err
+}
+
+func (c *etagCache) putLocked(k etagKey, e string) {
+	if _, ok := c.m[k]; ok {
+		return
+	}
+	if len(c.order) < maxETags {
+		c.order = append(c.order, k)
+	} else {
+		delete(c.m, c.order[c.next])
+		c.order[c.next] = k
+		c.next = (c.next + 1) % maxETags
+	}
+	c.m[k] = e
+}
+
+func hashFile(f *os.File, size int64) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+		return "", err
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	var b [2 + 32]byte
+	b[0] = '"'
+	hex.Encode(b[1:33], sum[:16])
+	b[33] = '"'
+	return string(b[:]), nil
+}

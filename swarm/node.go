@@ -1,0 +1,654 @@
+package swarm
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/shoalcdn/shoal/erasure"
+)
+
+// ShardStore is what a node needs of the local shard store to answer
+// GetShard and PutShard.
+type ShardStore interface {
+	// Shard returns a verified shard and its descriptor.
+	Shard(id erasure.ShardID) (*erasure.Descriptor, []byte, bool)
+	// PutShard stores a shard that has been verified against d.
+	PutShard(id erasure.ShardID, d *erasure.Descriptor, data []byte) error
+}
+
+// Handler answers the requests whose meaning belongs to the edge: Stat
+// (an object record by cache key) and Fill (fetch and place one segment).
+// Payloads are opaque to this package. Return ErrNotFound for "not here".
+type Handler interface {
+	Stat(ctx context.Context, key []byte) ([]byte, error)
+	Fill(ctx context.Context, payload []byte) (*Segment, error)
+}
+
+// Segment is a whole segment with its descriptor, as a Fill returns it.
+type Segment struct {
+	Descriptor *erasure.Descriptor
+	Data       []byte
+	// Source says where the coordinator found the segment: "origin" when it
+	// had to fetch it, else the tier that had it ("memory", "disk", "peer").
+	Source string
+}
+
+// Errors returned by a Node.
+var (
+	// ErrNotFound: the peer does not have what was asked for.
+	ErrNotFound = errors.New("swarm: not found")
+	// ErrPeerDown: the peer failed recently and is not being tried again yet.
+	ErrPeerDown = errors.New("swarm: peer is down")
+	// ErrServerClosed is returned by Serve after Shutdown or Close.
+	ErrServerClosed = errors.New("swarm: server closed")
+	// ErrNotServing: a request was made before Serve was called.
+	ErrNotServing = errors.New("swarm: node is not serving")
+)
+
+// RemoteError is a failure the remote peer reported.
+type RemoteError struct {
+	Peer    string
+	Op      Op
+	Status  Status
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("swarm: %v at %s: status %d: %s", e.Op, e.Peer, e.Status, e.Message)
+}
+
+// Config configures a Node.
+type Config struct {
+	// Self is this node's peer address as the other members spell it
+	// (host:port). Required.
+	Self string
+	// Peers is the static member list. It may include Self, so a whole
+	// fleet can share one list.
+	Peers []string
+	// Credentials are the fleet CA and this node's certificate. Required.
+	Credentials *Credentials
+	// Store serves GetShard and takes PutShard. Required.
+	Store ShardStore
+	// Handler answers Stat and Fill. Nil answers them "not found".
+	Handler Handler
+	// Logger receives structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// TracerProvider makes spans for served requests and outgoing calls.
+	// Nil means no tracing.
+	TracerProvider trace.TracerProvider
+	// DialTimeout bounds a QUIC handshake. Zero means 2s.
+	DialTimeout time.Duration
+	// ServeTimeout bounds serving one request, including a Fill's origin
+	// fetch. Zero means 60s.
+	ServeTimeout time.Duration
+	// OnRequest, if set, is called after every outgoing request with its op,
+	// a result label ("ok", "not_found", "error", "corrupt", "canceled",
+	// "down") and the body bytes received. It must be quick.
+	OnRequest func(op Op, result string, bytes int)
+}
+
+// Node is one member of the fleet on the peer protocol: it serves its
+// shards to peers and calls peers on behalf of the edge, over one QUIC
+// connection per peer with one stream per request.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	tracer  trace.Tracer
+	members []string
+	quic    *quic.Config
+
+	ready     chan struct{}
+	tr        *quic.Transport
+	ln        *quic.Listener
+	readyOnce sync.Once
+
+	mu      sync.Mutex
+	conns   map[string]*quic.Conn
+	down    map[string]downState
+	closed  bool
+	dialing singleflight.Group
+
+	serveCtx  context.Context
+	stopServe context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+type downState struct {
+	until   time.Time
+	backoff time.Duration
+}
+
+// New returns a Node for cfg. It does no I/O; call Serve to start it.
+func New(cfg Config) (*Node, error) {
+	if cfg.Self == "" {
+		return nil, errors.New("swarm: Config.Self is required")
+	}
+	if cfg.Credentials == nil {
+		return nil, errors.New("swarm: Config.Credentials is required: peers authenticate with a certificate from the fleet CA")
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("swarm: Config.Store is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = noop.NewTracerProvider()
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 2 * time.Second
+	}
+	if cfg.ServeTimeout == 0 {
+		cfg.ServeTimeout = 60 * time.Second
+	}
+	members := []string{cfg.Self}
+	for _, p := range cfg.Peers {
+		if p != "" && !slices.Contains(members, p) {
+			members = append(members, p)
+		}
+	}
+	slices.Sort(members)
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Node{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "swarm", "self", cfg.Self),
+		tracer:  cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/swarm"),
+		members: members,
+		quic: &quic.Config{
+			HandshakeIdleTimeout:           cfg.DialTimeout,
+			MaxIdleTimeout:                 15 * time.Second,
+			KeepAlivePeriod:                5 * time.Second,
+			InitialStreamReceiveWindow:     2 << 20,
+			MaxStreamReceiveWindow:         16 << 20,
+			InitialConnectionReceiveWindow: 8 << 20,
+			MaxConnectionReceiveWindow:     64 << 20,
+			MaxIncomingStreams:             1024,
+		},
+		ready:     make(chan struct{}),
+		conns:     make(map[string]*quic.Conn),
+		down:      make(map[string]downState),
+		serveCtx:  ctx,
+		stopServe: cancel,
+	}, nil
+}
+
+// Self returns this node's peer address.
+func (n *Node) Self() string { return n.cfg.Self }
+
+// Members returns every member of the fleet, this node included, sorted.
+func (n *Node) Members() []string { return slices.Clone(n.members) }
+
+// Rank orders the members for key, highest rendezvous weight first.
+func (n *Node) Rank(key []byte) []string { return Rank(n.members, key) }
+
+// Holders returns the member holding each of a segment's total shards.
+func (n *Node) Holders(seg erasure.SegmentID, total int) []string {
+	return Holders(n.members, seg, total)
+}
+
+// Alive reports whether peer is worth asking now: it is not in the backoff
+// that follows a failure.
+func (n *Node) Alive(peer string) bool {
+	if peer == n.cfg.Self {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return time.Now().After(n.down[peer].until)
+}
+
+// Serve accepts peers on pc until Shutdown or Close, and uses the same
+// socket to dial them. It always returns a non-nil error; after Shutdown or
+// Close, ErrServerClosed.
+func (n *Node) Serve(pc net.PacketConn) error {
+	if uc, ok := pc.(*net.UDPConn); ok {
+		// Large bursts of shards arrive at once; the default socket buffer
+		// drops them. The kernel caps this at net.core.rmem_max.
+		_ = uc.SetReadBuffer(8 << 20)
+		_ = uc.SetWriteBuffer(8 << 20)
+	}
+	tr := &quic.Transport{Conn: pc}
+	ln, err := tr.Listen(n.cfg.Credentials.ServerConfig(), n.quic)
+	if err != nil {
+		return fmt.Errorf("swarm: listen: %w", err)
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	n.tr, n.ln = tr, ln
+	n.mu.Unlock()
+	n.readyOnce.Do(func() { close(n.ready) })
+	n.log.Info("peer protocol listening", "addr", pc.LocalAddr().String(), "members", len(n.members))
+	for {
+		conn, err := ln.Accept(n.serveCtx)
+		if err != nil {
+			if n.serveCtx.Err() != nil {
+				return ErrServerClosed
+			}
+			return fmt.Errorf("swarm: accept: %w", err)
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.serveConn(conn)
+		}()
+	}
+}
+
+// Shutdown stops accepting, lets requests being served finish until ctx is
+// done, then closes every connection and the socket's QUIC transport.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	n.closed = true
+	ln := n.ln
+	n.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	n.stopServe()
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	n.closeAll()
+	return err
+}
+
+// Close stops the node at once: listener, connections and in-flight
+// requests.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	n.closed = true
+	ln := n.ln
+	n.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	n.stopServe()
+	n.closeAll()
+	return nil
+}
+
+func (n *Node) closeAll() {
+	n.mu.Lock()
+	conns := n.conns
+	n.conns = map[string]*quic.Conn{}
+	tr := n.tr
+	n.mu.Unlock()
+	for _, c := range conns {
+		c.CloseWithError(0, "shutdown")
+	}
+	if tr != nil {
+		tr.Close()
+	}
+}
+
+func (n *Node) serveConn(conn *quic.Conn) {
+	defer conn.CloseWithError(0, "")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		st, err := conn.AcceptStream(n.serveCtx)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.serveStream(conn, st)
+		}()
+	}
+}
+
+var traceContext = propagation.TraceContext{}
+
+type traceCarrier struct{ tp string }
+
+func (c *traceCarrier) Get(key string) string {
+	if key == "traceparent" {
+		return c.tp
+	}
+	return ""
+}
+func (c *traceCarrier) Set(key, value string) {
+	if key == "traceparent" && len(value) <= MaxTraceParent {
+		c.tp = value
+	}
+}
+func (c *traceCarrier) Keys() []string { return []string{"traceparent"} }
+
+func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(n.cfg.ServeTimeout))
+	ctx, cancel := context.WithTimeout(n.serveCtx, n.cfg.ServeTimeout)
+	defer cancel()
+	br := bufio.NewReaderSize(st, 4<<10)
+	req, err := ReadRequest(br)
+	if err != nil {
+		n.log.Warn("bad peer request", "peer", conn.RemoteAddr().String(), "err", err)
+		st.CancelRead(1)
+		n.writeError(st, 0, StatusBadRequest, err)
+		return
+	}
+	ctx = traceContext.Extract(ctx, &traceCarrier{tp: req.TraceParent})
+	ctx, span := n.tracer.Start(ctx, "swarm.serve "+req.Op.String(), trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("shoal.peer", conn.RemoteAddr().String())))
+	defer span.End()
+
+	var resp Response
+	var body []byte
+	switch req.Op {
+	case OpGetShard:
+		span.SetAttributes(attribute.String("shoal.shard", req.Shard.String()))
+		d, data, ok := n.cfg.Store.Shard(req.Shard)
+		if !ok {
+			n.writeError(st, req.Op, StatusNotFound, ErrNotFound)
+			return
+		}
+		resp, body = Response{Descriptor: d, BodyLen: len(data)}, data
+	case OpPutShard:
+		data := make([]byte, req.BodyLen)
+		if _, err := io.ReadFull(br, data); err != nil {
+			n.writeError(st, req.Op, StatusBadRequest, fmt.Errorf("reading shard: %w", err))
+			return
+		}
+		if err := req.Descriptor.VerifyShard(int(req.Shard.Index), data); err != nil {
+			n.log.Warn("peer pushed a corrupt shard", "peer", conn.RemoteAddr().String(), "shard", req.Shard.String(), "err", err)
+			n.writeError(st, req.Op, StatusBadRequest, err)
+			return
+		}
+		if err := n.cfg.Store.PutShard(req.Shard, req.Descriptor, data); err != nil {
+			n.writeError(st, req.Op, StatusFailed, err)
+			return
+		}
+	case OpStat, OpFill:
+		if n.cfg.Handler == nil {
+			n.writeError(st, req.Op, StatusNotFound, ErrNotFound)
+			return
+		}
+		if req.Op == OpStat {
+			body, err = n.cfg.Handler.Stat(ctx, req.Payload)
+			resp.BodyLen = len(body)
+		} else {
+			var seg *Segment
+			if seg, err = n.cfg.Handler.Fill(ctx, req.Payload); err == nil {
+				resp = Response{Descriptor: seg.Descriptor, BodyLen: len(seg.Data), Message: seg.Source}
+				body = seg.Data
+			}
+		}
+		if err != nil {
+			status := StatusFailed
+			if errors.Is(err, ErrNotFound) {
+				status = StatusNotFound
+			} else {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			n.writeError(st, req.Op, status, err)
+			return
+		}
+	}
+	hdr := resp.Append(make([]byte, 0, 64+MaxDescriptor), req.Op)
+	if _, err := st.Write(hdr); err != nil {
+		return
+	}
+	if len(body) > 0 {
+		if _, err := st.Write(body); err != nil {
+			n.log.Debug("peer went away mid-response", "peer", conn.RemoteAddr().String(), "op", req.Op.String(), "err", err)
+		}
+	}
+}
+
+func (n *Node) writeError(st *quic.Stream, op Op, status Status, err error) {
+	r := Response{Status: status, Message: err.Error()}
+	st.Write(r.Append(nil, op))
+}
+
+// conn returns the connection to peer, dialling it if there is none.
+func (n *Node) conn(ctx context.Context, peer string) (*quic.Conn, error) {
+	select {
+	case <-n.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	default:
+		return nil, ErrNotServing
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, ErrServerClosed
+	}
+	if c := n.conns[peer]; c != nil && c.Context().Err() == nil {
+		n.mu.Unlock()
+		return c, nil
+	}
+	if d := n.down[peer]; time.Now().Before(d.until) {
+		n.mu.Unlock()
+		return nil, ErrPeerDown
+	}
+	n.mu.Unlock()
+	ch := n.dialing.DoChan(peer, func() (any, error) {
+		addr, err := net.ResolveUDPAddr("udp", peer)
+		if err != nil {
+			n.markDown(peer)
+			return nil, fmt.Errorf("swarm: resolve %s: %w", peer, err)
+		}
+		dctx, cancel := context.WithTimeout(n.serveCtx, n.cfg.DialTimeout)
+		defer cancel()
+		c, err := n.tr.Dial(dctx, addr, n.cfg.Credentials.ClientConfig(), n.quic)
+		if err != nil {
+			n.markDown(peer)
+			return nil, fmt.Errorf("swarm: dial %s: %w", peer, err)
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed {
+			c.CloseWithError(0, "shutdown")
+			return nil, ErrServerClosed
+		}
+		n.conns[peer] = c
+		delete(n.down, peer)
+		return c, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*quic.Conn), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (n *Node) markDown(peer string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	d := n.down[peer]
+	d.backoff = min(max(2*d.backoff, 500*time.Millisecond), 30*time.Second)
+	d.until = time.Now().Add(d.backoff)
+	n.down[peer] = d
+	if c := n.conns[peer]; c != nil {
+		delete(n.conns, peer)
+		go c.CloseWithError(0, "peer failed")
+	}
+}
+
+// roundTrip sends one request on a new stream and reads the response header
+// and body.
+func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody []byte, check func(*Response, []byte) error) (resp *Response, body []byte, err error) {
+	ctx, span := n.tracer.Start(ctx, "swarm."+req.Op.String(), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("shoal.peer", peer)))
+	defer func() {
+		result := resultLabel(ctx, err)
+		span.SetAttributes(attribute.String("shoal.result", result), attribute.Int("shoal.bytes", len(body)))
+		if err != nil && result != "not_found" {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+		if n.cfg.OnRequest != nil {
+			n.cfg.OnRequest(req.Op, result, len(body))
+		}
+	}()
+	if span.SpanContext().IsValid() {
+		c := &traceCarrier{}
+		traceContext.Inject(ctx, c)
+		req.TraceParent = c.tp
+	}
+	conn, err := n.conn(ctx, peer)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v to %s: %w", req.Op, peer, err))
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		st.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		st.CancelRead(2)
+		st.CancelWrite(2)
+	})
+	defer stop()
+	defer st.CancelRead(0) // no-op once the response is fully read
+	hdr := req.Append(make([]byte, 0, 128+len(req.Payload)+MaxDescriptor))
+	if _, err := st.Write(hdr); err != nil {
+		return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v to %s: %w", req.Op, peer, err))
+	}
+	if len(reqBody) > 0 {
+		if _, err := st.Write(reqBody); err != nil {
+			return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v to %s: %w", req.Op, peer, err))
+		}
+	}
+	st.Close()
+	br := bufio.NewReaderSize(st, 4<<10)
+	resp, err = ReadResponse(br, req.Op)
+	if err != nil {
+		return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v from %s: %w", req.Op, peer, err))
+	}
+	switch resp.Status {
+	case StatusOK:
+	case StatusNotFound:
+		return nil, nil, fmt.Errorf("swarm: %v at %s: %w", req.Op, peer, ErrNotFound)
+	default:
+		return nil, nil, &RemoteError{Peer: peer, Op: req.Op, Status: resp.Status, Message: resp.Message}
+	}
+	if resp.BodyLen > 0 {
+		body = make([]byte, resp.BodyLen)
+		if _, err := io.ReadFull(br, body); err != nil {
+			return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v body from %s: %w", req.Op, peer, err))
+		}
+	}
+	if check != nil {
+		if err := check(resp, body); err != nil {
+			return nil, nil, err
+		}
+	}
+	return resp, body, nil
+}
+
+// failed classifies a transport error: the caller's own cancellation says
+// nothing about the peer; a dead connection marks the peer down.
+func (n *Node) failed(ctx context.Context, peer string, conn *quic.Conn, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	}
+	if conn.Context().Err() != nil {
+		n.markDown(peer)
+	}
+	return err
+}
+
+func resultLabel(ctx context.Context, err error) string {
+	var ie *erasure.IntegrityError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.As(err, &ie):
+		return "corrupt"
+	case errors.Is(err, ErrPeerDown):
+		return "down"
+	case ctx.Err() != nil:
+		return "canceled"
+	default:
+		return "error"
+	}
+}
+
+// GetShard fetches a shard from peer. The shard is verified against the
+// descriptor that came with it; a mismatch is an *erasure.IntegrityError.
+// The caller still checks that the descriptor is the one it expects.
+func (n *Node) GetShard(ctx context.Context, peer string, id erasure.ShardID) (*erasure.Descriptor, []byte, error) {
+	resp, body, err := n.roundTrip(ctx, peer, &Request{Op: OpGetShard, Shard: id}, nil, func(r *Response, body []byte) error {
+		if err := r.Descriptor.VerifyShard(int(id.Index), body); err != nil {
+			return fmt.Errorf("swarm: shard %v from %s: %w", id, peer, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp.Descriptor, body, nil
+}
+
+// PutShard pushes a shard to peer, which verifies it against d and stores it.
+func (n *Node) PutShard(ctx context.Context, peer string, id erasure.ShardID, d *erasure.Descriptor, data []byte) error {
+	if len(data) != d.ShardLen {
+		return &erasure.IntegrityError{Shard: int(id.Index), Reason: "length"}
+	}
+	_, _, err := n.roundTrip(ctx, peer, &Request{Op: OpPutShard, Shard: id, Descriptor: d, BodyLen: len(data)}, data, nil)
+	return err
+}
+
+// Stat asks peer for the record stored under key (the payload is the edge's).
+func (n *Node) Stat(ctx context.Context, peer string, key []byte) ([]byte, error) {
+	if len(key) == 0 || len(key) > MaxKey {
+		return nil, fmt.Errorf("swarm: stat: key of %d bytes (want 1..%d)", len(key), MaxKey)
+	}
+	_, body, err := n.roundTrip(ctx, peer, &Request{Op: OpStat, Payload: key}, nil, nil)
+	return body, err
+}
+
+// Fill asks peer, a segment's coordinator, to produce the segment that
+// payload names: the returned segment has been verified against the
+// returned descriptor.
+func (n *Node) Fill(ctx context.Context, peer string, payload []byte) (*Segment, error) {
+	if len(payload) == 0 || len(payload) > MaxPayload {
+		return nil, fmt.Errorf("swarm: fill: payload of %d bytes (want 1..%d)", len(payload), MaxPayload)
+	}
+	resp, body, err := n.roundTrip(ctx, peer, &Request{Op: OpFill, Payload: payload}, nil, func(r *Response, body []byte) error {
+		if err := r.Descriptor.VerifySegment(body); err != nil {
+			return fmt.Errorf("swarm: segment from %s: %w", peer, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Segment{Descriptor: resp.Descriptor, Data: body, Source: resp.Message}, nil
+}
