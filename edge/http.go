@@ -62,22 +62,43 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.proxy.ServeHTTP(sw, r)
 		return
 	}
-	rec, fromOrigin, err := e.record(ctx, key)
+	rec, fromOrigin, err := e.record(ctx, key, nil)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		e.log.Warn("object lookup failed", "key", key, "err", err)
 		httpError(sw, originStatus(err), "origin unavailable")
 		return
 	}
-	if rec.Pass {
-		sw.Header().Set("Cache-Status", "shoal; fwd=uri-miss")
-		e.proxy.ServeHTTP(sw, r)
+	err = e.serveRecord(ctx, sw, r, rec, fromOrigin)
+	if err == nil {
 		return
 	}
-	e.serveObject(ctx, sw, r, rec, fromOrigin)
+	// Nothing was sent: the first segment could not be read. The object
+	// may have changed under the fleet's record; look once more.
+	if nrec, _, rerr := e.record(ctx, key, rec); rerr == nil && !nrec.Same(rec) {
+		e.log.Info("object changed at the origin, serving the new version", "key", key)
+		clear(sw.Header())
+		if err = e.serveRecord(ctx, sw, r, nrec, true); err == nil {
+			return
+		}
+	}
+	span.SetStatus(codes.Error, err.Error())
+	e.log.Warn("could not read object", "key", key, "err", err)
+	httpError(sw, originStatus(err), "could not read object")
 }
 
-func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *Record, fromOrigin bool) {
+// serveRecord answers r from rec. It returns an error, having written
+// nothing, when the first bytes of the body could not be read.
+func (e *Edge) serveRecord(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *Record, fromOrigin bool) error {
+	if rec.Pass {
+		w.Header().Set("Cache-Status", "shoal; fwd=uri-miss")
+		e.proxy.ServeHTTP(w, r)
+		return nil
+	}
+	return e.serveObject(ctx, w, r, rec, fromOrigin)
+}
+
+func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *Record, fromOrigin bool) error {
 	now := time.Now()
 	h := w.Header()
 	for k, vs := range rec.Header {
@@ -106,11 +127,11 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		}
 		cacheStatus("")
 		w.WriteHeader(http.StatusNotModified)
-		return
+		return nil
 	case http.StatusPreconditionFailed:
 		cacheStatus("")
 		httpError(w, http.StatusPreconditionFailed, "precondition failed")
-		return
+		return nil
 	}
 
 	start, length, code := int64(0), rec.Size, http.StatusOK
@@ -121,7 +142,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 			cacheStatus("")
 			h.Set("Content-Range", "bytes */"+strconv.FormatInt(rec.Size, 10))
 			httpError(w, http.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
-			return
+			return nil
 		case err == nil && len(ranges) == 1:
 			// One range is served as 206. Several are served whole, as
 			// RFC 9110 §14.2 allows, until multipart/byteranges lands.
@@ -133,9 +154,9 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	if r.Method == http.MethodHead || length == 0 {
 		cacheStatus("")
 		w.WriteHeader(code)
-		return
+		return nil
 	}
-	e.stream(ctx, w, rec, start, length, code, cacheStatus)
+	return e.stream(ctx, w, rec, start, length, code, cacheStatus)
 }
 
 type segOut struct {
@@ -147,8 +168,10 @@ type segOut struct {
 // stream sends [start, start+length) of the object, reading segments
 // ReadAhead ahead of the one being written. Memory stays at a few
 // segments whatever the object's size, and the first byte leaves as soon as
-// the first segment is ready.
-func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, start, length int64, code int, cacheStatus func(string)) {
+// the first segment is ready. It returns an error, having written nothing,
+// when the first segment cannot be read; a later failure cuts the
+// connection, so the client sees a short body, never a wrong one.
+func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, start, length int64, code int, cacheStatus func(string)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	seg := rec.Layout.SegmentSize
@@ -178,26 +201,23 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 		case ch := <-queue:
 			out = <-ch
 		case <-ctx.Done():
-			return
+			return nil // the client went away
 		}
 		if out.err != nil {
-			e.log.Warn("segment read failed", "key", rec.Key, "segment", i, "err", out.err)
 			if !wrote {
-				httpError(w, originStatus(out.err), "could not read object")
-				return
+				return out.err
 			}
-			// Headers are gone: cut the connection so the client sees a
-			// short body, never a wrong one.
+			e.log.Warn("segment read failed mid-response, cutting the connection", "key", rec.Key, "segment", i, "err", out.err)
 			panic(http.ErrAbortHandler)
 		}
 		e.m.segmentReads.WithLabelValues(out.src).Inc()
 		segOff := i * seg
 		if int64(len(out.data)) != min(seg, rec.Size-segOff) {
-			e.log.Error("segment has the wrong length", "key", rec.Key, "segment", i, "len", len(out.data))
+			err := fmt.Errorf("edge: segment %d of %s has %d bytes", i, rec.Key, len(out.data))
 			if !wrote {
-				httpError(w, http.StatusBadGateway, "could not read object")
-				return
+				return err
 			}
+			e.log.Error("cutting the connection", "err", err)
 			panic(http.ErrAbortHandler)
 		}
 		b := out.data[max(start, segOff)-segOff : min(end, segOff+int64(len(out.data)))-segOff]
@@ -212,11 +232,12 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 			m, err := w.Write(b[:n])
 			e.m.servedBytes.WithLabelValues(out.src).Add(float64(m))
 			if err != nil {
-				return // the client went away; cancel stops the readers
+				return nil // the client went away; cancel stops the readers
 			}
 			b = b[n:]
 		}
 	}
+	return nil
 }
 
 // statusWriter remembers the status code written.

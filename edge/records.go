@@ -19,9 +19,13 @@ import (
 //
 //	statResolve (1) key: answer as the acting coordinator (ask the origin if need be)
 //	statReplica (2) record: store this record; answer with nothing
+//	statRefresh (3) record: the caller found this version gone at the
+//	                origin; answer like statResolve, asking the origin again
+//	                unless the record held is already another version
 const (
 	statResolve = 1
 	statReplica = 2
+	statRefresh = 3
 	// recordReplicas is how many members beyond the coordinator keep a copy.
 	recordReplicas = 2
 	// coordinatorTries bounds how far down the ranking a lookup walks
@@ -30,17 +34,25 @@ const (
 )
 
 // record returns the fresh record for key and whether the origin had to be
-// asked for it.
-func (e *Edge) record(ctx context.Context, key string) (*Record, bool, error) {
-	if r, ok := e.records.Get(key); ok && r.Fresh(time.Now()) {
+// asked for it. When stale is not nil, a fetch found that version changed
+// at the origin: a record of the same version is not taken from anywhere,
+// and the coordinator asks the origin again (once for the fleet).
+func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
+	if r, ok := e.records.Get(key); ok && usable(r, stale) {
 		return r, false, nil
+	}
+	payload := append([]byte{statResolve}, key...)
+	if stale != nil {
+		s := *stale
+		s.Header = nil // the version is what matters, and it keeps the payload small
+		payload = s.Append([]byte{statRefresh})
 	}
 	ranked := e.node.Rank([]byte(key))
 	self := e.node.Self()
 	tried := 0
 	for _, peer := range ranked {
 		if peer == self {
-			return e.resolve(ctx, key)
+			return e.resolve(ctx, key, stale)
 		}
 		if tried == coordinatorTries {
 			break
@@ -49,7 +61,7 @@ func (e *Edge) record(ctx context.Context, key string) (*Record, bool, error) {
 			continue
 		}
 		tried++
-		b, err := e.node.Stat(ctx, peer, append([]byte{statResolve}, key...))
+		b, err := e.node.Stat(ctx, peer, payload)
 		if err == nil {
 			r, perr := parseRecord(b)
 			if perr != nil || r.Key != key {
@@ -71,17 +83,27 @@ func (e *Edge) record(ctx context.Context, key string) (*Record, bool, error) {
 		}
 		e.log.Debug("coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
 	}
-	return e.resolve(ctx, key)
+	return e.resolve(ctx, key, stale)
+}
+
+// usable reports whether r can answer a lookup: fresh, and not the
+// version a caller found gone.
+func usable(r *Record, stale *Record) bool {
+	return r.Fresh(time.Now()) && (stale == nil || !r.Same(stale))
 }
 
 // resolve answers as the acting coordinator for key: from the local
-// record if fresh, else from the origin, one lookup per key at a time.
-func (e *Edge) resolve(ctx context.Context, key string) (*Record, bool, error) {
-	if r, ok := e.records.Get(key); ok && r.Fresh(time.Now()) {
+// record if usable, else from the origin, one lookup per key at a time.
+func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
+	if r, ok := e.records.Get(key); ok && usable(r, stale) {
 		return r, false, nil
 	}
-	ch := e.stats.DoChan(key, func() (any, error) {
-		if r, ok := e.records.Get(key); ok && r.Fresh(time.Now()) {
+	flight := key
+	if stale != nil {
+		flight = "refresh " + key
+	}
+	ch := e.stats.DoChan(flight, func() (any, error) {
+		if r, ok := e.records.Get(key); ok && usable(r, stale) {
 			return r, nil
 		}
 		// Detached from the first caller, so one client hanging up does not
@@ -94,11 +116,6 @@ func (e *Edge) resolve(ctx context.Context, key string) (*Record, bool, error) {
 		}
 		now := time.Now()
 		r := newRecord(key, info.StatusCode, info.Header, info.Size, e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
-		if old, ok := e.records.Get(key); ok && old.Same(r) {
-			// Revalidated: the same version, fresh again. Its ID and shards
-			// stay valid.
-			e.log.Debug("revalidated", "key", key)
-		}
 		e.records.Add(key, r)
 		e.replicate(r)
 		return r, nil
@@ -161,8 +178,16 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		return nil, fmt.Errorf("edge: stat payload of %d bytes", len(payload))
 	}
 	switch payload[0] {
-	case statResolve:
-		r, _, err := e.resolve(ctx, string(payload[1:]))
+	case statResolve, statRefresh:
+		key, stale := string(payload[1:]), (*Record)(nil)
+		if payload[0] == statRefresh {
+			var err error
+			if stale, err = parseRecord(payload[1:]); err != nil {
+				return nil, err
+			}
+			key = stale.Key
+		}
+		r, _, err := e.resolve(ctx, key, stale)
 		if err != nil {
 			return nil, err
 		}

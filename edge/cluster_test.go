@@ -1,0 +1,600 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// testLayout keeps tests fast: 256 KiB segments, 4+2 shards.
+var testLayout = erasure.Layout{SegmentSize: 256 << 10, Params: erasure.Params{K: 4, M: 2}}
+
+// testOrigin is a real origin.Server on loopback that counts what it sends.
+type testOrigin struct {
+	dir      string
+	srv      *httptest.Server
+	bytes    atomic.Int64
+	requests atomic.Int64
+	down     atomic.Bool
+	delay    atomic.Int64 // nanoseconds to stall every request
+}
+
+func newTestOrigin(t *testing.T, cacheControl string) *testOrigin {
+	t.Helper()
+	o := &testOrigin{dir: t.TempDir()}
+	h, err := origin.NewServer(origin.ServerConfig{Dir: o.dir, CacheControl: cacheControl, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.requests.Add(1)
+		if d := o.delay.Load(); d > 0 {
+			select {
+			case <-time.After(time.Duration(d)):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if o.down.Load() {
+			http.Error(w, "origin down for the test", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(&countingResponse{ResponseWriter: w, n: &o.bytes}, r)
+	}))
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+// put writes a file of size pseudo-random bytes under name and returns them.
+func (o *testOrigin) put(t *testing.T, name string, size int, seed uint64) []byte {
+	t.Helper()
+	var s [32]byte
+	s[0], s[1] = byte(seed), byte(seed>>8)
+	b := make([]byte, size)
+	rand.NewChaCha8(s).Read(b)
+	p := filepath.Join(o.dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p+".tmp", p); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type countingResponse struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w *countingResponse) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+func quietLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// testCreds makes one fleet CA and node certificate per test binary run.
+var testCreds = sync.OnceValues(func() (*swarm.Credentials, error) {
+	dir, err := os.MkdirTemp("", "shoal-edge-test-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := swarm.WriteCerts(dir, []string{"127.0.0.1"}); err != nil {
+		return nil, err
+	}
+	return swarm.LoadCredentials(dir)
+})
+
+type testEdge struct {
+	*Edge
+	url    string
+	closed bool
+}
+
+type cluster struct {
+	t      *testing.T
+	origin *testOrigin
+	edges  []*testEdge
+}
+
+// newCluster starts n edges on loopback with one shared peer list, in
+// front of o, with real QUIC between them and real HTTP in front.
+func newCluster(t *testing.T, o *testOrigin, n int, tweak func(*Config)) *cluster {
+	t.Helper()
+	creds, err := testCreds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, origin: o}
+	pcs := make([]net.PacketConn, n)
+	peers := make([]string, n)
+	for i := range pcs {
+		if pcs[i], err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		peers[i] = pcs[i].LocalAddr().String()
+	}
+	for i := range n {
+		cfg := Config{
+			Origin:      origin.ClientConfig{Base: o.srv.URL, Attempts: 2, Backoff: 10 * time.Millisecond, Timeout: 5 * time.Second},
+			Swarm:       swarm.Config{Self: peers[i], Peers: peers, Credentials: creds, DialTimeout: 500 * time.Millisecond},
+			Layout:      testLayout,
+			MemoryCache: 64 << 20,
+			ShardCache:  64 << 20,
+			PeerTimeout: 2 * time.Second,
+			Logger:      quietLogger().With("edge", i),
+		}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go e.ServePeers(pcs[i])
+		go e.Serve(ln)
+		te := &testEdge{Edge: e, url: "http://" + ln.Addr().String()}
+		c.edges = append(c.edges, te)
+		pc := pcs[i]
+		t.Cleanup(func() {
+			if !te.closed {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				e.Shutdown(ctx)
+			}
+			pc.Close()
+		})
+	}
+	return c
+}
+
+// kill stops edge i at once, as a crash would, and closes its socket.
+func (c *cluster) kill(i int) {
+	c.edges[i].closed = true
+	c.edges[i].Close()
+}
+
+// get fetches path through edge i with the given header fields.
+func (c *cluster) get(i int, path string, hdr ...string) (*http.Response, []byte) {
+	c.t.Helper()
+	return c.do(i, http.MethodGet, path, hdr...)
+}
+
+func (c *cluster) do(i int, method, path string, hdr ...string) (*http.Response, []byte) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.edges[i].url+path, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for j := 0; j+1 < len(hdr); j += 2 {
+		req.Header.Set(hdr[j], hdr[j+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s via edge %d: %v", method, path, i, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s via edge %d: reading body: %v", method, path, i, err)
+	}
+	return resp, body
+}
+
+func sameBytes(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: got %d bytes (sha256 %x), want %d bytes (sha256 %x)", what, len(got), sha256.Sum256(got), len(want), sha256.Sum256(want))
+	}
+}
+
+func TestFleetServesFromPeers(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 4, nil)
+	const size = 8<<20 + 12345
+	want := o.put(t, "/release.bin", size, 1)
+	for i := range c.edges {
+		resp, body := c.get(i, "/release.bin")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("edge %d: status %d", i, resp.StatusCode)
+		}
+		sameBytes(t, fmt.Sprintf("edge %d", i), body, want)
+		if got := resp.Header.Get("Cache-Status"); got == "" {
+			t.Errorf("edge %d: no Cache-Status", i)
+		}
+	}
+	if got, limit := o.bytes.Load(), int64(size*11/10); got > limit {
+		t.Errorf("origin sent %d bytes for a %d-byte object through 4 edges, want at most %d", got, size, limit)
+	}
+	for i, e := range c.edges[1:] {
+		st := e.Stats()
+		fleet := st.Served[srcPeer] + st.Served[srcMemory] + st.Served[srcDisk]
+		if fleet*2 < size {
+			t.Errorf("edge %d served %v: want most bytes from the fleet", i+1, st.Served)
+		}
+	}
+	// A second round is served without the origin at all.
+	before := o.bytes.Load()
+	for i := range c.edges {
+		_, body := c.get(i, "/release.bin")
+		sameBytes(t, fmt.Sprintf("second round, edge %d", i), body, want)
+	}
+	if got := o.bytes.Load() - before; got != 0 {
+		t.Errorf("second round: origin sent %d bytes, want 0", got)
+	}
+}
+
+func TestKillEdgeKeepsObjectInFleet(t *testing.T) {
+	for victim := range 4 {
+		t.Run(fmt.Sprintf("kill-%d", victim), func(t *testing.T) {
+			o := newTestOrigin(t, "public, max-age=3600")
+			c := newCluster(t, o, 4, nil)
+			want := o.put(t, "/b.bin", 3<<20+77, 2)
+			_, body := c.get(0, "/b.bin")
+			sameBytes(t, "first fetch", body, want)
+			// Let the shard pushes land before the crash.
+			waitFor(t, func() bool { return storedShards(c) >= int(testLayout.Segments(int64(len(want))))*6 })
+			before, reqs := o.bytes.Load(), o.requests.Load()
+			c.kill(victim)
+			reader := (victim + 2) % 4
+			if reader == 0 {
+				reader = 3 // a third edge: neither the first reader nor the victim
+			}
+			_, body = c.get(reader, "/b.bin")
+			sameBytes(t, fmt.Sprintf("after killing edge %d, via edge %d", victim, reader), body, want)
+			if got := o.bytes.Load() - before; got != 0 {
+				t.Errorf("origin sent %d more bytes after the kill, want 0", got)
+			}
+			if got := o.requests.Load() - reqs; got != 0 {
+				t.Errorf("origin got %d more requests after the kill, want 0", got)
+			}
+		})
+	}
+}
+
+func storedShards(c *cluster) int {
+	n := 0
+	for _, e := range c.edges {
+		if !e.closed {
+			_, k := e.store.Stats()
+			n += k
+		}
+	}
+	return n
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// corruptStore flips a bit in every stored shard for which pick is true.
+func corruptStore(e *testEdge, pick func(erasure.ShardID) bool) int {
+	n := 0
+	e.store.lru.mu.Lock()
+	defer e.store.lru.mu.Unlock()
+	for _, id := range e.store.lru.lru.Keys() {
+		if !pick(id) {
+			continue
+		}
+		s, _ := e.store.lru.lru.Peek(id)
+		s.data[len(s.data)/2] ^= 0x40
+		n++
+	}
+	return n
+}
+
+func clearMemory(c *cluster) {
+	for _, e := range c.edges {
+		e.mem.lru.Purge()
+		e.mem.bytes = 0
+	}
+}
+
+func TestCorruptShardsAreNeverServed(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 4, nil)
+	want := o.put(t, "/c.bin", 2<<20, 3)
+	_, body := c.get(0, "/c.bin")
+	sameBytes(t, "first fetch", body, want)
+	waitFor(t, func() bool { return storedShards(c) >= 8*6 })
+
+	// Two shards of every segment go bad (as many as 4+2 tolerates), on
+	// whichever edges hold them.
+	corrupted := 0
+	for _, e := range c.edges {
+		corrupted += corruptStore(e, func(id erasure.ShardID) bool { return id.Index == 0 || id.Index == 5 })
+	}
+	if corrupted == 0 {
+		t.Fatal("corrupted nothing")
+	}
+	clearMemory(c)
+	before := o.bytes.Load()
+	for i := range c.edges {
+		resp, body := c.get(i, "/c.bin")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("edge %d: status %d", i, resp.StatusCode)
+		}
+		sameBytes(t, fmt.Sprintf("edge %d with 2 bad shards per segment", i), body, want)
+	}
+	if got := o.bytes.Load() - before; got != 0 {
+		t.Errorf("origin sent %d bytes; two bad shards per segment should be rebuilt from the rest", got)
+	}
+	var dropped float64
+	for _, e := range c.edges {
+		dropped += counterValue(t, e.Edge, "shoal_corrupt_shards_total")
+	}
+	if dropped == 0 {
+		t.Error("no corrupt shard was counted")
+	}
+
+	// Now every shard is bad: the fleet must go back to the origin, and
+	// still serve the right bytes.
+	for _, e := range c.edges {
+		corruptStore(e, func(erasure.ShardID) bool { return true })
+	}
+	clearMemory(c)
+	_, body = c.get(3, "/c.bin")
+	sameBytes(t, "every shard corrupt", body, want)
+}
+
+func counterValue(t *testing.T, e *Edge, name string) float64 {
+	t.Helper()
+	fams, err := e.m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+func TestRanges(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 3, nil)
+	const size = 4<<20 + 999
+	want := o.put(t, "/r.bin", size, 4)
+	tests := []struct {
+		rng       string
+		code      int
+		first     int
+		last      int // inclusive
+		wantRange string
+	}{
+		{"bytes=1000-2000000", 206, 1000, 2000000, fmt.Sprintf("bytes 1000-2000000/%d", size)},
+		{"bytes=-100", 206, size - 100, size - 1, fmt.Sprintf("bytes %d-%d/%d", size-100, size-1, size)},
+		{"bytes=4194000-", 206, 4194000, size - 1, fmt.Sprintf("bytes 4194000-%d/%d", size-1, size)},
+		{"bytes=0-0", 206, 0, 0, fmt.Sprintf("bytes 0-0/%d", size)},
+		{"bytes=262143-262144", 206, 262143, 262144, fmt.Sprintf("bytes 262143-262144/%d", size)},
+		{"bytes=0-99999999", 206, 0, size - 1, fmt.Sprintf("bytes 0-%d/%d", size-1, size)},
+		{fmt.Sprintf("bytes=%d-", size), 416, 0, -1, fmt.Sprintf("bytes */%d", size)},
+		{"bytes=0-1,5-6", 200, 0, size - 1, ""},
+		{"lines=1-2", 200, 0, size - 1, ""},
+	}
+	for i, tt := range tests {
+		resp, body := c.get(i%3, "/r.bin", "Range", tt.rng)
+		if resp.StatusCode != tt.code {
+			t.Errorf("%s: status %d, want %d", tt.rng, resp.StatusCode, tt.code)
+			continue
+		}
+		if got := resp.Header.Get("Content-Range"); got != tt.wantRange {
+			t.Errorf("%s: Content-Range %q, want %q", tt.rng, got, tt.wantRange)
+		}
+		if tt.code != 416 {
+			sameBytes(t, tt.rng, body, want[tt.first:tt.last+1])
+		}
+	}
+}
+
+func TestRangedMissFetchesOnlyNeededSegments(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 3, func(cfg *Config) { cfg.ReadAhead = 1 })
+	const size = 8 << 20
+	want := o.put(t, "/big.bin", size, 5)
+	seg := testLayout.SegmentSize
+	resp, body := c.get(1, "/big.bin", "Range", fmt.Sprintf("bytes=%d-%d", 5*seg+10, 6*seg-1))
+	if resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	sameBytes(t, "segment 5", body, want[5*seg+10:6*seg])
+	if got := o.bytes.Load(); got > seg {
+		t.Errorf("origin sent %d bytes for a range inside one %d-byte segment", got, seg)
+	}
+}
+
+func TestConditionalAndHead(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 2, nil)
+	want := o.put(t, "/h.bin", 600<<10, 6)
+	resp, body := c.do(0, http.MethodHead, "/h.bin")
+	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != int64(len(want)) {
+		t.Fatalf("HEAD: status %d, body %d bytes, Content-Length %d", resp.StatusCode, len(body), resp.ContentLength)
+	}
+	etag := resp.Header.Get("ETag")
+	if etag == "" || resp.Header.Get("Last-Modified") == "" || resp.Header.Get("Accept-Ranges") != "bytes" {
+		t.Fatalf("HEAD headers: %v", resp.Header)
+	}
+	if o.bytes.Load() != 0 {
+		t.Errorf("HEAD made the origin send %d body bytes", o.bytes.Load())
+	}
+	resp, body = c.get(1, "/h.bin", "If-None-Match", etag)
+	if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
+		t.Errorf("If-None-Match: status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, _ = c.get(1, "/h.bin", "If-None-Match", `"other"`, "If-Modified-Since", resp.Header.Get("Last-Modified"))
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("If-None-Match not matching wins over If-Modified-Since: status %d", resp.StatusCode)
+	}
+	resp, body = c.get(0, "/h.bin", "Range", "bytes=0-9", "If-Range", `"stale"`)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("If-Range with another ETag: status %d, want 200", resp.StatusCode)
+	}
+	sameBytes(t, "If-Range mismatch", body, want)
+	resp, body = c.get(0, "/h.bin", "Range", "bytes=0-9", "If-Range", etag)
+	if resp.StatusCode != http.StatusPartialContent {
+		t.Errorf("If-Range with the ETag: status %d, want 206", resp.StatusCode)
+	}
+	sameBytes(t, "If-Range match", body, want[:10])
+	if age := resp.Header.Get("Age"); age == "" {
+		t.Error("no Age header on a cached response")
+	}
+}
+
+func TestForwardsWhatItDoesNotCache(t *testing.T) {
+	o := newTestOrigin(t, "no-store")
+	c := newCluster(t, o, 2, nil)
+	want := o.put(t, "/private.bin", 1000, 7)
+	for range 2 {
+		resp, body := c.get(0, "/private.bin")
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		sameBytes(t, "no-store object", body, want)
+		if got := resp.Header.Get("Cache-Status"); got != "shoal; fwd=uri-miss" {
+			t.Errorf("Cache-Status %q", got)
+		}
+	}
+	if _, n := c.edges[0].store.Stats(); n != 0 {
+		t.Errorf("stored %d shards of a no-store object", n)
+	}
+	resp, _ := c.do(1, http.MethodPost, "/private.bin")
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: status %d, Allow %q; want the origin's 405", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	resp, _ = c.get(1, "/missing")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("missing object: status %d, want the origin's 404", resp.StatusCode)
+	}
+}
+
+func TestOriginFailures(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 2, func(cfg *Config) {
+		cfg.Origin.Timeout = 300 * time.Millisecond
+		cfg.Origin.Attempts = 1
+	})
+	o.put(t, "/x.bin", 1000, 8)
+	o.down.Store(true)
+	resp, _ := c.get(0, "/x.bin")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("origin answering 503: status %d, want 502", resp.StatusCode)
+	}
+	o.down.Store(false)
+	o.delay.Store(int64(2 * time.Second))
+	resp, _ = c.get(1, "/x.bin")
+	if resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("origin too slow: status %d, want 504", resp.StatusCode)
+	}
+	o.delay.Store(0)
+	resp, _ = c.get(1, "/x.bin")
+	if resp.StatusCode != 200 {
+		t.Errorf("origin back: status %d", resp.StatusCode)
+	}
+
+	// An origin that goes away for good: a closed port.
+	o.srv.Close()
+	resp, _ = c.get(0, "/y.bin")
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("origin gone: status %d, want 502", resp.StatusCode)
+	}
+}
+
+func TestObjectChangedAtOrigin(t *testing.T) {
+	// max-age long: the fleet believes its record, yet the file changes.
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 3, func(cfg *Config) { cfg.MemoryCache = 1 << 20 })
+	o.put(t, "/v.bin", 2<<20, 9)
+	resp, _ := c.do(0, http.MethodHead, "/v.bin")
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	// The new version has another size and content; the record still names
+	// the old one, so the first segment fetch fails If-Range.
+	want := o.put(t, "/v.bin", 2<<20+5, 10)
+	resp, body := c.get(1, "/v.bin")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d after the object changed", resp.StatusCode)
+	}
+	sameBytes(t, "new version", body, want)
+}
+
+func TestManyConcurrentClients(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 4, nil)
+	const size = 3 << 20
+	want := o.put(t, "/flash.bin", size, 11)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			resp, err := http.Get(c.edges[i%4].url + "/flash.bin")
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if !bytes.Equal(b, want) {
+				errs <- fmt.Errorf("client %d: wrong bytes (%d)", i, len(b))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got, limit := o.bytes.Load(), int64(size*11/10); got > limit {
+		t.Errorf("flash crowd of 16 on 4 edges: origin sent %d bytes, want at most %d", got, limit)
+	}
+}
