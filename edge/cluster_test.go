@@ -36,7 +36,7 @@ type testOrigin struct {
 	delay    atomic.Int64 // nanoseconds to stall every request
 }
 
-func newTestOrigin(t *testing.T, cacheControl string) *testOrigin {
+func newTestOrigin(t testing.TB, cacheControl string) *testOrigin {
 	t.Helper()
 	o := &testOrigin{dir: t.TempDir()}
 	h, err := origin.NewServer(origin.ServerConfig{Dir: o.dir, CacheControl: cacheControl, Logger: quietLogger()})
@@ -64,7 +64,7 @@ func newTestOrigin(t *testing.T, cacheControl string) *testOrigin {
 }
 
 // put writes a file of size pseudo-random bytes under name and returns them.
-func (o *testOrigin) put(t *testing.T, name string, size int, seed uint64) []byte {
+func (o *testOrigin) put(t testing.TB, name string, size int, seed uint64) []byte {
 	t.Helper()
 	var s [32]byte
 	s[0], s[1] = byte(seed), byte(seed>>8)
@@ -121,14 +121,14 @@ type testEdge struct {
 }
 
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	origin *testOrigin
 	edges  []*testEdge
 }
 
 // newCluster starts n edges on loopback with one shared peer list, in
 // front of o, with real QUIC between them and real HTTP in front.
-func newCluster(t *testing.T, o *testOrigin, n int, tweak func(*Config)) *cluster {
+func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluster {
 	t.Helper()
 	creds, err := testCreds()
 	if err != nil {
@@ -296,7 +296,7 @@ func storedShards(c *cluster) int {
 	return n
 }
 
-func waitFor(t *testing.T, cond func() bool) {
+func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {

@@ -90,7 +90,12 @@ type Edge struct {
 type memSegment struct {
 	d    *erasure.Descriptor
 	data []byte
+	// held is the size of the array data lives in, when larger: a segment
+	// fetched from the origin shares its array with its parity shards.
+	held int
 }
+
+func (s *memSegment) cost() int64 { return int64(max(len(s.data), s.held)) }
 
 // Sources of a segment's bytes, the values of the source label.
 const (
@@ -128,7 +133,9 @@ func New(cfg Config) (*Edge, error) {
 		tracer:  cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/edge"),
 		coder:   coder,
 		records: newSizedLRU[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
-		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, func(s *memSegment) int64 { return int64(len(s.data)) }),
+		// A segment fetched from the origin shares its array with its
+		// parity shards, hence cap.
+		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, func(s *memSegment) int64 { return int64(cap(s.data)) }),
 		pushSem: make(chan struct{}, 32),
 	}
 	e.bgCtx, e.stopBg = context.WithCancel(context.Background())

@@ -283,8 +283,10 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 	ctx, span := e.tracer.Start(ctx, "origin.fetch", traceAttrs(
 		attribute.String("shoal.segment", id.String()), attribute.Int64("shoal.offset", off), attribute.Int64("shoal.bytes", n)))
 	defer span.End()
-	buf := make([]byte, n)
-	if err := e.origin.FetchRange(ctx, r.Key, r.Validator(), r.Size, off, buf); err != nil {
+	// The segment is read straight into the buffer its shards will live
+	// in: systematic coding leaves the data shards as these very bytes.
+	buf := make([]byte, e.coder.EncodedLen(int(n)))
+	if err := e.origin.FetchRange(ctx, r.Key, r.Validator(), r.Size, off, buf[:n]); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		if errors.Is(err, origin.ErrChanged) {
 			// The object changed under us: forget the record so the next
@@ -293,13 +295,14 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 		}
 		return nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w", r.Key, idx, err)
 	}
-	shards, d, err := e.coder.Encode(buf)
+	shards, d, err := e.coder.EncodeInPlace(buf, int(n))
 	if err != nil {
 		return nil, err
 	}
-	e.mem.Add(id, &memSegment{d: d, data: buf})
+	seg := buf[:n:n]
+	e.mem.Add(id, &memSegment{d: d, data: seg, held: len(buf)})
 	e.place(id, d, shards)
-	return &swarm.Segment{Descriptor: d, Data: buf, Source: srcOrigin}, nil
+	return &swarm.Segment{Descriptor: d, Data: seg, Source: srcOrigin}, nil
 }
 
 // place stores this edge's shards of a segment and pushes the others to

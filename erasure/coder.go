@@ -37,18 +37,37 @@ func NewCoder(p Params) (*Coder, error) {
 // Params returns the coder's parameters.
 func (c *Coder) Params() Params { return c.params }
 
+// EncodedLen returns how many bytes the k+m shards of an n-byte segment
+// take together.
+func (c *Coder) EncodedLen(n int) int { return c.params.Total() * shardLen(n, c.params.K) }
+
 // Encode codes seg into k+m shards and describes them. The shards share one
-// allocation; data shards hold seg's bytes (the last one zero-padded), so
-// seg itself is not retained.
+// new allocation; data shards hold a copy of seg's bytes (the last one
+// zero-padded), so seg itself is not retained.
 func (c *Coder) Encode(seg []byte) ([][]byte, *Descriptor, error) {
 	if len(seg) < 1 || len(seg) > MaxSegmentSize {
 		return nil, nil, fmt.Errorf("erasure: encode: segment length %d out of range [1, %d]", len(seg), MaxSegmentSize)
 	}
-	k, n := c.params.K, c.params.Total()
-	sl := shardLen(len(seg), k)
-	buf := make([]byte, n*sl)
+	buf := make([]byte, c.EncodedLen(len(seg)))
 	copy(buf, seg)
-	shards := make([][]byte, n)
+	return c.EncodeInPlace(buf, len(seg))
+}
+
+// EncodeInPlace codes the segment buf[:n] into shards that live in buf
+// itself, which must hold at least EncodedLen(n) bytes: the data shards are
+// the segment's own bytes, so nothing is copied or allocated but the
+// descriptor. Bytes from n on are overwritten (padding, then parity).
+func (c *Coder) EncodeInPlace(buf []byte, n int) ([][]byte, *Descriptor, error) {
+	if n < 1 || n > MaxSegmentSize {
+		return nil, nil, fmt.Errorf("erasure: encode: segment length %d out of range [1, %d]", n, MaxSegmentSize)
+	}
+	if len(buf) < c.EncodedLen(n) {
+		return nil, nil, fmt.Errorf("erasure: encode: buffer of %d bytes for a %d-byte segment, want %d", len(buf), n, c.EncodedLen(n))
+	}
+	k, total := c.params.K, c.params.Total()
+	sl := shardLen(n, k)
+	clear(buf[n : k*sl])
+	shards := make([][]byte, total)
 	for i := range shards {
 		shards[i] = buf[i*sl : (i+1)*sl : (i+1)*sl]
 	}
@@ -57,7 +76,7 @@ func (c *Coder) Encode(seg []byte) ([][]byte, *Descriptor, error) {
 			return nil, nil, fmt.Errorf("erasure: encode: %w", err)
 		}
 	}
-	d := &Descriptor{Length: len(seg), Params: c.params, ShardLen: sl, Segment: Sum(seg), Shards: make([]Hash, n)}
+	d := &Descriptor{Length: n, Params: c.params, ShardLen: sl, Segment: Sum(buf[:n]), Shards: make([]Hash, total)}
 	for i, s := range shards {
 		d.Shards[i] = Sum(s)
 	}

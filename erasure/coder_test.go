@@ -376,3 +376,43 @@ func TestEncodeRejects(t *testing.T) {
 		t.Error("Encode(MaxSegmentSize+1 bytes): nil error")
 	}
 }
+
+func TestEncodeInPlace(t *testing.T) {
+	c, err := NewCoder(Params{K: 4, M: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 3, 4, 5, 1 << 20, 1<<20 + 3} {
+		seg := make([]byte, n)
+		for i := range seg {
+			seg[i] = byte(i*7 + 1)
+		}
+		want, wantD, err := c.Encode(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, c.EncodedLen(n))
+		for i := range buf {
+			buf[i] = 0xAA // garbage past n must not leak into the padding
+		}
+		copy(buf, seg)
+		got, gotD, err := c.EncodeInPlace(buf, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !gotD.Equal(wantD) {
+			t.Fatalf("n=%d: descriptor differs from Encode's", n)
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("n=%d: shard %d differs from Encode's", n, i)
+			}
+		}
+		if &got[0][0] != &buf[0] {
+			t.Errorf("n=%d: shards do not live in the buffer", n)
+		}
+		if _, _, err := c.EncodeInPlace(buf[:c.EncodedLen(n)-1], n); err == nil {
+			t.Errorf("n=%d: a short buffer was accepted", n)
+		}
+	}
+}
