@@ -26,7 +26,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		peerListen  = fs.String("peer-listen", "127.0.0.1:7000", "UDP address of the QUIC peer protocol")
 		advertise   = fs.String("advertise", "", "this edge's peer address as it appears in --peers (default: --peer-listen)")
 		peers       = fs.String("peers", "", "comma-separated peer addresses of the fleet; may include this edge's own")
-		tlsDir      = fs.String("tls-dir", "", "directory with ca.crt, node.crt, node.key from `shoal certs` (required)")
+		tlsDir      = fs.String("tls-dir", "", "directory holding ca.crt, node.crt and node.key, as made by 'shoal certs' (required)")
 		adminListen = fs.String("admin-listen", "127.0.0.1:9100", "admin listener (health, readiness, metrics); empty disables")
 		adminToken  = fs.String("admin-token", "", "if set, /metrics requires Authorization: Bearer <token>")
 		dataDir     = fs.String("data-dir", "", "directory for the shard store (reserved: this version keeps shards in memory)")
