@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -232,8 +233,12 @@ func TestFleetServesFromPeers(t *testing.T) {
 			t.Fatalf("edge %d: status %d", i, resp.StatusCode)
 		}
 		sameBytes(t, fmt.Sprintf("edge %d", i), body, want)
-		if got := resp.Header.Get("Cache-Status"); got == "" {
-			t.Errorf("edge %d: no Cache-Status", i)
+		wantStatus := "shoal; hit;"
+		if i == 0 {
+			wantStatus = "shoal; fwd=miss; stored;"
+		}
+		if got := resp.Header.Get("Cache-Status"); !strings.HasPrefix(got, wantStatus) {
+			t.Errorf("edge %d: Cache-Status %q, want it to start with %q", i, got, wantStatus)
 		}
 	}
 	if got, limit := o.bytes.Load(), int64(size*11/10); got > limit {

@@ -107,11 +107,11 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Age", strconv.FormatInt(rec.Age+int64(now.Sub(rec.Fetched)/time.Second), 10))
 	lastMod, _ := http.ParseTime(rec.LastModified)
-	status := "hit"
-	if fromOrigin {
-		status = "fwd=miss; stored"
-	}
 	cacheStatus := func(detail string) {
+		status := "hit"
+		if fromOrigin || detail == srcOrigin {
+			status = "fwd=miss; stored"
+		}
 		ttl := int64(rec.Expires.Sub(now) / time.Second)
 		v := fmt.Sprintf("shoal; %s; ttl=%d", status, ttl)
 		if detail != "" {

@@ -17,6 +17,9 @@ import (
 //
 // Stat payloads, defined here (opaque to swarm): a mode byte, then
 //
+// A resolve or refresh is answered with a flags byte (bit 0: the origin was
+// asked for this answer) and the record.
+//
 //	statResolve (1) key: answer as the acting coordinator (ask the origin if need be)
 //	statReplica (2) record: store this record; answer with nothing
 //	statRefresh (3) record: the caller found this version gone at the
@@ -63,13 +66,17 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 		tried++
 		b, err := e.node.Stat(ctx, peer, payload)
 		if err == nil {
-			r, perr := parseRecord(b)
+			var r *Record
+			perr := errRecord
+			if len(b) > 1 {
+				r, perr = parseRecord(b[1:])
+			}
 			if perr != nil || r.Key != key {
 				e.log.Warn("peer sent a bad record", "peer", peer, "key", key, "err", perr)
 				continue
 			}
 			e.records.Add(key, r)
-			return r, false, nil
+			return r, b[0]&1 != 0, nil
 		}
 		if ctx.Err() != nil {
 			return nil, false, ctx.Err()
@@ -187,11 +194,15 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 			}
 			key = stale.Key
 		}
-		r, _, err := e.resolve(ctx, key, stale)
+		r, fromOrigin, err := e.resolve(ctx, key, stale)
 		if err != nil {
 			return nil, err
 		}
-		return r.Append(nil), nil
+		var flags byte
+		if fromOrigin {
+			flags |= 1
+		}
+		return r.Append([]byte{flags}), nil
 	case statReplica:
 		r, err := parseRecord(payload[1:])
 		if err != nil {

@@ -236,8 +236,11 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 			for inflight < need && launch() {
 			}
 		case <-hedge.C:
+			// Re-armed: a holder may hold several of a segment's shards,
+			// so the one extra request can go to the same slow peer.
 			if launch() {
 				e.m.hedges.Inc()
+				hedge.Reset(e.cfg.HedgeDelay)
 			}
 		case <-ctx.Done():
 			return
