@@ -69,6 +69,10 @@ type RemoteError struct {
 	Message string
 }
 
+// Timeout reports whether the peer ran out of time (StatusTimeout), so
+// that callers can tell a gateway timeout from a failure.
+func (e *RemoteError) Timeout() bool { return e.Status == StatusTimeout }
+
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("swarm: %v at %s: status %d: %s", e.Op, e.Peer, e.Status, e.Message)
 }
@@ -118,15 +122,30 @@ type Node struct {
 	ln        *quic.Listener
 	readyOnce sync.Once
 
-	mu      sync.Mutex
-	conns   map[string]*quic.Conn
-	down    map[string]downState
-	closed  bool
+	mu    sync.Mutex
+	conns map[string]*quic.Conn // dialled, by peer
+	// accepted holds the connections peers dialled, so that Close and
+	// Shutdown can close them with a CONNECTION_CLOSE: closing the
+	// transport alone drops them silently, and the peers would keep
+	// sending requests into the void until their idle timeout.
+	accepted map[*quic.Conn]struct{}
+	down     map[string]downState
+	// closed: Shutdown or Close was called; accept nothing more.
+	closed bool
+	// stopped: connections are closed; make no more calls. Between the
+	// two, while Shutdown drains, the requests being served may still
+	// call peers (a Fill fetches shards).
+	stopped bool
 	dialing singleflight.Group
 
-	serveCtx  context.Context
-	stopServe context.CancelFunc
-	wg        sync.WaitGroup
+	// acceptCtx ends accepting connections and streams (Shutdown, Close);
+	// serveCtx ends the requests being served and dials (Close, or
+	// Shutdown once drained or out of time).
+	acceptCtx  context.Context
+	stopAccept context.CancelFunc
+	serveCtx   context.Context
+	stopServe  context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 type downState struct {
@@ -165,26 +184,34 @@ func New(cfg Config) (*Node, error) {
 	}
 	slices.Sort(members)
 	ctx, cancel := context.WithCancel(context.Background())
+	actx, acancel := context.WithCancel(ctx)
 	return &Node{
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "swarm", "self", cfg.Self),
 		tracer:  cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/swarm"),
 		members: members,
 		quic: &quic.Config{
-			HandshakeIdleTimeout:           cfg.DialTimeout,
-			MaxIdleTimeout:                 15 * time.Second,
-			KeepAlivePeriod:                5 * time.Second,
+			HandshakeIdleTimeout: cfg.DialTimeout,
+			// A peer that dies without closing its connections (a crash,
+			// kill -9, a cable) is noticed by silence: with a PING every
+			// second, three silent seconds end the connection and mark
+			// the peer down. A slow request on a live peer is not silent.
+			MaxIdleTimeout:                 3 * time.Second,
+			KeepAlivePeriod:                time.Second,
 			InitialStreamReceiveWindow:     2 << 20,
 			MaxStreamReceiveWindow:         16 << 20,
 			InitialConnectionReceiveWindow: 8 << 20,
 			MaxConnectionReceiveWindow:     64 << 20,
 			MaxIncomingStreams:             1024,
 		},
-		ready:     make(chan struct{}),
-		conns:     make(map[string]*quic.Conn),
-		down:      make(map[string]downState),
-		serveCtx:  ctx,
-		stopServe: cancel,
+		ready:      make(chan struct{}),
+		conns:      make(map[string]*quic.Conn),
+		accepted:   make(map[*quic.Conn]struct{}),
+		down:       make(map[string]downState),
+		acceptCtx:  actx,
+		stopAccept: acancel,
+		serveCtx:   ctx,
+		stopServe:  cancel,
 	}, nil
 }
 
@@ -232,6 +259,7 @@ func (n *Node) Serve(pc net.PacketConn) error {
 	if n.closed {
 		n.mu.Unlock()
 		ln.Close()
+		tr.Close()
 		return ErrServerClosed
 	}
 	n.tr, n.ln = tr, ln
@@ -239,14 +267,25 @@ func (n *Node) Serve(pc net.PacketConn) error {
 	n.readyOnce.Do(func() { close(n.ready) })
 	n.log.Info("peer protocol listening", "addr", pc.LocalAddr().String(), "members", len(n.members))
 	for {
-		conn, err := ln.Accept(n.serveCtx)
-		if err != nil {
-			if n.serveCtx.Err() != nil {
-				return ErrServerClosed
+		conn, err := ln.Accept(n.acceptCtx)
+		n.mu.Lock()
+		// closed, not acceptCtx: Shutdown closes the listener before it
+		// cancels acceptCtx, and Accept may report the listener first.
+		// Checking under mu also orders wg.Add before Shutdown's wg.Wait.
+		if n.closed {
+			n.mu.Unlock()
+			if conn != nil {
+				conn.CloseWithError(0, "shutdown")
 			}
+			return ErrServerClosed
+		}
+		if err != nil {
+			n.mu.Unlock()
 			return fmt.Errorf("swarm: accept: %w", err)
 		}
+		n.accepted[conn] = struct{}{}
 		n.wg.Add(1)
+		n.mu.Unlock()
 		go func() {
 			defer n.wg.Done()
 			n.serveConn(conn)
@@ -256,30 +295,60 @@ func (n *Node) Serve(pc net.PacketConn) error {
 
 // Shutdown stops accepting, lets requests being served finish until ctx is
 // done, then closes every connection and the socket's QUIC transport.
+// While it waits, the requests being served may still call peers.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.mu.Lock()
-	n.closed = true
-	ln := n.ln
-	n.mu.Unlock()
-	if ln != nil {
-		ln.Close()
-	}
-	n.stopServe()
+	n.stopAccepting()
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
+		n.linger(ctx)
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	n.closeAll()
+	n.stopServe()
 	return err
+}
+
+// linger gives the last answers time to reach the peers before their
+// connections close: CloseWithError discards stream data not yet sent, and
+// a lost packet is resent only after a probe timeout. It waits two probe
+// timeouts of the slowest connection, or until ctx is done.
+func (n *Node) linger(ctx context.Context) {
+	n.mu.Lock()
+	var d time.Duration
+	for c := range n.accepted {
+		s := c.ConnectionStats()
+		// RFC 9002's PTO with quic-go's maximum ACK delay of 25ms.
+		d = max(d, 2*(s.SmoothedRTT+max(4*s.MeanDeviation, time.Millisecond)+25*time.Millisecond))
+	}
+	n.mu.Unlock()
+	if d == 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // Close stops the node at once: listener, connections and in-flight
 // requests.
 func (n *Node) Close() error {
+	n.stopAccepting()
+	// Connections first: requests cut off must fail at the peers as a
+	// closed connection, a node gone, not as "failed: context canceled",
+	// which reads as an answer about what they asked for.
+	n.closeAll()
+	n.stopServe()
+	return nil
+}
+
+func (n *Node) stopAccepting() {
 	n.mu.Lock()
 	n.closed = true
 	ln := n.ln
@@ -287,18 +356,22 @@ func (n *Node) Close() error {
 	if ln != nil {
 		ln.Close()
 	}
-	n.stopServe()
-	n.closeAll()
-	return nil
+	n.stopAccept()
 }
 
 func (n *Node) closeAll() {
 	n.mu.Lock()
+	n.stopped = true
 	conns := n.conns
 	n.conns = map[string]*quic.Conn{}
+	accepted := n.accepted
+	n.accepted = map[*quic.Conn]struct{}{}
 	tr := n.tr
 	n.mu.Unlock()
 	for _, c := range conns {
+		c.CloseWithError(0, "shutdown")
+	}
+	for c := range accepted {
 		c.CloseWithError(0, "shutdown")
 	}
 	if tr != nil {
@@ -307,11 +380,20 @@ func (n *Node) closeAll() {
 }
 
 func (n *Node) serveConn(conn *quic.Conn) {
-	defer conn.CloseWithError(0, "")
+	defer func() {
+		// When the node stops, Shutdown or Close closes the connection,
+		// after the last answers have gone out; else the connection died.
+		if n.acceptCtx.Err() == nil {
+			n.mu.Lock()
+			delete(n.accepted, conn)
+			n.mu.Unlock()
+			conn.CloseWithError(0, "")
+		}
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		st, err := conn.AcceptStream(n.serveCtx)
+		st, err := conn.AcceptStream(n.acceptCtx)
 		if err != nil {
 			return
 		}
@@ -342,6 +424,13 @@ func (c *traceCarrier) Keys() []string { return []string{"traceparent"} }
 
 func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 	defer st.Close()
+	// The peer grants a new stream only when this one is done both ways,
+	// and the receiving side is done only once its FIN has been read or
+	// the read cancelled. The answer does not wait for the FIN, which may
+	// come in a packet of its own, so without this every such request
+	// would keep one of the MaxIncomingStreams until the connection died.
+	// A no-op once Read has returned io.EOF.
+	defer st.CancelRead(0)
 	st.SetDeadline(time.Now().Add(n.cfg.ServeTimeout))
 	ctx, cancel := context.WithTimeout(n.serveCtx, n.cfg.ServeTimeout)
 	defer cancel()
@@ -395,20 +484,37 @@ func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 		} else {
 			var seg *Segment
 			if seg, err = n.cfg.Handler.Fill(ctx, req.Payload); err == nil {
-				resp = Response{Descriptor: seg.Descriptor, BodyLen: len(seg.Data), Message: seg.Source}
-				body = seg.Data
+				if seg == nil {
+					err = errors.New("swarm: fill handler returned no segment")
+				} else {
+					resp = Response{Descriptor: seg.Descriptor, BodyLen: len(seg.Data), Message: seg.Source}
+					body = seg.Data
+				}
 			}
 		}
 		if err != nil {
 			status := StatusFailed
-			if errors.Is(err, ErrNotFound) {
+			var te interface{ Timeout() bool }
+			switch {
+			case errors.Is(err, ErrNotFound):
 				status = StatusNotFound
-			} else {
+			case errors.Is(err, context.DeadlineExceeded), errors.As(err, &te) && te.Timeout():
+				status = StatusTimeout
+			}
+			if status != StatusNotFound {
 				span.SetStatus(codes.Error, err.Error())
 			}
 			n.writeError(st, req.Op, status, err)
 			return
 		}
+	}
+	// What the store or handler gave must make a frame the peer accepts:
+	// a nil descriptor would panic in Append, and a length the descriptor
+	// contradicts would reach the peer as a malformed frame, not an error.
+	if err := checkAnswer(req.Op, &resp); err != nil {
+		n.log.Error("cannot answer peer", "peer", conn.RemoteAddr().String(), "op", req.Op.String(), "err", err)
+		n.writeError(st, req.Op, StatusFailed, err)
+		return
 	}
 	hdr := resp.Append(make([]byte, 0, 64+MaxDescriptor), req.Op)
 	if _, err := st.Write(hdr); err != nil {
@@ -419,6 +525,29 @@ func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 			n.log.Debug("peer went away mid-response", "peer", conn.RemoteAddr().String(), "op", req.Op.String(), "err", err)
 		}
 	}
+}
+
+// checkAnswer checks an OK response against the limits and lengths that
+// ReadResponse enforces.
+func checkAnswer(op Op, r *Response) error {
+	switch op {
+	case OpGetShard, OpFill:
+		if r.Descriptor == nil {
+			return fmt.Errorf("swarm: %v answer has no descriptor", op)
+		}
+		want := r.Descriptor.ShardLen
+		if op == OpFill {
+			want = r.Descriptor.Length
+		}
+		if r.BodyLen != want {
+			return fmt.Errorf("swarm: %v answer of %d bytes, descriptor says %d", op, r.BodyLen, want)
+		}
+	case OpStat:
+		if r.BodyLen > MaxPayload {
+			return fmt.Errorf("swarm: stat record of %d bytes exceeds %d", r.BodyLen, MaxPayload)
+		}
+	}
+	return nil
 }
 
 func (n *Node) writeError(st *quic.Stream, op Op, status Status, err error) {
@@ -436,7 +565,7 @@ func (n *Node) conn(ctx context.Context, peer string) (*quic.Conn, error) {
 		return nil, ErrNotServing
 	}
 	n.mu.Lock()
-	if n.closed {
+	if n.stopped {
 		n.mu.Unlock()
 		return nil, ErrServerClosed
 	}
@@ -452,19 +581,19 @@ func (n *Node) conn(ctx context.Context, peer string) (*quic.Conn, error) {
 	ch := n.dialing.DoChan(peer, func() (any, error) {
 		addr, err := net.ResolveUDPAddr("udp", peer)
 		if err != nil {
-			n.markDown(peer)
+			n.markDown(peer, nil)
 			return nil, fmt.Errorf("swarm: resolve %s: %w", peer, err)
 		}
 		dctx, cancel := context.WithTimeout(n.serveCtx, n.cfg.DialTimeout)
 		defer cancel()
 		c, err := n.tr.Dial(dctx, addr, n.cfg.Credentials.ClientConfig(), n.quic)
 		if err != nil {
-			n.markDown(peer)
+			n.markDown(peer, nil)
 			return nil, fmt.Errorf("swarm: dial %s: %w", peer, err)
 		}
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		if n.closed {
+		if n.stopped {
 			c.CloseWithError(0, "shutdown")
 			return nil, ErrServerClosed
 		}
@@ -483,9 +612,15 @@ func (n *Node) conn(ctx context.Context, peer string) (*quic.Conn, error) {
 	}
 }
 
-func (n *Node) markDown(peer string) {
+// markDown starts or lengthens peer's backoff after a failed dial (conn
+// nil) or a failure of conn. A connection's failure counts once, however
+// many requests it fails, and not at all once conn has been replaced.
+func (n *Node) markDown(peer string, conn *quic.Conn) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if conn != nil && n.conns[peer] != conn {
+		return
+	}
 	d := n.down[peer]
 	d.backoff = min(max(2*d.backoff, 500*time.Millisecond), 30*time.Second)
 	d.until = time.Now().Add(d.backoff)
@@ -573,13 +708,40 @@ func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody
 // failed classifies a transport error: the caller's own cancellation says
 // nothing about the peer; a dead connection marks the peer down.
 func (n *Node) failed(ctx context.Context, peer string, conn *quic.Conn, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	if cerr := ctxErr(ctx); cerr != nil {
+		return fmt.Errorf("%w (%w)", cerr, err)
 	}
-	if conn.Context().Err() != nil {
-		n.markDown(peer)
+	if connectionFailed(conn, err) {
+		n.markDown(peer, conn)
 	}
 	return err
+}
+
+// connectionFailed reports whether err ended conn as a whole rather than
+// one stream. The error is checked as well as the connection's context,
+// which is cancelled a moment after the streams have failed.
+func connectionFailed(conn *quic.Conn, err error) bool {
+	var (
+		app   *quic.ApplicationError
+		tr    *quic.TransportError
+		idle  *quic.IdleTimeoutError
+		reset *quic.StatelessResetError
+	)
+	return conn.Context().Err() != nil || errors.As(err, &app) || errors.As(err, &tr) ||
+		errors.As(err, &idle) || errors.As(err, &reset)
+}
+
+// ctxErr is ctx.Err(), except that it reports a deadline that has passed
+// before ctx's own timer has fired: the stream carries the same deadline,
+// and its timer often fires first.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func resultLabel(ctx context.Context, err error) string {
@@ -593,7 +755,7 @@ func resultLabel(ctx context.Context, err error) string {
 		return "corrupt"
 	case errors.Is(err, ErrPeerDown):
 		return "down"
-	case ctx.Err() != nil:
+	case ctxErr(ctx) != nil:
 		return "canceled"
 	default:
 		return "error"

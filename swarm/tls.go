@@ -165,8 +165,12 @@ func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 		}
 		return cert, key, nil
 	}
-	if !errors.Is(err1, fs.ErrNotExist) && err1 != nil {
-		return nil, nil, fmt.Errorf("swarm: fleet CA: %w", err1)
+	// Only a missing file may be created: a CA key that exists but cannot
+	// be read (permissions) must not be overwritten by a new CA.
+	for _, err := range []error{err1, err2} {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("swarm: fleet CA: %w", err)
+		}
 	}
 	if err1 == nil || err2 == nil {
 		return nil, nil, fmt.Errorf("swarm: %s holds only half of the fleet CA (%s, %s)", dir, CACertFile, CAKeyFile)
