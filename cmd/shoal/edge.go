@@ -31,8 +31,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		adminToken  = fs.String("admin-token", "", "if set, /metrics requires Authorization: Bearer <token>")
 		dataDir     = fs.String("data-dir", "", "directory for the shard store (reserved: this version keeps shards in memory)")
 		shards      = fs.String("shards", "4+2", "Reed-Solomon data+parity shards per segment; the same on every edge")
-		logFormat   = fs.String("log-format", "json", "log format: json or text")
-		logLevel    = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		logger      = logFlags(fs, "json")
 		drain       = fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 		originConc  = fs.Int("origin-concurrency", 32, "requests in flight to the origin at most")
 		originTO    = fs.Duration("origin-timeout", 30*time.Second, "timeout of one origin request attempt")
@@ -46,7 +45,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	log, err := logger(stderr)
 	if err != nil {
 		return err
 	}

@@ -134,6 +134,14 @@ func envUsage(fs *flag.FlagSet) {
 	}
 }
 
+// logFlags adds --log-format (default format) and --log-level to fs and
+// returns the function that makes the logger they describe, once parsed.
+func logFlags(fs *flag.FlagSet, format string) func(w io.Writer) (*slog.Logger, error) {
+	f := fs.String("log-format", format, "log format: json or text")
+	l := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	return func(w io.Writer) (*slog.Logger, error) { return newLogger(w, *f, *l) }
+}
+
 // newLogger returns a logger writing format ("json" or "text") at level.
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level

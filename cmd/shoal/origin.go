@@ -20,13 +20,12 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		listen       = fs.String("listen", "127.0.0.1:9000", "HTTP listen address")
 		dir          = fs.String("dir", "", "directory to serve (required)")
 		cacheControl = fs.String("cache-control", "public, max-age=3600", "Cache-Control sent with every response; empty for none")
-		logFormat    = fs.String("log-format", "json", "log format: json or text")
-		logLevel     = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		logger       = logFlags(fs, "json")
 	)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	log, err := logger(stderr)
 	if err != nil {
 		return err
 	}
