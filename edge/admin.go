@@ -26,7 +26,12 @@ func (e *Edge) Admin(token string) http.Handler {
 		case !e.peersUp.Load():
 			http.Error(w, "peer protocol not listening", http.StatusServiceUnavailable)
 		default:
+			// A store that cannot write does not make the edge unready: it
+			// serves from peers and the origin. It is said here for people.
 			fmt.Fprintln(w, "ready")
+			if st := e.store.Stats(); !st.Writable {
+				fmt.Fprintf(w, "store: not storing (%s)\n", st.Reason)
+			}
 		}
 	})
 	metrics := promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})

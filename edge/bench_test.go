@@ -18,7 +18,7 @@ func benchCluster(b *testing.B, n int) (*cluster, int) {
 	c := newCluster(b, o, n, func(cfg *Config) {
 		cfg.Layout = erasure.Layout{}
 		cfg.MemoryCache = 256 << 20
-		cfg.ShardCache = 512 << 20
+		cfg.Store.Limit = 512 << 20
 	})
 	const size = 64 << 20
 	o.put(b, "/obj", size, 42)

@@ -150,7 +150,7 @@ func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluste
 			Swarm:       swarm.Config{Self: peers[i], Peers: peers, Credentials: creds, DialTimeout: 500 * time.Millisecond},
 			Layout:      testLayout,
 			MemoryCache: 64 << 20,
-			ShardCache:  64 << 20,
+			Store:       StoreConfig{Limit: 64 << 20},
 			PeerTimeout: 2 * time.Second,
 			Logger:      quietLogger().With("edge", i),
 		}
@@ -294,8 +294,7 @@ func storedShards(c *cluster) int {
 	n := 0
 	for _, e := range c.edges {
 		if !e.closed {
-			_, k := e.store.Stats()
-			n += k
+			n += e.store.Stats().Shards
 		}
 	}
 	return n
@@ -312,17 +311,30 @@ func waitFor(t testing.TB, cond func() bool) {
 	}
 }
 
-// corruptStore flips a bit in every stored shard for which pick is true.
+// corruptStore flips a bit in every stored shard for which pick is true,
+// in memory or on disk.
 func corruptStore(e *testEdge, pick func(erasure.ShardID) bool) int {
 	n := 0
-	e.store.lru.mu.Lock()
-	defer e.store.lru.mu.Unlock()
-	for _, id := range e.store.lru.lru.Keys() {
+	e.store.mu.Lock()
+	defer e.store.mu.Unlock()
+	for _, id := range e.store.index.Keys() {
 		if !pick(id) {
 			continue
 		}
-		s, _ := e.store.lru.lru.Peek(id)
-		s.data[len(s.data)/2] ^= 0x40
+		s, _ := e.store.index.Peek(id)
+		if s.data != nil {
+			s.data[len(s.data)/2] ^= 0x40
+		} else {
+			p := e.store.path(id)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				panic(err)
+			}
+			b[len(b)-1-len(b)/4] ^= 0x40
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				panic(err)
+			}
+		}
 		n++
 	}
 	return n
@@ -505,7 +517,7 @@ func TestForwardsWhatItDoesNotCache(t *testing.T) {
 			t.Errorf("Cache-Status %q", got)
 		}
 	}
-	if _, n := c.edges[0].store.Stats(); n != 0 {
+	if n := c.edges[0].store.Stats().Shards; n != 0 {
 		t.Errorf("stored %d shards of a no-store object", n)
 	}
 	resp, _ := c.do(1, http.MethodPost, "/private.bin")

@@ -35,8 +35,9 @@ type Config struct {
 	// MemoryCache bounds the decoded segments kept in memory, in bytes.
 	// Zero means 256 MiB.
 	MemoryCache int64
-	// ShardCache bounds this edge's shard store, in bytes. Zero means 1 GiB.
-	ShardCache int64
+	// Store configures the shard store: Dir (empty keeps shards in memory),
+	// Limit and ScrubRate. The edge sets Logger and OnCorrupt.
+	Store StoreConfig
 	// ReadAhead is how many segments a response fetches ahead of the one it
 	// is sending. Zero means 2.
 	ReadAhead int
@@ -118,7 +119,6 @@ func New(cfg Config) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	cfg.MemoryCache = orDefault(cfg.MemoryCache, 256<<20)
-	cfg.ShardCache = orDefault(cfg.ShardCache, 1<<30)
 	cfg.ReadAhead = orDefault(cfg.ReadAhead, 2)
 	cfg.HedgeDelay = orDefault(cfg.HedgeDelay, 100*time.Millisecond)
 	cfg.PeerTimeout = orDefault(cfg.PeerTimeout, 5*time.Second)
@@ -140,10 +140,18 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.bgCtx, e.stopBg = context.WithCancel(context.Background())
 	e.m = newMetrics(e) // its gauges read e.mem, e.store and e.node only when scraped
-	e.store = NewStore(cfg.ShardCache, func(id erasure.ShardID, err error) {
+	scfg := cfg.Store
+	scfg.Logger = cfg.Logger
+	scfg.OnCorrupt = func(id erasure.ShardID, err error) {
 		e.m.corruptShards.WithLabelValues("store").Inc()
-		e.log.Warn("dropped a corrupt shard from the store", "shard", id.String(), "err", err)
-	})
+		e.log.Warn("deleted a corrupt shard from the store", "shard", id.String(), "err", err)
+	}
+	if e.store, err = OpenStore(scfg); err != nil {
+		return nil, err
+	}
+	for _, r := range e.store.Records() {
+		e.records.Add(r.Key, r) // stale ones are revalidated when asked for
+	}
 
 	// The origin client's transport is wrapped to count requests and bytes;
 	// the reverse proxy for other methods shares it.
@@ -173,18 +181,23 @@ func New(cfg Config) (*Edge, error) {
 		},
 	}
 
-	scfg := cfg.Swarm
-	scfg.Store = e.store
-	scfg.Handler = (*peerHandler)(e)
-	scfg.Logger = cfg.Logger
-	scfg.TracerProvider = cfg.TracerProvider
-	scfg.OnRequest = func(op swarm.Op, result string, n int) {
+	ncfg := cfg.Swarm
+	ncfg.Store = e.store
+	ncfg.Handler = (*peerHandler)(e)
+	ncfg.Logger = cfg.Logger
+	ncfg.TracerProvider = cfg.TracerProvider
+	ncfg.OnRequest = func(op swarm.Op, result string, n int) {
 		e.m.peerRequests.WithLabelValues(op.String(), result).Inc()
 		e.m.peerBytes.Add(float64(n))
 	}
-	if e.node, err = swarm.New(scfg); err != nil {
+	if e.node, err = swarm.New(ncfg); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		e.store.Run(e.bgCtx)
+	}()
 	return e, nil
 }
 

@@ -23,6 +23,7 @@ type metrics struct {
 	fills         *prometheus.CounterVec
 	pushes        *prometheus.CounterVec
 	hedges        prometheus.Counter
+	repairs       prometheus.Counter
 }
 
 func newMetrics(e *Edge) *metrics {
@@ -58,22 +59,35 @@ func newMetrics(e *Edge) *metrics {
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_shard_pushes_total", Help: "Shards pushed to their holders after a fill, by result.",
 		}, []string{"result"}),
+		repairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_shard_repairs_total", Help: "Own shards rebuilt from a decoded segment because the store had lost them.",
+		}),
 		hedges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_hedged_requests_total", Help: "Extra shard requests sent because the first ones were slow or failed.",
 		}),
 	}
 	m.reg.MustRegister(m.servedBytes, m.requests, m.originReqs, m.originBytes, m.peerRequests, m.peerBytes,
-		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.hedges,
+		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.hedges, m.repairs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_memory_cache_bytes", Help: "Bytes of decoded segments in the memory tier.",
 		}, func() float64 { b, _, _ := e.mem.Stats(); return float64(b) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "shoal_store_bytes", Help: "Bytes of shards in this edge's shard store.",
-		}, func() float64 { b, _ := e.store.Stats(); return float64(b) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "shoal_store_shards", Help: "Shards in this edge's shard store.",
-		}, func() float64 { _, n := e.store.Stats(); return float64(n) }),
+		storeGauge("shoal_store_bytes", "Bytes of shards in this edge's shard store.", e, func(s StoreStats) float64 { return float64(s.Bytes) }),
+		storeGauge("shoal_store_limit_bytes", "The shard store's byte budget (--disk-cache).", e, func(s StoreStats) float64 { return float64(s.Limit) }),
+		storeGauge("shoal_store_shards", "Shards in this edge's shard store.", e, func(s StoreStats) float64 { return float64(s.Shards) }),
+		storeGauge("shoal_store_writable", "1 while the shard store stores, 0 while the disk refuses writes (full, read-only, failing).", e, func(s StoreStats) float64 {
+			if s.Writable {
+				return 1
+			}
+			return 0
+		}),
+		storeCounter("shoal_store_writes_total", "Shards written to the store.", e, func(s StoreStats) float64 { return float64(s.Writes) }),
+		storeCounter("shoal_store_write_errors_total", "Shard and record writes that failed.", e, func(s StoreStats) float64 { return float64(s.WriteErrors) }),
+		storeCounter("shoal_store_writes_skipped_total", "Shards not stored because the disk was refusing writes.", e, func(s StoreStats) float64 { return float64(s.Skipped) }),
+		storeCounter("shoal_store_evictions_total", "Shards evicted to stay within the byte budget.", e, func(s StoreStats) float64 { return float64(s.Evictions) }),
+		storeCounter("shoal_store_scrubbed_bytes_total", "Bytes read and verified by the background scrub.", e, func(s StoreStats) float64 { return float64(s.ScrubbedBytes) }),
+		storeCounter("shoal_store_scrubbed_shards_total", "Shards read and verified by the background scrub.", e, func(s StoreStats) float64 { return float64(s.ScrubbedShards) }),
+		storeCounter("shoal_store_scrub_passes_total", "Complete passes of the background scrub over the store.", e, func(s StoreStats) float64 { return float64(s.ScrubPasses) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_peers", Help: "Members of the fleet other than this edge.",
 		}, func() float64 { return float64(len(e.node.Members()) - 1) }),
@@ -82,6 +96,14 @@ func newMetrics(e *Edge) *metrics {
 		m.servedBytes.WithLabelValues(s)
 	}
 	return m
+}
+
+func storeGauge(name, help string, e *Edge, f func(StoreStats) float64) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(e.store.Stats()) })
+}
+
+func storeCounter(name, help string, e *Edge, f func(StoreStats) float64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(e.store.Stats()) })
 }
 
 // countingTransport counts requests to the origin and the body bytes read

@@ -75,7 +75,7 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 				e.log.Warn("peer sent a bad record", "peer", peer, "key", key, "err", perr)
 				continue
 			}
-			e.records.Add(key, r)
+			e.keepRecord(r)
 			return r, b[0]&1 != 0, nil
 		}
 		if ctx.Err() != nil {
@@ -123,7 +123,7 @@ func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record,
 		}
 		now := time.Now()
 		r := newRecord(key, info.StatusCode, info.Header, info.Size, e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
-		e.records.Add(key, r)
+		e.keepRecord(r)
 		e.replicate(r)
 		return r, nil
 	})
@@ -136,6 +136,19 @@ func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record,
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}
+}
+
+// keepRecord remembers r, in memory at once and on disk in the background.
+func (e *Edge) keepRecord(r *Record) {
+	e.records.Add(r.Key, r)
+	if r.Pass {
+		return
+	}
+	e.goBackground(func(context.Context) {
+		if err := e.store.PutRecord(r); err != nil {
+			e.log.Debug("record not kept on disk", "key", r.Key, "err", err)
+		}
+	})
 }
 
 // replicate pushes r to the members ranked just below this one for its key.
@@ -209,7 +222,7 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 			return nil, err
 		}
 		if old, ok := e.records.Get(r.Key); !ok || !old.Fetched.After(r.Fetched) {
-			e.records.Add(r.Key, r)
+			e.keepRecord(r)
 		}
 		return nil, nil
 	default:

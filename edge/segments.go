@@ -134,7 +134,7 @@ func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders 
 			ready = g
 		}
 	}
-	var remote []int
+	var remote, ownMissing []int
 	for i, h := range holders {
 		if h != self {
 			if e.node.Alive(h) {
@@ -144,6 +144,8 @@ func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders 
 		}
 		if d, data, ok := e.store.Shard(erasure.ShardID{Segment: id, Index: uint8(i)}); ok {
 			add(i, d, data)
+		} else {
+			ownMissing = append(ownMissing, i)
 		}
 	}
 	local := ready != nil
@@ -161,6 +163,9 @@ func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders 
 	data, err := e.coder.Decode(ready.d, ready.shards)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("edge: decoding %v: %w", id, err)
+	}
+	if len(ownMissing) > 0 {
+		e.repairOwn(id, ready.d, data, ownMissing)
 	}
 	if local {
 		return data, ready.d, srcDisk, nil
@@ -248,6 +253,29 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 	}
 }
 
+// repairOwn rebuilds the shards this edge should hold of a segment it has
+// just decoded but did not find in its store (lost, evicted, or deleted as
+// corrupt) and stores them, in the background.
+func (e *Edge) repairOwn(id erasure.SegmentID, d *erasure.Descriptor, seg []byte, missing []int) {
+	if !e.store.Writable() {
+		return
+	}
+	e.goBackground(func(context.Context) {
+		shards, nd, err := e.coder.Encode(seg)
+		if err != nil || !nd.Equal(d) {
+			e.log.Warn("re-encoding a segment did not reproduce its descriptor", "segment", id.String(), "err", err)
+			return
+		}
+		for _, i := range missing {
+			sid := erasure.ShardID{Segment: id, Index: uint8(i)}
+			if err := e.store.PutShard(sid, d, bytes.Clone(shards[i])); err != nil {
+				return
+			}
+			e.m.repairs.Inc()
+		}
+	})
+}
+
 // fill produces a segment as its coordinator, once per segment at a time
 // across all requesters: from memory if a previous fill left it there,
 // else from the origin, placing the shards on their holders.
@@ -316,8 +344,14 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 		sid := erasure.ShardID{Segment: id, Index: uint8(i)}
 		if h == self {
 			// A copy: the shards share one allocation that should not stay
-			// alive for one of them.
-			e.store.PutShard(sid, d, bytes.Clone(shards[i]))
+			// alive for one of them. The write (an fsync on disk) is off
+			// the reader's path.
+			data := bytes.Clone(shards[i])
+			e.goBackground(func(context.Context) {
+				if err := e.store.PutShard(sid, d, data); err != nil {
+					e.log.Debug("own shard not stored", "shard", sid.String(), "err", err)
+				}
+			})
 			continue
 		}
 		if !e.node.Alive(h) {

@@ -1,60 +1,674 @@
 package edge
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
-// Store holds this edge's shards, bounded in bytes, evicting the least
-// recently used. Every shard is verified against its descriptor when it is
-// read; one that fails is dropped and counted, never served.
+// Store holds this edge's shards, bounded in bytes, evicting by recency
+// and frequency (2Q). Every shard is verified against its descriptor when
+// it is read; one that fails is deleted and counted, never served.
 //
-// This version keeps shards in memory; they do not survive a restart.
+// With a directory, shards live on disk, one file each, and survive
+// restarts: a write goes to a temporary file that is synced, renamed into
+// place and its directory synced, so a crash never leaves a partial file
+// under a final name; on open the index is rebuilt from the file names and
+// leftovers of interrupted writes are removed. When the disk is full or
+// read-only the store stops storing, says so (Health), and probes until it
+// can write again; reads go on. Without a directory, shards live in memory.
+//
+// A shard file, all integers big-endian:
+//
+//	offset  size  field
+//	0       4     magic "SHS1"
+//	4       37    shard ID: object ID (32), segment index (4), shard index (1)
+//	41      2     D, descriptor length
+//	43      D     descriptor (erasure.Descriptor encoding)
+//	43+D    n     the shard's bytes, n = the descriptor's shard length
+//
+// Its name is <object ID hex>-<segment>-<shard> in shards/<first two hex
+// digits>/, so the index needs no file's contents to be rebuilt.
 type Store struct {
-	lru       *sizedLRU[erasure.ShardID, storedShard]
-	onCorrupt func(erasure.ShardID, error)
+	cfg StoreConfig
+	log *slog.Logger
+
+	mu    sync.Mutex
+	index *sized2Q[erasure.ShardID, *storeEntry]
+
+	// writable is false while the disk refuses writes; reason says why.
+	writable atomic.Bool
+	reasonMu sync.Mutex
+	reason   string
+
+	stats storeCounters
 }
 
-type storedShard struct {
+// StoreConfig configures a Store.
+type StoreConfig struct {
+	// Dir is the directory of the store. Empty keeps shards in memory.
+	Dir string
+	// Limit bounds the bytes of shards kept. Zero means 1 GiB in memory,
+	// and on disk a quarter of the file system's free space (counting what
+	// the store already holds), at least 1 GiB or what is free.
+	Limit int64
+	// ScrubRate bounds the background scrub, in bytes read per second.
+	// Zero means 4 MiB/s; negative turns the scrub off.
+	ScrubRate int64
+	// Logger receives structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// OnCorrupt, if set, is called for every shard that fails verification.
+	OnCorrupt func(erasure.ShardID, error)
+}
+
+type storeEntry struct {
+	id   erasure.ShardID
+	size int64
+	// d and data hold the shard in memory mode; on disk they are nil.
 	d    *erasure.Descriptor
 	data []byte
 }
 
-var _ swarm.ShardStore = (*Store)(nil)
-
-// NewStore returns a store of at most limit bytes of shards. onCorrupt, if
-// not nil, is called for every shard that fails verification.
-func NewStore(limit int64, onCorrupt func(erasure.ShardID, error)) *Store {
-	return &Store{
-		lru:       newSizedLRU[erasure.ShardID](limit, func(s storedShard) int64 { return int64(len(s.data)) + 256 }),
-		onCorrupt: onCorrupt,
-	}
+type storeCounters struct {
+	writes, writeErrors, skipped, evictions, corrupt atomic.Int64
+	scrubbedBytes, scrubbedShards, scrubPasses       atomic.Int64
 }
 
-// Shard returns a verified shard and its descriptor.
+// StoreStats is a snapshot of a store's figures.
+type StoreStats struct {
+	Bytes, Limit               int64
+	Shards                     int
+	Writes, WriteErrors        int64
+	Skipped                    int64 // writes not attempted while the disk refused them
+	Evictions, Corrupt         int64
+	ScrubbedBytes, ScrubPasses int64
+	ScrubbedShards             int64
+	Writable                   bool
+	Reason                     string // why the store is not writable
+}
+
+// ErrStoreUnavailable: the store is not storing (disk full, read-only,
+// failing); the caller goes on without it.
+var ErrStoreUnavailable = errors.New("edge: shard store is not accepting writes")
+
+var _ swarm.ShardStore = (*Store)(nil)
+
+const (
+	shardMagic  = "SHS1"
+	shardHeader = 4 + 37 + 2
+	shardsDir   = "shards"
+	tmpDir      = "tmp"
+	// probeEvery is how often a store that stopped writing tries again.
+	probeEvery = 5 * time.Second
+)
+
+// OpenStore opens (or creates) the store cfg describes. On disk, it removes
+// the leftovers of interrupted writes and rebuilds the index from the
+// shard files, most recently written last, evicting down to the limit.
+func OpenStore(cfg StoreConfig) (*Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ScrubRate == 0 {
+		cfg.ScrubRate = 4 << 20
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "store")}
+	s.writable.Store(true)
+	if cfg.Dir == "" {
+		if s.cfg.Limit == 0 {
+			s.cfg.Limit = 1 << 30
+		}
+		s.index = newSized2Q[erasure.ShardID](s.cfg.Limit, entrySize)
+		return s, nil
+	}
+	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, shardsDir), filepath.Join(cfg.Dir, tmpDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("edge: store: %w", err)
+		}
+	}
+	start := time.Now()
+	if err := os.RemoveAll(filepath.Join(cfg.Dir, tmpDir)); err != nil {
+		return nil, fmt.Errorf("edge: store: removing interrupted writes: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, tmpDir), 0o755); err != nil {
+		return nil, fmt.Errorf("edge: store: %w", err)
+	}
+	found, used, err := s.scan()
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.Limit == 0 {
+		s.cfg.Limit = defaultDiskLimit(cfg.Dir, used)
+	}
+	s.index = newSized2Q[erasure.ShardID](s.cfg.Limit, entrySize)
+	// Oldest first, so that the most recently written end up the most
+	// recently used.
+	slices.SortFunc(found, func(a, b scanned) int { return a.mtime.Compare(b.mtime) })
+	var evicted []*storeEntry
+	for _, f := range found {
+		evicted = append(evicted, s.index.Add(f.e.id, f.e)...)
+	}
+	s.remove(evicted)
+	s.log.Info("shard store opened", "dir", cfg.Dir, "shards", s.index.Len(), "bytes", s.index.Bytes(),
+		"limit", s.cfg.Limit, "evicted", len(evicted), "took", time.Since(start).Round(time.Millisecond).String())
+	return s, nil
+}
+
+func entrySize(e *storeEntry) int64 { return e.size }
+
+type scanned struct {
+	e     *storeEntry
+	mtime time.Time
+}
+
+// scan lists the shard files. Names that are not shard files are removed:
+// only the store writes here.
+func (s *Store) scan() ([]scanned, int64, error) {
+	root := filepath.Join(s.cfg.Dir, shardsDir)
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		return nil, 0, fmt.Errorf("edge: store: %w", err)
+	}
+	var out []scanned
+	var used int64
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			return nil, 0, fmt.Errorf("edge: store: %w", err)
+		}
+		for _, f := range files {
+			p := filepath.Join(root, d.Name(), f.Name())
+			id, ok := parseShardName(f.Name())
+			info, err := f.Info()
+			if !ok || err != nil || !info.Mode().IsRegular() || info.Size() < shardHeader+erasure.HashSize {
+				s.log.Warn("removing a stray file from the shard store", "path", p)
+				os.RemoveAll(p)
+				continue
+			}
+			out = append(out, scanned{&storeEntry{id: id, size: info.Size()}, info.ModTime()})
+			used += info.Size()
+		}
+	}
+	return out, used, nil
+}
+
+// defaultDiskLimit is a quarter of what the store could use: the free space
+// plus what it holds already; at least 1 GiB, or all that is free if less.
+func defaultDiskLimit(dir string, used int64) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 1 << 30
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	return max((free+used)/4, min(1<<30, free+used))
+}
+
+func shardName(id erasure.ShardID) string {
+	return hex.EncodeToString(id.Segment.Object[:]) + "-" + strconv.FormatUint(uint64(id.Segment.Index), 10) + "-" + strconv.Itoa(int(id.Index))
+}
+
+func parseShardName(name string) (erasure.ShardID, bool) {
+	var id erasure.ShardID
+	obj, rest, ok1 := strings.Cut(name, "-")
+	seg, shard, ok2 := strings.Cut(rest, "-")
+	if !ok1 || !ok2 || len(obj) != 2*erasure.HashSize {
+		return id, false
+	}
+	if _, err := hex.Decode(id.Segment.Object[:], []byte(obj)); err != nil {
+		return id, false
+	}
+	si, err1 := strconv.ParseUint(seg, 10, 32)
+	sh, err2 := strconv.ParseUint(shard, 10, 8)
+	if err1 != nil || err2 != nil || shardName(erasure.ShardID{Segment: erasure.SegmentID{Object: id.Segment.Object, Index: uint32(si)}, Index: uint8(sh)}) != name {
+		return id, false
+	}
+	id.Segment.Index, id.Index = uint32(si), uint8(sh)
+	return id, true
+}
+
+func (s *Store) path(id erasure.ShardID) string {
+	name := shardName(id)
+	return filepath.Join(s.cfg.Dir, shardsDir, name[:2], name)
+}
+
+// Shard returns a verified shard and its descriptor. A shard that fails
+// verification, or whose file is damaged, is deleted and reported through
+// OnCorrupt.
 func (s *Store) Shard(id erasure.ShardID) (*erasure.Descriptor, []byte, bool) {
-	sh, ok := s.lru.Get(id)
+	s.mu.Lock()
+	e, ok := s.index.Get(id)
+	s.mu.Unlock()
 	if !ok {
 		return nil, nil, false
 	}
-	if err := sh.d.VerifyShard(int(id.Index), sh.data); err != nil {
-		s.lru.Remove(id)
-		if s.onCorrupt != nil {
-			s.onCorrupt(id, err)
+	d, data := e.d, e.data
+	if s.cfg.Dir != "" {
+		b, err := os.ReadFile(s.path(id))
+		if errors.Is(err, fs.ErrNotExist) {
+			s.forget(id, e) // evicted or replaced under us
+			return nil, nil, false
 		}
+		if err != nil {
+			s.log.Warn("reading a shard failed", "shard", id.String(), "err", err)
+			return nil, nil, false
+		}
+		if d, data, err = decodeShardFile(id, b); err != nil {
+			s.corrupt(id, e, err)
+			return nil, nil, false
+		}
+	}
+	if err := d.VerifyShard(int(id.Index), data); err != nil {
+		s.corrupt(id, e, err)
 		return nil, nil, false
 	}
-	return sh.d, sh.data, true
+	return d, data, true
 }
 
-// PutShard stores a shard. The caller has verified it against d.
+// Has reports whether the index lists id, without reading it.
+func (s *Store) Has(id erasure.ShardID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.index.Peek(id)
+	return ok
+}
+
+func decodeShardFile(id erasure.ShardID, b []byte) (*erasure.Descriptor, []byte, error) {
+	if len(b) < shardHeader || string(b[:4]) != shardMagic {
+		return nil, nil, errors.New("edge: store: not a shard file")
+	}
+	var fid [37]byte
+	copy(fid[:], b[4:41])
+	if !bytes.Equal(fid[:], shardIDBytes(id)) {
+		return nil, nil, errors.New("edge: store: shard file holds another shard")
+	}
+	n := int(binary.BigEndian.Uint16(b[41:43]))
+	if len(b) < shardHeader+n {
+		return nil, nil, errors.New("edge: store: truncated shard file")
+	}
+	d, err := erasure.ParseDescriptor(b[shardHeader : shardHeader+n])
+	if err != nil {
+		return nil, nil, fmt.Errorf("edge: store: %w", err)
+	}
+	data := b[shardHeader+n:]
+	if len(data) != d.ShardLen {
+		return nil, nil, &erasure.IntegrityError{Shard: int(id.Index), Reason: "length"}
+	}
+	return d, data, nil
+}
+
+func shardIDBytes(id erasure.ShardID) []byte {
+	b := make([]byte, 0, 37)
+	b = append(b, id.Segment.Object[:]...)
+	b = binary.BigEndian.AppendUint32(b, id.Segment.Index)
+	return append(b, id.Index)
+}
+
+// PutShard stores a shard that has been verified against d. When the disk
+// refuses writes it returns ErrStoreUnavailable at once.
 func (s *Store) PutShard(id erasure.ShardID, d *erasure.Descriptor, data []byte) error {
-	s.lru.Add(id, storedShard{d: d, data: data})
+	if len(data) != d.ShardLen {
+		return &erasure.IntegrityError{Shard: int(id.Index), Reason: "length"}
+	}
+	if s.cfg.Dir == "" {
+		s.add(&storeEntry{id: id, size: int64(len(data)) + 256, d: d, data: data})
+		s.stats.writes.Add(1)
+		return nil
+	}
+	if !s.writable.Load() {
+		s.stats.skipped.Add(1)
+		return ErrStoreUnavailable
+	}
+	size, err := s.writeFile(id, d, data)
+	if err != nil {
+		s.stats.writeErrors.Add(1)
+		s.refuse(err)
+		return fmt.Errorf("edge: storing shard %v: %w", id, err)
+	}
+	s.stats.writes.Add(1)
+	s.add(&storeEntry{id: id, size: size})
 	return nil
 }
 
-// Stats returns the bytes and number of shards held.
-func (s *Store) Stats() (bytes int64, shards int) {
-	b, n, _ := s.lru.Stats()
-	return b, n
+func (s *Store) add(e *storeEntry) {
+	s.mu.Lock()
+	evicted := s.index.Add(e.id, e)
+	s.mu.Unlock()
+	s.remove(evicted)
+}
+
+// remove deletes evicted entries' files.
+func (s *Store) remove(evicted []*storeEntry) {
+	s.stats.evictions.Add(int64(len(evicted)))
+	if s.cfg.Dir == "" {
+		return
+	}
+	for _, e := range evicted {
+		if err := os.Remove(s.path(e.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("removing an evicted shard failed", "shard", e.id.String(), "err", err)
+		}
+	}
+}
+
+// writeFile writes the shard's file and returns its size.
+func (s *Store) writeFile(id erasure.ShardID, d *erasure.Descriptor, data []byte) (int64, error) {
+	hdr := make([]byte, 0, shardHeader+d.EncodedLen())
+	hdr = append(hdr, shardMagic...)
+	hdr = append(hdr, shardIDBytes(id)...)
+	hdr = binary.BigEndian.AppendUint16(hdr, uint16(d.EncodedLen()))
+	hdr = d.Append(hdr)
+	if err := s.writeAtomic(s.path(id), hdr, data); err != nil {
+		return 0, err
+	}
+	return int64(len(hdr) + len(data)), nil
+}
+
+// writeAtomic writes parts to final crash-safely: a temporary file in the
+// store's tmp directory, fsync, rename, fsync of final's directory. A crash
+// at any point leaves either the old file or the new one under final, and
+// at worst a temporary file that the next OpenStore removes.
+func (s *Store) writeAtomic(final string, parts ...[]byte) error {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(s.cfg.Dir, tmpDir, hex.EncodeToString(rnd[:])+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	renamed := false
+	defer func() {
+		if !renamed {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	for _, p := range parts {
+		if _, err := f.Write(p); err != nil {
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	dir := filepath.Dir(final)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	renamed = true
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// refuse stops writes after a write failed for a reason that will fail the
+// next ones too (no space, read-only, I/O errors), until a probe succeeds.
+func (s *Store) refuse(err error) {
+	if !s.writable.CompareAndSwap(true, false) {
+		return
+	}
+	s.reasonMu.Lock()
+	s.reason = storeErrReason(err)
+	s.reasonMu.Unlock()
+	s.log.Error("shard store stopped storing; serving goes on from peers and the origin", "reason", s.reason, "err", err)
+}
+
+func storeErrReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "disk full"
+	case errors.Is(err, syscall.EROFS):
+		return "read-only file system"
+	case errors.Is(err, syscall.EFBIG):
+		return "file size limit"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	}
+	return "write error: " + err.Error()
+}
+
+// Run runs the store's background work until ctx is done: it probes a
+// store that stopped writing, and scrubs shards at ScrubRate.
+func (s *Store) Run(ctx context.Context) {
+	if s.cfg.Dir == "" {
+		return
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.probeLoop(ctx) })
+	if s.cfg.ScrubRate > 0 {
+		wg.Go(func() { s.scrubLoop(ctx) })
+	}
+}
+
+func (s *Store) probeLoop(ctx context.Context) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.writable.Load() {
+			continue
+		}
+		if err := s.probe(); err != nil {
+			s.log.Debug("shard store still cannot write", "err", err)
+			continue
+		}
+		s.writable.Store(true)
+		s.log.Info("shard store storing again")
+	}
+}
+
+// probe writes, syncs and removes a small file where shards are written.
+func (s *Store) probe() error {
+	p := filepath.Join(s.cfg.Dir, tmpDir, "probe.tmp")
+	defer os.Remove(p)
+	f, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Write(make([]byte, 64<<10)); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// scrubLoop reads and verifies every shard in turn, at most ScrubRate bytes
+// a second, forever; Shard deletes what fails.
+func (s *Store) scrubLoop(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		ids := s.index.Keys()
+		s.mu.Unlock()
+		for _, id := range ids {
+			s.mu.Lock()
+			e, ok := s.index.Peek(id)
+			s.mu.Unlock()
+			if !ok {
+				continue
+			}
+			s.verifyOne(id, e)
+			s.stats.scrubbedShards.Add(1)
+			s.stats.scrubbedBytes.Add(e.size)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(float64(e.size) / float64(s.cfg.ScrubRate) * float64(time.Second))):
+			}
+		}
+		s.stats.scrubPasses.Add(1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second): // an empty store does not spin
+		}
+	}
+}
+
+// verifyOne checks one shard file without counting it as a use.
+func (s *Store) verifyOne(id erasure.ShardID, e *storeEntry) {
+	b, err := os.ReadFile(s.path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		s.forget(id, e)
+		return
+	}
+	if err != nil {
+		return
+	}
+	d, data, err := decodeShardFile(id, b)
+	if err == nil {
+		err = d.VerifyShard(int(id.Index), data)
+	}
+	if err != nil {
+		s.corrupt(id, e, err)
+	}
+}
+
+// forget drops id from the index if it still names e.
+func (s *Store) forget(id erasure.ShardID, e *storeEntry) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.index.Peek(id); !ok || cur != e {
+		return false
+	}
+	s.index.Remove(id)
+	return true
+}
+
+func (s *Store) corrupt(id erasure.ShardID, e *storeEntry, err error) {
+	if !s.forget(id, e) {
+		return // replaced meanwhile: the new file is someone else's to check
+	}
+	if s.cfg.Dir != "" {
+		os.Remove(s.path(id))
+	}
+	s.stats.corrupt.Add(1)
+	if s.cfg.OnCorrupt != nil {
+		s.cfg.OnCorrupt(id, err)
+	}
+}
+
+// Writable reports whether the store is accepting writes.
+func (s *Store) Writable() bool { return s.writable.Load() }
+
+// Stats returns the store's figures.
+func (s *Store) Stats() StoreStats {
+	s.mu.Lock()
+	st := StoreStats{Bytes: s.index.Bytes(), Shards: s.index.Len(), Limit: s.cfg.Limit}
+	s.mu.Unlock()
+	st.Writes, st.WriteErrors, st.Skipped = s.stats.writes.Load(), s.stats.writeErrors.Load(), s.stats.skipped.Load()
+	st.Evictions, st.Corrupt = s.stats.evictions.Load(), s.stats.corrupt.Load()
+	st.ScrubbedBytes, st.ScrubbedShards, st.ScrubPasses = s.stats.scrubbedBytes.Load(), s.stats.scrubbedShards.Load(), s.stats.scrubPasses.Load()
+	st.Writable = s.writable.Load()
+	if !st.Writable {
+		s.reasonMu.Lock()
+		st.Reason = s.reason
+		s.reasonMu.Unlock()
+	}
+	return st
+}
+
+// Object records are kept beside the shards, one file each under
+// records/<two hex digits>/<hash of the key>, written like shards, so that
+// a restarted edge knows its objects without asking a peer or the origin.
+const (
+	recordsDir = "records"
+	// maxRecordFiles bounds the records kept on disk; the oldest go first.
+	maxRecordFiles = 200_000
+	// recordKeep is how long past its freshness a record is kept: a stale
+	// record is still worth a cheap revalidation.
+	recordKeep = 24 * time.Hour
+)
+
+func (s *Store) recordPath(key string) string {
+	h := erasure.Sum([]byte(key))
+	name := hex.EncodeToString(h[:16])
+	return filepath.Join(s.cfg.Dir, recordsDir, name[:2], name)
+}
+
+// PutRecord keeps r on disk. It does nothing in memory mode, for pass
+// records, or while the disk refuses writes.
+func (s *Store) PutRecord(r *Record) error {
+	if s.cfg.Dir == "" || r.Pass || !s.writable.Load() {
+		return nil
+	}
+	if err := s.writeAtomic(s.recordPath(r.Key), r.Append(nil)); err != nil {
+		s.refuse(err)
+		return fmt.Errorf("edge: storing the record of %s: %w", r.Key, err)
+	}
+	return nil
+}
+
+// Records returns the records kept on disk, newest last. It deletes files
+// that do not decode, records expired for more than recordKeep, and the
+// oldest beyond maxRecordFiles.
+func (s *Store) Records() []*Record {
+	if s.cfg.Dir == "" {
+		return nil
+	}
+	root := filepath.Join(s.cfg.Dir, recordsDir)
+	var out []*Record
+	paths := map[*Record]string{}
+	now := time.Now()
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		r, err := parseRecord(b)
+		if err != nil || r.Pass || s.recordPath(r.Key) != p || now.Sub(r.Expires) > recordKeep {
+			os.Remove(p)
+			return nil
+		}
+		out = append(out, r)
+		paths[r] = p
+		return nil
+	})
+	slices.SortFunc(out, func(a, b *Record) int { return a.Fetched.Compare(b.Fetched) })
+	if extra := len(out) - maxRecordFiles; extra > 0 {
+		for _, r := range out[:extra] {
+			os.Remove(paths[r])
+		}
+		out = out[extra:]
+	}
+	return out
 }

@@ -29,7 +29,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		tlsDir      = fs.String("tls-dir", "", "directory holding ca.crt, node.crt and node.key, as made by 'shoal certs' (required)")
 		adminListen = fs.String("admin-listen", "127.0.0.1:9100", "admin listener (health, readiness, metrics); empty disables")
 		adminToken  = fs.String("admin-token", "", "if set, /metrics requires Authorization: Bearer <token>")
-		dataDir     = fs.String("data-dir", "", "directory for the shard store (reserved: this version keeps shards in memory)")
+		dataDir     = fs.String("data-dir", "", "directory of the durable shard store; empty keeps shards in memory (lost on restart)")
 		shards      = fs.String("shards", "4+2", "Reed-Solomon data+parity shards per segment; the same on every edge")
 		logger      = logFlags(fs, "json")
 		drain       = fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
@@ -37,11 +37,13 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		originTO    = fs.Duration("origin-timeout", 30*time.Second, "timeout of one origin request attempt")
 		segSize     = int64(erasure.DefaultSegmentSize)
 		memCache    = int64(256 << 20)
-		shardCache  = int64(1 << 30)
+		diskCache   = int64(0)
+		scrubRate   = int64(4 << 20)
 	)
 	fs.Var(sizeFlag{&segSize}, "segment-size", "segment size; the same on every edge")
 	fs.Var(sizeFlag{&memCache}, "memory-cache", "bytes of decoded segments kept in memory")
-	fs.Var(sizeFlag{&shardCache}, "shard-cache", "bytes of shards this edge stores")
+	fs.Var(sizeFlag{&diskCache}, "disk-cache", "byte budget of the shard store (default: a quarter of the free space under --data-dir, at least 1GiB; 1GiB in memory)")
+	fs.Var(sizeFlag{&scrubRate}, "scrub-rate", "bytes per second the background scrub reads and verifies; 0 turns it off")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -60,8 +62,11 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("--shards: %w", err)
 	}
-	if *dataDir != "" {
-		log.Info("--data-dir is accepted but not used yet: this version keeps shards in memory", "data_dir", *dataDir)
+	if *dataDir == "" {
+		log.Warn("no --data-dir: shards are kept in memory and lost on restart")
+	}
+	if scrubRate == 0 {
+		scrubRate = -1 // StoreConfig reads zero as the default
 	}
 	self := *advertise
 	if self == "" {
@@ -76,7 +81,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		},
 		Layout:      erasure.Layout{SegmentSize: segSize, Params: params},
 		MemoryCache: memCache,
-		ShardCache:  shardCache,
+		Store:       edge.StoreConfig{Dir: *dataDir, Limit: diskCache, ScrubRate: scrubRate},
 		Logger:      log,
 	})
 	if err != nil {

@@ -162,7 +162,7 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 type sizeFlag struct{ n *int64 }
 
 func (f sizeFlag) String() string {
-	if f.n == nil {
+	if f.n == nil || *f.n == 0 {
 		return ""
 	}
 	return formatSize(*f.n)
