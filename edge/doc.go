@@ -27,5 +27,6 @@
 // detail=memory|disk|peer|origin naming the tier of the first segment, and
 // "fwd=uri-miss" or "fwd=request" for forwarded requests. The metric
 // shoal_served_bytes_total{source} counts every byte by its tier ("disk"
-// is the edge's own shard store, which is held in memory in this version).
+// is the edge's own shard store: on disk under a directory, see Store, or in
+// memory without one).
 package edge

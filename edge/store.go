@@ -43,7 +43,9 @@ import (
 //	4       37    shard ID: object ID (32), segment index (4), shard index (1)
 //	41      2     D, descriptor length
 //	43      D     descriptor (erasure.Descriptor encoding)
-//	43+D    n     the shard's bytes, n = the descriptor's shard length
+//	43+D    32    BLAKE3-256 of the descriptor: the shard's own hash is in
+//	              the descriptor, so this guards the descriptor itself
+//	75+D    n     the shard's bytes, n = the descriptor's shard length
 //
 // Its name is <object ID hex>-<segment>-<shard> in shards/<first two hex
 // digits>/, so the index needs no file's contents to be rebuilt.
@@ -73,6 +75,9 @@ type StoreConfig struct {
 	// ScrubRate bounds the background scrub, in bytes read per second.
 	// Zero means 4 MiB/s; negative turns the scrub off.
 	ScrubRate int64
+	// ProbeInterval is how often a store that stopped writing tries again.
+	// Zero means 5s.
+	ProbeInterval time.Duration
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// OnCorrupt, if set, is called for every shard that fails verification.
@@ -116,8 +121,6 @@ const (
 	shardHeader = 4 + 37 + 2
 	shardsDir   = "shards"
 	tmpDir      = "tmp"
-	// probeEvery is how often a store that stopped writing tries again.
-	probeEvery = 5 * time.Second
 )
 
 // OpenStore opens (or creates) the store cfg describes. On disk, it removes
@@ -129,6 +132,9 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	}
 	if cfg.ScrubRate == 0 {
 		cfg.ScrubRate = 4 << 20
+	}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = 5 * time.Second
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "store")}
 	s.writable.Store(true)
@@ -201,7 +207,7 @@ func (s *Store) scan() ([]scanned, int64, error) {
 			p := filepath.Join(root, d.Name(), f.Name())
 			id, ok := parseShardName(f.Name())
 			info, err := f.Info()
-			if !ok || err != nil || !info.Mode().IsRegular() || info.Size() < shardHeader+erasure.HashSize {
+			if !ok || err != nil || !info.Mode().IsRegular() || info.Size() < shardHeader+2*erasure.HashSize {
 				s.log.Warn("removing a stray file from the shard store", "path", p)
 				os.RemoveAll(p)
 				continue
@@ -303,14 +309,18 @@ func decodeShardFile(id erasure.ShardID, b []byte) (*erasure.Descriptor, []byte,
 		return nil, nil, errors.New("edge: store: shard file holds another shard")
 	}
 	n := int(binary.BigEndian.Uint16(b[41:43]))
-	if len(b) < shardHeader+n {
+	if len(b) < shardHeader+n+erasure.HashSize {
 		return nil, nil, errors.New("edge: store: truncated shard file")
 	}
-	d, err := erasure.ParseDescriptor(b[shardHeader : shardHeader+n])
+	desc := b[shardHeader : shardHeader+n]
+	if erasure.Sum(desc) != erasure.Hash(b[shardHeader+n:shardHeader+n+erasure.HashSize]) {
+		return nil, nil, errors.New("edge: store: descriptor does not match its hash")
+	}
+	d, err := erasure.ParseDescriptor(desc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("edge: store: %w", err)
 	}
-	data := b[shardHeader+n:]
+	data := b[shardHeader+n+erasure.HashSize:]
 	if len(data) != d.ShardLen {
 		return nil, nil, &erasure.IntegrityError{Shard: int(id.Index), Reason: "length"}
 	}
@@ -372,11 +382,13 @@ func (s *Store) remove(evicted []*storeEntry) {
 
 // writeFile writes the shard's file and returns its size.
 func (s *Store) writeFile(id erasure.ShardID, d *erasure.Descriptor, data []byte) (int64, error) {
-	hdr := make([]byte, 0, shardHeader+d.EncodedLen())
+	hdr := make([]byte, 0, shardHeader+d.EncodedLen()+erasure.HashSize)
 	hdr = append(hdr, shardMagic...)
 	hdr = append(hdr, shardIDBytes(id)...)
 	hdr = binary.BigEndian.AppendUint16(hdr, uint16(d.EncodedLen()))
 	hdr = d.Append(hdr)
+	dh := erasure.Sum(hdr[shardHeader:])
+	hdr = append(hdr, dh[:]...)
 	if err := s.writeAtomic(s.path(id), hdr, data); err != nil {
 		return 0, err
 	}
@@ -474,7 +486,7 @@ func (s *Store) Run(ctx context.Context) {
 }
 
 func (s *Store) probeLoop(ctx context.Context) {
-	t := time.NewTicker(probeEvery)
+	t := time.NewTicker(s.cfg.ProbeInterval)
 	defer t.Stop()
 	for {
 		select {
