@@ -12,11 +12,14 @@
 //  3. the shards' holders over the swarm: ask the k that are needed, one
 //     more after a hedge delay or a failure, verify each shard, take the
 //     first k that agree on one descriptor, cancel the rest, decode;
-//  4. the segment's coordinator (rank 0 of the placement), whose Fill is
-//     one origin fetch per segment for the whole fleet: it fetches the
-//     segment with a ranged GET guarded by If-Range, codes it, keeps it in
-//     memory, and pushes each shard to its holder;
-//  5. the origin directly, when the coordinator cannot be reached.
+//  4. a Fill at the segment's coordinator (the first member of the
+//     segment's placement ranking that is not down, this edge at the
+//     latest), which is one origin fetch per segment for the whole fleet:
+//     it fetches the segment with a ranged GET guarded by If-Range, codes
+//     it, keeps it in memory, and pushes each shard to its holder.
+//
+// Steps 2 to 4 run once per segment at a time on an edge, however many
+// clients want it.
 //
 // The object record (size, validators, headers, freshness) comes the same
 // way: local, else the object's coordinator (one HEAD per object per
@@ -25,7 +28,7 @@
 // Every response carries Cache-Status (RFC 9211): "hit" when the fleet had
 // the bytes, "fwd=miss; stored" when the origin was asked, with
 // detail=memory|disk|peer|origin naming the tier of the first segment, and
-// "fwd=uri-miss" or "fwd=request" for forwarded requests. The metric
+// "fwd=uri-miss", "fwd=method" or "fwd=bypass" for forwarded requests. The metric
 // shoal_served_bytes_total{source} counts every byte by its tier ("disk"
 // is the edge's own shard store: on disk under a directory, see Store, or in
 // memory without one).

@@ -73,12 +73,15 @@ type Edge struct {
 	store   *Store
 
 	stats singleflight.Group // record lookups, by key
-	fills singleflight.Group // segment fills, by segment
+	reads singleflight.Group // segment reads below the memory tier, by segment
+	fills singleflight.Group // segment fills as coordinator, by segment
 
-	pushSem chan struct{}
-	bg      sync.WaitGroup
-	bgCtx   context.Context
-	stopBg  context.CancelFunc
+	pushSem  chan struct{}
+	bgMu     sync.Mutex // orders goBackground's Add before Shutdown's Wait
+	bgClosed bool
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	stopBg   context.CancelFunc
 
 	mu       sync.Mutex
 	httpSrv  []*http.Server
@@ -133,10 +136,8 @@ func New(cfg Config) (*Edge, error) {
 		tracer:  cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/edge"),
 		coder:   coder,
 		records: newSizedLRU[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
-		// A segment fetched from the origin shares its array with its
-		// parity shards, hence cap.
-		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, func(s *memSegment) int64 { return int64(cap(s.data)) }),
-		pushSem: make(chan struct{}, 32),
+		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, (*memSegment).cost),
+		pushSem: make(chan struct{}, 64),
 	}
 	e.bgCtx, e.stopBg = context.WithCancel(context.Background())
 	e.m = newMetrics(e) // its gauges read e.mem, e.store and e.node only when scraped
@@ -175,8 +176,17 @@ func New(cfg Config) (*Edge, error) {
 		},
 		Transport:     ocfg.Transport,
 		FlushInterval: -1,
+		ModifyResponse: func(resp *http.Response) error {
+			if v, ok := resp.Request.Context().Value(cacheStatusKey{}).(string); ok {
+				resp.Header.Add("Cache-Status", v)
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			e.log.Warn("forwarding to the origin failed", "method", r.Method, "target", r.URL.RequestURI(), "err", err)
+			if v, ok := r.Context().Value(cacheStatusKey{}).(string); ok {
+				w.Header().Set("Cache-Status", v)
+			}
 			httpError(w, originStatus(err), "origin unreachable")
 		},
 	}
@@ -193,11 +203,7 @@ func New(cfg Config) (*Edge, error) {
 	if e.node, err = swarm.New(ncfg); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
-	e.bg.Add(1)
-	go func() {
-		defer e.bg.Done()
-		e.store.Run(e.bgCtx)
-	}()
+	e.goBackground(func(context.Context) { e.store.Run(e.bgCtx) })
 	return e, nil
 }
 
@@ -251,6 +257,10 @@ func (e *Edge) Serve(ln net.Listener) error {
 	return srv.Serve(ln)
 }
 
+// Drain makes /readyz report 503 while the edge goes on serving, so that
+// load balancers stop sending before Shutdown closes the listeners.
+func (e *Edge) Drain() { e.draining.Store(true) }
+
 // Shutdown stops accepting clients, lets in-flight responses finish until
 // ctx is done, then stops the peer protocol and background work.
 func (e *Edge) Shutdown(ctx context.Context) error {
@@ -265,6 +275,9 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 		}
 	}
 	e.stopBg()
+	e.bgMu.Lock()
+	e.bgClosed = true
+	e.bgMu.Unlock()
 	done := make(chan struct{})
 	go func() { e.bg.Wait(); close(done) }()
 	select {

@@ -47,8 +47,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.RequestURI()
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
-		sw.Header().Set("Cache-Status", "shoal; fwd=request")
-		e.proxy.ServeHTTP(sw, r)
+		e.forward(sw, r, "shoal; fwd=method")
 		return
 	case !strings.HasPrefix(key, "/"):
 		httpError(sw, http.StatusBadRequest, "request target must be a path")
@@ -58,8 +57,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.Header.Get("Authorization") != "":
 		// A response to an authorised request is not for everyone.
-		sw.Header().Set("Cache-Status", "shoal; fwd=request; detail=authorization")
-		e.proxy.ServeHTTP(sw, r)
+		e.forward(sw, r, "shoal; fwd=bypass; detail=authorization")
 		return
 	}
 	rec, fromOrigin, err := e.record(ctx, key, nil)
@@ -73,26 +71,53 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		return
 	}
-	// Nothing was sent: the first segment could not be read. The object
-	// may have changed under the fleet's record; look once more.
-	if nrec, _, rerr := e.record(ctx, key, rec); rerr == nil && !nrec.Same(rec) {
-		e.log.Info("object changed at the origin, serving the new version", "key", key)
-		clear(sw.Header())
-		if err = e.serveRecord(ctx, sw, r, nrec, true); err == nil {
-			return
+	// Nothing was sent: the first segment could not be read. If that is
+	// because the object changed under the fleet's record, look it up again
+	// (once for the fleet) and serve the new version.
+	if errors.Is(err, swarm.ErrStale) {
+		if nrec, _, rerr := e.record(ctx, key, rec); rerr == nil && !nrec.Same(rec) {
+			e.log.Info("object changed at the origin, serving the new version", "key", key)
+			clear(sw.Header())
+			if err = e.serveRecord(ctx, sw, r, nrec, true); err == nil {
+				return
+			}
 		}
 	}
 	span.SetStatus(codes.Error, err.Error())
 	e.log.Warn("could not read object", "key", key, "err", err)
+	clear(sw.Header())
 	httpError(sw, originStatus(err), "could not read object")
 }
+
+type cacheStatusKey struct{}
+
+// forward sends r to the origin unchanged, through the reverse proxy, and
+// appends cacheStatus to the origin's Cache-Status (RFC 9211 lists caches
+// from the origin outwards). Its body bytes count as served from the origin.
+func (e *Edge) forward(w http.ResponseWriter, r *http.Request, cacheStatus string) {
+	r = r.WithContext(context.WithValue(r.Context(), cacheStatusKey{}, cacheStatus))
+	e.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
+}
+
+// countingWriter counts the body bytes written through it.
+type countingWriter struct {
+	http.ResponseWriter
+	n interface{ Add(float64) }
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(float64(n))
+	return n, err
+}
+
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serveRecord answers r from rec. It returns an error, having written
 // nothing, when the first bytes of the body could not be read.
 func (e *Edge) serveRecord(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *Record, fromOrigin bool) error {
 	if rec.Pass {
-		w.Header().Set("Cache-Status", "shoal; fwd=uri-miss")
-		e.proxy.ServeHTTP(w, r)
+		e.forward(w, r, "shoal; fwd=uri-miss")
 		return nil
 	}
 	return e.serveObject(ctx, w, r, rec, fromOrigin)
@@ -198,14 +223,25 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 	for i := first; i <= last; i++ {
 		var out segOut
 		select {
-		case ch := <-queue:
-			out = <-ch
+		case ch, ok := <-queue:
+			if !ok {
+				return nil // cancelled: the client went away
+			}
+			select {
+			case out = <-ch:
+			case <-ctx.Done():
+				return nil
+			}
 		case <-ctx.Done():
 			return nil // the client went away
 		}
 		if out.err != nil {
 			if !wrote {
 				return out.err
+			}
+			if errors.Is(out.err, swarm.ErrStale) {
+				// Too late for this response; the next gets the new version.
+				e.goBackground(func(ctx context.Context) { e.record(ctx, rec.Key, rec) })
 			}
 			e.log.Warn("segment read failed mid-response, cutting the connection", "key", rec.Key, "segment", i, "err", out.err)
 			panic(http.ErrAbortHandler)

@@ -120,9 +120,23 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp.Body = &countingBody{ReadCloser: resp.Body, n: t.bytes}
+	body := &countingBody{ReadCloser: resp.Body, n: t.bytes}
+	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
+		// A 101 Switching Protocols body is the upgraded connection; the
+		// reverse proxy needs to write to it.
+		resp.Body = &countingRWBody{countingBody: body, w: rw}
+	} else {
+		resp.Body = body
+	}
 	return resp, nil
 }
+
+type countingRWBody struct {
+	*countingBody
+	w io.Writer
+}
+
+func (b *countingRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 type countingBody struct {
 	io.ReadCloser

@@ -27,6 +27,10 @@ type Record struct {
 	Layout erasure.Layout
 	// ETag and LastModified are the origin's validators as sent.
 	ETag, LastModified string
+	// Validator names this version to the origin in If-Range: a strong
+	// ETag, else a Last-Modified date old enough to be trusted (see
+	// origin.Info.Validator). A response without one is not stored.
+	Validator string
 	// Header holds the response fields replayed to clients.
 	Header http.Header
 	// Fetched is when the origin last confirmed this version (local clock);
@@ -38,16 +42,7 @@ type Record struct {
 
 // ID returns the object version's identity.
 func (r *Record) ID() erasure.ObjectID {
-	return erasure.NewObjectID(r.Key, r.Validator(), r.Size, r.Layout)
-}
-
-// Validator returns what identifies this version to the origin in If-Range:
-// a strong ETag, else the Last-Modified date.
-func (r *Record) Validator() string {
-	if r.ETag != "" && !strings.HasPrefix(r.ETag, "W/") {
-		return r.ETag
-	}
-	return r.LastModified
+	return erasure.NewObjectID(r.Key, r.Validator, r.Size, r.Layout)
 }
 
 // Fresh reports whether r may be used at now without asking the origin.
@@ -55,7 +50,8 @@ func (r *Record) Fresh(now time.Time) bool { return now.Before(r.Expires) }
 
 // Same reports whether o describes the same object version as r.
 func (r *Record) Same(o *Record) bool {
-	return r.Pass == o.Pass && r.Size == o.Size && r.ETag == o.ETag && r.LastModified == o.LastModified && r.Layout == o.Layout
+	return r.Pass == o.Pass && r.Size == o.Size && r.ETag == o.ETag && r.LastModified == o.LastModified &&
+		r.Validator == o.Validator && r.Layout == o.Layout
 }
 
 // Limits of a record's encoding.
@@ -72,7 +68,7 @@ var errRecord = errors.New("edge: malformed record")
 // strings as a uvarint length and bytes:
 //
 //	version(1)=1 flags(1: bit0 pass) key
-//	size(8) segment size(8) k(1) m(1) etag last-modified
+//	size(8) segment size(8) k(1) m(1) etag last-modified validator
 //	fetched(8, unix ns) expires(8, unix ns) age(8)
 //	header count(1), then count × (name, value)
 func (r *Record) Append(b []byte) []byte {
@@ -87,6 +83,7 @@ func (r *Record) Append(b []byte) []byte {
 	b = append(b, byte(r.Layout.Params.K), byte(r.Layout.Params.M))
 	b = appendString(b, r.ETag)
 	b = appendString(b, r.LastModified)
+	b = appendString(b, r.Validator)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Fetched.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Expires.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.Age))
@@ -185,6 +182,7 @@ func parseRecord(b []byte) (*Record, error) {
 	}
 	r.ETag = rr.str(maxRecordField)
 	r.LastModified = rr.str(maxRecordField)
+	r.Validator = rr.str(maxRecordField)
 	r.Fetched = time.Unix(0, int64(rr.u64()))
 	r.Expires = time.Unix(0, int64(rr.u64()))
 	r.Age = int64(rr.u64())
@@ -227,7 +225,7 @@ func parseRecord(b []byte) (*Record, error) {
 	if err := r.Layout.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errRecord, err)
 	}
-	if r.ETag == "" && r.LastModified == "" {
+	if r.Validator == "" {
 		return nil, fmt.Errorf("%w: no validator", errRecord)
 	}
 	return r, nil
@@ -320,8 +318,10 @@ func cacheControl(h http.Header) map[string]string {
 }
 
 // newRecord builds the record for a HEAD response from the origin, or a
-// pass record when the response may not be stored in shared caches.
-func newRecord(key string, status int, h http.Header, size int64, layout erasure.Layout, now time.Time, maxHeuristic time.Duration) *Record {
+// pass record when the response may not be stored in shared caches or
+// carries no validator that can guard ranged fetches (validator is what
+// origin.Info.Validator chose).
+func newRecord(key string, status int, h http.Header, size int64, validator string, layout erasure.Layout, now time.Time, maxHeuristic time.Duration) *Record {
 	cc := cacheControl(h)
 	pass := func(ttl time.Duration) *Record {
 		return &Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(ttl)}
@@ -330,16 +330,14 @@ func newRecord(key string, status int, h http.Header, size int64, layout erasure
 	_, private := cc["private"]
 	switch {
 	case status != http.StatusOK, noStore, private, size < 0,
-		h.Get("Vary") != "", len(h.Values("Set-Cookie")) > 0,
-		h.Get("ETag") == "" && h.Get("Last-Modified") == "":
+		h.Get("Vary") != "", len(h.Values("Set-Cookie")) > 0, validator == "":
 		// Not storable here: remember that briefly so the fleet does not ask
 		// the origin twice per request.
 		return pass(5 * time.Second)
 	}
-	r := &Record{Key: key, Size: size, Layout: layout, ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified"), Fetched: now, Header: http.Header{}}
-	if strings.HasPrefix(r.ETag, "W/") && r.LastModified == "" {
-		// A weak ETag cannot guard ranged fetches (If-Range needs a strong
-		// validator), and there is no date to fall back on.
+	r := &Record{Key: key, Size: size, Layout: layout, ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified"),
+		Validator: validator, Fetched: now, Header: http.Header{}}
+	if len(r.ETag) > maxRecordField || len(r.LastModified) > maxRecordField {
 		return pass(5 * time.Second)
 	}
 	if age, err := strconv.ParseInt(h.Get("Age"), 10, 64); err == nil && age > 0 {
@@ -352,9 +350,20 @@ func newRecord(key string, status int, h http.Header, size int64, layout erasure
 			conn[http.CanonicalHeaderKey(strings.TrimSpace(f))] = true
 		}
 	}
+	fields := 0
 	for name, vs := range h {
 		if hopByHop[name] || notReplayed[name] || conn[name] {
 			continue
+		}
+		for _, v := range vs {
+			// What the record's encoding cannot carry to the other edges
+			// is not stored: the fleet would hold a record it cannot use.
+			if len(name) > maxRecordField || len(v) > maxRecordField || !validHeaderName(name) || strings.ContainsAny(v, "\r\n\x00") {
+				return pass(5 * time.Second)
+			}
+		}
+		if fields += len(vs); fields > maxRecordHeaders {
+			return pass(5 * time.Second)
 		}
 		r.Header[name] = append([]string(nil), vs...)
 	}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/origin"
 )
 
 func sampleRecord() *Record {
@@ -17,6 +19,7 @@ func sampleRecord() *Record {
 		Layout:       erasure.Layout{SegmentSize: 4 << 20, Params: erasure.Params{K: 4, M: 2}},
 		ETag:         `"abc123"`,
 		LastModified: "Sat, 21 Nov 2026 10:00:00 GMT",
+		Validator:    `"abc123"`,
 		Header:       http.Header{"Content-Type": {"application/gzip"}, "Cache-Control": {"public, max-age=60"}, "X-Two": {"a", "b"}},
 		Fetched:      time.Unix(1790000000, 123),
 		Expires:      time.Unix(1790000060, 456),
@@ -66,7 +69,7 @@ func TestParseRecordRejects(t *testing.T) {
 		"version":        append([]byte{9}, good[1:]...),
 		"flags":          append([]byte{1, 0x80}, good[2:]...),
 		"empty key":      bad(func(r *Record) { r.Key = "" }),
-		"no validator":   bad(func(r *Record) { r.ETag, r.LastModified = "", "" }),
+		"no validator":   bad(func(r *Record) { r.Validator = "" }),
 		"negative size":  bad(func(r *Record) { r.Size = -1 }),
 		"k zero":         bad(func(r *Record) { r.Layout.Params.K = 0 }),
 		"tiny segments":  bad(func(r *Record) { r.Layout.SegmentSize = 1 }),
@@ -148,9 +151,13 @@ func TestNewRecord(t *testing.T) {
 		{"unknown size", 200, base(), -1, true, 0},
 		{"no validator", 200, http.Header{"Cache-Control": {"max-age=60"}}, 10, true, 0},
 		{"weak etag only", 200, http.Header{"Etag": {`W/"x"`}, "Cache-Control": {"max-age=60"}}, 10, true, 0},
+		{"unquoted etag", 200, http.Header{"Etag": {`abc123`}, "Cache-Control": {"max-age=60"}}, 10, true, 0},
+		{"unquoted etag, old date", 200, base("Etag", "abc", "Last-Modified", lm, "Cache-Control", "max-age=60"), 10, false, 60 * time.Second},
+		{"date only, modified this second", 200, http.Header{"Date": {date}, "Last-Modified": {date}}, 10, true, 0},
+		{"header too long", 200, base("Link", strings.Repeat("x", maxRecordField+1)), 10, true, 0},
 	}
 	for _, tt := range tests {
-		r := newRecord("/k", tt.status, tt.h, tt.size, testLayout, now, 24*time.Hour)
+		r := newRecord("/k", tt.status, tt.h, tt.size, validatorOf(tt.h), testLayout, now, 24*time.Hour)
 		if r.Pass != tt.pass {
 			t.Errorf("%s: pass %v, want %v", tt.name, r.Pass, tt.pass)
 			continue
@@ -162,7 +169,7 @@ func TestNewRecord(t *testing.T) {
 			t.Errorf("%s: freshness %v, want %v", tt.name, got, tt.freshness)
 		}
 	}
-	r := newRecord("/k", 200, base("Connection", "X-Hop", "X-Hop", "1", "Keep-Alive", "5", "Set-Cookie2", "x"), 10, testLayout, now, time.Hour)
+	r := newRecord("/k", 200, base("Connection", "X-Hop", "X-Hop", "1", "Keep-Alive", "5", "Set-Cookie2", "x"), 10, `"v1"`, testLayout, now, time.Hour)
 	for _, f := range []string{"X-Hop", "Keep-Alive", "Date", "Connection"} {
 		if r.Header.Get(f) != "" {
 			t.Errorf("stored %s", f)
@@ -171,6 +178,12 @@ func TestNewRecord(t *testing.T) {
 	if r.Header.Get("Content-Type") != "text/plain" {
 		t.Error("Content-Type not stored")
 	}
+}
+
+// validatorOf picks the validator as the origin client does.
+func validatorOf(h http.Header) string {
+	lm, _ := http.ParseTime(h.Get("Last-Modified"))
+	return (&origin.Info{Header: h, ETag: h.Get("Etag"), LastModified: lm}).Validator()
 }
 
 func TestSizedLRU(t *testing.T) {

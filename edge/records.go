@@ -122,7 +122,7 @@ func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record,
 			return nil, fmt.Errorf("edge: origin HEAD %s: %w", key, err)
 		}
 		now := time.Now()
-		r := newRecord(key, info.StatusCode, info.Header, info.Size, e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+		r := newRecord(key, info.StatusCode, info.Header, info.Size, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 		e.keepRecord(r)
 		e.replicate(r)
 		return r, nil
@@ -151,6 +151,13 @@ func (e *Edge) keepRecord(r *Record) {
 	})
 }
 
+// forgetRecord drops the record of r's key if it still names r's version.
+func (e *Edge) forgetRecord(r *Record) {
+	if cur, ok := e.records.Get(r.Key); ok && cur.Same(r) {
+		e.records.Remove(r.Key)
+	}
+}
+
 // replicate pushes r to the members ranked just below this one for its key.
 func (e *Edge) replicate(r *Record) {
 	payload := r.Append([]byte{statReplica})
@@ -176,8 +183,13 @@ func (e *Edge) replicate(r *Record) {
 }
 
 // goBackground runs f on a tracked goroutine with a bounded context that
-// Shutdown cancels.
+// Shutdown cancels. Once Shutdown has begun waiting, it runs nothing.
 func (e *Edge) goBackground(f func(ctx context.Context)) {
+	e.bgMu.Lock()
+	defer e.bgMu.Unlock()
+	if e.bgClosed {
+		return
+	}
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()

@@ -18,81 +18,117 @@ import (
 // errTooFewShards: the reachable holders could not supply k agreeing shards.
 var errTooFewShards = errors.New("edge: too few shards reachable")
 
-// segment returns segment idx of r's object and the tier it came from. The
-// read path, in order: the memory tier; this edge's own shards; the
-// holders' shards (k at a time, hedged); the segment coordinator's Fill;
-// the origin itself when the coordinator cannot be reached.
-func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) (_ []byte, src string, err error) {
+// segment returns segment idx of r's object and the tier it came from:
+// the memory tier, else one read per segment at a time on this edge, so
+// that concurrent clients of the same object share it.
+func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) ([]byte, string, error) {
 	id := erasure.SegmentID{Object: r.ID(), Index: idx}
+	if s, ok := e.mem.Get(id); ok {
+		return s.data, srcMemory, nil
+	}
+	ch := e.reads.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
+		// Detached from the first caller, so one client hanging up does not
+		// fail the others; the segment lands in memory either way.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), segmentTimeout)
+		defer cancel()
+		return e.readSegment(ctx, r, id)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, "", res.Err
+		}
+		out := res.Val.(segRead)
+		return out.data, out.src, nil
+	case <-ctx.Done():
+		return nil, "", ctx.Err()
+	}
+}
+
+// segmentTimeout bounds one segment read, whoever waits for it.
+const segmentTimeout = 2 * time.Minute
+
+type segRead struct {
+	data []byte
+	src  string
+}
+
+// readSegment is the read path below the memory tier: this edge's own
+// shards; the holders' shards (k at a time, hedged); a Fill at the
+// segment's coordinator, the first member in the segment's ranking that is
+// not down (this edge itself at the latest, which fetches from the origin).
+func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID) (_ segRead, err error) {
 	ctx, span := e.tracer.Start(ctx, "edge.segment", traceAttrs(attribute.String("shoal.segment", id.String())))
+	var out segRead
 	defer func() {
-		span.SetAttributes(attribute.String("shoal.source", src))
+		span.SetAttributes(attribute.String("shoal.source", out.src))
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 		}
 		span.End()
 	}()
-	if s, ok := e.mem.Get(id); ok {
-		return s.data, srcMemory, nil
-	}
-	_, n := r.Layout.Segment(int64(idx), r.Size)
+	_, n := r.Layout.Segment(int64(id.Index), r.Size)
 	if n == 0 {
-		return nil, "", fmt.Errorf("edge: segment %d out of range", idx)
+		return out, fmt.Errorf("edge: segment %d out of range", id.Index)
 	}
 	holders := e.node.Holders(id, r.Layout.Params.Total())
 	data, d, src, err := e.gather(ctx, id, int(n), holders)
 	if err == nil {
 		e.mem.Add(id, &memSegment{d: d, data: data})
-		return data, src, nil
+		out = segRead{data, src}
+		return out, nil
 	}
 	if ctx.Err() != nil {
-		return nil, "", ctx.Err()
+		return out, ctx.Err()
 	}
 	e.log.Debug("segment not in the fleet, filling", "segment", id.String(), "err", err)
 
-	coord := holders[0]
-	if coord == e.node.Self() {
-		s, err := e.fill(ctx, r, idx)
-		if err != nil {
-			return nil, "", err
+	self := e.node.Self()
+	var payload []byte
+	for _, coord := range e.node.Rank(swarm.SegmentKey(id)) {
+		if coord == self {
+			s, err := e.fill(ctx, r, id.Index)
+			if err != nil {
+				return out, err
+			}
+			out = segRead{s.Data, fillSource(s)}
+			return out, nil
 		}
-		return s.Data, fillSource(s), nil
-	}
-	if e.node.Alive(coord) {
-		payload := (&fillRequest{Record: r, Segment: idx}).Append(nil)
+		if !e.node.Alive(coord) {
+			continue
+		}
+		if payload == nil {
+			payload = (&fillRequest{Record: r, Segment: id.Index}).Append(nil)
+		}
 		s, err := e.node.Fill(ctx, coord, payload)
 		switch {
 		case err == nil:
 			if s.Descriptor.Length != int(n) || s.Descriptor.Params != r.Layout.Params {
-				return nil, "", fmt.Errorf("edge: coordinator %s sent segment %v of %d bytes, want %d", coord, id, s.Descriptor.Length, n)
+				return out, fmt.Errorf("edge: coordinator %s sent segment %v of %d bytes, want %d", coord, id, s.Descriptor.Length, n)
 			}
 			e.mem.Add(id, &memSegment{d: s.Descriptor, data: s.Data})
-			return s.Data, fillSource(s), nil
+			out = segRead{s.Data, fillSource(s)}
+			return out, nil
 		case ctx.Err() != nil:
-			return nil, "", ctx.Err()
+			return out, ctx.Err()
 		}
 		var re *swarm.RemoteError
 		if errors.As(err, &re) {
-			return nil, "", fmt.Errorf("edge: fill of %v at %s: %w", id, coord, err)
+			// The coordinator is up and could not fill (the origin failed
+			// or the object changed): asking the next would repeat that.
+			return out, fmt.Errorf("edge: fill of %v at %s: %w", id, coord, err)
 		}
-		e.log.Warn("segment coordinator unreachable, fetching from the origin", "coordinator", coord, "segment", id.String(), "err", err)
+		e.log.Warn("segment coordinator unreachable, trying the next", "coordinator", coord, "segment", id.String(), "err", err)
 	}
-	s, err := e.fetchAndPlace(ctx, r, idx)
-	if err != nil {
-		return nil, "", err
-	}
-	return s.Data, srcOrigin, nil
+	return out, fmt.Errorf("edge: segment %v: this edge is not a member of its own fleet", id) // unreachable: self is ranked
 }
 
 // fillSource maps where a coordinator found a segment to the label of the
-// bytes this edge serves: whatever the coordinator had without the origin
-// came from the fleet.
+// bytes this edge serves: whatever it had without the origin came from the
+// fleet.
 func fillSource(s *swarm.Segment) string {
-	switch s.Source {
-	case srcOrigin:
+	if s.Source == srcOrigin {
 		return srcOrigin
-	case srcMemory, srcDisk, srcPeer:
-		return srcPeer
 	}
 	return srcPeer
 }
@@ -317,12 +353,13 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 	// The segment is read straight into the buffer its shards will live
 	// in: systematic coding leaves the data shards as these very bytes.
 	buf := make([]byte, e.coder.EncodedLen(int(n)))
-	if err := e.origin.FetchRange(ctx, r.Key, r.Validator(), r.Size, off, buf[:n]); err != nil {
+	if err := e.origin.FetchRange(ctx, r.Key, r.Validator, r.Size, off, buf[:n]); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		if errors.Is(err, origin.ErrChanged) {
-			// The object changed under us: forget the record so the next
-			// request looks it up again.
-			e.records.Remove(r.Key)
+			// The object changed under the fleet: forget this version so the
+			// next request looks it up again, and say so to whoever asked.
+			e.forgetRecord(r)
+			return nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w: %w", r.Key, idx, swarm.ErrStale, err)
 		}
 		return nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w", r.Key, idx, err)
 	}
@@ -337,31 +374,36 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 }
 
 // place stores this edge's shards of a segment and pushes the others to
-// their holders in the background, at most cap(pushSem) at a time.
+// their holders in the background, at most cap(pushSem) at a time; beyond
+// that it drops them and counts it.
 func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte) {
 	self := e.node.Self()
 	for i, h := range e.node.Holders(id, len(shards)) {
 		sid := erasure.ShardID{Segment: id, Index: uint8(i)}
+		if h != self && !e.node.Alive(h) {
+			e.m.pushes.WithLabelValues("skipped").Inc()
+			continue
+		}
+		select {
+		case e.pushSem <- struct{}{}:
+		default:
+			// A fill does not wait for slow holders; a holder that misses
+			// its shard rebuilds it when it next reads the segment.
+			e.m.pushes.WithLabelValues("dropped").Inc()
+			continue
+		}
 		if h == self {
 			// A copy: the shards share one allocation that should not stay
 			// alive for one of them. The write (an fsync on disk) is off
 			// the reader's path.
 			data := bytes.Clone(shards[i])
 			e.goBackground(func(context.Context) {
+				defer func() { <-e.pushSem }()
 				if err := e.store.PutShard(sid, d, data); err != nil {
 					e.log.Debug("own shard not stored", "shard", sid.String(), "err", err)
 				}
 			})
 			continue
-		}
-		if !e.node.Alive(h) {
-			e.m.pushes.WithLabelValues("skipped").Inc()
-			continue
-		}
-		select {
-		case e.pushSem <- struct{}{}:
-		case <-e.bgCtx.Done():
-			return
 		}
 		data := shards[i]
 		e.goBackground(func(ctx context.Context) {

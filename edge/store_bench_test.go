@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -65,15 +66,36 @@ func storeBenchID(i int) erasure.ShardID {
 	}
 }
 
-// storeBenchFile is a shard file's bytes, laid out as Store.writeFile lays
-// them out (see the Store doc comment).
-func storeBenchFile(id erasure.ShardID, d *erasure.Descriptor, data []byte) []byte {
-	b := make([]byte, 0, shardHeader+d.EncodedLen()+len(data))
-	b = append(b, shardMagic...)
-	b = append(b, shardIDBytes(id)...)
-	b = binary.BigEndian.AppendUint16(b, uint16(d.EncodedLen()))
-	b = d.Append(b)
-	return append(b, data...)
+// storeBenchFiles returns the file the store writes for each shard of d,
+// made by the store itself (PutShard into a scratch store), and where in
+// each file its shard ID is, so that test files can be made for other IDs
+// without restating the file format or paying an fsync per file.
+func storeBenchFiles(b *testing.B, shards [][]byte, d *erasure.Descriptor) (files [][]byte, idAt []int) {
+	b.Helper()
+	s := storeBenchOpen(b, b.TempDir(), 1<<30)
+	for i := range shards {
+		id := storeBenchID(i)
+		if err := s.PutShard(id, d, shards[i]); err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.ReadFile(s.path(id))
+		if err != nil {
+			b.Fatal(err)
+		}
+		at := bytes.Index(f, shardIDBytes(id))
+		if at < 0 {
+			b.Fatal("a shard file does not hold its ID")
+		}
+		files, idAt = append(files, f), append(idAt, at)
+	}
+	return files, idAt
+}
+
+// storeBenchFile is the store's file for id, given storeBenchFiles' output.
+func storeBenchFile(files [][]byte, idAt []int, id erasure.ShardID) []byte {
+	f := bytes.Clone(files[id.Index])
+	copy(f[idAt[id.Index]:], shardIDBytes(id))
+	return f
 }
 
 func storeBenchLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -157,6 +179,7 @@ func storeBenchRawDir(b *testing.B) string {
 // into place, fsync the directory.
 func BenchmarkRawWriteFsync(b *testing.B) {
 	shards, d := storeBenchCoded(b, storeBenchSegment)
+	files, _ := storeBenchFiles(b, shards, d)
 	dir := storeBenchRawDir(b)
 	b.ReportAllocs()
 	b.SetBytes(int64(d.ShardLen))
@@ -170,7 +193,7 @@ func BenchmarkRawWriteFsync(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := f.Write(storeBenchFile(id, d, shards[id.Index])); err != nil {
+		if _, err := f.Write(files[id.Index]); err != nil {
 			b.Fatal(err)
 		}
 		if err := f.Sync(); err != nil {
@@ -196,6 +219,7 @@ func BenchmarkRawWriteFsync(b *testing.B) {
 // benchmarks that follow.
 func BenchmarkRawWriteNoSync(b *testing.B) {
 	shards, d := storeBenchCoded(b, storeBenchSegment)
+	files, _ := storeBenchFiles(b, shards, d)
 	dir := storeBenchRawDir(b)
 	b.ReportAllocs()
 	b.SetBytes(int64(d.ShardLen))
@@ -207,7 +231,7 @@ func BenchmarkRawWriteNoSync(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := f.Write(storeBenchFile(id, d, shards[id.Index])); err != nil {
+		if _, err := f.Write(files[id.Index]); err != nil {
 			b.Fatal(err)
 		}
 		if err := f.Close(); err != nil {
@@ -291,6 +315,7 @@ func BenchmarkStoreOpen100k(b *testing.B) {
 		b.Skip("creates 100,000 files")
 	}
 	shards, d := storeBenchCoded(b, 4<<10)
+	files, idAt := storeBenchFiles(b, shards, d)
 	dir := b.TempDir()
 	for i := range 256 {
 		if err := os.MkdirAll(filepath.Join(dir, shardsDir, fmt.Sprintf("%02x", i)), 0o755); err != nil {
@@ -300,7 +325,7 @@ func BenchmarkStoreOpen100k(b *testing.B) {
 	for i := range storeBenchOpenN {
 		id := storeBenchID(i)
 		name := shardName(id)
-		if err := os.WriteFile(filepath.Join(dir, shardsDir, name[:2], name), storeBenchFile(id, d, shards[id.Index]), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, shardsDir, name[:2], name), storeBenchFile(files, idAt, id), 0o644); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -103,7 +103,7 @@ func FuzzReadResponse(f *testing.F) {
 			}
 			return
 		}
-		if resp.Status > StatusTimeout {
+		if resp.Status > StatusStale {
 			t.Fatalf("accepted status %d", resp.Status)
 		}
 		if n := len(resp.Message); n > MaxMessage {

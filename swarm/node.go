@@ -59,6 +59,10 @@ var (
 	ErrServerClosed = errors.New("swarm: server closed")
 	// ErrNotServing: a request was made before Serve was called.
 	ErrNotServing = errors.New("swarm: node is not serving")
+	// ErrStale: the version a request names no longer exists. A Handler
+	// returns an error wrapping it to answer StatusStale; a caller gets a
+	// *RemoteError that wraps it.
+	ErrStale = errors.New("swarm: stale version")
 )
 
 // RemoteError is a failure the remote peer reported.
@@ -72,6 +76,14 @@ type RemoteError struct {
 // Timeout reports whether the peer ran out of time (StatusTimeout), so
 // that callers can tell a gateway timeout from a failure.
 func (e *RemoteError) Timeout() bool { return e.Status == StatusTimeout }
+
+// Unwrap makes a StatusStale answer match ErrStale.
+func (e *RemoteError) Unwrap() error {
+	if e.Status == StatusStale {
+		return ErrStale
+	}
+	return nil
+}
 
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("swarm: %v at %s: status %d: %s", e.Op, e.Peer, e.Status, e.Message)
@@ -498,6 +510,8 @@ func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 			switch {
 			case errors.Is(err, ErrNotFound):
 				status = StatusNotFound
+			case errors.Is(err, ErrStale):
+				status = StatusStale
 			case errors.Is(err, context.DeadlineExceeded), errors.As(err, &te) && te.Timeout():
 				status = StatusTimeout
 			}

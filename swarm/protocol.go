@@ -32,7 +32,8 @@ import (
 //
 // Response header:
 //
-//	0       1     status: 0 OK, 1 not found, 2 bad request, 3 failed, 4 timeout
+//	0       1     status: 0 OK, 1 not found, 2 bad request, 3 failed, 4 timeout,
+//	              5 stale
 //	1       2     M, message length (0..MaxMessage), then M bytes of UTF-8:
 //	              the error, or for an OK Fill the segment's source
 //	then, when the status is OK, by op:
@@ -96,6 +97,9 @@ const (
 	// StatusTimeout: the peer ran out of time on something it depends on
 	// (a Fill's or Stat's origin request), as opposed to failing outright.
 	StatusTimeout Status = 4
+	// StatusStale: the request names a version of something that the peer
+	// found no longer exists (an object that changed at the origin).
+	StatusStale Status = 5
 )
 
 // ErrFrame reports a malformed request or response header.
@@ -248,7 +252,7 @@ func ReadResponse(rd io.Reader, op Op) (*Response, error) {
 		return nil, frameErr("response header", err)
 	}
 	r := &Response{Status: Status(hdr[0])}
-	if r.Status > StatusTimeout {
+	if r.Status > StatusStale {
 		return nil, fmt.Errorf("%w: status %d", ErrFrame, hdr[0])
 	}
 	msg, err := readBytes(rd, int(binary.BigEndian.Uint16(hdr[1:])), MaxMessage, "message")

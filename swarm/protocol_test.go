@@ -342,7 +342,7 @@ func TestReadResponseMalformed(t *testing.T) {
 		in   []byte
 	}{
 		{"empty", OpGetShard, nil},
-		{"status 5", OpGetShard, withStatus(5)},
+		{"status 6", OpGetShard, withStatus(6)},
 		{"status 255", OpGetShard, withStatus(255)},
 		{"message over MaxMessage", OpGetShard, longMsg},
 		{"get_shard body shorter than descriptor", OpGetShard, ok(OpGetShard, func(r *Response) { r.BodyLen-- })},

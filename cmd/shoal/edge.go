@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		shards      = fs.String("shards", "4+2", "Reed-Solomon data+parity shards per segment; the same on every edge")
 		logger      = logFlags(fs, "json")
 		drain       = fs.Duration("drain-timeout", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+		drainDelay  = fs.Duration("drain-delay", 0, "on SIGTERM, how long /readyz reports 503 before the listeners close (time for a load balancer to stop sending)")
 		originConc  = fs.Int("origin-concurrency", 32, "requests in flight to the origin at most")
 		originTO    = fs.Duration("origin-timeout", 30*time.Second, "timeout of one origin request attempt")
 		segSize     = int64(erasure.DefaultSegmentSize)
@@ -71,6 +73,12 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	self := *advertise
 	if self == "" {
 		self = *peerListen
+	}
+	if ps := splitList(*peers); len(ps) > 0 && !slices.Contains(ps, self) {
+		// Placement ranks members by these strings: an edge that spells
+		// itself differently from its peers would disagree with all of
+		// them about who holds what.
+		return fmt.Errorf("this edge's peer address %q is not in --peers %q: set --advertise to its entry in the list", self, *peers)
 	}
 	e, err := edge.New(edge.Config{
 		Origin: origin.ClientConfig{Base: *originURL, MaxConcurrent: *originConc, Timeout: *originTO, Logger: log},
@@ -118,7 +126,11 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down: draining in-flight requests", "timeout", drain.String())
+		log.Info("shutting down: draining in-flight requests", "delay", drainDelay.String(), "timeout", drain.String())
+		if *drainDelay > 0 {
+			e.Drain()
+			time.Sleep(*drainDelay)
+		}
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, swarm.ErrServerClosed) {
 			e.Close()

@@ -196,7 +196,7 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 || v*mult > 1<<62 {
+	if err != nil || !(v >= 0) || v*mult > 1<<62 { // !(v >= 0) also catches NaN
 		return 0, fmt.Errorf("invalid size %q (want e.g. 4MiB, 256MiB, 1GiB)", s)
 	}
 	return int64(v * mult), nil
