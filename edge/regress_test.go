@@ -246,4 +246,3 @@ func TestCoordinatorDownFillsAreCoalesced(t *testing.T) {
 		t.Errorf("8 clients on 2 edges, 1 of 3 edges dead: origin sent %.2f× the object, want about 1×", got)
 	}
 }
-
