@@ -828,3 +828,53 @@ func (n *Node) Fill(ctx context.Context, peer string, payload []byte) (*Segment,
 	}
 	return &Segment{Descriptor: resp.Descriptor, Data: body, Source: resp.Message}, nil
 }
+
+// PeerInfo is what a node knows about one member of the fleet.
+type PeerInfo struct {
+	// Addr is the member's peer address; Self marks this node.
+	Addr string
+	Self bool
+	// Connected reports an open connection dialled to the member; RTT is
+	// its smoothed round-trip time (zero without a connection).
+	Connected bool
+	RTT       time.Duration
+	// Down reports that the member failed recently and is being skipped
+	// until DownUntil.
+	Down      bool
+	DownUntil time.Time
+	// BytesSent and BytesReceived count the QUIC payload exchanged on the
+	// current connection (retransmissions included).
+	BytesSent, BytesReceived uint64
+}
+
+// Peers returns every member with its connection state, in member order.
+func (n *Node) Peers() []PeerInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	out := make([]PeerInfo, 0, len(n.members))
+	for _, m := range n.members {
+		p := PeerInfo{Addr: m, Self: m == n.cfg.Self}
+		if c := n.conns[m]; c != nil && c.Context().Err() == nil {
+			st := c.ConnectionStats()
+			p.Connected, p.RTT, p.BytesSent, p.BytesReceived = true, st.SmoothedRTT, st.BytesSent, st.BytesReceived
+		}
+		if d := n.down[m]; now.Before(d.until) {
+			p.Down, p.DownUntil = true, d.until
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// RTT returns the smoothed round-trip time to peer, or zero when there is
+// no connection to it.
+func (n *Node) RTT(peer string) time.Duration {
+	n.mu.Lock()
+	c := n.conns[peer]
+	n.mu.Unlock()
+	if c == nil || c.Context().Err() != nil {
+		return 0
+	}
+	return c.ConnectionStats().SmoothedRTT
+}

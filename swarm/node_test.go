@@ -981,3 +981,32 @@ func TestPeerKilledMidRequests(t *testing.T) {
 		t.Errorf("got a backoff of %v after one failure, want 500ms", backoff)
 	}
 }
+
+func TestPeersReportsConnectionsAndDownState(t *testing.T) {
+	nodes := startNodes(t, 3, nil, nil)
+	a := nodes[0]
+	if _, _, err := a.GetShard(testContext(t), nodes[1].Self(), erasure.ShardID{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetShard: %v", err)
+	}
+	nodes[2].stop()
+	ctx := testContext(t)
+	for a.Alive(nodes[2].Self()) && ctx.Err() == nil {
+		a.GetShard(ctx, nodes[2].Self(), erasure.ShardID{})
+	}
+	byAddr := map[string]PeerInfo{}
+	for _, p := range a.Peers() {
+		byAddr[p.Addr] = p
+	}
+	if len(byAddr) != 3 || !byAddr[a.Self()].Self {
+		t.Fatalf("Peers: %+v", a.Peers())
+	}
+	if p := byAddr[nodes[1].Self()]; !p.Connected || p.RTT <= 0 || p.BytesReceived == 0 || p.Down {
+		t.Errorf("live peer: %+v", p)
+	}
+	if p := byAddr[nodes[2].Self()]; !p.Down {
+		t.Errorf("closed peer not reported down: %+v", p)
+	}
+	if a.RTT(nodes[1].Self()) <= 0 {
+		t.Error("RTT to a connected peer is zero")
+	}
+}
