@@ -68,6 +68,7 @@ type Edge struct {
 	coder  *erasure.Coder
 	m      *metrics
 
+	hot     *hotObjects
 	records *sizedLRU[string, *Record]
 	mem     *sizedLRU[erasure.SegmentID, *memSegment]
 	store   *Store
@@ -138,6 +139,7 @@ func New(cfg Config) (*Edge, error) {
 		records: newSizedLRU[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
 		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, (*memSegment).cost),
 		pushSem: make(chan struct{}, 64),
+		hot:     newHotObjects(),
 	}
 	e.bgCtx, e.stopBg = context.WithCancel(context.Background())
 	e.m = newMetrics(e) // its gauges read e.mem, e.store and e.node only when scraped

@@ -267,6 +267,7 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			m, err := w.Write(b[:n])
 			e.m.servedBytes.WithLabelValues(out.src).Add(float64(m))
+			e.hot.add(rec.Key, m)
 			if err != nil {
 				return nil // the client went away; cancel stops the readers
 			}
