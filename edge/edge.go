@@ -163,7 +163,7 @@ func New(cfg Config) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	ocfg := cfg.Origin
-	ocfg.Transport = &countingTransport{next: oc.Transport(), reqs: e.m.originReqs, bytes: e.m.originBytes}
+	ocfg.Transport = &countingTransport{next: oc.Transport(), reqs: e.m.originReqs, bytes: e.m.originBytes, duration: e.m.originDuration}
 	if ocfg.Logger == nil {
 		ocfg.Logger = cfg.Logger
 	}
@@ -185,7 +185,7 @@ func New(cfg Config) (*Edge, error) {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			e.log.Warn("forwarding to the origin failed", "method", r.Method, "target", r.URL.RequestURI(), "err", err)
+			e.log.WarnContext(r.Context(), "forwarding to the origin failed", "method", r.Method, "target", r.URL.RequestURI(), "err", err)
 			if v, ok := r.Context().Value(cacheStatusKey{}).(string); ok {
 				w.Header().Set("Cache-Status", v)
 			}
@@ -198,8 +198,9 @@ func New(cfg Config) (*Edge, error) {
 	ncfg.Handler = (*peerHandler)(e)
 	ncfg.Logger = cfg.Logger
 	ncfg.TracerProvider = cfg.TracerProvider
-	ncfg.OnRequest = func(op swarm.Op, result string, n int) {
+	ncfg.OnRequest = func(op swarm.Op, result string, n int, took time.Duration) {
 		e.m.peerRequests.WithLabelValues(op.String(), result).Inc()
+		e.m.peerDuration.WithLabelValues(op.String(), result).Observe(took.Seconds())
 		e.m.peerBytes.Add(float64(n))
 	}
 	if e.node, err = swarm.New(ncfg); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shoalcdn/shoal/origin"
@@ -35,12 +36,27 @@ func traceAttrs(kv ...attribute.KeyValue) trace.SpanStartOption {
 // forwarded to the origin unchanged.
 func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
-	ctx, span := e.tracer.Start(r.Context(), "edge.request", trace.WithSpanKind(trace.SpanKindServer), traceAttrs(
-		attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path)))
+	start := time.Now()
+	// A traced client's trace goes on here (W3C traceparent).
+	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := e.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), traceAttrs(
+		attribute.String("http.request.method", r.Method),
+		attribute.String("url.path", r.URL.Path),
+		attribute.String("server.address", r.Host),
+		attribute.String("client.address", r.RemoteAddr),
+		attribute.String("user_agent.original", r.UserAgent()),
+		attribute.String("http.request.header.range", r.Header.Get("Range")),
+		attribute.String("shoal.node", e.node.Self())))
 	defer func() {
-		span.SetAttributes(attribute.Int("http.response.status_code", sw.code()))
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.code()),
+			attribute.Int64("http.response.body.size", sw.bytes),
+			attribute.String("shoal.cache_status", sw.Header().Get("Cache-Status")))
+		if sw.code() >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.code()))
+		}
 		span.End()
 		e.m.requests.WithLabelValues(methodLabel(r.Method), strconv.Itoa(sw.code())).Inc()
+		e.m.requestDuration.WithLabelValues(methodLabel(r.Method)).Observe(time.Since(start).Seconds())
 	}()
 	r = r.WithContext(ctx)
 
@@ -63,7 +79,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec, fromOrigin, err := e.record(ctx, key, nil)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
-		e.log.Warn("object lookup failed", "key", key, "err", err)
+		e.log.WarnContext(ctx, "object lookup failed", "key", key, "err", err)
 		httpError(sw, originStatus(err), "origin unavailable")
 		return
 	}
@@ -76,7 +92,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// (once for the fleet) and serve the new version.
 	if errors.Is(err, swarm.ErrStale) {
 		if nrec, _, rerr := e.record(ctx, key, rec); rerr == nil && !nrec.Same(rec) {
-			e.log.Info("object changed at the origin, serving the new version", "key", key)
+			e.log.InfoContext(ctx, "object changed at the origin, serving the new version", "key", key)
 			clear(sw.Header())
 			if err = e.serveRecord(ctx, sw, r, nrec, true); err == nil {
 				return
@@ -84,7 +100,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	span.SetStatus(codes.Error, err.Error())
-	e.log.Warn("could not read object", "key", key, "err", err)
+	e.log.WarnContext(ctx, "could not read object", "key", key, "err", err)
 	clear(sw.Header())
 	httpError(sw, originStatus(err), "could not read object")
 }
@@ -220,6 +236,14 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 	rc := http.NewResponseController(w)
 	end := start + length
 	wrote := false
+	// Bytes of this response by source, for its span: "how much of this
+	// object came from the origin".
+	var bySource [4]int64
+	defer func() {
+		trace.SpanFromContext(ctx).SetAttributes(
+			attribute.Int64("shoal.bytes.memory", bySource[0]), attribute.Int64("shoal.bytes.disk", bySource[1]),
+			attribute.Int64("shoal.bytes.peer", bySource[2]), attribute.Int64("shoal.bytes.origin", bySource[3]))
+	}()
 	for i := first; i <= last; i++ {
 		var out segOut
 		select {
@@ -240,10 +264,13 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 				return out.err
 			}
 			if errors.Is(out.err, swarm.ErrStale) {
-				// Too late for this response; the next gets the new version.
-				e.goBackground(func(ctx context.Context) { e.record(ctx, rec.Key, rec) })
+				// Too late for this response; look the object up again
+				// before cutting it, so that the next gets the new version.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				e.record(rctx, rec.Key, rec)
+				cancel()
 			}
-			e.log.Warn("segment read failed mid-response, cutting the connection", "key", rec.Key, "segment", i, "err", out.err)
+			e.log.WarnContext(ctx, "segment read failed mid-response, cutting the connection", "key", rec.Key, "segment", i, "err", out.err)
 			panic(http.ErrAbortHandler)
 		}
 		e.m.segmentReads.WithLabelValues(out.src).Inc()
@@ -253,7 +280,7 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 			if !wrote {
 				return err
 			}
-			e.log.Error("cutting the connection", "err", err)
+			e.log.ErrorContext(ctx, "cutting the connection", "err", err)
 			panic(http.ErrAbortHandler)
 		}
 		b := out.data[max(start, segOff)-segOff : min(end, segOff+int64(len(out.data)))-segOff]
@@ -268,6 +295,7 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 			m, err := w.Write(b[:n])
 			e.m.servedBytes.WithLabelValues(out.src).Add(float64(m))
 			e.hot.add(rec.Key, m)
+			bySource[sourceSlot(out.src)] += int64(m)
 			if err != nil {
 				return nil // the client went away; cancel stops the readers
 			}
@@ -277,10 +305,11 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 	return nil
 }
 
-// statusWriter remembers the status code written.
+// statusWriter remembers the status code and counts the body bytes.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -294,7 +323,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -304,6 +335,19 @@ func (w *statusWriter) code() int {
 		return http.StatusOK
 	}
 	return w.status
+}
+
+// sourceSlot numbers the sources: memory, disk, peer, origin.
+func sourceSlot(src string) int {
+	switch src {
+	case srcMemory:
+		return 0
+	case srcDisk:
+		return 1
+	case srcPeer:
+		return 2
+	}
+	return 3
 }
 
 func methodLabel(m string) string {

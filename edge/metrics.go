@@ -2,10 +2,14 @@ package edge
 
 import (
 	"io"
+	"math"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // metrics are one edge's Prometheus collectors, in a registry of its own so
@@ -23,8 +27,17 @@ type metrics struct {
 	fills         *prometheus.CounterVec
 	pushes        *prometheus.CounterVec
 	hedges        prometheus.Counter
+	hedgesWon     prometheus.Counter
 	repairs       prometheus.Counter
+
+	requestDuration *prometheus.HistogramVec
+	segmentDuration *prometheus.HistogramVec
+	peerDuration    *prometheus.HistogramVec
+	originDuration  prometheus.Histogram
 }
+
+// latencyBuckets span a loopback shard fetch (≈1 ms) to a slow origin (30 s).
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 func newMetrics(e *Edge) *metrics {
 	m := &metrics{
@@ -65,9 +78,31 @@ func newMetrics(e *Edge) *metrics {
 		hedges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_hedged_requests_total", Help: "Extra shard requests sent because the first ones were slow or failed.",
 		}),
+		hedgesWon: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_hedged_requests_won_total", Help: "Extra shard requests whose shard completed a segment read.",
+		}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shoal_request_duration_seconds", Help: "Client requests, from arrival to the last byte sent, by method.", Buckets: latencyBuckets,
+		}, []string{"method"}),
+		segmentDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shoal_segment_read_duration_seconds", Help: "Segment reads for clients, by the tier that had the segment.", Buckets: latencyBuckets,
+		}, []string{"source"}),
+		peerDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "shoal_peer_request_duration_seconds", Help: "Requests to peers (shard fetches and pushes, lookups, fills), by op and result.", Buckets: latencyBuckets,
+		}, []string{"op", "result"}),
+		originDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "shoal_origin_request_duration_seconds", Help: "Requests to the origin, until the response body is read.", Buckets: latencyBuckets,
+		}),
 	}
 	m.reg.MustRegister(m.servedBytes, m.requests, m.originReqs, m.originBytes, m.peerRequests, m.peerBytes,
-		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.hedges, m.repairs,
+		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.hedges, m.hedgesWon, m.repairs,
+		m.requestDuration, m.segmentDuration, m.peerDuration, m.originDuration, peerCollector{e},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shoal_hit_ratio", Help: "Share of client body bytes this edge served without the origin (memory, disk, peers), since start.",
+		}, func() float64 { return ratio(e, false) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shoal_origin_offload_ratio", Help: "1 - origin body bytes / client body bytes served, since start: how much the fleet spared the origin.",
+		}, func() float64 { return ratio(e, true) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_memory_cache_bytes", Help: "Bytes of decoded segments in the memory tier.",
@@ -98,6 +133,55 @@ func newMetrics(e *Edge) *metrics {
 	return m
 }
 
+// ratio computes the hit ratio, or with offload the origin offload ratio,
+// from the counters; NaN before anything was served.
+func ratio(e *Edge, offload bool) float64 {
+	st := e.Stats()
+	var total int64
+	for _, v := range st.Served {
+		total += v
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	if offload {
+		return 1 - float64(st.OriginBytes)/float64(total)
+	}
+	return float64(total-st.Served[srcOrigin]) / float64(total)
+}
+
+// peerCollector reports each member's RTT and state at scrape time.
+type peerCollector struct{ e *Edge }
+
+var (
+	peerRTTDesc  = prometheus.NewDesc("shoal_peer_rtt_seconds", "Smoothed QUIC round-trip time to each connected peer.", []string{"peer"}, nil)
+	peerUpDesc   = prometheus.NewDesc("shoal_peer_up", "1 for a peer that is not marked down, 0 while it is skipped after failures.", []string{"peer"}, nil)
+	peerRecvDesc = prometheus.NewDesc("shoal_peer_connection_received_bytes", "QUIC bytes received on the current connection to each peer.", []string{"peer"}, nil)
+)
+
+func (c peerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- peerRTTDesc
+	ch <- peerUpDesc
+	ch <- peerRecvDesc
+}
+
+func (c peerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.e.node.Peers() {
+		if p.Self {
+			continue
+		}
+		up := 1.0
+		if p.Down {
+			up = 0
+		}
+		ch <- prometheus.MustNewConstMetric(peerUpDesc, prometheus.GaugeValue, up, p.Addr)
+		if p.Connected {
+			ch <- prometheus.MustNewConstMetric(peerRTTDesc, prometheus.GaugeValue, p.RTT.Seconds(), p.Addr)
+			ch <- prometheus.MustNewConstMetric(peerRecvDesc, prometheus.GaugeValue, float64(p.BytesReceived), p.Addr)
+		}
+	}
+}
+
 func storeGauge(name, help string, e *Edge, f func(StoreStats) float64) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(e.store.Stats()) })
 }
@@ -106,21 +190,24 @@ func storeCounter(name, help string, e *Edge, f func(StoreStats) float64) promet
 	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(e.store.Stats()) })
 }
 
-// countingTransport counts requests to the origin and the body bytes read
-// from its responses.
+// countingTransport counts requests to the origin, the body bytes read
+// from its responses, and how long each took until its body was done.
 type countingTransport struct {
-	next  http.RoundTripper
-	reqs  prometheus.Counter
-	bytes prometheus.Counter
+	next     http.RoundTripper
+	reqs     prometheus.Counter
+	bytes    prometheus.Counter
+	duration prometheus.Histogram
 }
 
 func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.reqs.Inc()
+	start := time.Now()
 	resp, err := t.next.RoundTrip(r)
 	if err != nil {
+		t.duration.Observe(time.Since(start).Seconds())
 		return nil, err
 	}
-	body := &countingBody{ReadCloser: resp.Body, n: t.bytes}
+	body := &countingBody{ReadCloser: resp.Body, n: t.bytes, done: func() { t.duration.Observe(time.Since(start).Seconds()) }}
 	if rw, ok := resp.Body.(io.ReadWriteCloser); ok {
 		// A 101 Switching Protocols body is the upgraded connection; the
 		// reverse proxy needs to write to it.
@@ -140,13 +227,23 @@ func (b *countingRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 type countingBody struct {
 	io.ReadCloser
-	n prometheus.Counter
+	n    prometheus.Counter
+	done func() // called once, at EOF or Close
+	once sync.Once
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(float64(n))
+	if err != nil {
+		b.once.Do(b.done)
+	}
 	return n, err
+}
+
+func (b *countingBody) Close() error {
+	b.once.Do(b.done)
+	return b.ReadCloser.Close()
 }
 
 // Stats is a snapshot of an edge's main counters.
@@ -162,31 +259,23 @@ type Stats struct {
 }
 
 // Stats returns the current values of the edge's main counters, as
-// /metrics reports them.
+// /metrics reports them. It reads the counters directly (not through the
+// registry), so collectors may call it.
 func (e *Edge) Stats() Stats {
 	s := Stats{Served: map[string]int64{}}
-	fams, err := e.m.reg.Gather()
-	if err != nil {
-		e.log.Warn("gathering metrics", "err", err)
+	for _, src := range []string{srcMemory, srcDisk, srcPeer, srcOrigin} {
+		s.Served[src] = counterOf(e.m.servedBytes.WithLabelValues(src))
 	}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			v := int64(m.GetCounter().GetValue())
-			switch f.GetName() {
-			case "shoal_served_bytes_total":
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "source" {
-						s.Served[l.GetValue()] = v
-					}
-				}
-			case "shoal_origin_requests_total":
-				s.OriginRequests = v
-			case "shoal_origin_bytes_total":
-				s.OriginBytes = v
-			case "shoal_peer_bytes_total":
-				s.PeerBytes = v
-			}
-		}
-	}
+	s.OriginRequests = counterOf(e.m.originReqs)
+	s.OriginBytes = counterOf(e.m.originBytes)
+	s.PeerBytes = counterOf(e.m.peerBytes)
 	return s
+}
+
+func counterOf(c prometheus.Counter) int64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return int64(m.GetCounter().GetValue())
 }

@@ -2,6 +2,10 @@ package edge
 
 import (
 	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
 	"errors"
 	"fmt"
 	"time"
@@ -72,7 +76,7 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 				r, perr = parseRecord(b[1:])
 			}
 			if perr != nil || r.Key != key {
-				e.log.Warn("peer sent a bad record", "peer", peer, "key", key, "err", perr)
+				e.log.WarnContext(ctx, "peer sent a bad record", "peer", peer, "key", key, "err", perr)
 				continue
 			}
 			e.keepRecord(r)
@@ -88,7 +92,7 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 			// load.
 			return nil, false, fmt.Errorf("edge: record for %s from %s: %w", key, peer, err)
 		}
-		e.log.Debug("coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
+		e.log.DebugContext(ctx, "coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
 	}
 	return e.resolve(ctx, key, stale)
 }
@@ -117,10 +121,15 @@ func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record,
 		// fail the others waiting on the same lookup.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		ctx, span := e.tracer.Start(ctx, "origin.head", traceAttrs(attribute.String("shoal.object", key)))
 		info, err := e.origin.Head(ctx, key, nil)
 		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+			span.End()
 			return nil, fmt.Errorf("edge: origin HEAD %s: %w", key, err)
 		}
+		span.SetAttributes(attribute.Int("http.response.status_code", info.StatusCode), attribute.Int64("shoal.size", info.Size))
+		span.End()
 		now := time.Now()
 		r := newRecord(key, info.StatusCode, info.Header, info.Size, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 		e.keepRecord(r)

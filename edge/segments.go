@@ -21,8 +21,20 @@ var errTooFewShards = errors.New("edge: too few shards reachable")
 // segment returns segment idx of r's object and the tier it came from:
 // the memory tier, else one read per segment at a time on this edge, so
 // that concurrent clients of the same object share it.
-func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) ([]byte, string, error) {
+func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) (_ []byte, src string, err error) {
 	id := erasure.SegmentID{Object: r.ID(), Index: idx}
+	ctx, span := e.tracer.Start(ctx, "edge.segment", traceAttrs(
+		attribute.String("shoal.object", r.Key), attribute.Int64("shoal.segment.index", int64(idx))))
+	start := time.Now()
+	defer func() {
+		span.SetAttributes(attribute.String("shoal.source", src))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		} else {
+			e.m.segmentDuration.WithLabelValues(src).Observe(time.Since(start).Seconds())
+		}
+		span.End()
+	}()
 	if s, ok := e.mem.Get(id); ok {
 		return s.data, srcMemory, nil
 	}
@@ -57,16 +69,8 @@ type segRead struct {
 // shards; the holders' shards (k at a time, hedged); a Fill at the
 // segment's coordinator, the first member in the segment's ranking that is
 // not down (this edge itself at the latest, which fetches from the origin).
-func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID) (_ segRead, err error) {
-	ctx, span := e.tracer.Start(ctx, "edge.segment", traceAttrs(attribute.String("shoal.segment", id.String())))
+func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID) (segRead, error) {
 	var out segRead
-	defer func() {
-		span.SetAttributes(attribute.String("shoal.source", out.src))
-		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
-		}
-		span.End()
-	}()
 	_, n := r.Layout.Segment(int64(id.Index), r.Size)
 	if n == 0 {
 		return out, fmt.Errorf("edge: segment %d out of range", id.Index)
@@ -81,7 +85,7 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
-	e.log.Debug("segment not in the fleet, filling", "segment", id.String(), "err", err)
+	e.log.DebugContext(ctx, "segment not in the fleet, filling", "segment", id.String(), "err", err)
 
 	self := e.node.Self()
 	var payload []byte
@@ -118,7 +122,7 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 			// or the object changed): asking the next would repeat that.
 			return out, fmt.Errorf("edge: fill of %v at %s: %w", id, coord, err)
 		}
-		e.log.Warn("segment coordinator unreachable, trying the next", "coordinator", coord, "segment", id.String(), "err", err)
+		e.log.WarnContext(ctx, "segment coordinator unreachable, trying the next", "coordinator", coord, "segment", id.String(), "err", err)
 	}
 	return out, fmt.Errorf("edge: segment %v: this edge is not a member of its own fleet", id) // unreachable: self is ranked
 }
@@ -134,11 +138,12 @@ func fillSource(s *swarm.Segment) string {
 }
 
 type shardResult struct {
-	index int
-	d     *erasure.Descriptor
-	data  []byte
-	err   error
-	peer  string
+	index  int
+	d      *erasure.Descriptor
+	data   []byte
+	err    error
+	peer   string
+	hedged bool // asked for beyond the first k
 }
 
 // gather rebuilds a segment of n bytes from shards: this edge's own first,
@@ -196,7 +201,9 @@ func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders 
 	if ready == nil {
 		return nil, nil, "", fmt.Errorf("%w: segment %v", errTooFewShards, id)
 	}
+	_, dspan := e.tracer.Start(ctx, "erasure.decode", traceAttrs(attribute.Int("shoal.bytes", n), attribute.Bool("shoal.local", local)))
 	data, err := e.coder.Decode(ready.d, ready.shards)
+	dspan.End()
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("edge: decoding %v: %w", id, err)
 	}
@@ -230,12 +237,12 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // cancels the requests still in flight once k arrived
 	results := make(chan shardResult, len(candidates))
-	next, inflight := 0, 0
+	next, inflight, first := 0, 0, needed()
 	launch := func() bool {
 		if next >= len(candidates) {
 			return false
 		}
-		i := candidates[next]
+		i, hedged := candidates[next], next >= first
 		next++
 		inflight++
 		peer := holders[i]
@@ -243,11 +250,11 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 			rctx, rcancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
 			defer rcancel()
 			d, data, err := e.node.GetShard(rctx, peer, erasure.ShardID{Segment: id, Index: uint8(i)})
-			results <- shardResult{index: i, d: d, data: data, err: err, peer: peer}
+			results <- shardResult{index: i, d: d, data: data, err: err, peer: peer, hedged: hedged}
 		}()
 		return true
 	}
-	for range needed() {
+	for range first {
 		launch()
 	}
 	hedge := time.NewTimer(e.cfg.HedgeDelay)
@@ -260,7 +267,7 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 				var ie *erasure.IntegrityError
 				if errors.As(r.err, &ie) {
 					e.m.corruptShards.WithLabelValues("peer").Inc()
-					e.log.Warn("peer sent a corrupt shard", "peer", r.peer, "shard", r.index, "segment", id.String(), "err", r.err)
+					e.log.WarnContext(ctx, "peer sent a corrupt shard", "peer", r.peer, "shard", r.index, "segment", id.String(), "err", r.err)
 				}
 				if launch() {
 					e.m.hedges.Inc()
@@ -270,6 +277,9 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 			add(r.index, r.d, r.data)
 			need := needed()
 			if need == 0 {
+				if r.hedged {
+					e.m.hedgesWon.Inc()
+				}
 				return
 			}
 			// Shards that disagree with the others leave a gap: keep
@@ -315,8 +325,16 @@ func (e *Edge) repairOwn(id erasure.SegmentID, d *erasure.Descriptor, seg []byte
 // fill produces a segment as its coordinator, once per segment at a time
 // across all requesters: from memory if a previous fill left it there,
 // else from the origin, placing the shards on their holders.
-func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, error) {
+func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Segment, err error) {
 	id := erasure.SegmentID{Object: r.ID(), Index: idx}
+	ctx, span := e.tracer.Start(ctx, "edge.fill", traceAttrs(
+		attribute.String("shoal.object", r.Key), attribute.Int64("shoal.segment.index", int64(idx))))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	ch := e.fills.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
 		if s, ok := e.mem.Get(id); ok && s.d != nil {
 			e.m.fills.WithLabelValues(srcMemory).Inc()
@@ -336,7 +354,9 @@ func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (*swarm.Segment,
 		if res.Err != nil {
 			return nil, res.Err
 		}
-		return res.Val.(*swarm.Segment), nil
+		s := res.Val.(*swarm.Segment)
+		span.SetAttributes(attribute.String("shoal.source", s.Source), attribute.Bool("shoal.coalesced", res.Shared))
+		return s, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -363,7 +383,9 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 		}
 		return nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w", r.Key, idx, err)
 	}
+	_, espan := e.tracer.Start(ctx, "erasure.encode", traceAttrs(attribute.Int64("shoal.bytes", n)))
 	shards, d, err := e.coder.EncodeInPlace(buf, int(n))
+	espan.End()
 	if err != nil {
 		return nil, err
 	}

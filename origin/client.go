@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/propagation"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -504,6 +505,8 @@ func (c *Client) request(ctx context.Context, method string, u *url.URL, h http.
 		Header:     h,
 		Host:       u.Host,
 	}
+	// The caller's trace goes on at the origin if it is traced too.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 	return r.WithContext(ctx)
 }
 

@@ -115,8 +115,9 @@ type Config struct {
 	ServeTimeout time.Duration
 	// OnRequest, if set, is called after every outgoing request with its op,
 	// a result label ("ok", "not_found", "error", "corrupt", "canceled",
-	// "down") and the body bytes received. It must be quick.
-	OnRequest func(op Op, result string, bytes int)
+	// "down"), the body bytes received and how long it took. It must be
+	// quick.
+	OnRequest func(op Op, result string, bytes int, took time.Duration)
 }
 
 // Node is one member of the fleet on the peer protocol: it serves its
@@ -648,6 +649,7 @@ func (n *Node) markDown(peer string, conn *quic.Conn) {
 // roundTrip sends one request on a new stream and reads the response header
 // and body.
 func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody []byte, check func(*Response, []byte) error) (resp *Response, body []byte, err error) {
+	start := time.Now()
 	ctx, span := n.tracer.Start(ctx, "swarm."+req.Op.String(), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("shoal.peer", peer)))
 	defer func() {
@@ -658,7 +660,7 @@ func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody
 		}
 		span.End()
 		if n.cfg.OnRequest != nil {
-			n.cfg.OnRequest(req.Op, result, len(body))
+			n.cfg.OnRequest(req.Op, result, len(body), time.Since(start))
 		}
 	}()
 	if span.SpanContext().IsValid() {
@@ -669,6 +671,9 @@ func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody
 	conn, err := n.conn(ctx, peer)
 	if err != nil {
 		return nil, nil, err
+	}
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int64("shoal.peer.rtt_us", conn.ConnectionStats().SmoothedRTT.Microseconds()))
 	}
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {

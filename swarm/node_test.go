@@ -133,7 +133,7 @@ type requestLog struct {
 	results []string
 }
 
-func (l *requestLog) record(op Op, result string, _ int) {
+func (l *requestLog) record(op Op, result string, _ int, _ time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.results = append(l.results, op.String()+":"+result)

@@ -258,8 +258,14 @@ type originProc struct {
 
 func startOrigin(t *testing.T, dir string) *originProc {
 	t.Helper()
+	return startOriginEnv(t, dir, nil)
+}
+
+// startOriginEnv starts an origin with extra environment variables.
+func startOriginEnv(t *testing.T, dir string, env []string) *originProc {
+	t.Helper()
 	addr := freeTCP(t)
-	p := startProc(t, "origin", nil, "origin", "--dir", dir, "--listen", addr,
+	p := startProc(t, "origin", env, "origin", "--dir", dir, "--listen", addr,
 		"--cache-control", "public, max-age=3600", "--log-format", "text")
 	waitFor(t, p, "listener on "+addr, func() bool { return tcpUp(addr) })
 	return &originProc{proc: p, url: "http://" + addr}
@@ -368,6 +374,7 @@ type edgeSpec struct {
 	peer   string   // --peer-listen (UDP)
 	peers  []string // --peers
 	extra  []string
+	env    []string // extra environment variables
 }
 
 func startEdge(t *testing.T, s edgeSpec) *edgeProc {
@@ -381,7 +388,7 @@ func startEdge(t *testing.T, s edgeSpec) *edgeProc {
 		"--segment-size", "1MiB", "--shards", e2eShards,
 		"--log-format", "text",
 	}
-	p := startProc(t, s.name, nil, append(args, s.extra...)...)
+	p := startProc(t, s.name, s.env, append(args, s.extra...)...)
 	return &edgeProc{proc: p, url: "http://" + listen, admin: "http://" + admin, listen: listen, peer: s.peer}
 }
 

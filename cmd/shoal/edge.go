@@ -80,6 +80,17 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// them about who holds what.
 		return fmt.Errorf("this edge's peer address %q is not in --peers %q: set --advertise to its entry in the list", self, *peers)
 	}
+	tp, stopTracing, err := newTracerProvider(ctx, "shoal-edge", self, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("flushing traces", "err", err)
+		}
+	}()
 	e, err := edge.New(edge.Config{
 		Origin: origin.ClientConfig{Base: *originURL, MaxConcurrent: *originConc, Timeout: *originTO, Logger: log},
 		Swarm: swarm.Config{
@@ -87,10 +98,11 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			Peers:       splitList(*peers),
 			Credentials: creds,
 		},
-		Layout:      erasure.Layout{SegmentSize: segSize, Params: params},
-		MemoryCache: memCache,
-		Store:       edge.StoreConfig{Dir: *dataDir, Limit: diskCache, ScrubRate: scrubRate},
-		Logger:      log,
+		Layout:         erasure.Layout{SegmentSize: segSize, Params: params},
+		MemoryCache:    memCache,
+		Store:          edge.StoreConfig{Dir: *dataDir, Limit: diskCache, ScrubRate: scrubRate},
+		Logger:         log,
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return err

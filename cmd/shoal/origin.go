@@ -10,6 +10,11 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/shoalcdn/shoal/origin"
 )
 
@@ -41,7 +46,16 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	tp, stopTracing, err := newTracerProvider(ctx, "shoal-origin", *listen, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		stopTracing(sctx)
+	}()
+	srv := &http.Server{Handler: traced(tp, "origin.serve", h), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("origin serving", "listen", ln.Addr().String(), "dir", *dir)
@@ -54,3 +68,38 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer cancel()
 	return srv.Shutdown(sctx)
 }
+
+// traced wraps h in a server span per request that continues the caller's
+// trace (W3C traceparent), so that an edge's origin fetch and the origin's
+// work on it are one trace.
+func traced(tp trace.TracerProvider, name string, h http.Handler) http.Handler {
+	if _, off := tp.(noop.TracerProvider); off {
+		return h // the untraced origin keeps sendfile and costs nothing
+	}
+	tracer := tp.Tracer("github.com/shoalcdn/shoal/cmd/shoal")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+			attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+			attribute.String("http.request.header.range", r.Header.Get("Range"))))
+		defer span.End()
+		sw := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r.WithContext(ctx))
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.code))
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ReadFrom keeps the underlying writer's sendfile path.
+func (w *statusRecorder) ReadFrom(r io.Reader) (int64, error) { return io.Copy(w.ResponseWriter, r) }
