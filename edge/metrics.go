@@ -118,7 +118,7 @@ func newMetrics(e *Edge) *metrics {
 		}),
 		storeCounter("shoal_store_writes_total", "Shards written to the store.", e, func(s StoreStats) float64 { return float64(s.Writes) }),
 		storeCounter("shoal_store_write_errors_total", "Shard and record writes that failed.", e, func(s StoreStats) float64 { return float64(s.WriteErrors) }),
-		storeCounter("shoal_store_writes_skipped_total", "Shards not stored because the disk was refusing writes.", e, func(s StoreStats) float64 { return float64(s.Skipped) }),
+		storeCounter("shoal_store_writes_skipped_total", "Shards and records not stored because the disk was refusing writes.", e, func(s StoreStats) float64 { return float64(s.Skipped) }),
 		storeCounter("shoal_store_evictions_total", "Shards evicted to stay within the byte budget.", e, func(s StoreStats) float64 { return float64(s.Evictions) }),
 		storeCounter("shoal_store_scrubbed_bytes_total", "Bytes read and verified by the background scrub.", e, func(s StoreStats) float64 { return float64(s.ScrubbedBytes) }),
 		storeCounter("shoal_store_scrubbed_shards_total", "Shards read and verified by the background scrub.", e, func(s StoreStats) float64 { return float64(s.ScrubbedShards) }),

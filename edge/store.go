@@ -637,10 +637,15 @@ func (s *Store) recordPath(key string) string {
 // PutRecord keeps r on disk. It does nothing in memory mode, for pass
 // records, or while the disk refuses writes.
 func (s *Store) PutRecord(r *Record) error {
-	if s.cfg.Dir == "" || r.Pass || !s.writable.Load() {
+	if s.cfg.Dir == "" || r.Pass {
+		return nil
+	}
+	if !s.writable.Load() {
+		s.stats.skipped.Add(1)
 		return nil
 	}
 	if err := s.writeAtomic(s.recordPath(r.Key), r.Append(nil)); err != nil {
+		s.stats.writeErrors.Add(1)
 		s.refuse(err)
 		return fmt.Errorf("edge: storing the record of %s: %w", r.Key, err)
 	}

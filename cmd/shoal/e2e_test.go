@@ -138,6 +138,9 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	cmd := exec.CommandContext(ctx, bin, args...) // cancel sends SIGKILL
 	cmd.Env = append(cleanEnv(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
+	// Die with the test binary, even when a timeout kills it before the
+	// cleanups run.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		cancel()
 		f.Close()
