@@ -9,9 +9,11 @@ import (
 )
 
 // Admin returns the handler of the admin listener: /healthz (the process
-// is up), /readyz (it serves clients and peers), and /metrics (Prometheus
-// text). When token is not empty, everything but the probes requires
-// "Authorization: Bearer <token>". Never expose it on the client port.
+// is up), /readyz (it serves clients and peers), /metrics (Prometheus
+// text), and the status page at / with its data at /status.json (see
+// status.go). When token is not empty, /metrics and /status.json require
+// "Authorization: Bearer <token>"; the probes and the page's static files
+// do not. Never expose it on the client port.
 func (e *Edge) Admin(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -36,6 +38,7 @@ func (e *Edge) Admin(token string) http.Handler {
 	})
 	metrics := promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})
 	mux.Handle("GET /metrics", requireToken(token, metrics))
+	newStatusPage(e).routes(mux, token)
 	return mux
 }
 
