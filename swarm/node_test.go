@@ -232,7 +232,7 @@ func startNodes(t testing.TB, n int, creds *Credentials, configure func(i int, c
 }
 
 func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -826,7 +826,9 @@ func TestShutdownFinishesRequests(t *testing.T) {
 }
 
 func TestShutdownDeadline(t *testing.T) {
+	entered := make(chan struct{}, 1)
 	h := &funcHandler{stat: func(ctx context.Context, key []byte) ([]byte, error) {
+		entered <- struct{}{}
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}}
@@ -837,7 +839,11 @@ func TestShutdownDeadline(t *testing.T) {
 		_, err := a.Stat(testContext(t), b.addr, []byte("k"))
 		errc <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-entered: // the request is being served: Shutdown must wait for it
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request never reached the handler")
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -885,7 +891,9 @@ func TestStreamsReturnedToLateClosingClient(t *testing.T) {
 	id := testShardID(0, 0)
 	nodes[0].store.PutShard(id, d, shards[0])
 
-	ctx := testContext(t)
+	// Over a thousand round trips: generous on a loaded machine under -race.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	conn, err := quic.DialAddr(ctx, nodes[0].addr, creds.ClientConfig(), &quic.Config{})
 	if err != nil {
 		t.Fatal(err)
