@@ -77,8 +77,9 @@ type Edge struct {
 	reads singleflight.Group // segment reads below the memory tier, by segment
 	fills singleflight.Group // segment fills as coordinator, by segment
 
-	pushSem  chan struct{}
-	bgMu     sync.Mutex // orders goBackground's Add before Shutdown's Wait
+	pushSem  chan struct{} // shard pushes to peers in flight
+	diskSem  chan struct{} // background store writes in flight
+	bgMu     sync.Mutex    // orders goBackground's Add before Shutdown's Wait
 	bgClosed bool
 	bg       sync.WaitGroup
 	bgCtx    context.Context
@@ -110,7 +111,8 @@ const (
 	srcOrigin = "origin"
 )
 
-// New returns an Edge for cfg. It does no I/O: call ServePeers and Serve.
+// New returns an Edge for cfg: it opens the shard store (and loads the
+// records kept there) but serves nothing until ServePeers and Serve.
 func New(cfg Config) (*Edge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -139,6 +141,7 @@ func New(cfg Config) (*Edge, error) {
 		records: newSizedLRU[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
 		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, (*memSegment).cost),
 		pushSem: make(chan struct{}, 64),
+		diskSem: make(chan struct{}, 16),
 		hot:     newHotObjects(),
 	}
 	e.bgCtx, e.stopBg = context.WithCancel(context.Background())
@@ -290,6 +293,9 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 	if err := e.node.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := e.store.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -303,5 +309,7 @@ func (e *Edge) Close() error {
 		s.Close()
 	}
 	e.stopBg()
-	return e.node.Close()
+	err := e.node.Close()
+	e.store.Close()
+	return err
 }

@@ -127,6 +127,13 @@ func (c *sized2Q[K, V]) Peek(k K) (V, bool) {
 // caller to release outside its lock.
 func (c *sized2Q[K, V]) Add(k K, v V) (evicted []V) {
 	n := c.size(v)
+	if n > c.limit {
+		// Larger than the whole budget: not kept, and nothing evicted for it.
+		if old, ok := c.Remove(k); ok {
+			evicted = append(evicted, old)
+		}
+		return append(evicted, v)
+	}
 	if _, ok := c.Remove(k); ok {
 		// Written again: as good as read again.
 		c.frequent.Add(k, v)

@@ -147,23 +147,50 @@ func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record,
 	}
 }
 
-// keepRecord remembers r, in memory at once and on disk in the background.
+// keepRecord remembers r, in memory at once and on disk in the background
+// (at most cap(diskSem) disk writes at a time; beyond that the disk copy
+// waits for the next lookup of the object).
 func (e *Edge) keepRecord(r *Record) {
 	e.records.Add(r.Key, r)
 	if r.Pass {
 		return
 	}
-	e.goBackground(func(context.Context) {
+	e.diskWrite(false, func() {
 		if err := e.store.PutRecord(r); err != nil {
 			e.log.Debug("record not kept on disk", "key", r.Key, "err", err)
 		}
 	})
 }
 
+// diskWrite runs f in the background once fewer than cap(diskSem) store
+// writes are running: at once or not at all, or with wait, after waiting
+// for a slot (backpressure from the disk), and reports whether it did.
+func (e *Edge) diskWrite(wait bool, f func()) bool {
+	if wait {
+		select {
+		case e.diskSem <- struct{}{}:
+		case <-e.bgCtx.Done():
+			return false
+		}
+	} else {
+		select {
+		case e.diskSem <- struct{}{}:
+		default:
+			return false
+		}
+	}
+	e.goBackground(func(context.Context) {
+		defer func() { <-e.diskSem }()
+		f()
+	})
+	return true
+}
+
 // forgetRecord drops the record of r's key if it still names r's version.
 func (e *Edge) forgetRecord(r *Record) {
 	if cur, ok := e.records.Get(r.Key); ok && cur.Same(r) {
 		e.records.Remove(r.Key)
+		e.store.ForgetRecord(r.Key)
 	}
 }
 

@@ -306,7 +306,7 @@ func (e *Edge) repairOwn(id erasure.SegmentID, d *erasure.Descriptor, seg []byte
 	if !e.store.Writable() {
 		return
 	}
-	e.goBackground(func(context.Context) {
+	e.diskWrite(false, func() {
 		shards, nd, err := e.coder.Encode(seg)
 		if err != nil || !nd.Equal(d) {
 			e.log.Warn("re-encoding a segment did not reproduce its descriptor", "segment", id.String(), "err", err)
@@ -402,7 +402,22 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 	self := e.node.Self()
 	for i, h := range e.node.Holders(id, len(shards)) {
 		sid := erasure.ShardID{Segment: id, Index: uint8(i)}
-		if h != self && !e.node.Alive(h) {
+		if h == self {
+			// A copy: the shards share one allocation that should not stay
+			// alive for one of them. The write (an fsync on disk) is off
+			// the reader's path, but a disk that falls behind slows fills
+			// down rather than lose the fleet's copies.
+			data := bytes.Clone(shards[i])
+			if !e.diskWrite(true, func() {
+				if err := e.store.PutShard(sid, d, data); err != nil {
+					e.log.Debug("own shard not stored", "shard", sid.String(), "err", err)
+				}
+			}) {
+				e.m.pushes.WithLabelValues("dropped").Inc()
+			}
+			continue
+		}
+		if !e.node.Alive(h) {
 			e.m.pushes.WithLabelValues("skipped").Inc()
 			continue
 		}
@@ -412,19 +427,6 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 			// A fill does not wait for slow holders; a holder that misses
 			// its shard rebuilds it when it next reads the segment.
 			e.m.pushes.WithLabelValues("dropped").Inc()
-			continue
-		}
-		if h == self {
-			// A copy: the shards share one allocation that should not stay
-			// alive for one of them. The write (an fsync on disk) is off
-			// the reader's path.
-			data := bytes.Clone(shards[i])
-			e.goBackground(func(context.Context) {
-				defer func() { <-e.pushSem }()
-				if err := e.store.PutShard(sid, d, data); err != nil {
-					e.log.Debug("own shard not stored", "shard", sid.String(), "err", err)
-				}
-			})
 			continue
 		}
 		data := shards[i]

@@ -55,6 +55,13 @@ type Store struct {
 
 	mu    sync.Mutex
 	index *sized2Q[erasure.ShardID, *storeEntry]
+	// stripes order a shard's file operations: a write holds its stripe
+	// from the rename until the index lists it, and an unlink (eviction,
+	// corruption) happens under it only if the index does not list the
+	// shard, so an unlink never removes a file that was just written.
+	stripes [64]sync.Mutex
+	// lock holds the directory's LOCK file, flocked: one process a store.
+	lock *os.File
 
 	// writable is false while the disk refuses writes; reason says why.
 	writable atomic.Bool
@@ -150,6 +157,21 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 			return nil, fmt.Errorf("edge: store: %w", err)
 		}
 	}
+	lock, err := os.OpenFile(filepath.Join(cfg.Dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("edge: store: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("edge: store: %s is in use by another process (%w): give each edge its own --data-dir", cfg.Dir, err)
+	}
+	s.lock = lock
+	opened := false
+	defer func() {
+		if !opened {
+			s.Close()
+		}
+	}()
 	start := time.Now()
 	if err := os.RemoveAll(filepath.Join(cfg.Dir, tmpDir)); err != nil {
 		return nil, fmt.Errorf("edge: store: removing interrupted writes: %w", err)
@@ -173,6 +195,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		evicted = append(evicted, s.index.Add(f.e.id, f.e)...)
 	}
 	s.remove(evicted)
+	opened = true
 	s.log.Info("shard store opened", "dir", cfg.Dir, "shards", s.index.Len(), "bytes", s.index.Bytes(),
 		"limit", s.cfg.Limit, "evicted", len(evicted), "took", time.Since(start).Round(time.Millisecond).String())
 	return s, nil
@@ -207,27 +230,29 @@ func (s *Store) scan() ([]scanned, int64, error) {
 			p := filepath.Join(root, d.Name(), f.Name())
 			id, ok := parseShardName(f.Name())
 			info, err := f.Info()
-			if !ok || err != nil || !info.Mode().IsRegular() || info.Size() < shardHeader+2*erasure.HashSize {
+			if !ok || err != nil || !info.Mode().IsRegular() || info.Size() < shardHeader+2*erasure.HashSize || s.path(id) != p {
 				s.log.Warn("removing a stray file from the shard store", "path", p)
 				os.RemoveAll(p)
 				continue
 			}
-			out = append(out, scanned{&storeEntry{id: id, size: info.Size()}, info.ModTime()})
-			used += info.Size()
+			size := diskSize(info.Size())
+			out = append(out, scanned{&storeEntry{id: id, size: size}, info.ModTime()})
+			used += size
 		}
 	}
 	return out, used, nil
 }
 
 // defaultDiskLimit is a quarter of what the store could use: the free space
-// plus what it holds already; at least 1 GiB, or all that is free if less.
+// plus what it holds already; at least 1 GiB, or nine tenths of that if less.
 func defaultDiskLimit(dir string, used int64) int64 {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return 1 << 30
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	return max((free+used)/4, min(1<<30, free+used))
+	avail := int64(st.Bavail)*int64(st.Bsize) + used
+	// Never the whole disk: leave a tenth for everything else.
+	return max(avail/4, min(1<<30, avail*9/10))
 }
 
 func shardName(id erasure.ShardID) string {
@@ -253,6 +278,11 @@ func parseShardName(name string) (erasure.ShardID, bool) {
 	return id, true
 }
 
+func (s *Store) stripe(id erasure.ShardID) *sync.Mutex {
+	h := uint(id.Segment.Object[0]) ^ uint(id.Segment.Object[1])<<8 ^ uint(id.Segment.Index)*31 ^ uint(id.Index)*7
+	return &s.stripes[h%uint(len(s.stripes))]
+}
+
 func (s *Store) path(id erasure.ShardID) string {
 	name := shardName(id)
 	return filepath.Join(s.cfg.Dir, shardsDir, name[:2], name)
@@ -276,7 +306,9 @@ func (s *Store) Shard(id erasure.ShardID) (*erasure.Descriptor, []byte, bool) {
 			return nil, nil, false
 		}
 		if err != nil {
-			s.log.Warn("reading a shard failed", "shard", id.String(), "err", err)
+			// A file that cannot be read (EIO, a bad sector) is as good as
+			// corrupt: drop it, count it, and let the segment be rebuilt.
+			s.corrupt(id, e, err)
 			return nil, nil, false
 		}
 		if d, data, err = decodeShardFile(id, b); err != nil {
@@ -349,35 +381,61 @@ func (s *Store) PutShard(id erasure.ShardID, d *erasure.Descriptor, data []byte)
 		s.stats.skipped.Add(1)
 		return ErrStoreUnavailable
 	}
+	mu := s.stripe(id)
+	mu.Lock()
 	size, err := s.writeFile(id, d, data)
+	var evicted []*storeEntry
+	if size > 0 {
+		// The file is in place (even if a later step failed): list it.
+		s.stats.writes.Add(1)
+		evicted = s.addLocked(&storeEntry{id: id, size: size})
+	}
+	mu.Unlock()
+	s.remove(evicted)
 	if err != nil {
 		s.stats.writeErrors.Add(1)
 		s.refuse(err)
 		return fmt.Errorf("edge: storing shard %v: %w", id, err)
 	}
-	s.stats.writes.Add(1)
-	s.add(&storeEntry{id: id, size: size})
 	return nil
 }
 
 func (s *Store) add(e *storeEntry) {
-	s.mu.Lock()
-	evicted := s.index.Add(e.id, e)
-	s.mu.Unlock()
-	s.remove(evicted)
+	s.remove(s.addLocked(e))
 }
 
-// remove deletes evicted entries' files.
+func (s *Store) addLocked(e *storeEntry) []*storeEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.index.Add(e.id, e)
+}
+
+// remove deletes evicted entries' files, unless a write has listed the
+// shard again meanwhile.
 func (s *Store) remove(evicted []*storeEntry) {
 	s.stats.evictions.Add(int64(len(evicted)))
 	if s.cfg.Dir == "" {
 		return
 	}
 	for _, e := range evicted {
-		if err := os.Remove(s.path(e.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := s.unlink(e.id); err != nil {
 			s.log.Warn("removing an evicted shard failed", "shard", e.id.String(), "err", err)
 		}
 	}
+}
+
+// unlink removes id's file if the index does not list it.
+func (s *Store) unlink(id erasure.ShardID) error {
+	mu := s.stripe(id)
+	mu.Lock()
+	defer mu.Unlock()
+	if s.Has(id) {
+		return nil
+	}
+	if err := os.Remove(s.path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // writeFile writes the shard's file and returns its size.
@@ -389,11 +447,21 @@ func (s *Store) writeFile(id erasure.ShardID, d *erasure.Descriptor, data []byte
 	hdr = d.Append(hdr)
 	dh := erasure.Sum(hdr[shardHeader:])
 	hdr = append(hdr, dh[:]...)
-	if err := s.writeAtomic(s.path(id), hdr, data); err != nil {
+	size := diskSize(int64(len(hdr) + len(data)))
+	switch err := s.writeAtomic(s.path(id), hdr, data); {
+	case errors.Is(err, errDirSync):
+		return size, err // renamed into place, only its directory entry may not be durable
+	case err != nil:
 		return 0, err
 	}
-	return int64(len(hdr) + len(data)), nil
+	return size, nil
 }
+
+// diskSize rounds a file's length up to whole 4 KiB blocks, what it takes
+// on disk, so that many small shards do not overrun the budget.
+func diskSize(n int64) int64 { return (n + 4095) &^ 4095 }
+
+var errDirSync = errors.New("edge: store: syncing the directory failed")
 
 // writeAtomic writes parts to final crash-safely: a temporary file in the
 // store's tmp directory, fsync, rename, fsync of final's directory. A crash
@@ -404,6 +472,12 @@ func (s *Store) writeAtomic(final string, parts ...[]byte) error {
 	rand.Read(rnd[:])
 	tmp := filepath.Join(s.cfg.Dir, tmpDir, hex.EncodeToString(rnd[:])+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Someone removed tmp/: make it again rather than fail forever.
+		if err = os.MkdirAll(filepath.Dir(tmp), 0o755); err == nil {
+			f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -433,7 +507,10 @@ func (s *Store) writeAtomic(final string, parts ...[]byte) error {
 		return err
 	}
 	renamed = true
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("%w: %w", errDirSync, err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -448,6 +525,13 @@ func syncDir(dir string) error {
 // refuse stops writes after a write failed for a reason that will fail the
 // next ones too (no space, read-only, I/O errors), until a probe succeeds.
 func (s *Store) refuse(err error) {
+	if !refuses(err) {
+		s.log.Warn("a store write failed", "err", err)
+		return
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		s.shrinkAfterFull()
+	}
 	if !s.writable.CompareAndSwap(true, false) {
 		return
 	}
@@ -455,6 +539,53 @@ func (s *Store) refuse(err error) {
 	s.reason = storeErrReason(err)
 	s.reasonMu.Unlock()
 	s.log.Error("shard store stopped storing; serving goes on from peers and the origin", "reason", s.reason, "err", err)
+}
+
+// refuses reports whether err will fail the next writes too: a full,
+// read-only or failing disk. Anything else fails one write.
+func refuses(err error) bool {
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO, syscall.EFBIG} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// restoreLimit raises a budget that a full disk lowered back towards the
+// configured one, as far as the free space now allows, leaving a tenth of
+// it (at least 16 MiB) for everything else.
+func (s *Store) restoreLimit() {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.cfg.Dir, &st); err != nil {
+		return
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.index.limit = max(s.index.limit, min(s.cfg.Limit, s.index.Bytes()+free-max(free/10, 16<<20)))
+}
+
+// shrinkAfterFull lowers the budget below what the store holds when the
+// disk filled up before the budget did (others write there too, or the
+// budget was too generous), and evicts to it, so that space comes back and
+// the store can write again.
+func (s *Store) shrinkAfterFull() {
+	s.mu.Lock()
+	held := s.index.Bytes()
+	newLimit := held - max(held/10, 4096)
+	if newLimit < 0 {
+		newLimit = 0
+	}
+	if newLimit >= s.index.limit {
+		s.mu.Unlock()
+		return
+	}
+	s.index.limit = newLimit
+	evicted := s.index.shrink(newLimit)
+	s.mu.Unlock()
+	s.log.Warn("disk full below the store's budget: lowered the budget", "limit", newLimit)
+	s.remove(evicted)
 }
 
 func storeErrReason(err error) string {
@@ -501,13 +632,25 @@ func (s *Store) probeLoop(ctx context.Context) {
 			s.log.Debug("shard store still cannot write", "err", err)
 			continue
 		}
+		s.restoreLimit()
 		s.writable.Store(true)
-		s.log.Info("shard store storing again")
+		s.log.Info("shard store storing again", "limit", s.Stats().Limit)
 	}
 }
 
-// probe writes, syncs and removes a small file where shards are written.
+// probe writes, syncs and removes a small file where shards are written,
+// after checking there is room for a few shards.
 func (s *Store) probe() error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.cfg.Dir, &st); err == nil {
+		free, size := int64(st.Bavail)*int64(st.Bsize), int64(st.Blocks)*int64(st.Bsize)
+		if free < min(16<<20, size/20) {
+			return syscall.ENOSPC
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(s.cfg.Dir, tmpDir), 0o755); err != nil {
+		return err
+	}
 	p := filepath.Join(s.cfg.Dir, tmpDir, "probe.tmp")
 	defer os.Remove(p)
 	f, err := os.Create(p)
@@ -561,6 +704,7 @@ func (s *Store) verifyOne(id erasure.ShardID, e *storeEntry) {
 		return
 	}
 	if err != nil {
+		s.corrupt(id, e, err)
 		return
 	}
 	d, data, err := decodeShardFile(id, b)
@@ -588,12 +732,23 @@ func (s *Store) corrupt(id erasure.ShardID, e *storeEntry, err error) {
 		return // replaced meanwhile: the new file is someone else's to check
 	}
 	if s.cfg.Dir != "" {
-		os.Remove(s.path(id))
+		s.unlink(id)
 	}
 	s.stats.corrupt.Add(1)
 	if s.cfg.OnCorrupt != nil {
 		s.cfg.OnCorrupt(id, err)
 	}
+}
+
+// Close releases the store's directory for another process. Run's
+// context must be done first.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close() // closing the descriptor drops the flock
+	s.lock = nil
+	return err
 }
 
 // Writable reports whether the store is accepting writes.
@@ -602,7 +757,7 @@ func (s *Store) Writable() bool { return s.writable.Load() }
 // Stats returns the store's figures.
 func (s *Store) Stats() StoreStats {
 	s.mu.Lock()
-	st := StoreStats{Bytes: s.index.Bytes(), Shards: s.index.Len(), Limit: s.cfg.Limit}
+	st := StoreStats{Bytes: s.index.Bytes(), Shards: s.index.Len(), Limit: s.index.limit}
 	s.mu.Unlock()
 	st.Writes, st.WriteErrors, st.Skipped = s.stats.writes.Load(), s.stats.writeErrors.Load(), s.stats.skipped.Load()
 	st.Evictions, st.Corrupt = s.stats.evictions.Load(), s.stats.corrupt.Load()
@@ -644,12 +799,33 @@ func (s *Store) PutRecord(r *Record) error {
 		s.stats.skipped.Add(1)
 		return nil
 	}
-	if err := s.writeAtomic(s.recordPath(r.Key), r.Append(nil)); err != nil {
+	p := s.recordPath(r.Key)
+	mu := &s.stripes[erasure.Sum([]byte(r.Key))[0]%byte(len(s.stripes))]
+	mu.Lock()
+	if b, err := os.ReadFile(p); err == nil {
+		if old, err := parseRecord(b); err == nil && old.Fetched.After(r.Fetched) {
+			mu.Unlock()
+			return nil // a newer word on this object is already kept
+		}
+	}
+	err := s.writeAtomic(p, r.Append(nil))
+	mu.Unlock() // before refuse, which may evict (and take stripes)
+	if err != nil && !errors.Is(err, errDirSync) {
 		s.stats.writeErrors.Add(1)
 		s.refuse(err)
 		return fmt.Errorf("edge: storing the record of %s: %w", r.Key, err)
 	}
 	return nil
+}
+
+// ForgetRecord deletes the record kept for key, if any.
+func (s *Store) ForgetRecord(key string) {
+	if s.cfg.Dir == "" {
+		return
+	}
+	if err := os.Remove(s.recordPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("removing a record failed", "key", key, "err", err)
+	}
 }
 
 // Records returns the records kept on disk, newest last. It deletes files

@@ -44,6 +44,7 @@ func openTestStore(t *testing.T, cfg StoreConfig) (*Store, *atomic.Int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s, &corrupt
 }
 
@@ -62,6 +63,10 @@ func TestStoreSurvivesReopen(t *testing.T) {
 	os.MkdirAll(filepath.Dir(stray), 0o755)
 	os.WriteFile(stray, []byte("x"), 0o644)
 
+	if _, err := OpenStore(StoreConfig{Dir: dir, Logger: quietLogger()}); err == nil {
+		t.Fatal("a second store opened the same directory")
+	}
+	s.Close()
 	s2, corrupt := openTestStore(t, StoreConfig{Dir: dir, Limit: 1 << 30})
 	if got := s2.Stats().Shards; got != len(shards) {
 		t.Fatalf("reopened store lists %d shards, want %d", got, len(shards))
@@ -177,6 +182,7 @@ func TestStoreEvictsToItsBudget(t *testing.T) {
 		t.Errorf("%d files on disk for %d shards in the index: evicted files must go", files, st.Shards)
 	}
 	// Reopened with a smaller budget, the store evicts down to it.
+	s.Close()
 	s2, _ := openTestStore(t, StoreConfig{Dir: dir, Limit: 2 * size, ScrubRate: -1})
 	if got := s2.Stats().Bytes; got > 2*size {
 		t.Errorf("reopened with a 2-shard budget: %d bytes held", got)
@@ -228,10 +234,18 @@ func TestStoreFullDisk(t *testing.T) {
 	if err := s.PutShard(erasure.ShardID{Segment: seg, Index: 1}, d, shards[1]); !errors.Is(err, ErrStoreUnavailable) {
 		t.Errorf("write while full: %v, want ErrStoreUnavailable", err)
 	}
+	kept := 0
 	for _, id := range stored {
+		if !s.Has(id) {
+			continue // evicted to make room when the disk filled up
+		}
+		kept++
 		if _, got, ok := s.Shard(id); !ok || !bytes.Equal(got, shards[0]) {
 			t.Fatalf("stored shard %v unreadable while the disk is full", id)
 		}
+	}
+	if kept == 0 || st.Limit >= 1<<30 {
+		t.Errorf("after ENOSPC: %d of %d shards kept, budget %d: want the budget lowered below what fits, most shards kept", kept, len(stored), st.Limit)
 	}
 	if left, _ := os.ReadDir(filepath.Join(dir, tmpDir)); len(left) > 1 {
 		t.Errorf("failed writes left temporary files: %v", left)
@@ -282,6 +296,7 @@ func TestRecordsKeptOnDisk(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(dir, recordsDir, "zz"), []byte("garbage"), 0o644)
+	s.Close()
 	s2, _ := openTestStore(t, StoreConfig{Dir: dir, Limit: 1 << 30})
 	got := s2.Records()
 	if len(got) != 1 || got[0].Key != r.Key || !got[0].Same(r) {
