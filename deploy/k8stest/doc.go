@@ -1,0 +1,20 @@
+// Package k8stest tests the Helm chart in helm/shoal. It has no code of its
+// own, only tests:
+//
+//   - helm lint --strict and helm template for every documented combination
+//     of values (helm/shoal/ci/*-values.yaml), with the Kubernetes version
+//     pinned;
+//   - every rendered object decoded strictly into the Kubernetes API types
+//     (an unknown or misspelled field fails), and the chart's own invariants:
+//     selectors match pods, named ports and volumes exist, each edge finds
+//     itself in --peers, the pods are hardened;
+//   - values.schema.json rejects misspelled keys;
+//   - the rendered commands run for real: the edge and origin arguments with
+//     the shoal binary (with the generated certificates, mounted the way the
+//     pod mounts them), and the zone init script against a fake API server;
+//   - helm install into a real kube-apiserver and etcd started by the test.
+//
+// Tools: helm ($SHOAL_HELM, else helm on $PATH, else the CI cache), and
+// kube-apiserver and etcd in $KUBEBUILDER_ASSETS. A test whose tool is
+// missing skips, except under CI=true, where it fails. .ci/run installs them.
+package k8stest
