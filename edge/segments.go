@@ -299,6 +299,29 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 	}
 }
 
+// pushWait is how long a fill waits for a push slot before it drops the
+// push: long enough to ride out a burst, short enough that slow holders do
+// not hold up clients.
+const pushWait = 500 * time.Millisecond
+
+func (e *Edge) acquirePush() bool {
+	select {
+	case e.pushSem <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(pushWait)
+	defer t.Stop()
+	select {
+	case e.pushSem <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-e.bgCtx.Done():
+		return false
+	}
+}
+
 // repairOwn rebuilds the shards this edge should hold of a segment it has
 // just decoded but did not find in its store (lost, evicted, or deleted as
 // corrupt) and stores them, in the background.
@@ -421,11 +444,9 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 			e.m.pushes.WithLabelValues("skipped").Inc()
 			continue
 		}
-		select {
-		case e.pushSem <- struct{}{}:
-		default:
-			// A fill does not wait for slow holders; a holder that misses
-			// its shard rebuilds it when it next reads the segment.
+		if !e.acquirePush() {
+			// A fill does not wait long for slow holders; a holder that
+			// misses its shard rebuilds it when it next reads the segment.
 			e.m.pushes.WithLabelValues("dropped").Inc()
 			continue
 		}
