@@ -6,6 +6,7 @@
 //	shoal edge   --listen 127.0.0.1:8080 --origin http://127.0.0.1:9000 --peer-listen 127.0.0.1:7000 \
 //	             --peers 127.0.0.1:7000,127.0.0.1:7001 --tls-dir D --admin-listen 127.0.0.1:9100
 //	shoal demo [--exit]
+//	shoal bench --scenario flash [--edges 8] [--size 256MiB] [--out ./bench-out]
 //	shoal version
 //
 // Every flag can also be set with the environment variable SHOAL_<FLAG>,
@@ -44,6 +45,7 @@ func commands() []command {
 		{"origin", "serve a directory as a reference origin", runOrigin},
 		{"certs", "create the fleet CA and a node certificate", runCerts},
 		{"demo", "start an origin and three edges in this process and show the fleet at work", runDemo},
+		{"bench", "measure the fleet against per-site caches, nginx and the bare origin, with a report and plots", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -1,0 +1,38 @@
+// Package bench measures a Shoal fleet against the alternatives a user
+// would otherwise pick, on one machine, in one run, with one workload: the
+// harness behind `shoal bench`.
+//
+// It starts real processes: `shoal origin` and `shoal edge` from the binary
+// under test (Config.Binary; `shoal bench` passes its own executable), and
+// nginx when it is installed, all on 127.0.0.1 with free ports, each with its
+// own data directory and log file under a temporary directory. Between the
+// serving tier and the origin sits a counting reverse proxy in this process,
+// so origin egress is measured outside the systems under test rather than
+// taken from their own counters. Clients are goroutines in this process;
+// every body they receive is checked against the release's SHA-256, and one
+// wrong byte fails the run.
+//
+// The systems, each started fresh for every fleet size with the same origin
+// content, clients and timing:
+//
+//   - shoal: N edges with one shared --peers list (the fleet);
+//   - per-site: the same N edges, each alone (--peers empty): one cache per
+//     site, what the fleet is without its swarm;
+//   - direct: the clients straight to the origin (through the counting proxy);
+//   - nginx: per site one nginx with proxy_cache in front of the origin,
+//     configured as a competent operator would (proxy_cache_lock, sendfile,
+//     the slice module when it is built in); skipped with a note when nginx
+//     is not on PATH.
+//
+// Scenarios so far: "flash", the flash crowd of a fleet update: every client
+// of every site asks for the same new release at the same moment.
+//
+// Figures per system: origin egress ÷ unique bytes, bytes served by source
+// (scraped from each edge's /metrics), client throughput, time to first
+// byte and full-download latency percentiles, the time until the last
+// client has the release, CPU seconds per GB served (from /proc), peak RSS
+// per site, and the hedged share of shard requests. Run returns them as a
+// Report; WriteFiles writes it as JSON, Markdown and SVG plots.
+//
+// The harness reads /proc, so it runs on Linux.
+package bench

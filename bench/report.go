@@ -1,0 +1,316 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is the outcome of a run: every raw figure, as written to the JSON
+// file, from which the Markdown table and the plots are made.
+type Report struct {
+	Scenario string    `json:"scenario"`
+	Started  time.Time `json:"started"`
+	// Seconds is the run's wall-clock duration.
+	Seconds float64 `json:"seconds"`
+	Machine Machine `json:"machine"`
+	// ShoalVersion is what the measured binary's `version` says.
+	ShoalVersion string `json:"shoal_version"`
+	// NginxVersion is the nginx baseline's version, empty when it did not run.
+	NginxVersion string `json:"nginx_version,omitempty"`
+	// NginxSlice is the nginx baseline's slice size in bytes; 0 when it
+	// cached whole objects.
+	NginxSlice int64 `json:"nginx_slice,omitempty"`
+	// EdgeFlags are the extra flags every edge got.
+	EdgeFlags []string `json:"edge_flags,omitempty"`
+	Release   Release  `json:"release"`
+	// ClientsPerSite is the number of clients at each site.
+	ClientsPerSite int    `json:"clients_per_site"`
+	Seed           uint64 `json:"seed"`
+	// Runs holds one entry per fleet size.
+	Runs []FleetRun `json:"runs"`
+}
+
+// Release is the object of the flash crowd.
+type Release struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model,omitempty"`
+	MemTotal  int64  `json:"mem_total,omitempty"`
+	Kernel    string `json:"kernel,omitempty"`
+	GoVersion string `json:"go_version"`
+	// LoadBefore and LoadAfter are the 1, 5 and 15 minute load averages at
+	// the start and the end of the run: other work on the machine shows
+	// here.
+	LoadBefore [3]float64 `json:"load_before"`
+	LoadAfter  [3]float64 `json:"load_after"`
+}
+
+// FleetRun is every system at one fleet size.
+type FleetRun struct {
+	Sites   int            `json:"sites"`
+	Systems []SystemResult `json:"systems"`
+}
+
+// SystemResult holds one system's figures at one fleet size. Byte figures
+// are bytes, times seconds, rates bytes per second.
+type SystemResult struct {
+	System string `json:"system"`
+	// Skipped says why the system did not run; it has no figures then.
+	Skipped        string `json:"skipped,omitempty"`
+	Sites          int    `json:"sites"`
+	ClientsPerSite int    `json:"clients_per_site"`
+	// Load is the machine's load average when the crowd started (the
+	// harness's own processes of the previous system count in it).
+	Load [3]float64 `json:"load"`
+
+	// UniqueBytes is the size of what the clients asked for: the release.
+	UniqueBytes int64 `json:"unique_bytes"`
+	// DeliveredBytes is what all clients received.
+	DeliveredBytes int64 `json:"delivered_bytes"`
+	// OriginBytes and OriginRequests are the origin's response body bytes
+	// and the requests it got during the crowd, counted by the proxy in
+	// front of it.
+	OriginBytes    int64 `json:"origin_bytes"`
+	OriginRequests int64 `json:"origin_requests"`
+	// OriginRatio is OriginBytes ÷ UniqueBytes: 1 is each byte once.
+	OriginRatio float64 `json:"origin_ratio"`
+	// ServedBySource is the edges' shoal_served_bytes_total by source,
+	// summed over the fleet (Shoal systems only).
+	ServedBySource map[string]int64 `json:"served_by_source,omitempty"`
+	// EdgeOriginBytes is the edges' own shoal_origin_bytes_total, to
+	// compare with OriginBytes (Shoal systems only).
+	EdgeOriginBytes int64 `json:"edge_origin_bytes,omitempty"`
+
+	// FleetSeconds is the time from the crowd's start until the last client
+	// had the whole release.
+	FleetSeconds float64 `json:"fleet_seconds"`
+	// AggregateRate is DeliveredBytes ÷ FleetSeconds.
+	AggregateRate float64 `json:"aggregate_rate"`
+	// ClientRate summarizes each client's release size ÷ its download time.
+	ClientRate Summary `json:"client_rate"`
+	// TTFB and Download summarize each client's time to its first body byte
+	// and to its last.
+	TTFB     Summary `json:"ttfb"`
+	Download Summary `json:"download"`
+	// Clients is every client's download, each verified against the
+	// release's SHA-256.
+	Clients []ClientResult `json:"clients"`
+
+	// TierCPUSeconds is the CPU time of the serving tier (the edges, the
+	// nginx processes, or for direct the origin) from the crowd's start
+	// until it was quiet again; CPUSecondsPerGB divides it by the GB (10⁹
+	// bytes) delivered. OriginCPUSeconds is the origin's own.
+	TierCPUSeconds   float64 `json:"tier_cpu_seconds"`
+	CPUSecondsPerGB  float64 `json:"cpu_seconds_per_gb"`
+	OriginCPUSeconds float64 `json:"origin_cpu_seconds"`
+	// HarnessCPUSeconds is this process's: the clients (which hash every
+	// body) and the counting proxy.
+	HarnessCPUSeconds float64 `json:"harness_cpu_seconds"`
+	// OtherCPU is the CPU the rest of the machine used meanwhile (other
+	// processes, and kernel work not charged to these), in cores: a run
+	// that shared the machine shows here.
+	OtherCPU float64 `json:"other_cpu_cores"`
+	// SettleSeconds is how long after the last client the tier took to be
+	// quiet (background shard pushes, cache writes).
+	SettleSeconds float64 `json:"settle_seconds"`
+	// PeakRSS is each site's peak resident set (VmHWM; for nginx the sum
+	// over its processes; for direct the origin's).
+	PeakRSS []int64 `json:"peak_rss"`
+
+	// HedgedRequests and ShardRequests are the fleet's
+	// shoal_hedged_requests_total and shoal_peer_requests_total{op="get_shard"};
+	// HedgeRatio is their quotient, the share of shard requests that were
+	// extra.
+	HedgedRequests int64   `json:"hedged_requests"`
+	ShardRequests  int64   `json:"shard_requests"`
+	HedgeRatio     float64 `json:"hedge_ratio"`
+}
+
+// machineInfo describes this machine, as far as /proc tells.
+func machineInfo(p *procReader) Machine {
+	m := Machine{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadBefore: p.loadAvg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		m.MemTotal, _ = parseStatusKB(b, "MemTotal")
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// Markdown renders the report as Markdown: the setting, then per fleet
+// size a table of origin egress and throughput, one of latency, and one of
+// bytes by source; with several fleet sizes, a summary across them.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	w("## Flash crowd: %s release, %s per site, seed %d\n\n", sizeString(r.Release.Size), plural(r.ClientsPerSite, "client"), r.Seed)
+	w("Every client asks its site for the same new release at the same moment; every body is verified against its SHA-256. ")
+	w("Origin, sites, counting proxy and clients share this machine's CPUs over loopback, where the origin's bandwidth costs nothing: ")
+	w("times here measure CPU cost, not distribution over a network. \"Other CPU\" is what the rest of the machine used meanwhile.\n\n")
+	w("- machine: %d CPUs (%s), %s RAM, Linux %s, %s\n", r.Machine.CPUs, orDash(r.Machine.CPUModel), sizeString(r.Machine.MemTotal), orDash(r.Machine.Kernel), r.Machine.GoVersion)
+	w("- load average before / after: %s / %s\n", loadString(r.Machine.LoadBefore), loadString(r.Machine.LoadAfter))
+	w("- shoal: %s; edge defaults", r.ShoalVersion)
+	if len(r.EdgeFlags) > 0 {
+		w(" with `%s`", strings.Join(r.EdgeFlags, " "))
+	}
+	w("\n")
+	if r.NginxVersion != "" {
+		slice := "whole objects"
+		if r.NginxSlice > 0 {
+			slice = "slice " + sizeString(r.NginxSlice)
+		}
+		w("- nginx: %s, proxy_cache_lock on, sendfile on, %s\n", r.NginxVersion, slice)
+	}
+	w("- started %s, took %.0f s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Seconds)
+
+	for _, run := range r.Runs {
+		w("### %d sites\n\n", run.Sites)
+		w("| system | origin egress | ÷ unique | fleet done | aggregate | per client p50 | CPU s/GB | peak RSS/site (max) | hedged | other CPU (cores) |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range run.Systems {
+			if s.Skipped != "" {
+				w("| %s | skipped: %s |||||||||\n", s.System, s.Skipped)
+				continue
+			}
+			hedged := "–"
+			if s.ShardRequests > 0 {
+				hedged = fmt.Sprintf("%.1f%%", 100*s.HedgeRatio)
+			}
+			w("| %s | %s | %.2f× | %.2f s | %s | %s | %.2f | %s | %s | %.2f |\n", s.System, sizeString(s.OriginBytes), s.OriginRatio,
+				s.FleetSeconds, rateString(s.AggregateRate), rateString(s.ClientRate.P50), s.CPUSecondsPerGB,
+				sizeString(slices.Max(append([]int64{0}, s.PeakRSS...))), hedged, s.OtherCPU)
+		}
+		w("\n| system | TTFB p50 | p90 | p99 | max | download p50 | p90 | p99 | max |\n")
+		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range run.Systems {
+			if s.Skipped != "" {
+				continue
+			}
+			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.System,
+				secString(s.TTFB.P50), secString(s.TTFB.P90), secString(s.TTFB.P99), secString(s.TTFB.Max),
+				secString(s.Download.P50), secString(s.Download.P90), secString(s.Download.P99), secString(s.Download.Max))
+		}
+		var edges []SystemResult
+		for _, s := range run.Systems {
+			if s.ServedBySource != nil {
+				edges = append(edges, s)
+			}
+		}
+		if len(edges) > 0 {
+			w("\n| system | served from memory | own shards | peers | origin | origin (edges' count) |\n")
+			w("|---|---:|---:|---:|---:|---:|\n")
+			for _, s := range edges {
+				src := s.ServedBySource
+				w("| %s | %s | %s | %s | %s | %s |\n", s.System, sizeString(src["memory"]), sizeString(src["disk"]),
+					sizeString(src["peer"]), sizeString(src["origin"]), sizeString(s.EdgeOriginBytes))
+			}
+		}
+		w("\n")
+	}
+	if len(r.Runs) > 1 {
+		w("### Origin egress ÷ unique bytes, and time until the last client is done, by fleet size\n\n")
+		w("| system |")
+		for _, run := range r.Runs {
+			w(" %d sites |", run.Sites)
+		}
+		w("\n|---|")
+		for range r.Runs {
+			w("---:|")
+		}
+		w("\n")
+		for _, name := range r.systemNames() {
+			w("| %s |", name)
+			for _, run := range r.Runs {
+				if s, ok := run.system(name); ok && s.Skipped == "" {
+					w(" %.2f× in %.2f s |", s.OriginRatio, s.FleetSeconds)
+				} else {
+					w(" – |")
+				}
+			}
+			w("\n")
+		}
+		w("\n")
+	}
+	return b.String()
+}
+
+// systemNames lists the systems of the report in the order they ran.
+func (r *Report) systemNames() []string {
+	var names []string
+	for _, run := range r.Runs {
+		for _, s := range run.Systems {
+			if !slices.Contains(names, s.System) {
+				names = append(names, s.System)
+			}
+		}
+	}
+	return names
+}
+
+func (run FleetRun) system(name string) (SystemResult, bool) {
+	for _, s := range run.Systems {
+		if s.System == name {
+			return s, true
+		}
+	}
+	return SystemResult{}, false
+}
+
+// sizeString formats a byte count in binary units.
+func sizeString(n int64) string {
+	switch f := float64(n); {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", f/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", f/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", f/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// rateString formats bytes per second as MB/s (10⁶), as the README's
+// other figures are.
+func rateString(bps float64) string { return fmt.Sprintf("%.0f MB/s", bps/1e6) }
+
+// secString formats seconds, as milliseconds below one.
+func secString(s float64) string {
+	switch {
+	case math.IsNaN(s):
+		return "–"
+	case s < 1:
+		return fmt.Sprintf("%.0f ms", s*1000)
+	}
+	return fmt.Sprintf("%.2f s", s)
+}
+
+func loadString(l [3]float64) string { return fmt.Sprintf("%.2f, %.2f, %.2f", l[0], l[1], l[2]) }
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
