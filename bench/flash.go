@@ -130,14 +130,14 @@ func (r *runner) setup() error {
 	}
 	r.www = filepath.Join(r.dir, "www")
 	r.rel = release{Path: fmt.Sprintf("/releases/fleet-update-%d.bin", r.cfg.Seed), Size: r.cfg.Size}
-	sum, err := writeRandomFile(filepath.Join(r.www, r.rel.Path), r.rel.Size, r.cfg.Seed)
+	sum, err := WriteRandomFile(filepath.Join(r.www, r.rel.Path), r.rel.Size, r.cfg.Seed)
 	if err != nil {
 		return err
 	}
 	r.rel.SHA256 = sum
 	for i := range warmupObjects {
 		p := fmt.Sprintf("/warmup/w%02d.bin", i)
-		if _, err := writeRandomFile(filepath.Join(r.www, p), warmupSize, r.cfg.Seed+1000+uint64(i)); err != nil {
+		if _, err := WriteRandomFile(filepath.Join(r.www, p), warmupSize, r.cfg.Seed+1000+uint64(i)); err != nil {
 			return err
 		}
 		r.warmup = append(r.warmup, p)
@@ -156,9 +156,9 @@ func (r *runner) setup() error {
 	return nil
 }
 
-// writeRandomFile writes size bytes from a ChaCha8 stream seeded with seed
+// WriteRandomFile writes size bytes from a ChaCha8 stream seeded with seed
 // to path and returns their SHA-256 in hex.
-func writeRandomFile(path string, size int64, seed uint64) (string, error) {
+func WriteRandomFile(path string, size int64, seed uint64) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}

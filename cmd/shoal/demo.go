@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/shoalcdn/shoal/bench"
 	"github.com/shoalcdn/shoal/edge"
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/origin"
@@ -60,7 +60,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	www := filepath.Join(dir, "www")
 	release := "/releases/shoal-demo-1.0.tar"
-	releaseSum, err := writeSample(filepath.Join(www, release), size, 1)
+	releaseSum, err := bench.WriteRandomFile(filepath.Join(www, release), size, 1)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for i, n := range []int64{2 << 20, 4 << 20, 3 << 20, 6 << 20} {
 		unique += n
 		p := fmt.Sprintf("/media/clip/seg-%05d.ts", i+1)
-		if _, err := writeSample(filepath.Join(www, p), n, uint64(100+i)); err != nil {
+		if _, err := bench.WriteRandomFile(filepath.Join(www, p), n, uint64(100+i)); err != nil {
 			return err
 		}
 		media = append(media, p)
@@ -204,27 +204,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-// writeSample writes size pseudo-random bytes (a fixed seed, so runs
-// repeat) to path and returns their sha256 in hex.
-func writeSample(path string, size int64, seed uint64) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	var s [32]byte
-	s[0] = byte(seed)
-	rng := rand.NewChaCha8(s)
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rng, size)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), f.Close()
-}
 
 // download GETs url and returns the sha256 and length of the body.
 func download(ctx context.Context, c *http.Client, url string) (string, int64, error) {
