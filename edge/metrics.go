@@ -28,6 +28,7 @@ type metrics struct {
 	pushes        *prometheus.CounterVec
 	hedges        prometheus.Counter
 	hedgesWon     prometheus.Counter
+	retries       prometheus.Counter
 	repairs       prometheus.Counter
 
 	requestDuration *prometheus.HistogramVec
@@ -76,7 +77,10 @@ func newMetrics(e *Edge) *metrics {
 			Name: "shoal_shard_repairs_total", Help: "Own shards rebuilt from a decoded segment because the store had lost them.",
 		}),
 		hedges: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "shoal_hedged_requests_total", Help: "Extra shard requests sent because the first ones were slow or failed.",
+			Name: "shoal_hedged_requests_total", Help: "Extra shard requests sent because the first ones were slow (the hedge delay passed).",
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_shard_retries_total", Help: "Shard requests sent to another holder because one failed (not found, error, corrupt).",
 		}),
 		hedgesWon: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_hedged_requests_won_total", Help: "Extra shard requests whose shard completed a segment read.",
@@ -95,7 +99,7 @@ func newMetrics(e *Edge) *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.servedBytes, m.requests, m.originReqs, m.originBytes, m.peerRequests, m.peerBytes,
-		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.hedges, m.hedgesWon, m.repairs,
+		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.hedges, m.hedgesWon, m.retries, m.repairs,
 		m.requestDuration, m.segmentDuration, m.peerDuration, m.originDuration, peerCollector{e},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_hit_ratio", Help: "Share of client body bytes this edge served without the origin (memory, disk, peers), since start.",

@@ -148,7 +148,7 @@ type shardResult struct {
 
 // gather rebuilds a segment of n bytes from shards: this edge's own first,
 // then from the holders, asking only as many as are still needed, one more
-// after HedgeDelay or after any failure. Shards are grouped by descriptor:
+// after the hedge delay or after any failure. Shards are grouped by descriptor:
 // only k shards that agree on one descriptor, each verified against it,
 // are decoded, and the result is verified again, so no single peer can
 // make this edge serve a wrong byte.
@@ -249,7 +249,11 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 		go func() {
 			rctx, rcancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
 			defer rcancel()
+			start := time.Now()
 			d, data, err := e.node.GetShard(rctx, peer, erasure.ShardID{Segment: id, Index: uint8(i)})
+			if err == nil {
+				e.hedge.observe(time.Since(start))
+			}
 			results <- shardResult{index: i, d: d, data: data, err: err, peer: peer, hedged: hedged}
 		}()
 		return true
@@ -257,20 +261,28 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 	for range first {
 		launch()
 	}
-	hedge := time.NewTimer(e.cfg.HedgeDelay)
+	hedge := time.NewTimer(e.hedge.delay())
 	defer hedge.Stop()
+	// More than m holders without their shard means fewer than k exist:
+	// the segment is not (fully) placed yet, and asking the rest is waste.
+	notFound, maxMissing := 0, e.cfg.Layout.Params.M
 	for inflight > 0 {
 		select {
 		case r := <-results:
 			inflight--
 			if r.err != nil {
+				if errors.Is(r.err, swarm.ErrNotFound) {
+					if notFound++; notFound > maxMissing {
+						return
+					}
+				}
 				var ie *erasure.IntegrityError
 				if errors.As(r.err, &ie) {
 					e.m.corruptShards.WithLabelValues("peer").Inc()
 					e.log.WarnContext(ctx, "peer sent a corrupt shard", "peer", r.peer, "shard", r.index, "segment", id.String(), "err", r.err)
 				}
 				if launch() {
-					e.m.hedges.Inc()
+					e.m.retries.Inc()
 				}
 				continue
 			}
@@ -291,7 +303,7 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 			// so the one extra request can go to the same slow peer.
 			if launch() {
 				e.m.hedges.Inc()
-				hedge.Reset(e.cfg.HedgeDelay)
+				hedge.Reset(e.hedge.delay())
 			}
 		case <-ctx.Done():
 			return

@@ -1,0 +1,64 @@
+package edge
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// hedgeTimer learns when to hedge a shard read from recent shard fetch
+// latencies: an extra request goes out once a fetch has taken longer than
+// the 95th percentile of the last fetches (times 1.25), so that about one
+// read in twenty is hedged when peers behave, and a slow peer is worked
+// around after a delay that fits the fleet, not a constant.
+type hedgeTimer struct {
+	fixed time.Duration // non-zero: always this
+
+	mu      sync.Mutex
+	samples [256]time.Duration
+	n, next int
+	cached  time.Duration
+	stale   bool
+}
+
+const (
+	hedgeInitial = 100 * time.Millisecond // until enough samples
+	hedgeMin     = 2 * time.Millisecond
+	hedgeMax     = time.Second
+	hedgeSamples = 32
+)
+
+func newHedgeTimer(fixed time.Duration) *hedgeTimer { return &hedgeTimer{fixed: fixed} }
+
+// observe records how long a successful shard fetch took.
+func (h *hedgeTimer) observe(d time.Duration) {
+	if h.fixed != 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.samples[h.next] = d
+	h.next = (h.next + 1) % len(h.samples)
+	h.n = min(h.n+1, len(h.samples))
+	h.stale = true
+}
+
+// delay returns how long to wait before hedging.
+func (h *hedgeTimer) delay() time.Duration {
+	if h.fixed != 0 {
+		return h.fixed
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n < hedgeSamples {
+		return hedgeInitial
+	}
+	if h.stale {
+		s := slices.Clone(h.samples[:h.n])
+		slices.Sort(s)
+		p95 := s[(len(s)*95)/100]
+		h.cached = min(max(p95*5/4, hedgeMin), hedgeMax)
+		h.stale = false
+	}
+	return h.cached
+}
