@@ -44,7 +44,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	)
 	fs.Var(sizeFlag{&segSize}, "segment-size", "segment size; the same on every edge")
 	fs.Var(sizeFlag{&memCache}, "memory-cache", "bytes of decoded segments kept in memory")
-	fs.Var(sizeFlag{&diskCache}, "disk-cache", "byte budget of the shard store (default: a quarter of the free space under --data-dir, at least 1GiB; 1GiB in memory)")
+	fs.Var(sizeFlag{&diskCache}, "disk-cache", "byte budget of the shard store (default: a quarter of the free space under --data-dir, at least 1GiB or nine tenths of what is free; 1GiB in memory)")
 	fs.Var(sizeFlag{&scrubRate}, "scrub-rate", "bytes per second the background scrub reads and verifies; 0 turns it off")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
