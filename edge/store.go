@@ -77,7 +77,7 @@ type StoreConfig struct {
 	Dir string
 	// Limit bounds the bytes of shards kept. Zero means 1 GiB in memory,
 	// and on disk a quarter of the file system's free space (counting what
-	// the store already holds), at least 1 GiB or what is free.
+	// the store already holds), at least 1 GiB, or nine tenths of that if less.
 	Limit int64
 	// ScrubRate bounds the background scrub, in bytes read per second.
 	// Zero means 4 MiB/s; negative turns the scrub off.
