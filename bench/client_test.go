@@ -73,7 +73,7 @@ func TestCountingProxy(t *testing.T) {
 		http.ServeContent(w, r, "x.bin", time.Time{}, bytes.NewReader(body))
 	}))
 	defer origin.Close()
-	p, err := startCountingProxy(origin.URL)
+	p, err := StartCountingProxy(origin.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestCountingProxy(t *testing.T) {
 	if resp.StatusCode != http.StatusPartialContent || got.Len() != 1000 {
 		t.Fatalf("range through the proxy: %s, %d bytes", resp.Status, got.Len())
 	}
-	if b, n := p.counts(); b != 3<<20+1000 || n != 2 {
+	if b, n := p.Counts(); b != 3<<20+1000 || n != 2 {
 		t.Errorf("counted %d bytes in %d requests, want %d in 2", b, n, 3<<20+1000)
 	}
 }

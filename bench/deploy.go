@@ -28,7 +28,7 @@ type site struct {
 type deployment struct {
 	origin    *process
 	originURL string
-	proxy     *countingProxy
+	proxy     *CountingProxy
 	sites     []site
 	procs     []*process // everything started, the origin first
 }
@@ -96,7 +96,7 @@ func (r *runner) deploy(ctx context.Context, sys string, n int, dir string) (*de
 		return d, err
 	}
 	d.originURL = "http://" + addr
-	if d.proxy, err = startCountingProxy(d.originURL); err != nil {
+	if d.proxy, err = StartCountingProxy(d.originURL); err != nil {
 		return d, err
 	}
 

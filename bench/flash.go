@@ -251,7 +251,7 @@ type snapshot struct {
 
 func (r *runner) snapshot(ctx context.Context, d *deployment) (snapshot, error) {
 	var s snapshot
-	s.originBytes, s.originReqs = d.proxy.counts()
+	s.originBytes, s.originReqs = d.proxy.Counts()
 	for _, st := range d.sites {
 		if st.admin == "" {
 			continue

@@ -11,12 +11,12 @@ import (
 	"time"
 )
 
-// countingProxy is a reverse proxy in front of the origin that counts the
+// CountingProxy is a reverse proxy in front of the origin that counts the
 // requests it forwards and the response body bytes the origin sends back:
 // origin egress, measured between the systems under test and the origin
 // instead of taken from their own counters. Every system reaches the origin
 // through it, the direct clients too, so each pays the same hop.
-type countingProxy struct {
+type CountingProxy struct {
 	srv   *http.Server
 	ln    net.Listener
 	tr    *http.Transport
@@ -24,9 +24,9 @@ type countingProxy struct {
 	reqs  atomic.Int64
 }
 
-// startCountingProxy listens on a free loopback port and forwards to the
+// StartCountingProxy listens on a free loopback port and forwards to the
 // origin at target (a base URL).
-func startCountingProxy(target string) (*countingProxy, error) {
+func StartCountingProxy(target string) (*CountingProxy, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, err
@@ -35,7 +35,7 @@ func startCountingProxy(target string) (*countingProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &countingProxy{ln: ln}
+	p := &CountingProxy{ln: ln}
 	p.tr = &http.Transport{
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 256,
@@ -62,13 +62,13 @@ func startCountingProxy(target string) (*countingProxy, error) {
 }
 
 // URL returns the proxy's base URL.
-func (p *countingProxy) URL() string { return "http://" + p.ln.Addr().String() }
+func (p *CountingProxy) URL() string { return "http://" + p.ln.Addr().String() }
 
-// counts returns the body bytes and requests forwarded so far.
-func (p *countingProxy) counts() (bytes, reqs int64) { return p.bytes.Load(), p.reqs.Load() }
+// Counts returns the body bytes and requests forwarded so far.
+func (p *CountingProxy) Counts() (bytes, reqs int64) { return p.bytes.Load(), p.reqs.Load() }
 
 // Close stops the proxy and its connections.
-func (p *countingProxy) Close() error {
+func (p *CountingProxy) Close() error {
 	err := p.srv.Close()
 	p.tr.CloseIdleConnections()
 	return err

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -81,18 +80,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer osrv.Close()
-	var originBytes, originReqs atomic.Int64
 	oln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	originHTTP := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		originReqs.Add(1)
-		osrv.ServeHTTP(&countingWriter{ResponseWriter: w, n: &originBytes}, r)
-	})}
+	originHTTP := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: osrv}
 	go originHTTP.Serve(oln)
 	defer originHTTP.Close()
-	originURL := "http://" + oln.Addr().String()
+	// The edges reach the origin through the bench's counting proxy, which
+	// measures the origin's egress.
+	proxy, err := bench.StartCountingProxy("http://" + oln.Addr().String())
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
+	originURL := proxy.URL()
 
 	// The fleet: every edge gets the same peer list.
 	type node struct {
@@ -186,8 +188,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			mib(st.Served["memory"]), mib(st.Served["disk"]), mib(st.Served["peer"]), mib(st.Served["origin"]), map[bool]string{true: "ok", false: "MISMATCH"}[r.ok])
 	}
 	tw.Flush()
+	originBytes, originReqs := proxy.Counts()
 	fmt.Fprintf(stdout, "\norigin egress: %s in %d requests, for %s delivered to clients (%.2f× unique bytes; without the fleet: %.2f×)\n",
-		mib(originBytes.Load()), originReqs.Load(), mib(delivered), float64(originBytes.Load())/float64(unique), float64(delivered)/float64(unique))
+		mib(originBytes), originReqs, mib(delivered), float64(originBytes)/float64(unique), float64(delivered)/float64(unique))
 
 	if *exit {
 		return nil
@@ -225,16 +228,4 @@ func download(ctx context.Context, c *http.Client, url string) (string, int64, e
 		return "", n, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
-
-// countingWriter counts the body bytes an origin response writes.
-type countingWriter struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (w *countingWriter) Write(b []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(b)
-	w.n.Add(int64(n))
-	return n, err
 }
