@@ -2,6 +2,7 @@ package origin
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shoalcdn/shoal/manifest"
 )
 
 // maxETags bounds the server's ETag cache. Past it, the oldest entry goes.
@@ -31,6 +34,14 @@ type ServerConfig struct {
 	CacheControl string
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// SignKey, when set, makes the server sign manifests on the fly: a
+	// request for FILE.shoal-manifest that names no file on disk gets
+	// FILE's manifest, signed with this key (see package manifest). A
+	// manifest file on disk is served as it is.
+	SignKey ed25519.PrivateKey
+	// SignSegmentSize is the segment size of manifests made on the fly.
+	// Zero means erasure.DefaultSegmentSize, the edges' default.
+	SignSegmentSize int64
 }
 
 // Server is a reference origin: an http.Handler that serves the regular files
@@ -49,6 +60,7 @@ type Server struct {
 	cacheControl string
 	log          *slog.Logger
 	etags        etagCache
+	signer       *signer // nil unless ServerConfig.SignKey is set
 }
 
 // NewServer returns a Server for cfg.Dir. The directory handle it opens is
@@ -72,7 +84,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{
+	srv := &Server{
 		root:         root,
 		cacheControl: cfg.CacheControl,
 		log:          log,
@@ -80,7 +92,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			m:        make(map[etagKey]string),
 			inflight: make(map[etagKey]*etagCall),
 		},
-	}, nil
+	}
+	if cfg.SignKey != nil {
+		if srv.signer, err = newSigner(cfg.SignKey, cfg.SignSegmentSize); err != nil {
+			root.Close()
+			return nil, err
+		}
+	}
+	return srv, nil
 }
 
 // Close releases the directory handle. Requests served after Close fail with
@@ -112,6 +131,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// it is refused below as a non-regular file.
 	f, err := s.root.OpenFile(name, openFlags, 0)
 	if err != nil {
+		if s.signer != nil && errors.Is(err, fs.ErrNotExist) && strings.HasSuffix(name, manifest.Suffix) {
+			s.serveManifest(w, r, name)
+			return
+		}
 		s.openFailed(w, r, name, err)
 		return
 	}

@@ -5,6 +5,8 @@
 //	shoal origin --listen 127.0.0.1:9000 --dir ./www [--cache-control "public, max-age=3600"]
 //	shoal edge   --listen 127.0.0.1:8080 --origin http://127.0.0.1:9000 --peer-listen 127.0.0.1:7000 \
 //	             --peers 127.0.0.1:7000,127.0.0.1:7001 --tls-dir D --admin-listen 127.0.0.1:9100
+//	shoal keygen [--key shoal-sign.key] [--pub shoal-sign.pub]
+//	shoal sign --key shoal-sign.key [--segment-size 4MiB] DIR
 //	shoal demo [--exit]
 //	shoal bench --scenario flash [--edges 8] [--size 256MiB] [--out ./bench-out]
 //	shoal version
@@ -44,6 +46,8 @@ func commands() []command {
 		{"edge", "run an edge node", runEdge},
 		{"origin", "serve a directory as a reference origin", runOrigin},
 		{"certs", "create the fleet CA and a node certificate", runCerts},
+		{"keygen", "create an ed25519 key pair for signing manifests", runKeygen},
+		{"sign", "write a signed manifest next to every file under a directory", runSign},
 		{"demo", "start an origin and three edges in this process and show the fleet at work", runDemo},
 		{"bench", "measure the fleet against per-site caches, nginx and the bare origin, with a report and plots", runBench},
 		{"version", "print the version", runVersion},
@@ -99,15 +103,24 @@ var errUsage = errors.New("usage")
 // parseFlags parses args into fs, then fills every flag not given on the
 // command line from SHOAL_<FLAG> in the environment.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := parseFlagsArgs(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "shoal %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}
+
+// parseFlagsArgs is parseFlags for commands that take arguments after
+// their flags (fs.Args()).
+func parseFlagsArgs(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "shoal %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return errUsage
 	}
 	set := map[string]bool{}

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/manifest"
 	"github.com/shoalcdn/shoal/origin"
 )
 
@@ -25,8 +27,11 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		listen       = fs.String("listen", "127.0.0.1:9000", "HTTP listen address")
 		dir          = fs.String("dir", "", "directory to serve (required)")
 		cacheControl = fs.String("cache-control", "public, max-age=3600", "Cache-Control sent with every response; empty for none")
+		signKey      = fs.String("sign-key", "", "if set, sign manifests on the fly with this key (from 'shoal keygen') for files that have none on disk")
 		logger       = logFlags(fs, "json")
+		signSegSize  = int64(erasure.DefaultSegmentSize)
 	)
+	fs.Var(sizeFlag{&signSegSize}, "sign-segment-size", "segment size of manifests signed on the fly; must match the edges' --segment-size")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -37,7 +42,13 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *dir == "" {
 		return errors.New("--dir is required")
 	}
-	h, err := origin.NewServer(origin.ServerConfig{Dir: *dir, CacheControl: *cacheControl, Logger: log})
+	cfg := origin.ServerConfig{Dir: *dir, CacheControl: *cacheControl, Logger: log, SignSegmentSize: signSegSize}
+	if *signKey != "" {
+		if cfg.SignKey, err = manifest.ReadPrivateKey(*signKey); err != nil {
+			return fmt.Errorf("--sign-key: %w", err)
+		}
+	}
+	h, err := origin.NewServer(cfg)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shoalcdn/shoal/manifest"
+)
+
+// TestE2ESign makes a key with `shoal keygen`, signs a tree with `shoal
+// sign`, and checks every manifest, and that `shoal origin --sign-key`
+// serves the same segment hashes on the fly.
+func TestE2ESign(t *testing.T) {
+	shoalBinary(t)
+	dir := t.TempDir()
+	key, pub := filepath.Join(dir, "k.key"), filepath.Join(dir, "k.pub")
+	if out, err := runShoal("keygen", "--key", key, "--pub", pub); err != nil || !strings.Contains(string(out), "key id") {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	if out, err := runShoal("keygen", "--key", key, "--pub", pub); err == nil {
+		t.Fatalf("keygen overwrote its key:\n%s", out)
+	}
+	www := filepath.Join(dir, "www")
+	a := writeObject(t, www, "rel/a b.bin", 9<<20+123, 7)
+	writeObject(t, www, "empty", 0, 8)
+	out, err := runShoal("sign", "--key", key, www)
+	if err != nil || !strings.Contains(string(out), "signed 2 files") {
+		t.Fatalf("sign: %v\n%s", err, out)
+	}
+	v, err := manifest.LoadVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := os.ReadFile(filepath.Join(www, "rel", "a b.bin"+manifest.Suffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := v.Verify(enc, "/rel/a%20b.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Size != a.size || len(m.Segments) != 3 {
+		t.Fatalf("manifest: size %d, %d segments", m.Size, len(m.Segments))
+	}
+	for i := range m.Segments {
+		off, n := m.Segment(i)
+		if err := m.VerifySegment(i, a.bytesAt(t, off, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if enc, err := os.ReadFile(filepath.Join(www, "empty"+manifest.Suffix)); err != nil {
+		t.Fatal(err)
+	} else if _, err := v.Verify(enc, "/empty"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runShoal("sign", "--key", pub, www); err == nil {
+		t.Fatalf("sign with a public key succeeded:\n%s", out)
+	}
+
+	// On the fly: remove the file's manifest; the origin signs it.
+	os.Remove(filepath.Join(www, "rel", "a b.bin"+manifest.Suffix))
+	o := startOriginEnv(t, www, []string{"SHOAL_SIGN_KEY=" + key})
+	resp, err := http.Get(o.url + "/rel/a%20b.bin" + manifest.Suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fly, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("on the fly: %d %v\n%s", resp.StatusCode, err, fly)
+	}
+	mf, err := v.Verify(fly, "/rel/a%20b.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mf.ETag == "" || mf.Object != m.Object || len(mf.Segments) != len(m.Segments) {
+		t.Fatalf("on the fly: %+v, want the hashes of %+v", mf, m)
+	}
+	for i := range m.Segments {
+		if mf.Segments[i] != m.Segments[i] {
+			t.Fatalf("segment %d differs on the fly", i)
+		}
+	}
+}
