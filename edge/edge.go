@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/manifest"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
 )
@@ -51,6 +52,13 @@ type Config struct {
 	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
 	// when the origin sends no explicit lifetime. Zero means 24h.
 	MaxHeuristicFreshness time.Duration
+	// Trust, when set, makes the edge verify every segment against the
+	// object's manifest signed by one of its keys (package manifest)
+	// before serving it. Objects without a manifest are served with a
+	// warning unless RequireSigned.
+	Trust *manifest.Verifier
+	// RequireSigned refuses (502) objects that have no valid manifest.
+	RequireSigned bool
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// TracerProvider makes spans. Nil means no tracing.
@@ -79,6 +87,7 @@ type Edge struct {
 	reads singleflight.Group // segment reads below the memory tier, by segment
 	fills singleflight.Group // segment fills as coordinator, by segment
 
+	signed   *signed // nil unless Config.Trust is set
 	hedge    *hedgeTimer
 	pushSem  chan struct{} // shard pushes to peers in flight
 	diskSem  chan struct{} // background store writes in flight
@@ -102,6 +111,8 @@ type memSegment struct {
 	// held is the size of the array data lives in, when larger: a segment
 	// fetched from the origin shares its array with its parity shards.
 	held int
+	// verified is set once data has matched the object's signed manifest.
+	verified atomic.Bool
 }
 
 func (s *memSegment) cost() int64 { return int64(max(len(s.data), s.held)) }
@@ -149,6 +160,11 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.bgCtx, e.stopBg = context.WithCancel(context.Background())
 	e.m = newMetrics(e) // its gauges read e.mem, e.store and e.node only when scraped
+	if cfg.Trust != nil {
+		e.signed = newSigned(cfg.Trust, cfg.RequireSigned, e.m.reg)
+	} else if cfg.RequireSigned {
+		return nil, errors.New("edge: RequireSigned needs Trust (--trust-key)")
+	}
 	scfg := cfg.Store
 	scfg.Logger = cfg.Logger
 	scfg.OnCorrupt = func(id erasure.ShardID, err error) {

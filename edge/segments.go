@@ -18,10 +18,21 @@ import (
 // errTooFewShards: the reachable holders could not supply k agreeing shards.
 var errTooFewShards = errors.New("edge: too few shards reachable")
 
-// segment returns segment idx of r's object and the tier it came from:
-// the memory tier, else one read per segment at a time on this edge, so
-// that concurrent clients of the same object share it.
-func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) (_ []byte, src string, err error) {
+// segment returns segment idx of r's object and the tier it came from,
+// checked against the object's signed manifest when the edge has trusted
+// keys.
+func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) ([]byte, string, error) {
+	data, src, err := e.segmentAnySource(ctx, r, idx)
+	if err != nil || e.signed == nil {
+		return data, src, err
+	}
+	return e.checkSigned(ctx, r, idx, data, src)
+}
+
+// segmentAnySource returns segment idx of r's object and the tier it came
+// from: the memory tier, else one read per segment at a time on this edge,
+// so that concurrent clients of the same object share it.
+func (e *Edge) segmentAnySource(ctx context.Context, r *Record, idx uint32) (_ []byte, src string, err error) {
 	id := erasure.SegmentID{Object: r.ID(), Index: idx}
 	ctx, span := e.tracer.Start(ctx, "edge.segment", traceAttrs(
 		attribute.String("shoal.object", r.Key), attribute.Int64("shoal.segment.index", int64(idx))))

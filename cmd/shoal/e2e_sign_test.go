@@ -85,4 +85,21 @@ func TestE2ESign(t *testing.T) {
 			t.Fatalf("segment %d differs on the fly", i)
 		}
 	}
+
+	// Edges with --trust-key and --require-signed serve what is signed
+	// (for their segment size) and refuse what is not.
+	if out, err := runShoal("sign", "--key", key, "--segment-size", "1MiB", www); err != nil {
+		t.Fatalf("sign: %v\n%s", err, out)
+	}
+	writeObject(t, www, "late.bin", 1000, 9) // after signing: no manifest
+	f := startFleet(t, www, 2, "--trust-key", pub, "--require-signed")
+	resp, sum, n := fetch(t, newClient(), http.MethodGet, f.edges[1].url+"/rel/a%20b.bin", nil)
+	checkWhole(t, "a signed object through an edge", a, resp, sum, n)
+	resp, _, _ = fetch(t, newClient(), http.MethodGet, f.edges[0].url+"/late.bin", nil)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("an unsigned object under --require-signed: %d, want 502", resp.StatusCode)
+	}
+	if m := scrape(t, f.edges[1]); m.sum("shoal_manifest_verified_segments_total") < 10 {
+		t.Fatalf("verified segments %v, want all 10", m.sum("shoal_manifest_verified_segments_total"))
+	}
 }

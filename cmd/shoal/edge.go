@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoalcdn/shoal/edge"
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/manifest"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
 )
@@ -37,6 +38,8 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		drainDelay  = fs.Duration("drain-delay", 0, "on SIGTERM, how long /readyz reports 503 before the listeners close (time for a load balancer to stop sending)")
 		originConc  = fs.Int("origin-concurrency", 32, "requests in flight to the origin at most")
 		originTO    = fs.Duration("origin-timeout", 30*time.Second, "timeout of one origin request attempt")
+		trustKeys   = fs.String("trust-key", "", "comma-separated public keys (from 'shoal keygen'); if set, every segment is checked against the object's signed manifest before it is served")
+		requireSig  = fs.Bool("require-signed", false, "refuse objects without a valid signed manifest (needs --trust-key)")
 		segSize     = int64(erasure.DefaultSegmentSize)
 		memCache    = int64(256 << 20)
 		diskCache   = int64(0)
@@ -66,6 +69,14 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *dataDir == "" {
 		log.Warn("no --data-dir: shards are kept in memory and lost on restart")
+	}
+	var trust *manifest.Verifier
+	if ks := splitList(*trustKeys); len(ks) > 0 {
+		if trust, err = manifest.LoadVerifier(ks...); err != nil {
+			return fmt.Errorf("--trust-key: %w", err)
+		}
+	} else if *requireSig {
+		return errors.New("--require-signed needs --trust-key")
 	}
 	if scrubRate == 0 {
 		scrubRate = -1 // StoreConfig reads zero as the default
@@ -100,6 +111,8 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		},
 		Layout:         erasure.Layout{SegmentSize: segSize, Params: params},
 		MemoryCache:    memCache,
+		Trust:          trust,
+		RequireSigned:  *requireSig,
 		Store:          edge.StoreConfig{Dir: *dataDir, Limit: diskCache, ScrubRate: scrubRate},
 		Logger:         log,
 		TracerProvider: tp,
