@@ -13,7 +13,9 @@ import (
 // text), and the status page at / with its data at /status.json (see
 // status.go). When token is not empty, /metrics and /status.json require
 // "Authorization: Bearer <token>"; the probes and the page's static files
-// do not. Never expose it on the client port.
+// do not. POST /admin/prefetch and GET /admin/prefetch/{id} start and
+// report prefetch jobs (prefetch.go); they need the token, or without one
+// a loopback client. Never expose it on the client port.
 func (e *Edge) Admin(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -39,6 +41,7 @@ func (e *Edge) Admin(token string) http.Handler {
 	metrics := promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})
 	mux.Handle("GET /metrics", requireToken(token, metrics))
 	newStatusPage(e).routes(mux, token)
+	newPrefetcher(e).routes(mux, token)
 	return mux
 }
 

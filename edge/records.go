@@ -221,18 +221,28 @@ func (e *Edge) replicate(r *Record) {
 // goBackground runs f on a tracked goroutine with a bounded context that
 // Shutdown cancels. Once Shutdown has begun waiting, it runs nothing.
 func (e *Edge) goBackground(f func(ctx context.Context)) {
+	e.goTracked(e.cfg.PeerTimeout, f)
+}
+
+// goTracked is goBackground with its own time limit (0: none but
+// Shutdown's). It reports whether f was started.
+func (e *Edge) goTracked(timeout time.Duration, f func(ctx context.Context)) bool {
 	e.bgMu.Lock()
 	defer e.bgMu.Unlock()
 	if e.bgClosed {
-		return
+		return false
 	}
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
-		ctx, cancel := context.WithTimeout(e.bgCtx, e.cfg.PeerTimeout)
+		ctx, cancel := e.bgCtx, context.CancelFunc(func() {})
+		if timeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+		}
 		defer cancel()
 		f(ctx)
 	}()
+	return true
 }
 
 // peerHandler answers Stat and Fill for peers.

@@ -89,7 +89,9 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 	holders := e.node.Holders(id, r.Layout.Params.Total())
 	data, d, src, err := e.gather(ctx, id, int(n), holders)
 	if err == nil {
-		e.mem.Add(id, &memSegment{d: d, data: data})
+		if keepInMemory(ctx) {
+			e.mem.Add(id, &memSegment{d: d, data: data})
+		}
 		out = segRead{data, src}
 		return out, nil
 	}
@@ -121,7 +123,9 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 			if s.Descriptor.Length != int(n) || s.Descriptor.Params != r.Layout.Params {
 				return out, fmt.Errorf("edge: coordinator %s sent segment %v of %d bytes, want %d", coord, id, s.Descriptor.Length, n)
 			}
-			e.mem.Add(id, &memSegment{d: s.Descriptor, data: s.Data})
+			if keepInMemory(ctx) {
+				e.mem.Add(id, &memSegment{d: s.Descriptor, data: s.Data})
+			}
 			out = segRead{s.Data, fillSource(s)}
 			return out, nil
 		case ctx.Err() != nil:

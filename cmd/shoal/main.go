@@ -5,6 +5,7 @@
 //	shoal origin --listen 127.0.0.1:9000 --dir ./www [--cache-control "public, max-age=3600"]
 //	shoal edge   --listen 127.0.0.1:8080 --origin http://127.0.0.1:9000 --peer-listen 127.0.0.1:7000 \
 //	             --peers 127.0.0.1:7000,127.0.0.1:7001 --tls-dir D --admin-listen 127.0.0.1:9100
+//	shoal prefetch --admin http://127.0.0.1:9100 --token T /r/app.tar ...
 //	shoal keygen [--key shoal-sign.key] [--pub shoal-sign.pub]
 //	shoal sign --key shoal-sign.key [--segment-size 4MiB] DIR
 //	shoal demo [--exit]
@@ -46,6 +47,7 @@ func commands() []command {
 		{"edge", "run an edge node", runEdge},
 		{"origin", "serve a directory as a reference origin", runOrigin},
 		{"certs", "create the fleet CA and a node certificate", runCerts},
+		{"prefetch", "bring objects into the fleet before clients ask, through an edge's admin API", runPrefetch},
 		{"keygen", "create an ed25519 key pair for signing manifests", runKeygen},
 		{"sign", "write a signed manifest next to every file under a directory", runSign},
 		{"demo", "start an origin and three edges in this process and show the fleet at work", runDemo},

@@ -103,3 +103,33 @@ func TestE2ESign(t *testing.T) {
 		t.Fatalf("verified segments %v, want all 10", m.sum("shoal_manifest_verified_segments_total"))
 	}
 }
+
+// TestE2EPrefetch drives `shoal prefetch` against a fleet: the release is
+// fetched from the origin once, then served by every edge without it.
+func TestE2EPrefetch(t *testing.T) {
+	www := t.TempDir()
+	rel := writeObject(t, www, "rel/app.bin", 6<<20+5, 21)
+	f := startFleet(t, www, 3, "--admin-token", "tok")
+	out, err := runShoal("prefetch", "--admin", f.edges[0].admin, "--token", "tok", "--interval", "50ms", rel.path)
+	if err != nil || !strings.Contains(string(out), "prefetched 1 of 1 objects") {
+		t.Fatalf("prefetch: %v\n%s", err, out)
+	}
+	if got := f.proxy.bytes.Load(); got < rel.size || float64(got) > 1.02*float64(rel.size) {
+		t.Fatalf("origin egress %d for a %d-byte release", got, rel.size)
+	}
+	before := f.proxy.bytes.Load()
+	for _, e := range f.edges {
+		resp, sum, n := fetch(t, newClient(), http.MethodGet, e.url+rel.path, nil)
+		checkWhole(t, "after prefetch", rel, resp, sum, n)
+	}
+	if n := f.proxy.bytes.Load() - before; n != 0 {
+		t.Fatalf("origin sent %d bytes after the prefetch", n)
+	}
+	out, err = runShoal("prefetch", "--admin", f.edges[1].admin, "--token", "tok", "--quiet", rel.path, "/nope.bin")
+	if err == nil || !strings.Contains(string(out), "/nope.bin") || !strings.Contains(string(out), "1 of 2 objects failed") {
+		t.Fatalf("prefetch of a missing object: %v\n%s", err, out)
+	}
+	if out, err := runShoal("prefetch", "--admin", f.edges[1].admin, "--token", "wrong", rel.path); err == nil || !strings.Contains(string(out), "401") {
+		t.Fatalf("prefetch with a wrong token: %v\n%s", err, out)
+	}
+}
