@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoalcdn/shoal/manifest"
 )
@@ -106,15 +108,32 @@ func TestE2ESign(t *testing.T) {
 
 // TestE2EPrefetch drives `shoal prefetch` against a fleet: the release is
 // fetched from the origin once, then served by every edge without it.
+//
+// SHOAL_E2E_PREFETCH="512MiB,8" runs it at the issue's scale (a 512 MiB
+// release, 8 edges) and logs the figures; by default it is 6 MiB and 3.
 func TestE2EPrefetch(t *testing.T) {
+	size, edges := int64(6<<20+5), 3
+	if v := os.Getenv("SHOAL_E2E_PREFETCH"); v != "" {
+		s, n, _ := strings.Cut(v, ",")
+		if err := (sizeFlag{&size}).Set(s); err != nil {
+			t.Fatalf("SHOAL_E2E_PREFETCH=%q: %v", v, err)
+		}
+		if _, err := fmt.Sscan(n, &edges); err != nil || edges < 1 {
+			t.Fatalf("SHOAL_E2E_PREFETCH=%q: want SIZE,EDGES", v)
+		}
+	}
 	www := t.TempDir()
-	rel := writeObject(t, www, "rel/app.bin", 6<<20+5, 21)
-	f := startFleet(t, www, 3, "--admin-token", "tok")
+	rel := writeObject(t, www, "rel/app.bin", size, 21)
+	f := startFleet(t, www, edges, "--admin-token", "tok")
+	start := time.Now()
 	out, err := runShoal("prefetch", "--admin", f.edges[0].admin, "--token", "tok", "--interval", "50ms", rel.path)
 	if err != nil || !strings.Contains(string(out), "prefetched 1 of 1 objects") {
 		t.Fatalf("prefetch: %v\n%s", err, out)
 	}
-	if got := f.proxy.bytes.Load(); got < rel.size || float64(got) > 1.02*float64(rel.size) {
+	took := time.Since(start)
+	got := f.proxy.bytes.Load()
+	t.Logf("prefetch of %d bytes into %d edges: %v, origin egress %d bytes = %.4f× the release", rel.size, edges, took.Round(time.Millisecond), got, float64(got)/float64(rel.size))
+	if got < rel.size || float64(got) > 1.02*float64(rel.size) {
 		t.Fatalf("origin egress %d for a %d-byte release", got, rel.size)
 	}
 	before := f.proxy.bytes.Load()
