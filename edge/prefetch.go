@@ -44,12 +44,16 @@ type PrefetchRequest struct {
 	// URLs are request targets ("/r/app.tar") or absolute URLs, whose path
 	// and query are used.
 	URLs []string `json:"urls"`
+	// Warm is "all" to also load every segment into every edge's memory
+	// tier once the fleet has it, or "" (the default) not to.
+	Warm string `json:"warm,omitempty"`
 }
 
 // PrefetchJob is the state of a job, as GET /admin/prefetch/{id} reports it.
 type PrefetchJob struct {
 	ID       string           `json:"id"`
 	State    string           `json:"state"` // "running", "done" or "failed" (done with errors)
+	Warm     string           `json:"warm,omitempty"`
 	Created  time.Time        `json:"created"`
 	Finished *time.Time       `json:"finished,omitempty"`
 	Objects  []PrefetchObject `json:"objects"`
@@ -62,7 +66,11 @@ type PrefetchObject struct {
 	Segments int    `json:"segments"` // total, 0 until known
 	Done     int    `json:"done"`     // segments in the fleet
 	Bytes    int64  `json:"bytes"`    // of those segments
-	Error    string `json:"error,omitempty"`
+	// With warm=all: segment loads into an edge's memory tier to do
+	// (segments × members) and done.
+	WarmTotal int    `json:"warm_total,omitempty"`
+	Warmed    int    `json:"warmed,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 type prefetcher struct {
@@ -107,7 +115,7 @@ func (p *prefetcher) create(w http.ResponseWriter, r *http.Request) {
 	}
 	var id [8]byte
 	rand.Read(id[:])
-	job := &PrefetchJob{ID: hex.EncodeToString(id[:]), State: "running", Created: time.Now().UTC()}
+	job := &PrefetchJob{ID: hex.EncodeToString(id[:]), State: "running", Warm: req.Warm, Created: time.Now().UTC()}
 	keys := make([]string, len(req.URLs))
 	for i, u := range req.URLs {
 		keys[i] = u
@@ -147,6 +155,10 @@ func parsePrefetchRequest(r *http.Request) (*PrefetchRequest, error) {
 			return nil, fmt.Errorf("form: %v", err)
 		}
 		req.URLs = r.Form["url"]
+		req.Warm = r.Form.Get("warm")
+	}
+	if req.Warm != "" && req.Warm != "all" {
+		return nil, fmt.Errorf(`warm %q: "all" or nothing`, req.Warm)
 	}
 	if len(req.URLs) == 0 {
 		return nil, errors.New(`no URLs: send {"urls": ["/path", ...]} as application/json, or url=/path parameters`)
@@ -280,7 +292,76 @@ func (p *prefetcher) object(ctx context.Context, job *PrefetchJob, i int, key st
 	}
 	wg.Wait()
 	close(errc)
-	return <-errc // nil when no segment failed
+	if err := <-errc; err != nil {
+		return err
+	}
+	if job.Warm == "all" {
+		return p.warmAll(ctx, job, i, rec)
+	}
+	return nil
+}
+
+// warmAll has every member of the fleet load every segment of rec into
+// its memory tier (statWarm), prefetchWindow loads at a time.
+func (p *prefetcher) warmAll(ctx context.Context, job *PrefetchJob, i int, rec *Record) error {
+	e := p.e
+	n := int(rec.Layout.Segments(rec.Size))
+	members := e.node.Members()
+	p.update(job, i, func(o *PrefetchObject) { o.WarmTotal = n * len(members) })
+	ctx, cancel := context.WithCancel(keepMemory(ctx))
+	defer cancel()
+	window := make(chan struct{}, prefetchWindow)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for _, m := range members {
+		for idx := range n {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				wg.Wait()
+				return errors.Join(firstErr, ctx.Err())
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-window }()
+				var err error
+				if m == e.node.Self() {
+					_, _, err = e.segment(ctx, rec, uint32(idx))
+				} else {
+					_, err = e.node.Stat(ctx, m, (&fillRequest{Record: rec, Segment: uint32(idx)}).Append([]byte{statWarm}))
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("warming segment %d at %s: %w", idx, m, err)
+					}
+					mu.Unlock()
+					return // the other members go on: a dead one does not stop the rest
+				}
+				p.update(job, i, func(o *PrefetchObject) { o.Warmed++ })
+			}()
+		}
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// statWarm is the Stat mode of a warm request (payload: a fillRequest):
+// read the segment into this edge's memory tier, answer with nothing.
+const statWarm = 5
+
+// warm answers a statWarm request.
+func (e *Edge) warm(ctx context.Context, payload []byte) ([]byte, error) {
+	f, err := parseFillRequest(payload)
+	if err != nil {
+		return nil, err
+	}
+	_, _, err = e.segment(keepMemory(ctx), f.Record, f.Segment)
+	return nil, err
 }
 
 // segment reads one segment through the fleet, holding a prefetch slot.
@@ -307,6 +388,11 @@ type noMemoryKey struct{}
 // in its memory tier (prefetch).
 func withoutMemory(ctx context.Context) context.Context {
 	return context.WithValue(ctx, noMemoryKey{}, true)
+}
+
+// keepMemory undoes withoutMemory.
+func keepMemory(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noMemoryKey{}, false)
 }
 
 func keepInMemory(ctx context.Context) bool {

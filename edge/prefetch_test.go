@@ -105,6 +105,28 @@ func TestPrefetch(t *testing.T) {
 	}
 }
 
+// TestPrefetchWarmAll: with warm=all every edge ends with the release in
+// its memory tier.
+func TestPrefetchWarmAll(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=600")
+	a := o.put(t, "a.bin", 3*int(testLayout.SegmentSize)+10, 5)
+	c := newCluster(t, o, 3, nil)
+	admin := httptest.NewServer(c.edges[1].Admin(""))
+	defer admin.Close()
+	job := prefetchJob(t, admin, "", `{"urls": ["/a.bin"], "warm": "all"}`)
+	if got := job.Objects[0]; job.State != "done" || got.WarmTotal != 4*3 || got.Warmed != got.WarmTotal {
+		t.Fatalf("job %+v", job)
+	}
+	for i, e := range c.edges {
+		if bytes, n, _ := e.mem.Stats(); n != 4 || bytes < int64(len(a)) {
+			t.Fatalf("edge %d memory: %d segments, %d bytes; want all 4", i, n, bytes)
+		}
+	}
+	if n := o.bytes.Load(); n < int64(len(a)) || float64(n) > 1.02*float64(len(a)) {
+		t.Fatalf("origin egress %d for %d bytes", n, len(a))
+	}
+}
+
 func TestPrefetchBadRequests(t *testing.T) {
 	o := newTestOrigin(t, "public, max-age=600")
 	c := newCluster(t, o, 1, nil)
@@ -121,6 +143,7 @@ func TestPrefetchBadRequests(t *testing.T) {
 		{"unknown field", "application/json", `{"url":["/a"]}`, "Bearer tok", http.StatusBadRequest},
 		{"relative", "application/json", `{"urls":["a.bin"]}`, "Bearer tok", http.StatusBadRequest},
 		{"ftp", "application/json", `{"urls":["ftp://x/a"]}`, "Bearer tok", http.StatusBadRequest},
+		{"warm some", "application/json", `{"urls":["/a"],"warm":"some"}`, "Bearer tok", http.StatusBadRequest},
 		{"form", "application/x-www-form-urlencoded", `url=/a&url=/b`, "Bearer tok", http.StatusAccepted},
 	}
 	for _, tc := range cases {

@@ -29,6 +29,8 @@ import (
 //	statRefresh (3) record: the caller found this version gone at the
 //	                origin; answer like statResolve, asking the origin again
 //	                unless the record held is already another version
+//	statWarm    (5) fill request: read the segment into the memory tier
+//	                (prefetch warm=all, prefetch.go); answer with nothing
 const (
 	statResolve = 1
 	statReplica = 2
@@ -283,6 +285,8 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 			e.keepRecord(r)
 		}
 		return nil, nil
+	case statWarm:
+		return e.warm(ctx, payload[1:])
 	default:
 		return nil, fmt.Errorf("edge: unknown stat mode %d", payload[0])
 	}

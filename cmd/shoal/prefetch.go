@@ -22,6 +22,7 @@ func runPrefetch(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		token    = fs.String("token", "", "the edges' --admin-token")
 		interval = fs.Duration("interval", 500*time.Millisecond, "how often to ask for progress")
 		quiet    = fs.Bool("quiet", false, "no progress bar; only the summary")
+		warm     = fs.String("warm", "", `"all" also loads every segment into every edge's memory tier`)
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: shoal prefetch [flags] URL...\n\nBrings each URL (a path, or a URL whose path is used) into the fleet through one edge,\nwith one origin fetch per segment for the whole fleet, and waits until done.\nExits 1 if any object failed.\n")
@@ -35,7 +36,7 @@ func runPrefetch(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return errUsage
 	}
 	base := strings.TrimSuffix(*admin, "/")
-	body, _ := json.Marshal(edge.PrefetchRequest{URLs: fs.Args()})
+	body, _ := json.Marshal(edge.PrefetchRequest{URLs: fs.Args(), Warm: *warm})
 	var job edge.PrefetchJob
 	if err := adminCall(ctx, http.MethodPost, base+"/admin/prefetch", *token, body, http.StatusAccepted, &job); err != nil {
 		return err
