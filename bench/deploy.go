@@ -31,6 +31,10 @@ type deployment struct {
 	proxy     *CountingProxy
 	sites     []site
 	procs     []*process // everything started, the origin first
+	// dead holds, by site index, what the faults scenario read of a site
+	// just before it killed it. Written only while the crowd runs, by the
+	// one goroutine that injects faults; read after.
+	dead map[int]deadSite
 }
 
 // stop ends every process, the sites first, then the origin.
@@ -169,24 +173,28 @@ func (r *runner) deploy(ctx context.Context, sys string, n int, dir string) (*de
 
 // warm has every site fetch the warm-up objects, all sites at once. It
 // also sends the origin itself (not through the counting proxy) a HEAD for
-// the release, so that the reference origin has hashed it for its ETag
-// before the crowd, as a production origin would have long before: the
-// hash is not what the crowd should wait for.
+// every object of the scenario, so that the reference origin has hashed
+// them for their ETags before the crowd, as a production origin would
+// have long before: the hash is not what the crowd should wait for.
 func (r *runner) warm(ctx context.Context, d *deployment) error {
 	hctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout) // hashing a large release takes a while
 	defer cancel()
-	req, err := http.NewRequestWithContext(hctx, http.MethodHead, d.originURL+r.rel.Path, nil)
-	if err != nil {
-		return err
+	hc := &http.Client{}
+	for _, obj := range r.cat.objects {
+		req, err := http.NewRequestWithContext(hctx, http.MethodHead, d.originURL+obj.Path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HEAD %s at the origin: %s", obj.Path, resp.Status)
+		}
 	}
-	resp, err := (&http.Client{}).Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HEAD %s at the origin: %s", r.rel.Path, resp.Status)
-	}
+	hc.CloseIdleConnections()
 	errs := make([]error, len(d.sites))
 	var wg sync.WaitGroup
 	for i, s := range d.sites {

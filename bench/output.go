@@ -34,8 +34,8 @@ func (r *Report) Charts() map[string]Chart {
 	charts := map[string]Chart{}
 	for _, run := range r.Runs {
 		c := Chart{
-			Title:  fmt.Sprintf("Flash crowd: %s release, %d sites × %s: latency CDF", sizeString(r.Release.Size), run.Sites, plural(r.ClientsPerSite, "client")),
-			XLabel: "seconds from the crowd's start, log scale (solid: last byte, dashed: first byte)",
+			Title:  fmt.Sprintf("%s, %d sites × %s: latency CDF", r.label(), run.Sites, plural(r.ClientsPerSite, "client")),
+			XLabel: "seconds from each request's start, log scale (solid: last byte, dashed: first byte)",
 			YLabel: "share of clients",
 			YMin:   0, YMax: 1,
 			LogX: true,
@@ -57,11 +57,11 @@ func (r *Report) Charts() map[string]Chart {
 	}
 	if len(r.Runs) > 1 {
 		egress := Chart{
-			Title:  fmt.Sprintf("Flash crowd, %s release: origin egress vs fleet size", sizeString(r.Release.Size)),
+			Title:  fmt.Sprintf("%s: origin egress vs fleet size", r.label()),
 			XLabel: "sites (edges)", YLabel: "origin egress ÷ unique bytes",
 		}
 		done := Chart{
-			Title:  fmt.Sprintf("Flash crowd, %s release: time until every client has it", sizeString(r.Release.Size)),
+			Title:  fmt.Sprintf("%s: time until every client is done", r.label()),
 			XLabel: "sites (edges)", YLabel: "seconds",
 		}
 		for _, name := range r.systemNames() {

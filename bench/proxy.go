@@ -2,6 +2,7 @@ package bench
 
 import (
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -45,6 +46,9 @@ func StartCountingProxy(target string) (*CountingProxy, error) {
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
 		Transport:  p.tr,
 		BufferPool: newBufferPool(),
+		// A site killed mid-request (the faults scenario) cancels its
+		// origin fetch: expected, and not worth a line on the terminal.
+		ErrorLog: log.New(io.Discard, "", 0),
 		ModifyResponse: func(resp *http.Response) error {
 			resp.Body = &countingBody{ReadCloser: resp.Body, n: &p.bytes}
 			return nil

@@ -17,27 +17,81 @@ import (
 // binary as the origin and the edges, prints the table, and writes the
 // report and plots.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, out, err := benchConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this binary to run its origin and edges: %w", err)
+	}
+	cfg.Binary = bin
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	paths, err := bench.WriteFiles(out, rep)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep.Markdown())
+	fmt.Fprintf(stderr, "wrote %s\n", strings.Join(paths, ", "))
+	return nil
+}
+
+// benchConfig parses the bench flags into a Config (without its Binary)
+// and the output directory.
+func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	envUsage(fs)
 	var (
-		scenario  = fs.String("scenario", bench.ScenarioFlash, "workload: flash (every client fetches the same new release at once)")
+		scenario = fs.String("scenario", bench.ScenarioFlash, "workload: flash (every client fetches the same new release at once), "+
+			"mix (a CDN's mix: Zipf popularity over objects of 1 KiB to --size, some ranged), "+
+			"media (viewers fetching 2–6 MiB video segments in order, with seeks), "+
+			"faults (flash while sites are killed and one is slowed)")
 		edges     = fs.Int("edges", bench.DefaultEdges, "number of sites (edges; one nginx each for the nginx baseline)")
 		fleet     = fs.String("fleet-sizes", "", "comma-separated site counts to sweep, e.g. 4,8,16 (instead of --edges)")
-		clients   = fs.Int("clients", 1, "clients per site")
-		seed      = fs.Uint64("seed", 1, "seed of the release's bytes")
+		clients   = fs.Int("clients-per-site", 0, "clients per site (0: 1 for flash and faults, 4 for mix and media)")
+		alias     = fs.Int("clients", 0, "the same as --clients-per-site")
+		seed      = fs.Uint64("seed", 1, "seed of the objects' bytes and the clients' requests")
+		zipf      = fs.Float64("zipf", bench.DefaultZipf, "exponent α of the Zipf popularity (mix, media)")
+		objects   = fs.Int("objects", 0, fmt.Sprintf("objects of the mix (0: %d), videos of media (0: %d)", bench.DefaultMixObjects, bench.DefaultVideos))
+		requests  = fs.Int("requests", 0, fmt.Sprintf("requests per client: objects in the mix (0: %d), segments per viewer in media (0: %d)", bench.DefaultMixRequests, bench.DefaultWatch))
+		ranges    = fs.Float64("range-share", bench.DefaultRangeShare, "share of the mix's requests that ask for a byte range, 0..1")
+		segments  = fs.Int("segments", bench.DefaultSegments, "segments per video (media)")
+		seeks     = fs.Float64("seek-share", bench.DefaultSeekShare, "chance that a viewer seeks after a segment, 0..1 (media)")
+		kill      = fs.Int("kill", bench.DefaultKill, "sites killed mid-crowd (faults)")
+		slow      = fs.Int("slow", bench.DefaultSlow, "sites slowed mid-crowd by SIGSTOP/SIGCONT bursts (faults)")
 		out       = fs.String("out", "bench-out", "directory for results.json, report.md and the SVG plots")
 		systems   = fs.String("systems", strings.Join(bench.AllSystems(), ","), "systems to compare, in order")
 		nginx     = fs.String("nginx", "nginx", "nginx binary of the nginx baseline; the baseline is skipped if it is not found")
 		edgeFlags = fs.String("edge-flags", "", `extra flags for every edge, e.g. "--segment-size 8MiB"`)
-		keep      = fs.Bool("keep", false, "keep the run's temporary directory (release, data directories, logs)")
+		keep      = fs.Bool("keep", false, "keep the run's temporary directory (objects, data directories, logs)")
 		timeout   = fs.Duration("timeout", bench.DefaultTimeout, "limit of one system's crowd")
-		size      = int64(bench.DefaultSize)
+		size      = int64(0)
 		slice     = int64(bench.DefaultNginxSlice)
 	)
-	fs.Var(sizeFlag{&size}, "size", "size of the release")
+	fs.Var(sizeFlag{&size}, "size", "size of the release (flash, faults; default 256MiB), or the mix's largest object (default 128MiB)")
 	fs.Var(sizeFlag{&slice}, "nginx-slice", "slice size of the nginx baseline (slice module); 0 caches whole objects")
 	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
+		return bench.Config{}, "", err
+	}
+	if *clients == 0 {
+		*clients = *alias
+	}
+	// Config reads zero as "the default" and a negative share or count as
+	// "none"; on the command line 0 means none.
+	none := func(v float64) float64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
+	noneInt := func(v int) int {
+		if v == 0 {
+			return -1
+		}
+		return v
 	}
 	cfg := bench.Config{
 		Scenario:   *scenario,
@@ -45,6 +99,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Size:       size,
 		Clients:    *clients,
 		Seed:       *seed,
+		Zipf:       *zipf,
+		Objects:    *objects,
+		Requests:   *requests,
+		RangeShare: none(*ranges),
+		Segments:   *segments,
+		SeekShare:  none(*seeks),
+		Kill:       noneInt(*kill),
+		Slow:       noneInt(*slow),
 		Systems:    splitList(*systems),
 		Nginx:      *nginx,
 		NginxSlice: slice,
@@ -56,33 +118,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if slice == 0 {
 		cfg.NginxSlice = -1 // Config reads zero as the default
 	}
+	if *zipf < 0 || *ranges < 0 || *seeks < 0 || *kill < 0 || *slow < 0 || *clients < 0 || *objects < 0 || *requests < 0 || *segments < 0 {
+		return cfg, "", errors.New("--zipf, --range-share, --seek-share, --kill, --slow, --clients-per-site, --objects, --requests and --segments cannot be negative")
+	}
+	if *zipf == 0 {
+		cfg.Zipf = 1e-9 // uniform popularity; Config reads zero as the default
+	}
 	if *fleet != "" {
 		cfg.FleetSizes = nil
 		for _, s := range splitList(*fleet) {
 			n, err := strconv.Atoi(s)
 			if err != nil {
-				return fmt.Errorf("--fleet-sizes %q: %w", *fleet, err)
+				return cfg, "", fmt.Errorf("--fleet-sizes %q: %w", *fleet, err)
 			}
 			cfg.FleetSizes = append(cfg.FleetSizes, n)
 		}
 	}
-	if size <= 0 {
-		return errors.New("--size must be positive")
+	if size < 0 {
+		return cfg, "", errors.New("--size must be positive")
 	}
-	bin, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding this binary to run its origin and edges: %w", err)
-	}
-	cfg.Binary = bin
-	rep, err := bench.Run(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	paths, err := bench.WriteFiles(*out, rep)
-	if err != nil {
-		return err
-	}
-	fmt.Fprint(stdout, rep.Markdown())
-	fmt.Fprintf(stderr, "wrote %s\n", strings.Join(paths, ", "))
-	return nil
+	return cfg, *out, nil
 }
