@@ -32,11 +32,15 @@ func systemColor(name string) string {
 // the release, against the fleet size.
 func (r *Report) Charts() map[string]Chart {
 	charts := map[string]Chart{}
+	yLabel := "share of clients"
+	if r.Workload != nil {
+		yLabel = "share of requests"
+	}
 	for _, run := range r.Runs {
 		c := Chart{
 			Title:  fmt.Sprintf("%s, %d sites × %s: latency CDF", r.label(), run.Sites, plural(r.ClientsPerSite, "client")),
 			XLabel: "seconds from each request's start, log scale (solid: last byte, dashed: first byte)",
-			YLabel: "share of clients",
+			YLabel: yLabel,
 			YMin:   0, YMax: 1,
 			LogX: true,
 		}
