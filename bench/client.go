@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -279,9 +280,10 @@ func (r *ClientResult) get(ctx context.Context, c *http.Client, url string, rang
 }
 
 // newClient returns an HTTP client with connections of its own, as a
-// separate machine would have.
-func newClient() *http.Client {
+// separate machine would have, made with dial (nil: the default dialer).
+func newClient(dial func(context.Context, string, string) (net.Conn, error)) *http.Client {
 	return &http.Client{Transport: &http.Transport{
+		DialContext:         dial,
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     30 * time.Second,

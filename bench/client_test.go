@@ -146,7 +146,7 @@ func TestFetchResumesAtTheNextSite(t *testing.T) {
 	dying := rangeServer(t, body, &noFlip, &cut)
 	good := rangeServer(t, body, &noFlip, &none)
 	var cnt counters
-	res, err := fetch(context.Background(), newClient(), []string{dying.URL, good.URL}, request{}, obj, time.Now(), make([]byte, 8192), &cnt)
+	res, err := fetch(context.Background(), newClient(nil), []string{dying.URL, good.URL}, request{}, obj, time.Now(), make([]byte, 8192), &cnt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,13 +157,13 @@ func TestFetchResumesAtTheNextSite(t *testing.T) {
 	// its hash.
 	bad := 200_000
 	other := rangeServer(t, body, &bad, &none)
-	_, err = fetch(context.Background(), newClient(), []string{dying.URL, other.URL}, request{}, obj, time.Now(), make([]byte, 8192), nil)
+	_, err = fetch(context.Background(), newClient(nil), []string{dying.URL, other.URL}, request{}, obj, time.Now(), make([]byte, 8192), nil)
 	var ie *IntegrityError
 	if !errors.As(err, &ie) {
 		t.Errorf("resumed from a corrupting site: err = %v, want an *IntegrityError", err)
 	}
 	// One site that keeps failing: an error, not a loop.
-	if _, err := fetch(context.Background(), newClient(), []string{dying.URL}, request{}, obj, time.Now(), make([]byte, 8192), nil); err == nil {
+	if _, err := fetch(context.Background(), newClient(nil), []string{dying.URL}, request{}, obj, time.Now(), make([]byte, 8192), nil); err == nil {
 		t.Error("a site that cuts every body gave no error")
 	}
 }
@@ -188,7 +188,7 @@ func TestCountingProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	c := newClient()
+	c := newClient(nil)
 	if err := drain(context.Background(), c, p.URL()+"/x.bin"); err != nil {
 		t.Fatal(err)
 	}

@@ -172,6 +172,15 @@ type Config struct {
 	// Progress receives a line per phase and system as the run goes. Nil
 	// discards them.
 	Progress io.Writer
+
+	// NetNS runs every process in a network namespace of its own, on
+	// shaped links (see netns.go), and reports distribution times against
+	// their lower bounds. It needs root, ip and tc (Linux).
+	NetNS bool
+	// OriginUplink, EdgeUplink and EdgeDownlink are the emulated links'
+	// rates in bits per second. Zero means DefaultOriginUplink,
+	// DefaultEdgeUplink and DefaultEdgeDownlink.
+	OriginUplink, EdgeUplink, EdgeDownlink float64
 }
 
 // withDefaults returns c with its zero values replaced and checks it.
@@ -194,9 +203,25 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.Size == 0 {
-		c.Size = DefaultSize
-		if c.Scenario == ScenarioMix {
+		switch {
+		case c.Scenario == ScenarioMix:
 			c.Size = DefaultMixSize
+		case c.NetNS:
+			c.Size = DefaultNetnsSize
+		default:
+			c.Size = DefaultSize
+		}
+	}
+	for _, r := range []struct {
+		v    *float64
+		d    float64
+		name string
+	}{{&c.OriginUplink, DefaultOriginUplink, "origin uplink"}, {&c.EdgeUplink, DefaultEdgeUplink, "edge uplink"}, {&c.EdgeDownlink, DefaultEdgeDownlink, "edge downlink"}} {
+		if *r.v == 0 {
+			*r.v = r.d
+		}
+		if !(*r.v >= 1e3 && *r.v <= 1e12) {
+			return c, fmt.Errorf("bench: %s %v bit/s: want 1 kbit/s to 1 Tbit/s", r.name, *r.v)
 		}
 	}
 	if c.Size < 0 {

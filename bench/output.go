@@ -81,6 +81,20 @@ func (r *Report) Charts() map[string]Chart {
 				egress.Series, done.Series = append(egress.Series, e), append(done.Series, f)
 			}
 		}
+		if r.Network != nil {
+			kr := Series{Name: "Kumar–Ross bound", Dashed: true, Markers: true, Color: palette[7]}
+			ps := Series{Name: "per-site bound", Dashed: true, Markers: true, Color: palette[5]}
+			for _, run := range r.Runs {
+				if run.Bounds != nil {
+					kr.X, kr.Y = append(kr.X, float64(run.Sites)), append(kr.Y, run.Bounds.KumarRoss)
+					ps.X, ps.Y = append(ps.X, float64(run.Sites)), append(ps.Y, run.Bounds.PerSite)
+				}
+			}
+			if len(kr.X) > 0 {
+				done.Series = append(done.Series, kr, ps)
+				done.Title = fmt.Sprintf("%s: distribution time vs fleet size, against the lower bounds", r.label())
+			}
+		}
 		if widenCoinciding(egress.Series) {
 			egress.Note = "Lines that coincide are drawn nested, the first widest."
 		}

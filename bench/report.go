@@ -33,6 +33,8 @@ type Report struct {
 	Workload *Workload `json:"workload,omitempty"`
 	// Faults describes the faults scenario's faults.
 	Faults *FaultPlan `json:"faults,omitempty"`
+	// Network describes the emulated network (NetNS), nil on loopback.
+	Network *Network `json:"network,omitempty"`
 	// ClientsPerSite is the number of clients at each site.
 	ClientsPerSite int    `json:"clients_per_site"`
 	Seed           uint64 `json:"seed"`
@@ -86,6 +88,16 @@ type Machine struct {
 type FleetRun struct {
 	Sites   int            `json:"sites"`
 	Systems []SystemResult `json:"systems"`
+	// Bounds are the lower bounds of the distribution time on the
+	// emulated network (NetNS, one object), nil otherwise.
+	Bounds *Bounds `json:"bounds,omitempty"`
+}
+
+// Network is the emulated network's rates, in bits per second.
+type Network struct {
+	OriginUplink float64 `json:"origin_uplink_bps"`
+	EdgeUplink   float64 `json:"edge_uplink_bps"`
+	EdgeDownlink float64 `json:"edge_downlink_bps"`
 }
 
 // SystemResult holds one system's figures at one fleet size. Byte figures
@@ -215,8 +227,15 @@ func (r *Report) Markdown() string {
 	default:
 		w("Every client asks its site for the same new release at the same moment; every body is verified against its SHA-256. ")
 	}
-	w("Origin, sites, counting proxy and clients share this machine's CPUs over loopback, where the origin's bandwidth costs nothing: ")
-	w("times here measure CPU cost, not distribution over a network. \"Other CPU\" is what the rest of the machine used meanwhile.\n\n")
+	if n := r.Network; n != nil {
+		w("Every process runs in a network namespace of its own on an emulated network: origin uplink %s, each site's uplink to its peers %s, each site's downlink %s (tbf and htb); ",
+			bitString(n.OriginUplink), bitString(n.EdgeUplink), bitString(n.EdgeDownlink))
+		w("a site's clients are on its LAN (unshaped). Times are distribution times over these links, next to their lower bounds. ")
+		w("\"Other CPU\" is what the rest of the machine used meanwhile.\n\n")
+	} else {
+		w("Origin, sites, counting proxy and clients share this machine's CPUs over loopback, where the origin's bandwidth costs nothing: ")
+		w("times here measure CPU cost, not distribution over a network. \"Other CPU\" is what the rest of the machine used meanwhile.\n\n")
+	}
 	w("- machine: %d CPUs (%s), %s RAM, Linux %s, %s\n", r.Machine.CPUs, orDash(r.Machine.CPUModel), sizeString(r.Machine.MemTotal), orDash(r.Machine.Kernel), r.Machine.GoVersion)
 	w("- load average before / after: %s / %s\n", loadString(r.Machine.LoadBefore), loadString(r.Machine.LoadAfter))
 	w("- shoal: %s; edge defaults", r.ShoalVersion)
@@ -263,6 +282,9 @@ func (r *Report) Markdown() string {
 			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.System,
 				secString(s.TTFB.P50), secString(s.TTFB.P90), secString(s.TTFB.P99), secString(s.TTFB.Max),
 				secString(s.Download.P50), secString(s.Download.P90), secString(s.Download.P99), secString(s.Download.Max))
+		}
+		if run.Bounds != nil {
+			boundTable(w, run)
 		}
 		if r.Scenario == ScenarioMix {
 			r.sizeClassTable(w, run)
@@ -370,6 +392,32 @@ func (r *Report) sizeClassTable(w func(string, ...any), run FleetRun) {
 		w("| %s | %d | %s | %s | %s | %d | %s | %s | %s | %s |\n", s.System, a.N, secOrDash(a.N, a.P50), secOrDash(a.N, a.P99), secOrDash(b.N, b.P99),
 			c.N, secOrDash(c.N, c.P50), secOrDash(c.N, c.P99), secOrDash(d.N, d.P50), secOrDash(d.N, d.P99))
 	}
+}
+
+// boundTable writes each system's distribution time next to the lower
+// bound of its architecture on the emulated network.
+func boundTable(w func(string, ...any), run FleetRun) {
+	b := run.Bounds
+	w("\nLower bounds of the time until every site has the release: peer-to-peer (Kumar–Ross, max(F/u_s, F/d_min, N·F/(u_s+Σu_i))) %s; ", secString(b.KumarRoss))
+	w("every site from the origin (max(N·F/u_s, F/d_min)) %s; every client from the origin %s.\n\n", secString(b.PerSite), secString(b.Direct))
+	w("| system | fleet done | its bound | ÷ bound | ÷ Kumar–Ross bound |\n|---|---:|---:|---:|---:|\n")
+	for _, s := range run.Systems {
+		if s.Skipped != "" {
+			continue
+		}
+		w("| %s | %s | %s | %.2f× | %.2f× |\n", s.System, secString(s.FleetSeconds), secString(b.of(s.System)), s.FleetSeconds/b.of(s.System), s.FleetSeconds/b.KumarRoss)
+	}
+}
+
+// bitString formats bits per second as tc and people write them.
+func bitString(bps float64) string {
+	switch {
+	case bps >= 1e9:
+		return fmt.Sprintf("%g Gbit/s", bps/1e9)
+	case bps >= 1e6:
+		return fmt.Sprintf("%g Mbit/s", bps/1e6)
+	}
+	return fmt.Sprintf("%g kbit/s", bps/1e3)
 }
 
 // faultTable writes what the faults scenario did to each system.

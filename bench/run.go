@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,6 +43,11 @@ type runner struct {
 	noNginx string // why the nginx system is skipped, if it is
 	proc    *procReader
 	http    *http.Client // probes and scrapes
+	// net is the emulated network under Config.NetNS, nil otherwise; dial
+	// connects from the harness's place in it (nil: loopback, the default
+	// dialer).
+	net  *netEnv
+	dial func(context.Context, string, string) (net.Conn, error)
 }
 
 // Run runs cfg's scenario for every fleet size and system and returns the
@@ -94,6 +100,17 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	if err := r.setup(); err != nil {
 		return nil, err
 	}
+	if cfg.NetNS {
+		if r.net, err = newNetEnv(ctx, cfg, slices.Max(cfg.FleetSizes)); err != nil {
+			return nil, err
+		}
+		defer r.net.close()
+		r.dial = r.net.dial
+		r.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: r.dial}}
+		rep.Network = &Network{OriginUplink: cfg.OriginUplink, EdgeUplink: cfg.EdgeUplink, EdgeDownlink: cfg.EdgeDownlink}
+		r.progressf("bench: emulated network: origin uplink %s, site uplinks %s, site downlinks %s (tbf/htb in network namespaces %s*)",
+			bitString(cfg.OriginUplink), bitString(cfg.EdgeUplink), bitString(cfg.EdgeDownlink), strings.TrimSuffix(r.net.hub, "hub"))
+	}
 	what := ""
 	if cfg.Scenario == ScenarioFlash || cfg.Scenario == ScenarioFaults {
 		rel := r.cat.objects[0]
@@ -124,6 +141,10 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	for _, n := range cfg.FleetSizes {
 		run := FleetRun{Sites: n}
 		pl := r.cat.plan(cfg, n)
+		if cfg.NetNS && len(r.cat.objects) == 1 {
+			b := bounds(r.cat.objects[0].Size, n, cfg.Clients, cfg.OriginUplink, cfg.EdgeUplink, cfg.EdgeDownlink)
+			run.Bounds = &b
+		}
 		if len(cfg.FleetSizes) > 1 || cfg.Scenario != ScenarioFlash && cfg.Scenario != ScenarioFaults {
 			r.progressf(" %d sites: %d requests, %s to deliver, %s unique", n, pl.requests, sizeString(pl.total), sizeString(pl.unique))
 		}
@@ -150,7 +171,14 @@ func (r *runner) setup() error {
 	// The fleet's certificates come from the binary under test, like
 	// everything else the bench uses of it: its command line and HTTP.
 	r.tlsDir = filepath.Join(r.dir, "tls")
-	if out, err := exec.Command(r.cfg.Binary, "certs", "--dir", r.tlsDir, "--hosts", "127.0.0.1,localhost").CombinedOutput(); err != nil {
+	hosts := "127.0.0.1,localhost"
+	if r.cfg.NetNS {
+		hosts += "," + originIP()
+		for i := range slices.Max(r.cfg.FleetSizes) {
+			hosts += "," + siteIP(i)
+		}
+	}
+	if out, err := exec.Command(r.cfg.Binary, "certs", "--dir", r.tlsDir, "--hosts", hosts).CombinedOutput(); err != nil {
 		return fmt.Errorf("bench: shoal certs: %w: %s", err, out)
 	}
 	r.www = filepath.Join(r.dir, "www")
@@ -374,7 +402,7 @@ func (r *runner) crowd(ctx context.Context, d *deployment, sys string, pl *plan)
 		}
 		for ci := range r.cfg.Clients {
 			i := si*r.cfg.Clients + ci
-			c, buf := newClient(), make([]byte, copyBufferSize)
+			c, buf := newClient(r.dial), make([]byte, copyBufferSize)
 			wg.Go(func() {
 				defer c.CloseIdleConnections()
 				<-startc

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -68,10 +69,14 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		edgeFlags = fs.String("edge-flags", "", `extra flags for every edge, e.g. "--segment-size 8MiB"`)
 		keep      = fs.Bool("keep", false, "keep the run's temporary directory (objects, data directories, logs)")
 		timeout   = fs.Duration("timeout", bench.DefaultTimeout, "limit of one system's crowd")
+		netns     = fs.Bool("netns", false, "run every process in a network namespace of its own on shaped links (root, ip and tc), and report distribution times against their lower bounds")
+		upS       = fs.String("origin-uplink", "200mbit", "the origin's uplink under --netns (tc rate: 100mbit, 1gbit, 500kbit)")
+		upI       = fs.String("edge-uplink", "100mbit", "each site's uplink to its peers under --netns")
+		downI     = fs.String("edge-downlink", "1gbit", "each site's downlink under --netns")
 		size      = int64(0)
 		slice     = int64(bench.DefaultNginxSlice)
 	)
-	fs.Var(sizeFlag{&size}, "size", "size of the release (flash, faults; default 256MiB), or the mix's largest object (default 128MiB)")
+	fs.Var(sizeFlag{&size}, "size", "size of the release (flash, faults; default 256MiB, 64MiB under --netns), or the mix's largest object (default 128MiB)")
 	fs.Var(sizeFlag{&slice}, "nginx-slice", "slice size of the nginx baseline (slice module); 0 caches whole objects")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return bench.Config{}, "", err
@@ -114,6 +119,17 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		KeepTemp:   *keep,
 		Timeout:    *timeout,
 		Progress:   stderr,
+		NetNS:      *netns,
+	}
+	for _, r := range []struct {
+		flag, v string
+		dst     *float64
+	}{{"--origin-uplink", *upS, &cfg.OriginUplink}, {"--edge-uplink", *upI, &cfg.EdgeUplink}, {"--edge-downlink", *downI, &cfg.EdgeDownlink}} {
+		bps, err := parseRate(r.v)
+		if err != nil {
+			return cfg, "", fmt.Errorf("%s: %w", r.flag, err)
+		}
+		*r.dst = bps
 	}
 	if slice == 0 {
 		cfg.NginxSlice = -1 // Config reads zero as the default
@@ -138,4 +154,27 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		return cfg, "", errors.New("--size must be positive")
 	}
 	return cfg, *out, nil
+}
+
+// parseRate reads a rate in bits per second as tc writes it: 100mbit,
+// 1gbit, 500kbit, 1.5Gbit/s, or a plain number of bits per second.
+func parseRate(s string) (float64, error) {
+	t := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), "/s")
+	t = strings.TrimSuffix(t, "bit")
+	t = strings.TrimSuffix(t, "bps")
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"k", 1e3}, {"m", 1e6}, {"g", 1e9}, {"t", 1e12}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, fmt.Errorf("rate %q: want e.g. 100mbit, 1gbit, 500kbit", s)
+	}
+	return v * mult, nil
 }

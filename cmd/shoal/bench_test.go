@@ -31,3 +31,23 @@ func TestBenchFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]float64{"100mbit": 100e6, "1gbit": 1e9, "500kbit": 500e3, "1.5Gbit/s": 1.5e9, "2000000": 2e6, "10Mbps": 10e6} {
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "fast", "-3mbit", "0", "NaNmbit", "1e400gbit"} {
+		if _, err := parseRate(bad); err == nil {
+			t.Errorf("parseRate(%q): no error", bad)
+		}
+	}
+	cfg, _, err := benchConfig(strings.Fields("--netns --origin-uplink 50mbit --edge-uplink 20mbit --edge-downlink 1gbit"), io.Discard)
+	if err != nil || !cfg.NetNS || cfg.OriginUplink != 50e6 || cfg.EdgeUplink != 20e6 || cfg.EdgeDownlink != 1e9 {
+		t.Errorf("netns flags: %+v, %v", cfg, err)
+	}
+	if _, _, err := benchConfig(strings.Fields("--edge-uplink lots"), io.Discard); err == nil {
+		t.Error("--edge-uplink lots: no error")
+	}
+}
