@@ -181,6 +181,11 @@ type Config struct {
 	// rates in bits per second. Zero means DefaultOriginUplink,
 	// DefaultEdgeUplink and DefaultEdgeDownlink.
 	OriginUplink, EdgeUplink, EdgeDownlink float64
+	// PeerRTT is the round-trip time between sites under NetNS: each site
+	// holds the packets it receives from other sites for half of it (an
+	// iptables NFQUEUE rule and a delayer in the harness; needs iptables).
+	// Zero means none.
+	PeerRTT time.Duration
 }
 
 // withDefaults returns c with its zero values replaced and checks it.
@@ -201,6 +206,9 @@ func (c Config) withDefaults() (Config, error) {
 		if n < 1 || n > 64 {
 			return c, fmt.Errorf("bench: fleet size %d: want 1..64", n)
 		}
+	}
+	if c.PeerRTT < 0 || c.PeerRTT > 10*time.Second || c.PeerRTT > 0 && !c.NetNS {
+		return c, fmt.Errorf("bench: peer RTT %v: want 0..10s, and only with NetNS", c.PeerRTT)
 	}
 	if c.Size == 0 {
 		switch {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 )
 
 // With Config.NetNS, every process of a system runs in a network namespace
@@ -53,6 +54,7 @@ type netEnv struct {
 	origin string   // namespace of the origin
 	sites  []string // namespace of each site
 	made   []string // every namespace made, to delete
+	delay  []*delayer
 }
 
 func nsIP(node int) string { return fmt.Sprintf("10.77.0.%d", node) }
@@ -64,8 +66,8 @@ func originIP() string    { return nsIP(2) }
 func siteIP(i int) string { return nsIP(10 + i) }
 
 // NetnsUsable says why --netns cannot run here, or nil: it needs root, ip
-// and tc.
-func NetnsUsable() error {
+// and tc, and for latency (peerRTT > 0) iptables.
+func NetnsUsable(peerRTT time.Duration) error {
 	if os.Geteuid() != 0 {
 		return errors.New("bench: --netns needs root (network namespaces, tc)")
 	}
@@ -74,12 +76,15 @@ func NetnsUsable() error {
 			return fmt.Errorf("bench: --netns needs %s (apt-get install -y iproute2): %w", tool, err)
 		}
 	}
+	if _, err := exec.LookPath("iptables"); err != nil && peerRTT > 0 {
+		return fmt.Errorf("bench: --peer-rtt needs iptables (apt-get install -y iptables): %w", err)
+	}
 	return nil
 }
 
 // newNetEnv builds the network for up to sites sites with cfg's rates.
 func newNetEnv(ctx context.Context, cfg Config, sites int) (_ *netEnv, err error) {
-	if err := NetnsUsable(); err != nil {
+	if err := NetnsUsable(cfg.PeerRTT); err != nil {
 		return nil, err
 	}
 	if sites > 200 {
@@ -165,12 +170,30 @@ func newNetEnv(ctx context.Context, cfg Config, sites int) (_ *netEnv, err error
 				return e, err
 			}
 		}
+		if cfg.PeerRTT > 0 {
+			// Latency between zones: hold what arrives from other sites
+			// for half the round trip. Incoming, not outgoing: delaying
+			// outgoing packets starved TCP here.
+			if err := run("ip", "netns", "exec", name, "iptables", "-A", "INPUT", "-i", "eth0", "-m", "iprange",
+				"--src-range", siteIP(0)+"-"+nsIP(254), "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"); err != nil {
+				return e, err
+			}
+			q, err := startDelayer(name, 0, cfg.PeerRTT/2)
+			if err != nil {
+				return e, err
+			}
+			e.delay = append(e.delay, q)
+		}
 	}
 	return e, nil
 }
 
 // close deletes the namespaces, and with them their interfaces.
 func (e *netEnv) close() {
+	for _, q := range e.delay {
+		q.close()
+	}
+	e.delay = nil
 	for i := len(e.made) - 1; i >= 0; i-- {
 		exec.Command("ip", "netns", "del", e.made[i]).Run()
 	}

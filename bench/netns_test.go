@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBounds(t *testing.T) {
@@ -37,7 +40,7 @@ func TestBounds(t *testing.T) {
 // faster than its lower bound: the shaping works), every byte right, and
 // the namespaces gone afterwards.
 func TestNetnsEndToEnd(t *testing.T) {
-	if err := NetnsUsable(); err != nil {
+	if err := NetnsUsable(0); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal(err)
 		}
@@ -67,5 +70,85 @@ func TestNetnsEndToEnd(t *testing.T) {
 	}
 	if prefix := fmt.Sprintf("shb%d-", os.Getpid()); strings.Contains(string(out), prefix) {
 		t.Errorf("namespaces left behind:\n%s", out)
+	}
+}
+
+// TestPeerRTT builds a two-site emulated network with a 40 ms round trip
+// between sites and measures it with UDP echoes from site 0 to site 1,
+// and the hub's (unshaped, undelayed) round trip to a site as a control.
+func TestPeerRTT(t *testing.T) {
+	const rtt = 40 * time.Millisecond
+	if err := NetnsUsable(rtt); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	cfg, err := Config{Binary: "x", NetNS: true, PeerRTT: rtt, FleetSizes: []int{2}}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newNetEnv(context.Background(), cfg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	var echo net.PacketConn
+	if err := inNetns(e.sites[1], func() error {
+		var err error
+		echo, err = net.ListenPacket("udp", siteIP(1)+":0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteTo(buf[:n], from)
+		}
+	}()
+	measure := func(ns string) time.Duration {
+		t.Helper()
+		var c net.Conn
+		if err := inNetns(ns, func() error {
+			var err error
+			c, err = net.Dial("udp", echo.LocalAddr().String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		best := time.Hour
+		buf := make([]byte, 2048)
+		for i := range 10 {
+			start := time.Now()
+			if _, err := c.Write([]byte(fmt.Sprintf("ping %d", i))); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, err := c.Read(buf); err != nil {
+				t.Fatalf("echo %d from %s: %v", i, ns, err)
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	if got := measure(e.sites[0]); got < rtt*9/10 {
+		t.Errorf("round trip between sites %v, want at least %v", got, rtt*9/10)
+	} else {
+		t.Logf("round trip between sites: %v (configured %v)", got, rtt)
+	}
+	if got := measure(e.hub); got >= rtt/2 {
+		t.Errorf("round trip from the hub (not delayed) %v, want well under %v", got, rtt/2)
+	}
+	for _, q := range e.delay {
+		if q.early.Load() != 0 {
+			t.Errorf("%d packets let through early", q.early.Load())
+		}
 	}
 }

@@ -98,6 +98,8 @@ type Network struct {
 	OriginUplink float64 `json:"origin_uplink_bps"`
 	EdgeUplink   float64 `json:"edge_uplink_bps"`
 	EdgeDownlink float64 `json:"edge_downlink_bps"`
+	// PeerRTTSeconds is the round trip between sites, 0 for none.
+	PeerRTTSeconds float64 `json:"peer_rtt_s,omitempty"`
 }
 
 // SystemResult holds one system's figures at one fleet size. Byte figures
@@ -230,6 +232,9 @@ func (r *Report) Markdown() string {
 	if n := r.Network; n != nil {
 		w("Every process runs in a network namespace of its own on an emulated network: origin uplink %s, each site's uplink to its peers %s, each site's downlink %s (tbf and htb); ",
 			bitString(n.OriginUplink), bitString(n.EdgeUplink), bitString(n.EdgeDownlink))
+		if n.PeerRTTSeconds > 0 {
+			w("round trip between sites %s (NFQUEUE delay of what each site receives from the others); ", secString(n.PeerRTTSeconds))
+		}
 		w("a site's clients are on its LAN (unshaped). Times are distribution times over these links, next to their lower bounds. ")
 		w("\"Other CPU\" is what the rest of the machine used meanwhile.\n\n")
 	} else {

@@ -107,7 +107,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		defer r.net.close()
 		r.dial = r.net.dial
 		r.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: r.dial}}
-		rep.Network = &Network{OriginUplink: cfg.OriginUplink, EdgeUplink: cfg.EdgeUplink, EdgeDownlink: cfg.EdgeDownlink}
+		rep.Network = &Network{OriginUplink: cfg.OriginUplink, EdgeUplink: cfg.EdgeUplink, EdgeDownlink: cfg.EdgeDownlink, PeerRTTSeconds: cfg.PeerRTT.Seconds()}
 		r.progressf("bench: emulated network: origin uplink %s, site uplinks %s, site downlinks %s (tbf/htb in network namespaces %s*)",
 			bitString(cfg.OriginUplink), bitString(cfg.EdgeUplink), bitString(cfg.EdgeDownlink), strings.TrimSuffix(r.net.hub, "hub"))
 	}

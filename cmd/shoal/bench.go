@@ -73,6 +73,7 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		upS       = fs.String("origin-uplink", "200mbit", "the origin's uplink under --netns (tc rate: 100mbit, 1gbit, 500kbit)")
 		upI       = fs.String("edge-uplink", "100mbit", "each site's uplink to its peers under --netns")
 		downI     = fs.String("edge-downlink", "1gbit", "each site's downlink under --netns")
+		peerRTT   = fs.Duration("peer-rtt", 0, "round trip between sites under --netns, e.g. 20ms (iptables NFQUEUE; needs iptables); 0 for none")
 		size      = int64(0)
 		slice     = int64(bench.DefaultNginxSlice)
 	)
@@ -120,6 +121,7 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		Timeout:    *timeout,
 		Progress:   stderr,
 		NetNS:      *netns,
+		PeerRTT:    *peerRTT,
 	}
 	for _, r := range []struct {
 		flag, v string
