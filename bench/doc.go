@@ -48,5 +48,17 @@
 // per site, and the hedged share of shard requests. Run returns them as a
 // Report; WriteFiles writes it as JSON, Markdown and SVG plots.
 //
+// With Config.NetNS (root, ip and tc), every process runs in a network
+// namespace of its own on a bridge, with shaped links: the origin's uplink
+// (tbf), each site's uplink to its peers (htb; its LAN clients are not
+// limited) and downlink (tbf), and optionally a round trip between sites
+// (Config.PeerRTT: an iptables NFQUEUE rule on each site's INPUT and a
+// delayer in the harness that speaks nfnetlink_queue). The harness's
+// clients and counting proxy make their sockets in the bridge's namespace
+// (setns on a locked thread). Distribution times are then reported
+// against their lower bounds: Kumar–Ross's max(F/u_s, F/d_min,
+// N·F/(u_s+Σu_i)) for the fleet, N·F/u_s for caches that each fetch from
+// the origin.
+//
 // The harness reads /proc, so it runs on Linux.
 package bench

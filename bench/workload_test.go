@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestZipf(t *testing.T) {
@@ -176,6 +177,8 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Binary: "x", Scenario: ScenarioMedia, Segments: -2}, "segments per video"},
 		{Config{Binary: "x", Scenario: ScenarioMedia, SeekShare: 2}, "seek share"},
 		{Config{Binary: "x", Clients: 1000}, "clients per site"},
+		{Config{Binary: "x", PeerRTT: time.Millisecond}, "only with NetNS"},
+		{Config{Binary: "x", NetNS: true, EdgeUplink: -5}, "edge uplink"},
 	} {
 		if _, err := tc.cfg.withDefaults(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err = %v, want %q", tc.cfg, err, tc.want)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoalcdn/shoal/bench"
 )
@@ -43,8 +44,8 @@ func TestParseRate(t *testing.T) {
 			t.Errorf("parseRate(%q): no error", bad)
 		}
 	}
-	cfg, _, err := benchConfig(strings.Fields("--netns --origin-uplink 50mbit --edge-uplink 20mbit --edge-downlink 1gbit"), io.Discard)
-	if err != nil || !cfg.NetNS || cfg.OriginUplink != 50e6 || cfg.EdgeUplink != 20e6 || cfg.EdgeDownlink != 1e9 {
+	cfg, _, err := benchConfig(strings.Fields("--netns --origin-uplink 50mbit --edge-uplink 20mbit --edge-downlink 1gbit --peer-rtt 30ms"), io.Discard)
+	if err != nil || !cfg.NetNS || cfg.OriginUplink != 50e6 || cfg.EdgeUplink != 20e6 || cfg.EdgeDownlink != 1e9 || cfg.PeerRTT != 30*time.Millisecond {
 		t.Errorf("netns flags: %+v, %v", cfg, err)
 	}
 	if _, _, err := benchConfig(strings.Fields("--edge-uplink lots"), io.Discard); err == nil {
