@@ -92,7 +92,7 @@ func (r *Report) Charts() map[string]Chart {
 			}
 			if len(kr.X) > 0 {
 				done.Series = append(done.Series, kr, ps)
-				done.Title = fmt.Sprintf("%s: distribution time vs fleet size, against the lower bounds", r.label())
+				done.Title = fmt.Sprintf("%s: distribution time and its bounds", r.label())
 			}
 		}
 		if widenCoinciding(egress.Series) {
