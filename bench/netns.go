@@ -28,7 +28,8 @@ import (
 // origin (through the proxy) or from peers, is (d_i). The origin's uplink
 // is u_s. tbf and htb shape well on this kernel; netem does not exist
 // here. Namespaces and interfaces carry the harness's pid in their names,
-// and are deleted at the end of the run.
+// and are deleted at the end of the run; a harness killed with SIGKILL
+// leaves them behind (ip netns list | grep ^shb; ip netns del NAME).
 
 // Defaults of the emulated network, in bits per second.
 const (
