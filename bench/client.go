@@ -108,6 +108,11 @@ type counters struct {
 	bytes     atomic.Int64 // body bytes received
 	requests  atomic.Int64 // requests done
 	failovers atomic.Int64
+	// onBytes, if set, is called with the running byte count after each
+	// read, in the reading client's goroutine: the faults scenario's
+	// trigger, which fires each fault there, so that none can come after
+	// the crowd is done.
+	onBytes func(n int64)
 }
 
 // checker verifies a body as it arrives.
@@ -267,7 +272,9 @@ func (r *ClientResult) get(ctx context.Context, c *http.Client, url string, rang
 			ck.Write(buf[:k])
 			r.Bytes += int64(k)
 			if cnt != nil {
-				cnt.bytes.Add(int64(k))
+				if n := cnt.bytes.Add(int64(k)); cnt.onBytes != nil {
+					cnt.onBytes(n)
+				}
 			}
 		}
 		if err == io.EOF {

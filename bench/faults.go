@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -14,7 +17,9 @@ import (
 // faultStop and letting them run (SIGCONT) for faultRun, over and over,
 // until the crowd is done: a peer that answers, late. Triggers are shares
 // of the bytes delivered, not times, so that a slower machine sees the
-// same faults at the same point of the crowd. Site 0 is never touched;
+// same faults at the same point of the crowd. A fault fires in the client
+// goroutine whose read passes its step, before that client reads on, so
+// every fault happens before the crowd is done. Site 0 is never touched;
 // the sites killed are 1..Kill, the sites slowed the next Slow.
 //
 // A client whose site dies resumes at the next site with a Range for the
@@ -29,8 +34,6 @@ const (
 	// running.
 	faultStop = 150 * time.Millisecond
 	faultRun  = 100 * time.Millisecond
-	// faultPoll is how often the injector looks at the crowd's progress.
-	faultPoll = 2 * time.Millisecond
 )
 
 // faultKillAt returns the shares of the crowd's bytes at which the kills
@@ -76,49 +79,77 @@ type deadSite struct {
 	rss      int64         // peak, bytes
 }
 
-// inject runs the faults of the crowd whose progress cnt counts, out of
-// total bytes, until done is closed, and returns what it did. Every site
-// it stopped is continued before it returns.
-func (r *runner) inject(ctx context.Context, d *deployment, cnt *counters, total int64, start time.Time, done <-chan struct{}) []FaultEvent {
-	var events []FaultEvent
-	killAt := faultKillAt(r.cfg.Kill)
-	killed, slowing := 0, false
-	var slowers sync.WaitGroup
-	stopSlow := make(chan struct{})
-	defer func() {
-		close(stopSlow)
-		slowers.Wait()
-	}()
-	tick := time.NewTicker(faultPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-done:
-			return events
-		case <-ctx.Done():
-			return events
-		case <-tick.C:
-		}
-		share := float64(cnt.bytes.Load()) / float64(max(total, 1))
-		event := func(action string, site int) {
-			events = append(events, FaultEvent{Action: action, Site: site, Seconds: time.Since(start).Seconds(), Share: share})
-		}
-		if !slowing && r.cfg.Slow > 0 && share >= faultSlowAt {
-			slowing = true
-			for k := range r.cfg.Slow {
-				site := 1 + r.cfg.Kill + k
-				pid := d.sites[site].proc.pid()
-				event("slow", site)
-				slowers.Go(func() { stutter(pid, stopSlow) })
-			}
-		}
-		for killed < len(killAt) && share >= killAt[killed] {
-			site := 1 + killed
-			r.kill(ctx, d, site)
-			event("kill", site)
-			killed++
-		}
+// injector fires the faults of one crowd as its bytes pass each step.
+type injector struct {
+	r      *runner
+	d      *deployment
+	ctx    context.Context
+	start  time.Time
+	total  int64
+	steps  []faultStep // in the order of their bytes
+	next   atomic.Int32
+	mu     sync.Mutex // held while a fault fires
+	events []FaultEvent
+	// stopSlow ends the slowed sites' bursts.
+	stopSlow chan struct{}
+	slowers  sync.WaitGroup
+}
+
+type faultStep struct {
+	at     int64 // bytes delivered
+	action string
+	site   int
+}
+
+// newInjector plans the faults of a crowd of total bytes that started at
+// start: the slowed sites are 1+Kill.., the killed ones 1..Kill.
+func (r *runner) newInjector(ctx context.Context, d *deployment, total int64, start time.Time) *injector {
+	in := &injector{r: r, d: d, ctx: ctx, start: start, total: total, stopSlow: make(chan struct{})}
+	for k := range r.cfg.Slow {
+		in.steps = append(in.steps, faultStep{int64(faultSlowAt * float64(total)), "slow", 1 + r.cfg.Kill + k})
 	}
+	for k, at := range faultKillAt(r.cfg.Kill) {
+		in.steps = append(in.steps, faultStep{int64(at * float64(total)), "kill", 1 + k})
+	}
+	slices.SortStableFunc(in.steps, func(a, b faultStep) int { return cmp.Compare(a.at, b.at) })
+	return in
+}
+
+// onBytes fires every fault whose step n bytes have passed.
+func (in *injector) onBytes(n int64) {
+	for {
+		i := int(in.next.Load())
+		if i >= len(in.steps) || n < in.steps[i].at {
+			return
+		}
+		in.mu.Lock()
+		if int(in.next.Load()) == i {
+			in.fire(in.steps[i], n)
+			in.next.Store(int32(i + 1))
+		}
+		in.mu.Unlock()
+	}
+}
+
+func (in *injector) fire(s faultStep, n int64) {
+	in.events = append(in.events, FaultEvent{Action: s.action, Site: s.site,
+		Seconds: time.Since(in.start).Seconds(), Share: float64(n) / float64(max(in.total, 1))})
+	switch s.action {
+	case "slow":
+		pid := in.d.sites[s.site].proc.pid()
+		in.slowers.Go(func() { stutter(pid, in.stopSlow) })
+	case "kill":
+		in.r.kill(in.ctx, in.d, s.site)
+	}
+}
+
+// finish lets the slowed sites run again and returns what was done.
+func (in *injector) finish() []FaultEvent {
+	close(in.stopSlow)
+	in.slowers.Wait()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.events)
 }
 
 // kill records what the site used, then kills its process group.

@@ -442,9 +442,10 @@ func (r *runner) crowd(ctx context.Context, d *deployment, sys string, pl *plan)
 	start = time.Now()
 	done := make(chan struct{})
 	var aux sync.WaitGroup
-	var faults []FaultEvent
+	var inj *injector
 	if r.cfg.Scenario == ScenarioFaults && d.sites[0].proc != nil {
-		aux.Go(func() { faults = r.inject(ctx, d, &cnt, pl.total, start, done) })
+		inj = r.newInjector(ctx, d, pl.total, start)
+		cnt.onBytes = inj.onBytes // before the clients start: close(startc) publishes it
 	}
 	aux.Go(func() {
 		tick := time.NewTicker(progressEvery)
@@ -463,6 +464,10 @@ func (r *runner) crowd(ctx context.Context, d *deployment, sys string, pl *plan)
 	wg.Wait()
 	close(done)
 	aux.Wait()
+	var faults []FaultEvent
+	if inj != nil {
+		faults = inj.finish()
+	}
 	// Report an integrity failure before the cancellations it caused.
 	for _, err := range errs {
 		var ie *IntegrityError
