@@ -85,21 +85,20 @@ func TestPlans(t *testing.T) {
 			if p.unique <= 0 || p.unique > p.total || p.unique > cat.bytes {
 				t.Errorf("unique %d, total %d, catalog %d", p.unique, p.total, cat.bytes)
 			}
-			// The union, byte by byte, of small catalogs.
-			covered := map[int]map[int64]bool{}
+			// The union, computed apart (scenarios_test.go's unionBytes).
+			spans := map[string][]testSpan{}
 			for _, reqs := range p.clients {
 				for _, rq := range reqs {
-					off, n := rq.span(&cat.objects[rq.obj])
-					if off < 0 || n <= 0 || off+n > cat.objects[rq.obj].Size {
-						t.Fatalf("request %+v outside object of %d bytes", rq, cat.objects[rq.obj].Size)
+					obj := &cat.objects[rq.obj]
+					off, n := rq.span(obj)
+					if off < 0 || n <= 0 || off+n > obj.Size {
+						t.Fatalf("request %+v outside object of %d bytes", rq, obj.Size)
 					}
-					if covered[rq.obj] == nil {
-						covered[rq.obj] = map[int64]bool{}
-					}
-					for b := off / 1024; b < (off+n+1023)/1024; b++ {
-						covered[rq.obj][b] = true
-					}
+					spans[obj.Path] = append(spans[obj.Path], testSpan{off, off + n})
 				}
+			}
+			if u := unionBytes(spans, nil); u != p.unique {
+				t.Errorf("unique %d, the union of the requests is %d", p.unique, u)
 			}
 			switch cfg.Scenario {
 			case ScenarioFlash, ScenarioFaults:
@@ -191,5 +190,15 @@ func TestConfigErrors(t *testing.T) {
 	cfg, err = Config{Binary: "x", Scenario: ScenarioMix}.withDefaults()
 	if err != nil || cfg.Size != DefaultMixSize || cfg.Clients != 4 || cfg.Zipf != DefaultZipf || cfg.RangeShare != DefaultRangeShare {
 		t.Errorf("mix defaults: %+v, %v", cfg, err)
+	}
+}
+
+func TestUnionBytes(t *testing.T) {
+	m := map[string][]testSpan{
+		"/a": {{30, 40}, {0, 10}, {5, 15}, {15, 20}, {32, 35}}, // 20 + 10
+		"/b": {{0, 100}, {50, 150}},                            // clipped to 120 below
+	}
+	if got := unionBytes(m, map[string]int64{"/b": 120}); got != 30+120 {
+		t.Errorf("union %d, want 150", got)
 	}
 }
