@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -25,9 +26,30 @@ const (
 // AllSystems returns every system, in the order a run takes them.
 func AllSystems() []string { return []string{SystemShoal, SystemPerSite, SystemDirect, SystemNginx} }
 
-// ScenarioFlash is the flash crowd of a fleet update: every client of every
-// site asks for the same new release at the same moment.
-const ScenarioFlash = "flash"
+// The scenarios.
+const (
+	// ScenarioFlash is the flash crowd of a fleet update: every client of
+	// every site asks for the same new release at the same moment.
+	ScenarioFlash = "flash"
+	// ScenarioMix is a CDN's mix: many objects from 1 KiB to Config.Size,
+	// Zipf-distributed popularity, a share of ranged requests; each client
+	// makes Config.Requests requests one after the other.
+	ScenarioMix = "mix"
+	// ScenarioMedia is video on demand: viewers each play one video (Zipf
+	// popularity over Config.Objects videos), fetching its 2–6 MiB
+	// segments in order, with seeks.
+	ScenarioMedia = "media"
+	// ScenarioFaults is the flash crowd while sites fail: Config.Kill
+	// sites are killed (SIGKILL) and Config.Slow are slowed (stopped and
+	// continued in bursts) mid-crowd; clients whose site dies resume at
+	// the next site with a Range, and every byte is still checked.
+	ScenarioFaults = "faults"
+)
+
+// AllScenarios returns every scenario.
+func AllScenarios() []string {
+	return []string{ScenarioFlash, ScenarioMix, ScenarioMedia, ScenarioFaults}
+}
 
 // Defaults of Config.
 const (
@@ -42,7 +64,39 @@ const (
 	// DefaultNginxSlice is the nginx baseline's slice size: the edges'
 	// default segment size, so both fetch the origin in the same steps.
 	DefaultNginxSlice = 4 << 20
+
+	// DefaultMixSize is the mix's largest object.
+	DefaultMixSize = 128 << 20
+	// DefaultZipf is the exponent α of the mix's and media's popularity.
+	DefaultZipf = 0.9
+	// DefaultMixObjects and DefaultMixRequests are the mix's catalog size
+	// and requests per client.
+	DefaultMixObjects  = 200
+	DefaultMixRequests = 16
+	// DefaultRangeShare is the mix's share of ranged requests.
+	DefaultRangeShare = 0.2
+	// DefaultVideos, DefaultSegments and DefaultWatch are media's
+	// videos, segments per video, and segments each viewer fetches.
+	DefaultVideos   = 8
+	DefaultSegments = 30
+	DefaultWatch    = 12
+	// DefaultSeekShare is the chance that a viewer seeks after a segment.
+	DefaultSeekShare = 0.15
+	// DefaultKill and DefaultSlow are the sites the faults scenario kills
+	// and slows.
+	DefaultKill = 2
+	DefaultSlow = 1
 )
+
+// DefaultClients returns the clients per site of a scenario when
+// Config.Clients is zero: one for a flash crowd (scale it with the fleet),
+// four for the mix and media (many users per site).
+func DefaultClients(scenario string) int {
+	if scenario == ScenarioMix || scenario == ScenarioMedia {
+		return 4
+	}
+	return 1
+}
 
 // Config describes a bench run. Every field but Binary has a usable zero
 // value.
@@ -51,18 +105,47 @@ type Config struct {
 	// measured. Required: `shoal bench` passes its own executable, a test
 	// one it built.
 	Binary string
-	// Scenario names the workload. Empty means ScenarioFlash, the only one
-	// so far.
+	// Scenario names the workload, one of AllScenarios. Empty means
+	// ScenarioFlash.
 	Scenario string
 	// FleetSizes are the numbers of sites (edges) to run the scenario with,
 	// each a run of its own. Empty means {DefaultEdges}.
 	FleetSizes []int
-	// Size is the release's size in bytes. Zero means DefaultSize.
+	// Size is the release's size in bytes (flash, faults), or the mix's
+	// largest object. Zero means DefaultSize, or DefaultMixSize for the
+	// mix. Media ignores it (segments are 2–6 MiB).
 	Size int64
-	// Clients is the number of clients per site. Zero means 1.
+	// Clients is the number of clients per site. Zero means
+	// DefaultClients(Scenario).
 	Clients int
-	// Seed fixes the release's bytes, so that runs repeat.
+	// Seed fixes the objects' bytes and the clients' requests, so that
+	// runs repeat.
 	Seed uint64
+
+	// Zipf is the exponent α of popularity (mix: objects; media: videos);
+	// rank r is asked for in proportion to 1/r^α. Zero means DefaultZipf.
+	Zipf float64
+	// Objects is the catalog's size: objects for the mix, videos for
+	// media. Zero means DefaultMixObjects or DefaultVideos.
+	Objects int
+	// Requests is the number of requests each client makes one after the
+	// other: objects for the mix, segments for media. Zero means
+	// DefaultMixRequests or DefaultWatch.
+	Requests int
+	// RangeShare is the mix's share of ranged requests, 0..1. Zero means
+	// DefaultRangeShare; negative means none.
+	RangeShare float64
+	// Segments is the number of segments of each video (media). Zero
+	// means DefaultSegments.
+	Segments int
+	// SeekShare is media's chance that a viewer seeks (jumps to another
+	// segment) after a segment, 0..1. Zero means DefaultSeekShare;
+	// negative means never.
+	SeekShare float64
+	// Kill and Slow are how many sites the faults scenario kills and
+	// slows mid-crowd. Zero means DefaultKill and DefaultSlow; negative
+	// means none. Kill + Slow must leave a site alive.
+	Kill, Slow int
 	// Systems names the systems to run, a subset of AllSystems, in the order
 	// given. Empty means all.
 	Systems []string
@@ -89,6 +172,20 @@ type Config struct {
 	// Progress receives a line per phase and system as the run goes. Nil
 	// discards them.
 	Progress io.Writer
+
+	// NetNS runs every process in a network namespace of its own, on
+	// shaped links (see netns.go), and reports distribution times against
+	// their lower bounds. It needs root, ip and tc (Linux).
+	NetNS bool
+	// OriginUplink, EdgeUplink and EdgeDownlink are the emulated links'
+	// rates in bits per second. Zero means DefaultOriginUplink,
+	// DefaultEdgeUplink and DefaultEdgeDownlink.
+	OriginUplink, EdgeUplink, EdgeDownlink float64
+	// PeerRTT is the round-trip time between sites under NetNS: each site
+	// holds the packets it receives from other sites for half of it (an
+	// iptables NFQUEUE rule and a delayer in the harness; needs iptables).
+	// Zero means none.
+	PeerRTT time.Duration
 }
 
 // withDefaults returns c with its zero values replaced and checks it.
@@ -99,8 +196,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Scenario == "" {
 		c.Scenario = ScenarioFlash
 	}
-	if c.Scenario != ScenarioFlash {
-		return c, fmt.Errorf("bench: scenario %q: want %q (cdn, media and faults are still to come)", c.Scenario, ScenarioFlash)
+	if !slices.Contains(AllScenarios(), c.Scenario) {
+		return c, fmt.Errorf("bench: unknown scenario %q: want one of %s", c.Scenario, strings.Join(AllScenarios(), ", "))
 	}
 	if len(c.FleetSizes) == 0 {
 		c.FleetSizes = []int{DefaultEdges}
@@ -110,14 +207,42 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("bench: fleet size %d: want 1..64", n)
 		}
 	}
+	if c.PeerRTT < 0 || c.PeerRTT > 10*time.Second || c.PeerRTT > 0 && !c.NetNS {
+		return c, fmt.Errorf("bench: peer RTT %v: want 0..10s, and only with NetNS", c.PeerRTT)
+	}
 	if c.Size == 0 {
-		c.Size = DefaultSize
+		switch {
+		case c.Scenario == ScenarioMix:
+			c.Size = DefaultMixSize
+		case c.NetNS:
+			c.Size = DefaultNetnsSize
+		default:
+			c.Size = DefaultSize
+		}
+	}
+	for _, r := range []struct {
+		v    *float64
+		d    float64
+		name string
+	}{{&c.OriginUplink, DefaultOriginUplink, "origin uplink"}, {&c.EdgeUplink, DefaultEdgeUplink, "edge uplink"}, {&c.EdgeDownlink, DefaultEdgeDownlink, "edge downlink"}} {
+		if *r.v == 0 {
+			*r.v = r.d
+		}
+		if !(*r.v >= 1e3 && *r.v <= 1e12) {
+			return c, fmt.Errorf("bench: %s %v bit/s: want 1 kbit/s to 1 Tbit/s", r.name, *r.v)
+		}
 	}
 	if c.Size < 0 {
 		return c, fmt.Errorf("bench: size %d: want > 0", c.Size)
 	}
+	if c.Scenario == ScenarioMix && c.Size < 2*mixMinSize {
+		return c, fmt.Errorf("bench: mix: largest object %d bytes: want at least %d", c.Size, 2*mixMinSize)
+	}
 	if c.Clients == 0 {
-		c.Clients = 1
+		c.Clients = DefaultClients(c.Scenario)
+	}
+	if err := c.workloadDefaults(); err != nil {
+		return c, err
 	}
 	if c.Clients < 0 || c.Clients > 256 {
 		return c, fmt.Errorf("bench: %d clients per site: want 1..256", c.Clients)
@@ -143,4 +268,62 @@ func (c Config) withDefaults() (Config, error) {
 		c.Progress = io.Discard
 	}
 	return c, nil
+}
+
+// workloadDefaults fills and checks the fields of the mix, media and
+// faults.
+func (c *Config) workloadDefaults() error {
+	if c.Zipf == 0 {
+		c.Zipf = DefaultZipf
+	}
+	if c.Zipf < 0 || c.Zipf > 10 || math.IsNaN(c.Zipf) {
+		return fmt.Errorf("bench: Zipf exponent %v: want 0..10", c.Zipf)
+	}
+	def := func(v *int, d, limit int, what string) error {
+		if *v == 0 {
+			*v = d
+		}
+		if *v < 1 || *v > limit {
+			return fmt.Errorf("bench: %s %d: want 1..%d", what, *v, limit)
+		}
+		return nil
+	}
+	share := func(v *float64, d float64, what string) error {
+		switch {
+		case *v == 0:
+			*v = d
+		case *v < 0:
+			*v = 0
+		case *v > 1 || math.IsNaN(*v):
+			return fmt.Errorf("bench: %s %v: want 0..1", what, *v)
+		}
+		return nil
+	}
+	switch c.Scenario {
+	case ScenarioMix:
+		return errors.Join(def(&c.Objects, DefaultMixObjects, 100_000, "objects"),
+			def(&c.Requests, DefaultMixRequests, 100_000, "requests per client"),
+			share(&c.RangeShare, DefaultRangeShare, "range share"))
+	case ScenarioMedia:
+		return errors.Join(def(&c.Objects, DefaultVideos, 1000, "videos"),
+			def(&c.Segments, DefaultSegments, 10_000, "segments per video"),
+			def(&c.Requests, DefaultWatch, 100_000, "segments per viewer"),
+			share(&c.SeekShare, DefaultSeekShare, "seek share"))
+	case ScenarioFaults:
+		for _, v := range []struct {
+			p *int
+			d int
+		}{{&c.Kill, DefaultKill}, {&c.Slow, DefaultSlow}} {
+			if *v.p == 0 {
+				*v.p = v.d
+			}
+			*v.p = max(*v.p, 0)
+		}
+		for _, n := range c.FleetSizes {
+			if c.Kill+c.Slow >= n {
+				return fmt.Errorf("bench: faults: %d sites cannot lose %d and slow %d: want more sites (at least %d)", n, c.Kill, c.Slow, c.Kill+c.Slow+1)
+			}
+		}
+	}
+	return nil
 }

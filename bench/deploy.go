@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,6 +32,10 @@ type deployment struct {
 	proxy     *CountingProxy
 	sites     []site
 	procs     []*process // everything started, the origin first
+	// dead holds, by site index, what the faults scenario read of a site
+	// just before it killed it. Written only while the crowd runs, by the
+	// one goroutine that injects faults; read after.
+	dead map[int]deadSite
 }
 
 // stop ends every process, the sites first, then the origin.
@@ -82,21 +87,33 @@ func (r *runner) deploy(ctx context.Context, sys string, n int, dir string) (*de
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr("tcp")
-	if err != nil {
-		return nil, err
+	addr := net.JoinHostPort(originIP(), nsOriginPort)
+	if r.net == nil {
+		var err error
+		if addr, err = freeAddr("tcp"); err != nil {
+			return nil, err
+		}
 	}
-	d.origin, err = startProcess("origin", logs, r.cfg.Binary, "origin", "--listen", addr, "--dir", r.www,
+	var err error
+	d.origin, err = r.start("origin", logs, -1, r.cfg.Binary, "origin", "--listen", addr, "--dir", r.www,
 		"--cache-control", "public, max-age=3600", "--log-format", "text", "--log-level", "warn")
 	if err != nil {
 		return nil, err
 	}
 	d.procs = append(d.procs, d.origin)
-	if err := d.origin.waitUntil(ctx, "listener on "+addr, func() bool { return tcpUp(addr) }); err != nil {
+	if err := d.origin.waitUntil(ctx, "listener on "+addr, func() bool { return tcpUp(r.dial, addr) }); err != nil {
 		return d, err
 	}
 	d.originURL = "http://" + addr
-	if d.proxy, err = StartCountingProxy(d.originURL); err != nil {
+	if r.net == nil {
+		d.proxy, err = StartCountingProxy(d.originURL)
+	} else {
+		var ln net.Listener
+		if ln, err = r.net.listen(); err == nil {
+			d.proxy, err = startCountingProxy(ln, d.originURL, r.dial)
+		}
+	}
+	if err != nil {
 		return d, err
 	}
 
@@ -106,11 +123,7 @@ func (r *runner) deploy(ctx context.Context, sys string, n int, dir string) (*de
 			d.sites = append(d.sites, site{url: d.proxy.URL()})
 		}
 	case SystemShoal, SystemPerSite:
-		peerAddrs, err := freeAddrs("udp", n)
-		if err != nil {
-			return d, err
-		}
-		addrs, err := freeAddrs("tcp", 2*n)
+		peerAddrs, addrs, err := r.siteAddrs(n)
 		if err != nil {
 			return d, err
 		}
@@ -126,7 +139,7 @@ func (r *runner) deploy(ctx context.Context, sys string, n int, dir string) (*de
 				"--data-dir", filepath.Join(dir, fmt.Sprintf("data-%02d", i)),
 				"--log-format", "text", "--log-level", "warn",
 			}, r.cfg.EdgeFlags...)
-			p, err := startProcess(fmt.Sprintf("edge-%02d", i), logs, r.cfg.Binary, args...)
+			p, err := r.start(fmt.Sprintf("edge-%02d", i), logs, i, r.cfg.Binary, args...)
 			if err != nil {
 				return d, err
 			}
@@ -139,9 +152,13 @@ func (r *runner) deploy(ctx context.Context, sys string, n int, dir string) (*de
 			}
 		}
 	case SystemNginx:
-		addrs, err := freeAddrs("tcp", n)
+		_, all, err := r.siteAddrs(n)
 		if err != nil {
 			return d, err
+		}
+		var addrs []string
+		for i := range n {
+			addrs = append(addrs, all[2*i])
 		}
 		slice := r.cfg.NginxSlice
 		if !r.nginx.Slice {
@@ -150,7 +167,12 @@ func (r *runner) deploy(ctx context.Context, sys string, n int, dir string) (*de
 		for i := range n {
 			s := nginxSite{Prefix: filepath.Join(dir, fmt.Sprintf("nginx-%02d", i)), Listen: addrs[i],
 				Upstream: strings.TrimPrefix(d.proxy.URL(), "http://"), Slice: slice, Lock: r.cfg.Timeout}
-			p, err := startNginx(r.nginx, s, fmt.Sprintf("nginx-%02d", i), logs)
+			var wrap []string
+			if r.net != nil {
+				bin, args := r.net.command(r.net.sites[i], "", nil)
+				wrap = append([]string{bin}, args[:len(args)-1]...)
+			}
+			p, err := startNginx(r.nginx, s, fmt.Sprintf("nginx-%02d", i), logs, wrap)
 			if err != nil {
 				return d, err
 			}
@@ -159,7 +181,7 @@ func (r *runner) deploy(ctx context.Context, sys string, n int, dir string) (*de
 		}
 		for _, s := range d.sites {
 			host := strings.TrimPrefix(s.url, "http://")
-			if err := s.proc.waitUntil(ctx, "listener on "+host, func() bool { return tcpUp(host) }); err != nil {
+			if err := s.proc.waitUntil(ctx, "listener on "+host, func() bool { return tcpUp(r.dial, host) }); err != nil {
 				return d, err
 			}
 		}
@@ -169,29 +191,33 @@ func (r *runner) deploy(ctx context.Context, sys string, n int, dir string) (*de
 
 // warm has every site fetch the warm-up objects, all sites at once. It
 // also sends the origin itself (not through the counting proxy) a HEAD for
-// the release, so that the reference origin has hashed it for its ETag
-// before the crowd, as a production origin would have long before: the
-// hash is not what the crowd should wait for.
+// every object of the scenario, so that the reference origin has hashed
+// them for their ETags before the crowd, as a production origin would
+// have long before: the hash is not what the crowd should wait for.
 func (r *runner) warm(ctx context.Context, d *deployment) error {
 	hctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout) // hashing a large release takes a while
 	defer cancel()
-	req, err := http.NewRequestWithContext(hctx, http.MethodHead, d.originURL+r.rel.Path, nil)
-	if err != nil {
-		return err
+	hc := &http.Client{Transport: &http.Transport{DialContext: r.dial}}
+	for _, obj := range r.cat.objects {
+		req, err := http.NewRequestWithContext(hctx, http.MethodHead, d.originURL+obj.Path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HEAD %s at the origin: %s", obj.Path, resp.Status)
+		}
 	}
-	resp, err := (&http.Client{}).Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HEAD %s at the origin: %s", r.rel.Path, resp.Status)
-	}
+	hc.CloseIdleConnections()
 	errs := make([]error, len(d.sites))
 	var wg sync.WaitGroup
 	for i, s := range d.sites {
 		wg.Go(func() {
-			c := newClient()
+			c := newClient(r.dial)
 			defer c.CloseIdleConnections()
 			for _, p := range r.warmup {
 				if errs[i] = drain(ctx, c, s.url+p); errs[i] != nil {
@@ -202,6 +228,37 @@ func (r *runner) warm(ctx context.Context, d *deployment) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// start starts a process of the system: on loopback, or under NetNS in
+// the namespace of site (-1: the origin's).
+func (r *runner) start(name, logDir string, site int, bin string, args ...string) (*process, error) {
+	if r.net != nil {
+		ns := r.net.origin
+		if site >= 0 {
+			ns = r.net.sites[site]
+		}
+		bin, args = r.net.command(ns, bin, args)
+	}
+	return startProcess(name, logDir, bin, args...)
+}
+
+// siteAddrs returns the addresses of n sites: per site a UDP peer address
+// (for edges), and a listener and an admin address (TCP). On loopback they
+// are free ports; under NetNS fixed ports at each site's address.
+func (r *runner) siteAddrs(n int) (peer, tcp []string, err error) {
+	if r.net == nil {
+		if peer, err = freeAddrs("udp", n); err != nil {
+			return nil, nil, err
+		}
+		tcp, err = freeAddrs("tcp", 2*n)
+		return peer, tcp, err
+	}
+	for i := range n {
+		peer = append(peer, net.JoinHostPort(siteIP(i), nsPeerPort))
+		tcp = append(tcp, net.JoinHostPort(siteIP(i), nsListenPort), net.JoinHostPort(siteIP(i), nsAdminPort))
+	}
+	return peer, tcp, nil
 }
 
 // drain GETs url and discards the body.

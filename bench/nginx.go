@@ -136,8 +136,9 @@ func (s nginxSite) conf() (string, error) {
 }
 
 // startNginx writes the site's configuration under its prefix and starts
-// nginx in the foreground (daemon off), logging to logDir.
-func startNginx(info nginxInfo, s nginxSite, name, logDir string) (*process, error) {
+// nginx in the foreground (daemon off), logging to logDir; wrap, if not
+// empty, is a command line that runs it (`ip netns exec NS`).
+func startNginx(info nginxInfo, s nginxSite, name, logDir string, wrap []string) (*process, error) {
 	if os.Geteuid() == 0 {
 		if u, err := user.Current(); err == nil {
 			s.User, s.Group = u.Username, u.Username
@@ -161,5 +162,9 @@ func startNginx(info nginxInfo, s nginxSite, name, logDir string) (*process, err
 	}
 	// -e: the error log before the configuration is read, which would
 	// otherwise be the distribution's (unwritable for a user).
-	return startProcess(name, logDir, info.Path, "-p", s.Prefix, "-c", path, "-e", filepath.Join(s.Prefix, "error.log"))
+	args := []string{"-p", s.Prefix, "-c", path, "-e", filepath.Join(s.Prefix, "error.log")}
+	if len(wrap) > 0 {
+		return startProcess(name, logDir, wrap[0], append(append(wrap[1:], info.Path), args...)...)
+	}
+	return startProcess(name, logDir, info.Path, args...)
 }

@@ -32,11 +32,15 @@ func systemColor(name string) string {
 // the release, against the fleet size.
 func (r *Report) Charts() map[string]Chart {
 	charts := map[string]Chart{}
+	yLabel := "share of clients"
+	if r.Workload != nil {
+		yLabel = "share of requests"
+	}
 	for _, run := range r.Runs {
 		c := Chart{
-			Title:  fmt.Sprintf("Flash crowd: %s release, %d sites × %s: latency CDF", sizeString(r.Release.Size), run.Sites, plural(r.ClientsPerSite, "client")),
-			XLabel: "seconds from the crowd's start, log scale (solid: last byte, dashed: first byte)",
-			YLabel: "share of clients",
+			Title:  fmt.Sprintf("%s, %d sites × %s: latency CDF", r.label(), run.Sites, plural(r.ClientsPerSite, "client")),
+			XLabel: "seconds from each request's start, log scale (solid: last byte, dashed: first byte)",
+			YLabel: yLabel,
 			YMin:   0, YMax: 1,
 			LogX: true,
 		}
@@ -57,11 +61,11 @@ func (r *Report) Charts() map[string]Chart {
 	}
 	if len(r.Runs) > 1 {
 		egress := Chart{
-			Title:  fmt.Sprintf("Flash crowd, %s release: origin egress vs fleet size", sizeString(r.Release.Size)),
+			Title:  fmt.Sprintf("%s: origin egress vs fleet size", r.label()),
 			XLabel: "sites (edges)", YLabel: "origin egress ÷ unique bytes",
 		}
 		done := Chart{
-			Title:  fmt.Sprintf("Flash crowd, %s release: time until every client has it", sizeString(r.Release.Size)),
+			Title:  fmt.Sprintf("%s: time until every client is done", r.label()),
 			XLabel: "sites (edges)", YLabel: "seconds",
 		}
 		for _, name := range r.systemNames() {
@@ -75,6 +79,20 @@ func (r *Report) Charts() map[string]Chart {
 			}
 			if len(e.X) > 0 {
 				egress.Series, done.Series = append(egress.Series, e), append(done.Series, f)
+			}
+		}
+		if r.Network != nil {
+			kr := Series{Name: "Kumar–Ross bound", Dashed: true, Markers: true, Color: palette[7]}
+			ps := Series{Name: "per-site bound", Dashed: true, Markers: true, Color: palette[5]}
+			for _, run := range r.Runs {
+				if run.Bounds != nil {
+					kr.X, kr.Y = append(kr.X, float64(run.Sites)), append(kr.Y, run.Bounds.KumarRoss)
+					ps.X, ps.Y = append(ps.X, float64(run.Sites)), append(ps.Y, run.Bounds.PerSite)
+				}
+			}
+			if len(kr.X) > 0 {
+				done.Series = append(done.Series, kr, ps)
+				done.Title = fmt.Sprintf("%s: distribution time and its bounds", r.label())
 			}
 		}
 		if widenCoinciding(egress.Series) {

@@ -262,3 +262,14 @@ func (p *procReader) loadAvg() [3]float64 {
 	l, _ := parseLoadAvg(b)
 	return l
 }
+
+// treePeakRSS is the sum of the peak resident sets of pid and its
+// children (nginx's master and workers), in bytes.
+func (p *procReader) treePeakRSS(pid int) int64 {
+	var sum int64
+	for _, q := range append([]int{pid}, p.children(pid)...) {
+		v, _ := p.peakRSS(q)
+		sum += v
+	}
+	return sum
+}

@@ -164,8 +164,15 @@ func freeAddrs(network string, n int) ([]string, error) {
 	return out, nil
 }
 
-func tcpUp(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// tcpUp says whether addr accepts a TCP connection made with dial (nil:
+// the default dialer).
+func tcpUp(dial func(context.Context, string, string) (net.Conn, error), addr string) bool {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return false
 	}

@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -27,16 +29,24 @@ type CountingProxy struct {
 // StartCountingProxy listens on a free loopback port and forwards to the
 // origin at target (a base URL).
 func StartCountingProxy(target string) (*CountingProxy, error) {
-	u, err := url.Parse(target)
-	if err != nil {
-		return nil, err
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
+	return startCountingProxy(ln, target, nil)
+}
+
+// startCountingProxy serves on ln and forwards to target, connecting with
+// dial (nil: the default dialer).
+func startCountingProxy(ln net.Listener, target string, dial func(context.Context, string, string) (net.Conn, error)) (*CountingProxy, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	p := &CountingProxy{ln: ln}
 	p.tr = &http.Transport{
+		DialContext:         dial,
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
@@ -45,6 +55,9 @@ func StartCountingProxy(target string) (*CountingProxy, error) {
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
 		Transport:  p.tr,
 		BufferPool: newBufferPool(),
+		// A site killed mid-request (the faults scenario) cancels its
+		// origin fetch: expected, and not worth a line on the terminal.
+		ErrorLog: log.New(io.Discard, "", 0),
 		ModifyResponse: func(resp *http.Response) error {
 			resp.Body = &countingBody{ReadCloser: resp.Body, n: &p.bytes}
 			return nil

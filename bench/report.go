@@ -27,7 +27,14 @@ type Report struct {
 	NginxSlice int64 `json:"nginx_slice,omitempty"`
 	// EdgeFlags are the extra flags every edge got.
 	EdgeFlags []string `json:"edge_flags,omitempty"`
-	Release   Release  `json:"release"`
+	// Release is the flash crowd's object (flash, faults).
+	Release Release `json:"release,omitzero"`
+	// Workload describes the mix's or media's catalog and requests.
+	Workload *Workload `json:"workload,omitempty"`
+	// Faults describes the faults scenario's faults.
+	Faults *FaultPlan `json:"faults,omitempty"`
+	// Network describes the emulated network (NetNS), nil on loopback.
+	Network *Network `json:"network,omitempty"`
 	// ClientsPerSite is the number of clients at each site.
 	ClientsPerSite int    `json:"clients_per_site"`
 	Seed           uint64 `json:"seed"`
@@ -40,6 +47,25 @@ type Release struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+}
+
+// Workload describes the catalog and requests of the mix or media.
+type Workload struct {
+	// Objects is the number of objects the origin serves (media: every
+	// segment of every video), CatalogBytes their total size.
+	Objects      int   `json:"objects"`
+	CatalogBytes int64 `json:"catalog_bytes"`
+	// Zipf is the popularity exponent α.
+	Zipf float64 `json:"zipf"`
+	// Requests is the requests each client makes in turn.
+	Requests int `json:"requests_per_client"`
+	// LargestObject and RangeShare are the mix's.
+	LargestObject int64   `json:"largest_object,omitempty"`
+	RangeShare    float64 `json:"range_share,omitempty"`
+	// Videos, Segments and SeekShare are media's.
+	Videos    int     `json:"videos,omitempty"`
+	Segments  int     `json:"segments_per_video,omitempty"`
+	SeekShare float64 `json:"seek_share,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -62,6 +88,18 @@ type Machine struct {
 type FleetRun struct {
 	Sites   int            `json:"sites"`
 	Systems []SystemResult `json:"systems"`
+	// Bounds are the lower bounds of the distribution time on the
+	// emulated network (NetNS, one object), nil otherwise.
+	Bounds *Bounds `json:"bounds,omitempty"`
+}
+
+// Network is the emulated network's rates, in bits per second.
+type Network struct {
+	OriginUplink float64 `json:"origin_uplink_bps"`
+	EdgeUplink   float64 `json:"edge_uplink_bps"`
+	EdgeDownlink float64 `json:"edge_downlink_bps"`
+	// PeerRTTSeconds is the round trip between sites, 0 for none.
+	PeerRTTSeconds float64 `json:"peer_rtt_s,omitempty"`
 }
 
 // SystemResult holds one system's figures at one fleet size. Byte figures
@@ -76,7 +114,11 @@ type SystemResult struct {
 	// harness's own processes of the previous system count in it).
 	Load [3]float64 `json:"load"`
 
-	// UniqueBytes is the size of what the clients asked for: the release.
+	// Requests is the number of requests the clients made.
+	Requests int `json:"requests"`
+	// UniqueBytes is the size of what the clients asked for, each byte
+	// counted once: the release; for the mix and media, the union of the
+	// ranges asked for of every object.
 	UniqueBytes int64 `json:"unique_bytes"`
 	// DeliveredBytes is what all clients received.
 	DeliveredBytes int64 `json:"delivered_bytes"`
@@ -94,19 +136,26 @@ type SystemResult struct {
 	// compare with OriginBytes (Shoal systems only).
 	EdgeOriginBytes int64 `json:"edge_origin_bytes,omitempty"`
 
+	// Faults are the faults injected (faults scenario), and Failovers the
+	// times a client moved to another site after its own failed.
+	Faults    []FaultEvent `json:"faults,omitempty"`
+	Failovers int64        `json:"failovers,omitempty"`
+
 	// FleetSeconds is the time from the crowd's start until the last client
-	// had the whole release.
+	// had its last byte.
 	FleetSeconds float64 `json:"fleet_seconds"`
 	// AggregateRate is DeliveredBytes ÷ FleetSeconds.
 	AggregateRate float64 `json:"aggregate_rate"`
-	// ClientRate summarizes each client's release size ÷ its download time.
+	// ClientRate summarizes each client's bytes ÷ the time from its first
+	// request's start to its last byte.
 	ClientRate Summary `json:"client_rate"`
-	// TTFB and Download summarize each client's time to its first body byte
-	// and to its last.
+	// TTFB and Download summarize each request's time to its first body
+	// byte and to its last.
 	TTFB     Summary `json:"ttfb"`
 	Download Summary `json:"download"`
-	// Clients is every client's download, each verified against the
-	// release's SHA-256.
+	// Clients is every request of every client, each body verified:
+	// whole objects against their SHA-256, ranges byte by byte against
+	// the origin's file.
 	Clients []ClientResult `json:"clients"`
 
 	// TierCPUSeconds is the CPU time of the serving tier (the edges, the
@@ -165,10 +214,33 @@ func machineInfo(p *procReader) Machine {
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	w("## Flash crowd: %s release, %s per site, seed %d\n\n", sizeString(r.Release.Size), plural(r.ClientsPerSite, "client"), r.Seed)
-	w("Every client asks its site for the same new release at the same moment; every body is verified against its SHA-256. ")
-	w("Origin, sites, counting proxy and clients share this machine's CPUs over loopback, where the origin's bandwidth costs nothing: ")
-	w("times here measure CPU cost, not distribution over a network. \"Other CPU\" is what the rest of the machine used meanwhile.\n\n")
+	w("## %s\n\n", r.heading())
+	switch r.Scenario {
+	case ScenarioMix:
+		w("Each client makes its requests one after the other, each for an object drawn by Zipf popularity (ranks shuffled, so size and popularity are independent), ")
+		w("a share of them for a byte range; whole bodies are verified against their SHA-256, ranges byte by byte against the origin's file. ")
+		w("*Unique* is the union of the bytes asked for. ")
+	case ScenarioMedia:
+		w("Each viewer arrives within the first second, picks a video by Zipf popularity, and fetches its segments in order (as fast as it can, as a player filling its buffer), ")
+		w("sometimes seeking to another segment; every segment is verified against its SHA-256. *Unique* is the union of the segments asked for. ")
+	case ScenarioFaults:
+		w("The flash crowd while sites fail: sites are killed (SIGKILL of the process group) and another is slowed (SIGSTOP/SIGCONT bursts) at set shares of the bytes delivered. ")
+		w("A client whose site dies resumes at the next site with a Range, and its whole body is verified against the release's SHA-256: a run with one wrong byte fails. ")
+	default:
+		w("Every client asks its site for the same new release at the same moment; every body is verified against its SHA-256. ")
+	}
+	if n := r.Network; n != nil {
+		w("Every process runs in a network namespace of its own on an emulated network: origin uplink %s, each site's uplink to its peers %s, each site's downlink %s (tbf and htb); ",
+			bitString(n.OriginUplink), bitString(n.EdgeUplink), bitString(n.EdgeDownlink))
+		if n.PeerRTTSeconds > 0 {
+			w("round trip between sites %s (NFQUEUE delay of what each site receives from the others); ", secString(n.PeerRTTSeconds))
+		}
+		w("a site's clients are on its LAN (unshaped). Times are distribution times over these links, next to their lower bounds. ")
+		w("\"Other CPU\" is what the rest of the machine used meanwhile.\n\n")
+	} else {
+		w("Origin, sites, counting proxy and clients share this machine's CPUs over loopback, where the origin's bandwidth costs nothing: ")
+		w("times here measure CPU cost, not distribution over a network. \"Other CPU\" is what the rest of the machine used meanwhile.\n\n")
+	}
 	w("- machine: %d CPUs (%s), %s RAM, Linux %s, %s\n", r.Machine.CPUs, orDash(r.Machine.CPUModel), sizeString(r.Machine.MemTotal), orDash(r.Machine.Kernel), r.Machine.GoVersion)
 	w("- load average before / after: %s / %s\n", loadString(r.Machine.LoadBefore), loadString(r.Machine.LoadAfter))
 	w("- shoal: %s; edge defaults", r.ShoalVersion)
@@ -186,7 +258,11 @@ func (r *Report) Markdown() string {
 	w("- started %s, took %.0f s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Seconds)
 
 	for _, run := range r.Runs {
-		w("### %d sites\n\n", run.Sites)
+		w("### %d sites", run.Sites)
+		if s, ok := run.first(); ok && r.Release.Size == 0 {
+			w(": %d requests, %s delivered by each system, %s unique", s.Requests, sizeString(s.DeliveredBytes), sizeString(s.UniqueBytes))
+		}
+		w("\n\n")
 		w("| system | origin egress | ÷ unique | fleet done | aggregate | per client p50 | CPU s/GB | peak RSS/site (max) | hedged | other CPU (cores) |\n")
 		w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range run.Systems {
@@ -211,6 +287,15 @@ func (r *Report) Markdown() string {
 			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.System,
 				secString(s.TTFB.P50), secString(s.TTFB.P90), secString(s.TTFB.P99), secString(s.TTFB.Max),
 				secString(s.Download.P50), secString(s.Download.P90), secString(s.Download.P99), secString(s.Download.Max))
+		}
+		if run.Bounds != nil {
+			boundTable(w, run)
+		}
+		if r.Scenario == ScenarioMix {
+			r.sizeClassTable(w, run)
+		}
+		if r.Faults != nil {
+			r.faultTable(w, run)
 		}
 		var edges []SystemResult
 		for _, s := range run.Systems {
@@ -254,6 +339,127 @@ func (r *Report) Markdown() string {
 		w("\n")
 	}
 	return b.String()
+}
+
+// heading is the report's title: the scenario and its workload.
+func (r *Report) heading() string {
+	per := plural(r.ClientsPerSite, "client") + " per site"
+	switch wl := r.Workload; {
+	case r.Scenario == ScenarioMix && wl != nil:
+		return fmt.Sprintf("CDN mix: %d objects (%s, largest %s), Zipf α %.2f, %.0f%% ranged, %s × %d requests, seed %d",
+			wl.Objects, sizeString(wl.CatalogBytes), sizeString(wl.LargestObject), wl.Zipf, 100*wl.RangeShare, per, wl.Requests, r.Seed)
+	case r.Scenario == ScenarioMedia && wl != nil:
+		return fmt.Sprintf("Media: %d videos × %d segments of 2–6 MiB (%s), Zipf α %.2f, %s × %d segments, %.0f%% seeks, seed %d",
+			wl.Videos, wl.Segments, sizeString(wl.CatalogBytes), wl.Zipf, plural(r.ClientsPerSite, "viewer")+" per site", wl.Requests, 100*wl.SeekShare, r.Seed)
+	case r.Scenario == ScenarioFaults && r.Faults != nil:
+		return fmt.Sprintf("Faults: %s release, %s, %d sites killed and %d slowed mid-crowd, seed %d",
+			sizeString(r.Release.Size), per, r.Faults.Kill, r.Faults.Slow, r.Seed)
+	}
+	return fmt.Sprintf("Flash crowd: %s release, %s, seed %d", sizeString(r.Release.Size), per, r.Seed)
+}
+
+// label is a short name of the run for the plots' titles.
+func (r *Report) label() string {
+	switch r.Scenario {
+	case ScenarioMix:
+		if r.Workload != nil {
+			return fmt.Sprintf("CDN mix, %d objects", r.Workload.Objects)
+		}
+	case ScenarioMedia:
+		if r.Workload != nil {
+			return fmt.Sprintf("Media, %d videos", r.Workload.Videos)
+		}
+	case ScenarioFaults:
+		return fmt.Sprintf("Faults, %s release", sizeString(r.Release.Size))
+	}
+	return fmt.Sprintf("Flash crowd, %s release", sizeString(r.Release.Size))
+}
+
+// sizeClassTable writes the mix's latency for small and large bodies
+// apart: a CDN's small objects are judged by their first byte, its large
+// ones by their throughput.
+func (r *Report) sizeClassTable(w func(string, ...any), run FleetRun) {
+	w("\n| system | bodies ≤ 1 MiB: n | TTFB p50 | p99 | download p99 | bodies > 1 MiB: n | TTFB p50 | p99 | download p50 | p99 |\n")
+	w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range run.Systems {
+		if s.Skipped != "" {
+			continue
+		}
+		var st, sd, lt, ld []float64
+		for _, c := range s.Clients {
+			if c.Bytes <= 1<<20 {
+				st, sd = append(st, c.TTFB), append(sd, c.Seconds)
+			} else {
+				lt, ld = append(lt, c.TTFB), append(ld, c.Seconds)
+			}
+		}
+		a, b, c, d := Summarize(st), Summarize(sd), Summarize(lt), Summarize(ld)
+		w("| %s | %d | %s | %s | %s | %d | %s | %s | %s | %s |\n", s.System, a.N, secOrDash(a.N, a.P50), secOrDash(a.N, a.P99), secOrDash(b.N, b.P99),
+			c.N, secOrDash(c.N, c.P50), secOrDash(c.N, c.P99), secOrDash(d.N, d.P50), secOrDash(d.N, d.P99))
+	}
+}
+
+// boundTable writes each system's distribution time next to the lower
+// bound of its architecture on the emulated network.
+func boundTable(w func(string, ...any), run FleetRun) {
+	b := run.Bounds
+	w("\nLower bounds of the time until every site has the release: peer-to-peer (Kumar–Ross, max(F/u_s, F/d_min, N·F/(u_s+Σu_i))) %s; ", secString(b.KumarRoss))
+	w("every site from the origin (max(N·F/u_s, F/d_min)) %s; every client from the origin %s.\n\n", secString(b.PerSite), secString(b.Direct))
+	w("| system | fleet done | its bound | ÷ bound | ÷ Kumar–Ross bound |\n|---|---:|---:|---:|---:|\n")
+	for _, s := range run.Systems {
+		if s.Skipped != "" {
+			continue
+		}
+		w("| %s | %s | %s | %.2f× | %.2f× |\n", s.System, secString(s.FleetSeconds), secString(b.of(s.System)), s.FleetSeconds/b.of(s.System), s.FleetSeconds/b.KumarRoss)
+	}
+}
+
+// bitString formats bits per second as tc and people write them.
+func bitString(bps float64) string {
+	switch {
+	case bps >= 1e9:
+		return fmt.Sprintf("%g Gbit/s", bps/1e9)
+	case bps >= 1e6:
+		return fmt.Sprintf("%g Mbit/s", bps/1e6)
+	}
+	return fmt.Sprintf("%g kbit/s", bps/1e3)
+}
+
+// faultTable writes what the faults scenario did to each system.
+func (r *Report) faultTable(w func(string, ...any), run FleetRun) {
+	w("\n| system | faults: site, action, when (share of bytes delivered) | failovers (resumed with a Range) | wrong bytes |\n")
+	w("|---|---|---:|---:|\n")
+	for _, s := range run.Systems {
+		if s.Skipped != "" {
+			continue
+		}
+		var fs []string
+		for _, f := range s.Faults {
+			fs = append(fs, fmt.Sprintf("%d %s at %s (%.0f%%)", f.Site, f.Action, secString(f.Seconds), 100*f.Share))
+		}
+		what := strings.Join(fs, "; ")
+		if what == "" {
+			what = "none: no site process to fail"
+		}
+		w("| %s | %s | %d | 0 of %s, every body verified |\n", s.System, what, s.Failovers, sizeString(s.DeliveredBytes))
+	}
+}
+
+func secOrDash(n int, v float64) string {
+	if n == 0 {
+		return "–"
+	}
+	return secString(v)
+}
+
+// first returns the run's first system that ran.
+func (run FleetRun) first() (SystemResult, bool) {
+	for _, s := range run.Systems {
+		if s.Skipped == "" {
+			return s, true
+		}
+	}
+	return SystemResult{}, false
 }
 
 // systemNames lists the systems of the report in the order they ran.

@@ -129,7 +129,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	for _, bad := range []Config{
 		{},
-		{Binary: "shoal", Scenario: "media"},
+		{Binary: "shoal", Scenario: "cdn"},
 		{Binary: "shoal", FleetSizes: []int{0}},
 		{Binary: "shoal", Size: -1},
 		{Binary: "shoal", Clients: -1},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,19 +34,24 @@ const (
 // runner is one Run: its configuration, its files and what it found.
 type runner struct {
 	cfg     Config
-	dir     string // the run's directory
-	tlsDir  string // fleet certificates
-	www     string // the origin's directory
-	rel     release
+	dir     string   // the run's directory
+	tlsDir  string   // fleet certificates
+	www     string   // the origin's directory
+	cat     *catalog // the objects the origin serves
 	warmup  []string // URL paths of the warm-up objects
 	nginx   nginxInfo
 	noNginx string // why the nginx system is skipped, if it is
 	proc    *procReader
 	http    *http.Client // probes and scrapes
+	// net is the emulated network under Config.NetNS, nil otherwise; dial
+	// connects from the harness's place in it (nil: loopback, the default
+	// dialer).
+	net  *netEnv
+	dial func(context.Context, string, string) (net.Conn, error)
 }
 
 // Run runs cfg's scenario for every fleet size and system and returns the
-// figures. A body that is not the release, a client that fails, or a
+// figures. A body that is not the object asked for, a client that fails, or a
 // process that does not start fails the run; when the harness made the
 // temporary directory, it is then kept, and the error names it, so that
 // the processes' logs can be read.
@@ -63,9 +69,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		made = true
 	}
 	rep, err := r.run(ctx)
+	if r.cat != nil {
+		r.cat.close()
+	}
 	switch {
 	case err != nil && made && !cfg.KeepTemp:
-		os.RemoveAll(r.www) // the release is big and says nothing
+		os.RemoveAll(r.www) // the objects are big and say nothing
 		return nil, fmt.Errorf("%w\n(the processes' logs are kept in %s)", err, r.dir)
 	case made && !cfg.KeepTemp:
 		os.RemoveAll(r.dir)
@@ -91,9 +100,38 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	if err := r.setup(); err != nil {
 		return nil, err
 	}
-	rep.Release = Release{Path: r.rel.Path, Size: r.rel.Size, SHA256: r.rel.SHA256}
-	r.progressf("bench %s: %s release (sha256 %s…), %s per site, fleet sizes %v, systems %s; files in %s",
-		cfg.Scenario, sizeString(r.rel.Size), r.rel.SHA256[:12], plural(cfg.Clients, "client"), cfg.FleetSizes, strings.Join(cfg.Systems, ", "), r.dir)
+	if cfg.NetNS {
+		if r.net, err = newNetEnv(ctx, cfg, slices.Max(cfg.FleetSizes)); err != nil {
+			return nil, err
+		}
+		defer r.net.close()
+		r.dial = r.net.dial
+		r.http = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: r.dial}}
+		rep.Network = &Network{OriginUplink: cfg.OriginUplink, EdgeUplink: cfg.EdgeUplink, EdgeDownlink: cfg.EdgeDownlink, PeerRTTSeconds: cfg.PeerRTT.Seconds()}
+		r.progressf("bench: emulated network: origin uplink %s, site uplinks %s, site downlinks %s (tbf/htb in network namespaces %s*)",
+			bitString(cfg.OriginUplink), bitString(cfg.EdgeUplink), bitString(cfg.EdgeDownlink), strings.TrimSuffix(r.net.hub, "hub"))
+	}
+	what := ""
+	if cfg.Scenario == ScenarioFlash || cfg.Scenario == ScenarioFaults {
+		rel := r.cat.objects[0]
+		rep.Release = Release{Path: rel.Path, Size: rel.Size, SHA256: rel.SHA256}
+		what = fmt.Sprintf("%s release (sha256 %s…)", sizeString(rel.Size), rel.SHA256[:12])
+	} else {
+		rep.Workload = &Workload{Objects: len(r.cat.objects), CatalogBytes: r.cat.bytes, Zipf: cfg.Zipf, Requests: cfg.Requests}
+		switch cfg.Scenario {
+		case ScenarioMix:
+			rep.Workload.LargestObject, rep.Workload.RangeShare = cfg.Size, cfg.RangeShare
+		case ScenarioMedia:
+			rep.Workload.Videos, rep.Workload.Segments, rep.Workload.SeekShare = cfg.Objects, cfg.Segments, cfg.SeekShare
+		}
+		what = fmt.Sprintf("%d objects, %s in all, Zipf α %.2f, %d requests per client", len(r.cat.objects), sizeString(r.cat.bytes), cfg.Zipf, cfg.Requests)
+	}
+	if cfg.Scenario == ScenarioFaults {
+		rep.Faults = &FaultPlan{Kill: cfg.Kill, Slow: cfg.Slow, KillAt: faultKillAt(cfg.Kill), SlowAt: faultSlowAt,
+			StopMillis: faultStop.Milliseconds(), RunMillis: faultRun.Milliseconds()}
+	}
+	r.progressf("bench %s: %s, %s per site, fleet sizes %v, systems %s; files in %s",
+		cfg.Scenario, what, plural(cfg.Clients, "client"), cfg.FleetSizes, strings.Join(cfg.Systems, ", "), r.dir)
 	if r.noNginx == "" && r.nginx.Path != "" {
 		rep.NginxVersion = r.nginx.Version
 		if r.nginx.Slice && cfg.NginxSlice > 0 {
@@ -102,8 +140,16 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	}
 	for _, n := range cfg.FleetSizes {
 		run := FleetRun{Sites: n}
+		pl := r.cat.plan(cfg, n)
+		if cfg.NetNS && len(r.cat.objects) == 1 {
+			b := bounds(r.cat.objects[0].Size, n, cfg.Clients, cfg.OriginUplink, cfg.EdgeUplink, cfg.EdgeDownlink)
+			run.Bounds = &b
+		}
+		if len(cfg.FleetSizes) > 1 || cfg.Scenario != ScenarioFlash && cfg.Scenario != ScenarioFaults {
+			r.progressf(" %d sites: %d requests, %s to deliver, %s unique", n, pl.requests, sizeString(pl.total), sizeString(pl.unique))
+		}
 		for _, sys := range cfg.Systems {
-			res, err := r.system(ctx, sys, n)
+			res, err := r.system(ctx, sys, n, pl)
 			if err != nil {
 				return nil, fmt.Errorf("bench: %s with %d sites: %w", sys, n, err)
 			}
@@ -125,16 +171,25 @@ func (r *runner) setup() error {
 	// The fleet's certificates come from the binary under test, like
 	// everything else the bench uses of it: its command line and HTTP.
 	r.tlsDir = filepath.Join(r.dir, "tls")
-	if out, err := exec.Command(r.cfg.Binary, "certs", "--dir", r.tlsDir, "--hosts", "127.0.0.1,localhost").CombinedOutput(); err != nil {
+	hosts := "127.0.0.1,localhost"
+	if r.cfg.NetNS {
+		hosts += "," + originIP()
+		for i := range slices.Max(r.cfg.FleetSizes) {
+			hosts += "," + siteIP(i)
+		}
+	}
+	if out, err := exec.Command(r.cfg.Binary, "certs", "--dir", r.tlsDir, "--hosts", hosts).CombinedOutput(); err != nil {
 		return fmt.Errorf("bench: shoal certs: %w: %s", err, out)
 	}
 	r.www = filepath.Join(r.dir, "www")
-	r.rel = release{Path: fmt.Sprintf("/releases/fleet-update-%d.bin", r.cfg.Seed), Size: r.cfg.Size}
-	sum, err := WriteRandomFile(filepath.Join(r.www, r.rel.Path), r.rel.Size, r.cfg.Seed)
+	cat, err := makeCatalog(r.cfg, r.www)
 	if err != nil {
 		return err
 	}
-	r.rel.SHA256 = sum
+	r.cat = cat
+	if err := cat.open(r.www); err != nil {
+		return err
+	}
 	for i := range warmupObjects {
 		p := fmt.Sprintf("/warmup/w%02d.bin", i)
 		if _, err := WriteRandomFile(filepath.Join(r.www, p), warmupSize, r.cfg.Seed+1000+uint64(i)); err != nil {
@@ -178,10 +233,10 @@ func WriteRandomFile(path string, size int64, seed uint64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), f.Close()
 }
 
-// system starts one system with n sites, warms it up, runs the crowd,
-// measures, and stops it.
-func (r *runner) system(ctx context.Context, sys string, n int) (_ SystemResult, err error) {
-	res := SystemResult{System: sys, Sites: n, ClientsPerSite: r.cfg.Clients, UniqueBytes: r.rel.Size}
+// system starts one system with n sites, warms it up, runs the crowd of
+// plan pl, measures, and stops it.
+func (r *runner) system(ctx context.Context, sys string, n int, pl *plan) (_ SystemResult, err error) {
+	res := SystemResult{System: sys, Sites: n, ClientsPerSite: r.cfg.Clients, UniqueBytes: pl.unique, Requests: pl.requests}
 	if sys == SystemNginx && r.noNginx != "" {
 		res.Skipped = r.noNginx
 		r.progressf("  %-8s %2d sites: skipped: %s", sys, n, r.noNginx)
@@ -219,10 +274,11 @@ func (r *runner) system(ctx context.Context, sys string, n int) (_ SystemResult,
 		return res, err
 	}
 	res.Load = before.load
-	clients, err := r.crowd(ctx, d, sys)
+	clients, faults, err := r.crowd(ctx, d, sys, pl)
+	res.Faults = faults
 	if err != nil {
-		for _, p := range d.procs { // a crash explains a failed download
-			if p.exited() {
+		for i, p := range d.procs { // a crash explains a failed download
+			if _, killed := d.dead[i-1]; p.exited() && !killed {
 				err = errors.Join(err, p.failure("exited during the crowd"))
 			}
 		}
@@ -234,15 +290,19 @@ func (r *runner) system(ctx context.Context, sys string, n int) (_ SystemResult,
 		return res, err
 	}
 	r.measure(&res, d, clients, before, after)
-	r.progressf("  %-8s %2d sites: up in %.1f s; %d clients done in %.2f s (TTFB p50 %s), origin %.2f×, %s, %.2f CPU s/GB, all bodies verified",
-		sys, n, up.Seconds(), len(clients), res.FleetSeconds, secString(res.TTFB.P50), res.OriginRatio, rateString(res.AggregateRate), res.CPUSecondsPerGB)
+	extra := ""
+	if len(faults) > 0 {
+		extra = fmt.Sprintf(", %d faults, %d failovers", len(faults), res.Failovers)
+	}
+	r.progressf("  %-8s %2d sites: up in %.1f s; %d clients, %d requests done in %.2f s (TTFB p50 %s), origin %.2f× unique, %s, %.2f CPU s/GB%s, all bodies verified",
+		sys, n, up.Seconds(), n*r.cfg.Clients, len(clients), res.FleetSeconds, secString(res.TTFB.P50), res.OriginRatio, rateString(res.AggregateRate), res.CPUSecondsPerGB, extra)
 	return res, nil
 }
 
 // snapshot is the counters a crowd's figures are the difference of.
 type snapshot struct {
 	originBytes, originReqs int64
-	edges                   []edgeCounters // per site; empty for nginx and direct
+	edges                   map[int]edgeCounters // by site; empty for nginx and direct
 	tierCPU, originCPU      float64
 	selfCPU, machineCPU     float64 // this process's, and everything's
 	at                      time.Time
@@ -250,17 +310,23 @@ type snapshot struct {
 }
 
 func (r *runner) snapshot(ctx context.Context, d *deployment) (snapshot, error) {
-	var s snapshot
+	s := snapshot{edges: map[int]edgeCounters{}}
 	s.originBytes, s.originReqs = d.proxy.Counts()
-	for _, st := range d.sites {
+	for i, st := range d.sites {
 		if st.admin == "" {
+			continue
+		}
+		if ds, ok := d.dead[i]; ok { // its last scrape, taken just before it was killed
+			if ds.counters != nil {
+				s.edges[i] = *ds.counters
+			}
 			continue
 		}
 		c, err := scrapeEdge(ctx, r.http, st.admin)
 		if err != nil {
 			return s, err
 		}
-		s.edges = append(s.edges, c)
+		s.edges[i] = c
 	}
 	s.tierCPU = r.tierCPU(d)
 	s.originCPU, _ = r.proc.treeCPUSeconds(d.origin.pid())
@@ -271,10 +337,15 @@ func (r *runner) snapshot(ctx context.Context, d *deployment) (snapshot, error) 
 	return s, nil
 }
 
-// tierCPU is the serving tier's CPU time so far, in seconds.
+// tierCPU is the serving tier's CPU time so far, in seconds; a site killed
+// by the faults scenario counts with what it had used when it was killed.
 func (r *runner) tierCPU(d *deployment) float64 {
 	var sum float64
-	for _, pid := range d.tierRoots() {
+	for i, pid := range d.tierRoots() {
+		if ds, ok := d.dead[i]; ok {
+			sum += ds.cpu
+			continue
+		}
 		v, _ := r.proc.treeCPUSeconds(pid)
 		sum += v
 	}
@@ -303,67 +374,144 @@ func (r *runner) settle(ctx context.Context, d *deployment) time.Duration {
 	return time.Since(start)
 }
 
-// crowd starts every client at the same moment, each fetching the release
-// from its site, and returns their results once all are done. Any failure
-// ends the crowd and fails the run.
-func (r *runner) crowd(ctx context.Context, d *deployment, sys string) ([]ClientResult, error) {
+// progressEvery is how often a crowd reports its progress on the terminal.
+const progressEvery = 5 * time.Second
+
+// crowd starts every client at the same moment (or after its delay in the
+// plan), each making its requests in turn at its site, and returns their
+// results once all are done, and the faults it caused, if the scenario
+// has any. Any failure ends the crowd and fails the run.
+func (r *runner) crowd(ctx context.Context, d *deployment, sys string, pl *plan) ([]ClientResult, []FaultEvent, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	n := len(d.sites) * r.cfg.Clients
-	results := make([]ClientResult, n)
+	results := make([][]ClientResult, n)
 	errs := make([]error, n)
 	startc := make(chan struct{})
+	var cnt counters
 	var start time.Time
 	var wg sync.WaitGroup
-	for si, s := range d.sites {
+	for si := range d.sites {
+		// Where a client goes: its own site, and in the faults scenario,
+		// when that fails, the next ones.
+		sites := []string{d.sites[si].url}
+		if r.cfg.Scenario == ScenarioFaults {
+			for k := 1; k < len(d.sites); k++ {
+				sites = append(sites, d.sites[(si+k)%len(d.sites)].url)
+			}
+		}
 		for ci := range r.cfg.Clients {
 			i := si*r.cfg.Clients + ci
-			c, buf := newClient(), make([]byte, copyBufferSize)
+			c, buf := newClient(r.dial), make([]byte, copyBufferSize)
 			wg.Go(func() {
 				defer c.CloseIdleConnections()
 				<-startc
-				res, err := fetch(ctx, c, s.url+r.rel.Path, start, r.rel, buf)
-				res.Site, res.Client = si, ci
-				results[i] = res
-				if err != nil {
-					var ie *IntegrityError
-					if errors.As(err, &ie) {
-						ie.System, ie.Site, ie.Client = sys, si, ci
+				t := start
+				if pl.delays != nil && pl.delays[i] > 0 {
+					select {
+					case <-time.After(pl.delays[i]):
+					case <-ctx.Done():
 					}
-					errs[i] = fmt.Errorf("site %d client %d: %w", si, ci, err)
-					cancel() // one failure fails the run: stop the others
+					t = time.Now()
+				}
+				for k, rq := range pl.clients[i] {
+					if k > 0 {
+						t = time.Now()
+					}
+					obj := &r.cat.objects[rq.obj]
+					res, err := fetch(ctx, c, sites, rq, obj, t, buf, &cnt)
+					res.Site, res.Client, res.Start = si, ci, t.Sub(start).Seconds()
+					if len(r.cat.objects) > 1 {
+						res.Path = obj.Path
+					}
+					results[i] = append(results[i], res)
+					cnt.requests.Add(1)
+					if err != nil {
+						var ie *IntegrityError
+						if errors.As(err, &ie) {
+							ie.System, ie.Site, ie.Client = sys, si, ci
+						}
+						errs[i] = fmt.Errorf("site %d client %d: %w", si, ci, err)
+						cancel() // one failure fails the run: stop the others
+						return
+					}
 				}
 			})
 		}
 	}
 	start = time.Now()
+	done := make(chan struct{})
+	var aux sync.WaitGroup
+	var inj *injector
+	if r.cfg.Scenario == ScenarioFaults && d.sites[0].proc != nil {
+		inj = r.newInjector(ctx, d, pl.total, start)
+		cnt.onBytes = inj.onBytes // before the clients start: close(startc) publishes it
+	}
+	aux.Go(func() {
+		tick := time.NewTicker(progressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				r.progressf("  %-8s %2d sites: … %s of %s, %d of %d requests, %.0f s",
+					sys, len(d.sites), sizeString(cnt.bytes.Load()), sizeString(pl.total), cnt.requests.Load(), pl.requests, time.Since(start).Seconds())
+			}
+		}
+	})
 	close(startc)
 	wg.Wait()
+	close(done)
+	aux.Wait()
+	var faults []FaultEvent
+	if inj != nil {
+		faults = inj.finish()
+	}
 	// Report an integrity failure before the cancellations it caused.
 	for _, err := range errs {
 		var ie *IntegrityError
 		if errors.As(err, &ie) {
-			return nil, err
+			return nil, faults, err
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, faults, err
 	}
-	return results, nil
+	var all []ClientResult
+	for _, rs := range results {
+		all = append(all, rs...)
+	}
+	return all, faults, nil
 }
 
-// measure fills res from the crowd's clients and the snapshots around it.
+// measure fills res from the crowd's requests and the snapshots around it.
 func (r *runner) measure(res *SystemResult, d *deployment, clients []ClientResult, before, after snapshot) {
 	res.Clients = clients
 	var ttfb, dl, rate []float64
+	type span struct {
+		bytes      int64
+		start, end float64
+	}
+	per := map[[2]int]*span{} // by site and client
 	for _, c := range clients {
 		res.DeliveredBytes += c.Bytes
+		res.Failovers += int64(c.Failovers)
 		ttfb = append(ttfb, c.TTFB)
 		dl = append(dl, c.Seconds)
-		if c.Seconds > 0 {
-			rate = append(rate, float64(c.Bytes)/c.Seconds)
+		end := c.Start + c.Seconds
+		res.FleetSeconds = max(res.FleetSeconds, end)
+		k := [2]int{c.Site, c.Client}
+		if s := per[k]; s == nil {
+			per[k] = &span{c.Bytes, c.Start, end}
+		} else {
+			s.bytes, s.start, s.end = s.bytes+c.Bytes, min(s.start, c.Start), max(s.end, end)
 		}
-		res.FleetSeconds = max(res.FleetSeconds, c.Seconds)
+	}
+	for _, s := range per {
+		if s.end > s.start {
+			rate = append(rate, float64(s.bytes)/(s.end-s.start))
+		}
 	}
 	res.TTFB, res.Download, res.ClientRate = Summarize(ttfb), Summarize(dl), Summarize(rate)
 	if res.FleetSeconds > 0 {
@@ -371,12 +519,16 @@ func (r *runner) measure(res *SystemResult, d *deployment, clients []ClientResul
 	}
 	res.OriginBytes = after.originBytes - before.originBytes
 	res.OriginRequests = after.originReqs - before.originReqs
-	res.OriginRatio = float64(res.OriginBytes) / float64(res.UniqueBytes)
+	if res.UniqueBytes > 0 {
+		res.OriginRatio = float64(res.OriginBytes) / float64(res.UniqueBytes)
+	}
 
 	if len(after.edges) > 0 {
 		var sum edgeCounters
-		for i := range after.edges {
-			sum = sum.add(after.edges[i].sub(before.edges[i]))
+		for i, a := range after.edges {
+			if b, ok := before.edges[i]; ok {
+				sum = sum.add(a.sub(b))
+			}
 		}
 		res.ServedBySource = map[string]int64{}
 		for k, v := range sum.Served {
@@ -402,12 +554,11 @@ func (r *runner) measure(res *SystemResult, d *deployment, clients []ClientResul
 	if res.DeliveredBytes > 0 {
 		res.CPUSecondsPerGB = res.TierCPUSeconds / (float64(res.DeliveredBytes) / 1e9)
 	}
-	for _, pid := range d.tierRoots() {
-		var rss int64
-		for _, p := range append([]int{pid}, r.proc.children(pid)...) {
-			v, _ := r.proc.peakRSS(p)
-			rss += v
+	for i, pid := range d.tierRoots() {
+		if ds, ok := d.dead[i]; ok {
+			res.PeakRSS = append(res.PeakRSS, ds.rss)
+			continue
 		}
-		res.PeakRSS = append(res.PeakRSS, rss)
+		res.PeakRSS = append(res.PeakRSS, r.proc.treePeakRSS(pid))
 	}
 }

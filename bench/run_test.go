@@ -4,30 +4,55 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// buildShoal builds the shoal binary into a temporary directory: the
-// harness runs its `origin` and `edge` subcommands, and os.Executable() in
-// a test is the test binary.
+var (
+	shoalOnce sync.Once
+	shoalBin  string
+	shoalErr  error
+	shoalDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shoalDir != "" {
+		os.RemoveAll(shoalDir)
+	}
+	os.Exit(code)
+}
+
+// buildShoal builds the shoal binary once per test process: the harness
+// runs its `origin` and `edge` subcommands, and os.Executable() in a test
+// is the test binary.
 func buildShoal(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go") // go test puts its own GOROOT/bin first
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	shoalOnce.Do(func() {
+		goTool, err := exec.LookPath("go") // go test puts its own GOROOT/bin first
+		if err != nil {
+			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+		if shoalDir, shoalErr = os.MkdirTemp("", "shoal-bench-test-"); shoalErr != nil {
+			return
+		}
+		shoalBin = filepath.Join(shoalDir, "shoal")
+		if out, err := exec.Command(goTool, "build", "-o", shoalBin, "github.com/shoalcdn/shoal/cmd/shoal").CombinedOutput(); err != nil {
+			shoalErr = fmt.Errorf("building shoal: %v\n%s", err, out)
+		}
+	})
+	if shoalErr != nil {
+		t.Fatal(shoalErr)
 	}
-	bin := filepath.Join(t.TempDir(), "shoal")
-	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/shoalcdn/shoal/cmd/shoal").CombinedOutput(); err != nil {
-		t.Fatalf("building shoal: %v\n%s", err, out)
-	}
-	return bin
+	return shoalBin
 }
 
 // TestFlashEndToEnd runs the flash scenario through the real binary with 3
