@@ -9,7 +9,7 @@
 //	shoal keygen [--key shoal-sign.key] [--pub shoal-sign.pub]
 //	shoal sign --key shoal-sign.key [--segment-size 4MiB] DIR
 //	shoal demo [--exit]
-//	shoal bench --scenario flash [--edges 8] [--size 256MiB] [--out ./bench-out]
+//	shoal bench --scenario flash|mix|media|faults [--edges 8] [--size 256MiB] [--netns] [--out ./bench-out]
 //	shoal version
 //
 // Every flag can also be set with the environment variable SHOAL_<FLAG>,
