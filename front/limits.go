@@ -1,0 +1,236 @@
+package front
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// connLimiter caps the open TCP connections of the listeners it wraps. At
+// the cap, a new connection evicts the oldest one that is not in the middle
+// of a request (a client that connected and sent nothing, or a keep-alive
+// connection between requests); when every one is busy, the new one is
+// closed. Idle hoarders cannot lock honest clients out, and the cap still
+// bounds the file descriptors and goroutines that connections cost.
+type connLimiter struct {
+	max int
+	m   *metrics
+
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+	open  map[string]int // by listener
+}
+
+func newConnLimiter(max int, m *metrics) *connLimiter {
+	return &connLimiter{max: max, m: m, conns: map[*trackedConn]struct{}{}, open: map[string]int{}}
+}
+
+// trackedConn is an accepted connection the limiter knows.
+type trackedConn struct {
+	net.Conn
+	lim      *connLimiter
+	listener string
+	since    time.Time      // when it last became idle (or was accepted)
+	state    http.ConnState // guarded by lim.mu
+	once     sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.lim.remove(c) })
+	return c.Conn.Close()
+}
+
+func (l *connLimiter) remove(c *trackedConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.conns[c]; ok {
+		delete(l.conns, c)
+		l.open[c.listener]--
+	}
+}
+
+// admit registers c, evicting or refusing as the cap demands. It reports
+// whether c may be served.
+func (l *connLimiter) admit(c *trackedConn) bool {
+	l.mu.Lock()
+	var victim *trackedConn
+	if l.max > 0 && len(l.conns) >= l.max {
+		for o := range l.conns {
+			if o.state != http.StateActive && (victim == nil || o.since.Before(victim.since)) {
+				victim = o
+			}
+		}
+		if victim == nil {
+			l.mu.Unlock()
+			l.m.rejected.WithLabelValues("conn_limit").Inc()
+			c.Conn.Close()
+			return false
+		}
+		delete(l.conns, victim)
+		l.open[victim.listener]--
+		victim.once.Do(func() {}) // removed here already
+	}
+	l.conns[c] = struct{}{}
+	l.open[c.listener]++
+	l.mu.Unlock()
+	if victim != nil {
+		l.m.rejected.WithLabelValues("conn_evicted").Inc()
+		victim.Conn.Close()
+	}
+	return true
+}
+
+// setState is http.Server.ConnState.
+func (l *connLimiter) setState(c net.Conn, st http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	t, ok := c.(*trackedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	t.state = st
+	if st == http.StateIdle {
+		t.since = time.Now()
+	}
+	l.mu.Unlock()
+}
+
+func (l *connLimiter) openConns(listener string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open[listener]
+}
+
+func (l *connLimiter) listener(ln net.Listener, name string) net.Listener {
+	return &limitListener{Listener: ln, lim: l, name: name}
+}
+
+type limitListener struct {
+	net.Listener
+	lim  *connLimiter
+	name string
+}
+
+func (ln *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ln.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		t := &trackedConn{Conn: c, lim: ln.lim, listener: ln.name, since: time.Now(), state: http.StateNew}
+		if ln.lim.admit(t) {
+			return t, nil
+		}
+	}
+}
+
+// rateLimiter is a token bucket per client IP address.
+type rateLimiter struct {
+	rate  float64 // tokens per second
+	burst float64
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// maxBuckets bounds the buckets kept: past it, the full ones (clients that
+// have been quiet long enough to have their whole burst back) are dropped,
+// since a new bucket starts full anyway.
+const maxBuckets = 100_000
+
+func newRateLimiter(rate float64, burst int) *rateLimiter {
+	return &rateLimiter{rate: rate, burst: float64(burst), buckets: map[string]*bucket{}}
+}
+
+func (rl *rateLimiter) allow(ip string) bool {
+	now := time.Now()
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	b, ok := rl.buckets[ip]
+	if !ok {
+		if len(rl.buckets) >= maxBuckets {
+			rl.sweep(now)
+		}
+		b = &bucket{tokens: rl.burst, last: now}
+		rl.buckets[ip] = b
+	}
+	b.tokens = min(rl.burst, b.tokens+now.Sub(b.last).Seconds()*rl.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+func (rl *rateLimiter) sweep(now time.Time) {
+	full := time.Duration(rl.burst / rl.rate * float64(time.Second))
+	for ip, b := range rl.buckets {
+		if now.Sub(b.last) >= full {
+			delete(rl.buckets, ip)
+		}
+	}
+	if len(rl.buckets) >= maxBuckets {
+		// Every client is busy: forget them all rather than grow.
+		clear(rl.buckets)
+	}
+}
+
+// paceWriter enforces a minimum send rate on a response: before each
+// write of n bytes it sets the write deadline to now + window + n/rate, so
+// a client must take the bytes at rate on average, with a window's slack
+// for bursts and stalls, however large the response. A deadline the
+// handler sets itself (the edge sets one per chunk) applies too: the
+// earlier one wins.
+type paceWriter struct {
+	http.ResponseWriter
+	rc     *http.ResponseController
+	rate   float64
+	window time.Duration
+	own    time.Time // deadline the handler asked for; zero if none
+}
+
+func newPaceWriter(w http.ResponseWriter, rate int64, window time.Duration) *paceWriter {
+	pw := &paceWriter{ResponseWriter: w, rc: http.NewResponseController(w), rate: float64(rate), window: window}
+	pw.arm(0)
+	return pw
+}
+
+func (w *paceWriter) arm(n int) {
+	d := time.Now().Add(w.window + time.Duration(float64(n)/w.rate*float64(time.Second)))
+	if !w.own.IsZero() && w.own.Before(d) {
+		d = w.own
+	}
+	_ = w.rc.SetWriteDeadline(d) // ErrNotSupported: nothing to enforce with
+}
+
+func (w *paceWriter) Write(b []byte) (int, error) {
+	w.arm(len(b))
+	return w.ResponseWriter.Write(b)
+}
+
+// SetWriteDeadline is found by http.ResponseController.
+func (w *paceWriter) SetWriteDeadline(t time.Time) error {
+	w.own = t
+	if t.IsZero() {
+		w.arm(0)
+		return nil
+	}
+	return w.rc.SetWriteDeadline(t)
+}
+
+// done arms the deadline for what the server sends after the handler: the
+// buffered tail of the body, or a header alone.
+func (w *paceWriter) done() { w.own = time.Time{}; w.arm(0) }
+
+func (w *paceWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
