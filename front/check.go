@@ -10,6 +10,27 @@ import (
 // serveHTTP runs the per-request checks, then the handler.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.m.requests.WithLabelValues(protoLabel(r)).Inc()
+	if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok && r.ProtoMajor == 1 {
+		if fc.tls != nil && r.TLS == nil {
+			r = r.WithContext(r.Context()) // a shallow copy, to say it came over TLS
+			r.TLS = fc.tls
+		}
+		if v, ok := fc.f.next(); ok {
+			var err error
+			switch {
+			case v.err != nil:
+				err = v.err
+			case v.method != r.Method || v.target != r.RequestURI:
+				err = fmt.Errorf("%w: head %q %q, request %q %q", errFramingLost, v.method, v.target, r.Method, r.RequestURI)
+				s.log.Warn("request framing lost; closing the connection", "remote", r.RemoteAddr, "err", err)
+			}
+			if err != nil {
+				w.Header().Set("Connection", "close")
+				s.reject(w, "bad_framing", http.StatusBadRequest, "refused: "+err.Error())
+				return
+			}
+		}
+	}
 	if r.TLS != nil || r.ProtoMajor == 3 {
 		if v := s.altSvc.Load(); v != nil {
 			w.Header().Set("Alt-Svc", *v)

@@ -1,7 +1,6 @@
 package front
 
 import (
-	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -84,12 +83,16 @@ func (l *connLimiter) admit(c *trackedConn) bool {
 
 // setState is http.Server.ConnState.
 func (l *connLimiter) setState(c net.Conn, st http.ConnState) {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	t, ok := c.(*trackedConn)
-	if !ok {
-		return
+	var t *trackedConn
+	for t == nil {
+		switch x := c.(type) {
+		case *trackedConn:
+			t = x
+		case interface{ NetConn() net.Conn }: // *tls.Conn, *framedConn
+			c = x.NetConn()
+		default:
+			return
+		}
 	}
 	l.mu.Lock()
 	t.state = st
@@ -105,14 +108,17 @@ func (l *connLimiter) openConns(listener string) int {
 	return l.open[listener]
 }
 
-func (l *connLimiter) listener(ln net.Listener, name string) net.Listener {
-	return &limitListener{Listener: ln, lim: l, name: name}
+// listener caps ln's connections; with maxHead > 0 it also follows their
+// HTTP/1 framing (see framing).
+func (l *connLimiter) listener(ln net.Listener, name string, maxHead int) net.Listener {
+	return &limitListener{Listener: ln, lim: l, name: name, maxHead: maxHead}
 }
 
 type limitListener struct {
 	net.Listener
-	lim  *connLimiter
-	name string
+	lim     *connLimiter
+	name    string
+	maxHead int
 }
 
 func (ln *limitListener) Accept() (net.Conn, error) {
@@ -122,9 +128,13 @@ func (ln *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		t := &trackedConn{Conn: c, lim: ln.lim, listener: ln.name, since: time.Now(), state: http.StateNew}
-		if ln.lim.admit(t) {
-			return t, nil
+		if !ln.lim.admit(t) {
+			continue
 		}
+		if ln.maxHead > 0 {
+			return &framedConn{Conn: t, f: newFraming(ln.maxHead)}, nil
+		}
+		return t, nil
 	}
 }
 

@@ -17,7 +17,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "shoal_client_requests_total", Help: "Client requests, by protocol (HTTP/1.1, HTTP/2.0, HTTP/3.0).",
 		}, []string{"proto"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "shoal_client_rejected_total", Help: "Client requests and connections refused by a limit, by reason (uri_too_long, bad_path, rate_limited, conn_limit, conn_evicted).",
+			Name: "shoal_client_rejected_total", Help: "Client requests and connections refused by a limit, by reason (uri_too_long, bad_path, bad_framing, rate_limited, conn_limit, conn_evicted).",
 		}, []string{"reason"}),
 	}
 }
@@ -33,7 +33,7 @@ func (m *metrics) register(l *connLimiter) {
 			ConstLabels: prometheus.Labels{"listener": name},
 		}, func() float64 { return float64(l.openConns(name)) }))
 	}
-	for _, r := range []string{"uri_too_long", "bad_path", "rate_limited", "conn_limit", "conn_evicted"} {
+	for _, r := range []string{"uri_too_long", "bad_path", "bad_framing", "rate_limited", "conn_limit", "conn_evicted"} {
 		m.rejected.WithLabelValues(r)
 	}
 }

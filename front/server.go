@@ -128,7 +128,13 @@ func (s *Server) httpServer(listener string, protos *http.Protocols) *http.Serve
 		Protocols:         protos,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 100},
 		ConnState:         s.conns.setState,
-		ErrorLog:          slog.NewLogLogger(s.log.With("listener", listener).Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if fc, ok := c.(*framedConn); ok {
+				ctx = context.WithValue(ctx, framedConnKey{}, fc)
+			}
+			return ctx
+		},
+		ErrorLog: slog.NewLogLogger(s.log.With("listener", listener).Handler(), slog.LevelDebug),
 	}
 }
 
@@ -152,7 +158,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if err := s.track(srv); err != nil {
 		return err
 	}
-	return srv.Serve(s.conns.listener(ln, "http"))
+	return srv.Serve(s.conns.listener(ln, "http", s.maxHead()))
 }
 
 // ServeTLS serves HTTPS (HTTP/1.1 and HTTP/2) on ln with Config.Certs,
@@ -169,7 +175,8 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if err := s.track(srv); err != nil {
 		return err
 	}
-	return srv.ServeTLS(s.conns.listener(ln, "https"), "", "")
+	tl := newTLSListener(s.conns.listener(ln, "https", 0), srv.TLSConfig.Clone(), s.cfg.ReadHeaderTimeout, s.maxHead(), s.log)
+	return srv.Serve(tl)
 }
 
 // ServeHTTP3 serves HTTP/3 on pc with Config.Certs until Shutdown, and
@@ -214,6 +221,13 @@ func (s *Server) ServeHTTP3(pc net.PacketConn) error {
 	}
 	return err
 }
+
+type framedConnKey struct{}
+
+// maxHead is the largest request head framing follows: more than net/http
+// accepts (MaxHeaderBytes and its 4 KiB of slack), so that net/http
+// answers 431 first.
+func (s *Server) maxHead() int { return s.cfg.MaxHeaderBytes + 64<<10 }
 
 // Handler returns the handler every listener serves: the checks, then
 // Config.Handler.
