@@ -163,14 +163,14 @@ func (fe *frontEdge) serial(t *testing.T, serverName string) int64 {
 }
 
 // TestE2EHTTPSAndHTTP3 fetches one object through one edge over plain
-// HTTP, HTTPS with HTTP/1.1 and HTTP/2, HTTP/3 and curl: every body is the
+// HTTP, h2c, HTTPS with HTTP/1.1 and HTTP/2, HTTP/3 and curl: every body is the
 // object's, byte for byte, with the protocol asked for; HTTPS responses
 // advertise HTTP/3 and the edge's metrics count every protocol.
 func TestE2EHTTPSAndHTTP3(t *testing.T) {
 	shoalBinary(t)
 	www := t.TempDir()
 	obj := writeObject(t, www, "pkg/app.bin", 3<<20+12345, 7)
-	fe := startFrontEdge(t, www)
+	fe := startFrontEdge(t, www, "--h2c")
 	h3Port := fe.h3[strings.LastIndexByte(fe.h3, ':')+1:]
 	wantAltSvc := `h3=":` + h3Port + `"; ma=86400`
 
@@ -178,6 +178,15 @@ func TestE2EHTTPSAndHTTP3(t *testing.T) {
 	checkWhole(t, "plain HTTP", obj, resp, sum, n)
 	if v := resp.Header.Get("Alt-Svc"); v != "" {
 		t.Errorf("plain HTTP response carries Alt-Svc %q; HTTP/3 is for https", v)
+	}
+	// h2c, as a load balancer speaks it: HTTP/2 with prior knowledge on
+	// the plain listener.
+	h2c := &http.Transport{Protocols: new(http.Protocols), DisableCompression: true}
+	h2c.Protocols.SetUnencryptedHTTP2(true)
+	resp, sum, n = fetch(t, &http.Client{Transport: h2c}, "GET", fe.url+obj.path, nil)
+	checkWhole(t, "h2c", obj, resp, sum, n)
+	if resp.Proto != "HTTP/2.0" {
+		t.Errorf("h2c: response over %s, want HTTP/2.0", resp.Proto)
 	}
 	https := "https://a.test:" + fe.tlsAddr[strings.LastIndexByte(fe.tlsAddr, ':')+1:]
 	for _, c := range []struct {
