@@ -1,6 +1,7 @@
 package front
 
 import (
+	"bufio"
 	"net"
 	"net/http"
 	"sync"
@@ -57,7 +58,7 @@ func (l *connLimiter) admit(c *trackedConn) bool {
 	var victim *trackedConn
 	if l.max > 0 && len(l.conns) >= l.max {
 		for o := range l.conns {
-			if o.state != http.StateActive && (victim == nil || o.since.Before(victim.since)) {
+			if (o.state == http.StateNew || o.state == http.StateIdle) && (victim == nil || o.since.Before(victim.since)) {
 				victim = o
 			}
 		}
@@ -244,3 +245,14 @@ func (w *paceWriter) SetWriteDeadline(t time.Time) error {
 func (w *paceWriter) done() { w.own = time.Time{}; w.arm(0) }
 
 func (w *paceWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection over (an upgrade the reverse proxy tunnels)
+// without the deadline set for this response: from then on the tunnel's
+// owner sets its own.
+func (w *paceWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := w.rc.Hijack()
+	if err == nil {
+		c.SetWriteDeadline(time.Time{})
+	}
+	return c, brw, err
+}
