@@ -2,10 +2,13 @@ package front
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // connLimiter caps the open TCP connections of the listeners it wraps. At
@@ -137,6 +140,48 @@ func (ln *limitListener) Accept() (net.Conn, error) {
 		}
 		return t, nil
 	}
+}
+
+// quicCapListener holds the QUIC connections of an HTTP/3 listener to the
+// connection cap. QUIC connections are counted apart from TCP ones
+// (listener "h3"); one over the cap is closed as soon as it is accepted.
+type quicCapListener struct {
+	*quic.EarlyListener
+	lim *connLimiter
+}
+
+// errH3ExcessiveLoad is HTTP/3's H3_EXCESSIVE_LOAD (RFC 9114 §8.1).
+const errH3ExcessiveLoad = 0x0107
+
+func (l *quicCapListener) Accept(ctx context.Context) (*quic.Conn, error) {
+	for {
+		c, err := l.EarlyListener.Accept(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !l.lim.admitQUIC() {
+			l.lim.m.rejected.WithLabelValues("conn_limit").Inc()
+			c.CloseWithError(errH3ExcessiveLoad, "too many connections")
+			continue
+		}
+		go func() {
+			<-c.Context().Done()
+			l.lim.mu.Lock()
+			l.lim.open["h3"]--
+			l.lim.mu.Unlock()
+		}()
+		return c, nil
+	}
+}
+
+func (l *connLimiter) admitQUIC() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.max > 0 && l.open["h3"] >= l.max {
+		return false
+	}
+	l.open["h3"]++
+	return true
 }
 
 // rateLimiter is a token bucket per client IP address.

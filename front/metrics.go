@@ -27,9 +27,9 @@ func (m *metrics) register(l *connLimiter) {
 		return
 	}
 	m.reg.MustRegister(m.requests, m.rejected)
-	for _, name := range []string{"http", "https"} {
+	for _, name := range []string{"http", "https", "h3"} {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "shoal_client_connections", Help: "Open client TCP connections, by listener (http, https).",
+			Name: "shoal_client_connections", Help: "Open client connections, by listener (http, https: TCP; h3: QUIC).",
 			ConstLabels: prometheus.Labels{"listener": name},
 		}, func() float64 { return float64(l.openConns(name)) }))
 	}

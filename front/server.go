@@ -41,7 +41,9 @@ type Config struct {
 	// this long. Zero means 120s.
 	IdleTimeout time.Duration
 	// MaxConns caps the open client TCP connections of all listeners of
-	// Serve and ServeTLS. Zero means no cap.
+	// Serve and ServeTLS, and apart from those the QUIC connections of
+	// ServeHTTP3 (a QUIC connection over the cap is closed at once, with
+	// H3_EXCESSIVE_LOAD). Zero means no cap.
 	MaxConns int
 	// MinSendRate is the slowest a response may leave, in bytes per
 	// second, on average over SendWindow. Zero turns it off.
@@ -77,6 +79,7 @@ type Server struct {
 	closed bool
 	h1     []*http.Server
 	h3     []*http3.Server
+	h3ln   []*quic.EarlyListener // closed by Shutdown and Close: http3 leaves them open
 }
 
 // New returns a Server for cfg.
@@ -206,16 +209,22 @@ func (s *Server) ServeHTTP3(pc net.PacketConn) error {
 		IdleTimeout:    s.cfg.IdleTimeout,
 		Logger:         s.log.With("listener", "h3"),
 	}
+	ln, err := quic.ListenEarly(pc, srv.TLSConfig, srv.QUICConfig)
+	if err != nil {
+		return fmt.Errorf("front: %w", err)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		ln.Close()
 		return http.ErrServerClosed
 	}
 	s.h3 = append(s.h3, srv)
+	s.h3ln = append(s.h3ln, ln)
 	s.mu.Unlock()
 	v := `h3=":` + strconv.Itoa(udp.Port) + `"; ma=86400`
 	s.altSvc.Store(&v)
-	err := srv.Serve(pc)
+	err = srv.ServeListener(&quicCapListener{EarlyListener: ln, lim: s.conns})
 	if errors.Is(err, quic.ErrServerClosed) {
 		err = http.ErrServerClosed
 	}
@@ -249,6 +258,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Go(func() { errs[len(h1)+i] = srv.Shutdown(ctx) })
 	}
 	wg.Wait()
+	s.closeQUIC()
 	return errors.Join(errs...)
 }
 
@@ -265,5 +275,16 @@ func (s *Server) Close() error {
 	for _, srv := range h3 {
 		errs = append(errs, srv.Close())
 	}
+	s.closeQUIC()
 	return errors.Join(errs...)
+}
+
+func (s *Server) closeQUIC() {
+	s.mu.Lock()
+	lns := s.h3ln
+	s.h3ln = nil
+	s.mu.Unlock()
+	for _, ln := range lns {
+		ln.Close()
+	}
 }

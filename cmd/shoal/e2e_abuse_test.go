@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go/http3"
 )
 
 // abuseEdge starts an origin serving www and one edge with extra flags.
@@ -257,20 +259,26 @@ func TestE2EAbuseSlowReader(t *testing.T) {
 
 // TestE2EAbuseMaxConns: with --max-conns N, N connections that send
 // nothing do not lock an honest client out (the oldest idle one makes
-// room), and a flood never holds more than N open.
+// room), and a flood never holds more than N open; over HTTP/3, the
+// connection past N is refused until one closes.
 func TestE2EAbuseMaxConns(t *testing.T) {
 	shoalBinary(t)
 	www := t.TempDir()
 	o := writeObject(t, www, "ok.bin", 100<<10, 5)
-	_, e := abuseEdge(t, www, "--max-conns", "8", "--read-header-timeout", "30s")
+	fe := startFrontEdge(t, www, "--max-conns", "8", "--read-header-timeout", "30s")
+	e := fe.edgeProc
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for range 50 {
-		c, err := net.Dial("tcp", e.listen)
+	for i := range 50 {
+		addr := e.listen
+		if i%2 == 1 {
+			addr = fe.tlsAddr // a TLS handshake never started
+		}
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,13 +287,53 @@ func TestE2EAbuseMaxConns(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	for range 5 {
 		honest(t, e, o)
+		resp, sum, n := fetch(t, fe.h2(), "GET", "https://"+fe.tlsAddr+o.path, nil)
+		checkWhole(t, "an honest HTTPS client", o, resp, sum, n)
 	}
 	m := scrape(t, e)
-	if open := m.sum("shoal_client_connections", "listener=http"); open > 8 {
+	if open := m.sum("shoal_client_connections", "listener=http") + m.sum("shoal_client_connections", "listener=https"); open > 8 {
 		t.Errorf("%v client connections open with --max-conns 8", open)
 	}
 	if ev := m.sum("shoal_client_rejected_total", "reason=conn_evicted"); ev < 40 {
-		t.Errorf("shoal_client_rejected_total{reason=conn_evicted} = %v after 55 connections with a cap of 8", ev)
+		t.Errorf("shoal_client_rejected_total{reason=conn_evicted} = %v after 60 connections with a cap of 8", ev)
+	}
+
+	// HTTP/3: eight clients hold a connection each; the ninth is refused
+	// until one of them leaves.
+	var holders []*http3.Transport
+	for range 8 {
+		tr := &http3.Transport{TLSClientConfig: fe.tlsConfig("a.test")}
+		holders = append(holders, tr)
+		defer tr.Close()
+		resp, sum, n := fetch(t, &http.Client{Transport: tr}, "GET", "https://"+fe.h3+o.path, nil)
+		checkWhole(t, "an HTTP/3 client", o, resp, sum, n)
+	}
+	ninth := &http3.Transport{TLSClientConfig: fe.tlsConfig("a.test")}
+	defer ninth.Close()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "https://"+fe.h3+o.path, nil)
+	if resp, err := ninth.RoundTrip(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a ninth HTTP/3 connection with --max-conns 8: %s, want it refused", resp.Status)
+	}
+	if got := scrape(t, e).sum("shoal_client_connections", "listener=h3"); got != 8 {
+		t.Errorf("shoal_client_connections{listener=h3} = %v, want 8", got)
+	}
+	holders[0].Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ninth.Close()
+		ninth = &http3.Transport{TLSClientConfig: fe.tlsConfig("a.test")}
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", "https://"+fe.h3+o.path, nil)
+		resp, err := ninth.RoundTrip(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a ninth HTTP/3 connection after one of eight closed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
