@@ -20,7 +20,7 @@ import (
 
 // selfSigned writes a self-signed certificate for names with serial to
 // dir/name.crt and dir/name.key and returns the file pair.
-func selfSigned(t *testing.T, dir, name string, serial int64, names ...string) CertFile {
+func selfSigned(t testing.TB, dir, name string, serial int64, names ...string) CertFile {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 
 // serveHTTP runs the per-request checks, then the handler.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.m.requests.WithLabelValues(protoLabel(r)).Inc()
+	s.m.request(r)
 	if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok && r.ProtoMajor == 1 {
 		if fc.tls != nil && r.TLS == nil {
 			r = r.WithContext(r.Context()) // a shallow copy, to say it came over TLS
@@ -51,8 +51,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		raw = r.URL.EscapedPath() // absolute form, or "*"
 	}
 	err := CheckPath(raw)
-	if err == nil {
-		err = CheckPath(r.URL.EscapedPath())
+	if ep := r.URL.EscapedPath(); err == nil && ep != raw {
+		err = CheckPath(ep)
 	}
 	if err != nil && !(r.Method == http.MethodOptions && target == "*") {
 		s.reject(w, "bad_path", http.StatusBadRequest, err.Error())
@@ -79,14 +79,6 @@ func (s *Server) reject(w http.ResponseWriter, reason string, code int, msg stri
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	fmt.Fprintln(w, msg)
-}
-
-func protoLabel(r *http.Request) string {
-	switch r.ProtoMajor {
-	case 1, 2, 3:
-		return r.Proto
-	}
-	return "other"
 }
 
 func clientIP(remote string) string {
@@ -144,6 +136,9 @@ func CheckPath(p string) error {
 
 // dotSegment reports whether seg is "." or "..", spelt with escapes or not.
 func dotSegment(seg string) bool {
+	if len(seg) > len("%2e%2e") {
+		return false
+	}
 	seg = strings.ReplaceAll(strings.ReplaceAll(seg, "%2e", "."), "%2E", ".")
 	return seg == "." || seg == ".."
 }
