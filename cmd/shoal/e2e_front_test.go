@@ -335,6 +335,15 @@ func TestE2ETLSCertificates(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET after a broken rewrite: %s", resp.Status)
 	}
+
+	// SIGTERM with HTTPS and HTTP/3 clients still connected: a clean exit,
+	// without waiting out --drain-timeout for idle connections.
+	start := time.Now()
+	stopEdge(t, fe.edgeProc)
+	t.Logf("SIGTERM to exit: %v", time.Since(start))
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("SIGTERM took %v with idle HTTPS and HTTP/3 clients connected", took)
+	}
 }
 
 func readFile(t *testing.T, path string) string {
