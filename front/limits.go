@@ -3,6 +3,8 @@ package front
 import (
 	"bufio"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -242,12 +244,14 @@ func (rl *rateLimiter) sweep(now time.Time) {
 	}
 }
 
-// paceWriter enforces a minimum send rate on a response: before each
-// write of n bytes it sets the write deadline to now + window + n/rate, so
-// a client must take the bytes at rate on average, with a window's slack
-// for bursts and stalls, however large the response. A deadline the
-// handler sets itself (the edge sets one per chunk) applies too: the
-// earlier one wins.
+// paceWriter enforces a minimum send rate on a response: each write of n
+// bytes must finish within window + n/rate, so a client must take the
+// bytes at rate on average, with a window's slack for bursts and stalls,
+// however large the response. The deadline is set for the write only and
+// cleared after it: HTTP/2 resets a stream whose write deadline passes even
+// while the handler is not writing (waiting for the origin, say), and a
+// handler that waits is not the client's fault. A deadline the handler sets
+// itself (the edge sets one per chunk) applies too: the earlier one wins.
 type paceWriter struct {
 	http.ResponseWriter
 	rc     *http.ResponseController
@@ -258,7 +262,8 @@ type paceWriter struct {
 
 func newPaceWriter(w http.ResponseWriter, rate int64, window time.Duration) *paceWriter {
 	pw := &paceWriter{ResponseWriter: w, rc: http.NewResponseController(w), rate: float64(rate), window: window}
-	pw.arm(0)
+	// A keep-alive connection may carry the last response's deadline.
+	_ = pw.rc.SetWriteDeadline(time.Time{}) // ErrNotSupported: nothing to enforce with
 	return pw
 }
 
@@ -267,22 +272,35 @@ func (w *paceWriter) arm(n int) {
 	if !w.own.IsZero() && w.own.Before(d) {
 		d = w.own
 	}
-	_ = w.rc.SetWriteDeadline(d) // ErrNotSupported: nothing to enforce with
+	_ = w.rc.SetWriteDeadline(d)
 }
+
+// paceChunk is the most a single deadline covers: a handler that writes a
+// large buffer at once gets a deadline per chunk of it, not one long
+// allowance for the whole.
+const paceChunk = 64 << 10
 
 func (w *paceWriter) Write(b []byte) (int, error) {
-	w.arm(len(b))
-	return w.ResponseWriter.Write(b)
+	var n int
+	for len(b) > 0 {
+		c := b[:min(len(b), paceChunk)]
+		w.arm(len(c))
+		m, err := w.ResponseWriter.Write(c)
+		n += m
+		if err != nil {
+			return n, err
+		}
+		b = b[m:]
+	}
+	_ = w.rc.SetWriteDeadline(time.Time{})
+	return n, nil
 }
 
-// SetWriteDeadline is found by http.ResponseController.
+// SetWriteDeadline is found by http.ResponseController: the handler's own
+// deadline joins the next writes'.
 func (w *paceWriter) SetWriteDeadline(t time.Time) error {
 	w.own = t
-	if t.IsZero() {
-		w.arm(0)
-		return nil
-	}
-	return w.rc.SetWriteDeadline(t)
+	return nil
 }
 
 // done arms the deadline for what the server sends after the handler: the
@@ -290,6 +308,48 @@ func (w *paceWriter) SetWriteDeadline(t time.Time) error {
 func (w *paceWriter) done() { w.own = time.Time{}; w.arm(0) }
 
 func (w *paceWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// paceBody enforces the same minimum rate on a request body (a slow POST
+// holds a connection to the origin as long as it lasts): the body must
+// arrive at rate on average since the request began, with a window's
+// slack, and never stall for longer than a window. Each read gets the
+// deadline by which its first byte is due.
+type paceBody struct {
+	io.ReadCloser
+	rc     *http.ResponseController
+	rate   float64
+	window time.Duration
+	start  time.Time
+	last   time.Time // of the last progress
+	n      int64
+}
+
+func newPaceBody(body io.ReadCloser, rc *http.ResponseController, rate int64, window time.Duration) *paceBody {
+	now := time.Now()
+	return &paceBody{ReadCloser: body, rc: rc, rate: float64(rate), window: window, start: now, last: now}
+}
+
+func (b *paceBody) Read(p []byte) (int, error) {
+	due := b.start.Add(b.window + time.Duration(float64(b.n+1)/b.rate*float64(time.Second)))
+	if stall := b.last.Add(b.window); stall.Before(due) {
+		due = stall
+	}
+	_ = b.rc.SetReadDeadline(due)
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		// Too slow (or gone). The deadline stays in the past, so that
+		// net/http's attempt to drain the rest fails at once too and the
+		// connection is closed rather than held for the dribble.
+		_ = b.rc.SetReadDeadline(time.Unix(1, 0))
+		return n, err
+	}
+	_ = b.rc.SetReadDeadline(time.Time{})
+	if n > 0 {
+		b.n += int64(n)
+		b.last = time.Now()
+	}
+	return n, err
+}
 
 // Hijack hands the connection over (an upgrade the reverse proxy tunnels)
 // without the deadline set for this response: from then on the tunnel's

@@ -45,8 +45,9 @@ type Config struct {
 	// ServeHTTP3 (a QUIC connection over the cap is closed at once, with
 	// H3_EXCESSIVE_LOAD). Zero means no cap.
 	MaxConns int
-	// MinSendRate is the slowest a response may leave, in bytes per
-	// second, on average over SendWindow. Zero turns it off.
+	// MinSendRate is the slowest a response may leave, and a request body
+	// arrive, in bytes per second, on average over SendWindow. Zero turns
+	// it off.
 	MinSendRate int64
 	// SendWindow is the time over which MinSendRate is measured. Zero
 	// means 30s.

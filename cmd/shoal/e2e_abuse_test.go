@@ -504,3 +504,76 @@ func TestE2EAbusePaths(t *testing.T) {
 		t.Errorf("an encoded path reached the origin: %v", f.proxy.requests(before))
 	}
 }
+
+// TestE2EAbuseSlowUpload: request bodies are held to --min-send-rate too: a
+// client that dribbles a POST body is cut off (and its request never
+// completes at the origin), while a slow but honest upload arrives whole.
+func TestE2EAbuseSlowUpload(t *testing.T) {
+	shoalBinary(t)
+	www := t.TempDir()
+	o := writeObject(t, www, "ok.bin", 100<<10, 9)
+	f, e := abuseEdge(t, www, "--min-send-rate", "256KiB", "--min-send-window", "1s")
+	const attackers = 10
+	cut := make(chan time.Duration, attackers)
+	for range attackers {
+		c, err := net.Dial("tcp", e.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go func() {
+			start := time.Now()
+			fmt.Fprintf(c, "POST /dribble HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+			for range 300 {
+				if _, err := c.Write([]byte("x")); err != nil {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			io.Copy(io.Discard, c)
+			cut <- time.Since(start)
+		}()
+	}
+	// The honest upload: 1 MiB at about 640 KiB/s, 2.5 times the minimum.
+	body := bytes.Repeat([]byte("honest upload "), (1<<20)/14)
+	pr, pw := io.Pipe()
+	go func() {
+		for b := body; len(b) > 0; {
+			n := min(len(b), 32<<10)
+			pw.Write(b[:n])
+			b = b[n:]
+			time.Sleep(50 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", e.url+"/honest-upload", pr)
+	req.ContentLength = int64(len(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("the slow honest upload: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	honest(t, e, o)
+	for range attackers {
+		if d := <-cut; d > 10*time.Second {
+			t.Fatalf("a dribbled upload lasted %v with --min-send-rate 256KiB over 1s", d)
+		}
+	}
+	f.proxy.mu.Lock()
+	defer f.proxy.mu.Unlock()
+	var whole bool
+	for _, p := range f.proxy.posts {
+		if bytes.Equal(p, body) {
+			whole = true
+			continue
+		}
+		if len(p) >= 1000000 {
+			t.Errorf("a dribbled body of %d bytes reached the origin whole", len(p))
+		}
+	}
+	if !whole {
+		t.Errorf("the slow honest upload did not reach the origin whole (%d bodies seen)", len(f.proxy.posts))
+	}
+}

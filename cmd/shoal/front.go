@@ -45,7 +45,7 @@ func addFrontFlags(fs *flag.FlagSet) *frontFlags {
 	fs.Var(&f.certs, "tls-cert", "PEM certificate chain for clients; repeat or comma-separate for several hosts (chosen by SNI, the first is the default); reloaded when the file changes")
 	fs.Var(&f.keys, "tls-key", "PEM private key of each --tls-cert, in the same order")
 	fs.Var(sizeFlag{&f.maxHeader}, "max-header-bytes", "largest request header (431 beyond)")
-	fs.Var(sizeFlag{&f.minSendRate}, "min-send-rate", "slowest a client may take a response, in bytes per second averaged over --min-send-window; 0 disables")
+	fs.Var(sizeFlag{&f.minSendRate}, "min-send-rate", "slowest a client may take a response or send a request body, in bytes per second averaged over --min-send-window; 0 disables")
 	return f
 }
 
