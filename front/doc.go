@@ -21,7 +21,9 @@
 // connection evicts the oldest one that is not in a request, else it is
 // closed; a QUIC connection over the cap is closed), slow
 // headers are cut by ReadHeaderTimeout and idle ones by IdleTimeout, and a
-// response must leave at MinSendRate bytes per second on average over
-// SendWindow, so a client that stops reading is cut off while a slow but
-// honest download of any size completes.
+// response must leave (and a request body arrive) at MinSendRate bytes per
+// second on average over SendWindow, so a client that stops reading is cut
+// off while a slow but honest download of any size completes. HTTP/1.x
+// requests, plain or over TLS, are also followed by framing, which refuses
+// the shapes of request smuggling that net/http would quietly repair.
 package front
