@@ -22,7 +22,8 @@ import (
 //   - Content-Length together with Transfer-Encoding;
 //   - more than one Content-Length, even with equal values, or more than one
 //     Transfer-Encoding;
-//   - a Transfer-Encoding other than exactly "chunked";
+//   - a Transfer-Encoding other than exactly "chunked", or in a request
+//     other than HTTP/1.1 (net/http ignores it in HTTP/1.0);
 //   - a Content-Length that is not a plain decimal number;
 //   - a header line folded onto the next (obs-fold) or a field name with
 //     white space in it or around it.
@@ -267,6 +268,10 @@ func parseHead(head []byte) (v verdict, body int64, chunked, stop bool) {
 		v.err = errors.New("more than one Transfer-Encoding")
 	case cls > 0 && tes > 0:
 		v.err = errors.New("both Content-Length and Transfer-Encoding")
+	case tes > 0 && string(proto) != "HTTP/1.1":
+		// net/http ignores it in HTTP/1.0 and reads no body, where a hop
+		// before may have read a chunked one (RFC 9112 §6.1: faulty framing).
+		v.err = fmt.Errorf("Transfer-Encoding in an %q request", proto)
 	}
 	return v, body, chunked, upgrade
 }

@@ -46,6 +46,8 @@ func TestFraming(t *testing.T) {
 		{"two CL", "POST /p HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc", []string{"refused: more than one Content-Length"}},
 		{"two TE", "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", []string{"refused: more than one Transfer-Encoding"}},
 		{"TE list", "POST /p HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", []string{`refused: Transfer-Encoding "gzip, chunked" is not chunked`}},
+		{"TE in HTTP/1.0", "POST /p HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", []string{`refused: Transfer-Encoding in an "HTTP/1.0" request`}},
+		{"CL in HTTP/1.0", "POST /p HTTP/1.0\r\nContent-Length: 2\r\n\r\nab" + get, []string{"POST /p", "GET /a"}},
 		{"CL sign", "POST /p HTTP/1.1\r\nContent-Length: +3\r\n\r\n", []string{`refused: bad Content-Length "+3"`}},
 		{"CL hex", "POST /p HTTP/1.1\r\nContent-Length: 0x3\r\n\r\n", []string{`refused: bad Content-Length "0x3"`}},
 		{"obs-fold", "POST /p HTTP/1.1\r\nX: a\r\n b\r\n\r\n", []string{"refused: folded header line (obs-fold)"}},

@@ -395,6 +395,7 @@ func TestE2EAbuseSmuggling(t *testing.T) {
 		{"two TE", "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
 		{"space before colon", "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length : 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
 		{"obs-fold TE", "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n" + smuggled},
+		{"TE in HTTP/1.0", "POST /up HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" + smuggled},
 		{"CL and TE on GET", "GET /ok.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
 		{"second request smuggles", "GET /ok.bin HTTP/1.1\r\nHost: x\r\n\r\nPOST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
 	}
