@@ -34,7 +34,7 @@ func TestSlowHonestUpload(t *testing.T) {
 			return
 		}
 		w.Write([]byte{byte(len(b) >> 16)})
-	}), MinSendRate: 256 << 10, SendWindow: time.Second})
+	}), MinSendRate: 256 << 10, SendWindow: 2 * time.Second})
 	body := bytes.Repeat([]byte("x"), 1<<20)
 	for base, c := range tf.clients(t) {
 		t.Run(strings.NewReplacer("/", "_", ":", "_").Replace(base), func(t *testing.T) {
@@ -65,12 +65,12 @@ func TestSlowReaderCut(t *testing.T) {
 		if strings.HasSuffix(r.URL.Path, "/wait") {
 			w.Write([]byte("first"))
 			http.NewResponseController(w).Flush()
-			time.Sleep(2500 * time.Millisecond) // 2.5 windows without writing
+			time.Sleep(3 * time.Second) // 1.5 windows without writing
 			w.Write([]byte(" then the rest"))
 			return
 		}
 		w.Write(big)
-	}), MinSendRate: 1 << 20, SendWindow: time.Second})
+	}), MinSendRate: 1 << 20, SendWindow: 2 * time.Second})
 	for base, c := range tf.clients(t) {
 		t.Run(strings.NewReplacer("/", "_", ":", "_").Replace(base), func(t *testing.T) {
 			t.Parallel()
@@ -93,10 +93,10 @@ func TestSlowReaderCut(t *testing.T) {
 			if _, err := io.ReadFull(resp.Body, one); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(4 * time.Second) // not reading: the buffers fill, the writes stall
+			time.Sleep(5 * time.Second) // not reading: the buffers fill, the writes stall
 			n, err := io.Copy(io.Discard, resp.Body)
 			if err == nil || n+1 >= int64(len(big)) {
-				t.Fatalf("a reader that stopped for 4 s got %d more bytes, err %v; want it cut off", n, err)
+				t.Fatalf("a reader that stopped for 5 s got %d more bytes, err %v; want it cut off", n, err)
 			}
 		})
 	}

@@ -187,7 +187,7 @@ func TestE2EAbuseSlowReader(t *testing.T) {
 	www := t.TempDir()
 	large := writeObject(t, www, "large.bin", 24<<20, 3)
 	small := writeObject(t, www, "small.bin", 3<<20, 4)
-	_, e := abuseEdge(t, www, "--min-send-rate", "256KiB", "--min-send-window", "1s", "--memory-cache", "64MiB")
+	_, e := abuseEdge(t, www, "--min-send-rate", "256KiB", "--min-send-window", "2s", "--memory-cache", "64MiB")
 	honest(t, e, large) // warm: the attack below is on the edge, not the origin
 
 	// The attacker: a tiny receive window, and no reading.
@@ -202,7 +202,7 @@ func TestE2EAbuseSlowReader(t *testing.T) {
 	fmt.Fprintf(ac, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", large.path)
 
 	// Meanwhile, a slow honest client reads the small object at about
-	// 640 KiB/s (2.5 times the minimum): about 5 s, five windows.
+	// 640 KiB/s (2.5 times the minimum): about 5 s, two and a half windows.
 	slowDone := make(chan error, 1)
 	go func() {
 		resp, err := http.Get(e.url + small.path)
@@ -517,7 +517,7 @@ func TestE2EAbuseSlowUpload(t *testing.T) {
 	shoalBinary(t)
 	www := t.TempDir()
 	o := writeObject(t, www, "ok.bin", 100<<10, 9)
-	f, e := abuseEdge(t, www, "--min-send-rate", "256KiB", "--min-send-window", "1s")
+	f, e := abuseEdge(t, www, "--min-send-rate", "256KiB", "--min-send-window", "2s")
 	const attackers = 10
 	cut := make(chan time.Duration, attackers)
 	for range attackers {
@@ -563,7 +563,7 @@ func TestE2EAbuseSlowUpload(t *testing.T) {
 	honest(t, e, o)
 	for range attackers {
 		if d := <-cut; d > 10*time.Second {
-			t.Fatalf("a dribbled upload lasted %v with --min-send-rate 256KiB over 1s", d)
+			t.Fatalf("a dribbled upload lasted %v with --min-send-rate 256KiB over 2s", d)
 		}
 	}
 	f.proxy.mu.Lock()
