@@ -98,7 +98,7 @@ type Edge struct {
 	stopBg   context.CancelFunc
 
 	mu       sync.Mutex
-	httpSrv  []*http.Server
+	httpSrv  []clientServer // Serve's, and those of Attach
 	serving  atomic.Bool
 	peersUp  atomic.Bool
 	draining atomic.Bool

@@ -49,6 +49,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(sizeFlag{&memCache}, "memory-cache", "bytes of decoded segments kept in memory")
 	fs.Var(sizeFlag{&diskCache}, "disk-cache", "byte budget of the shard store (default: a quarter of the free space under --data-dir, at least 1GiB or nine tenths of what is free; 1GiB in memory)")
 	fs.Var(sizeFlag{&scrubRate}, "scrub-rate", "bytes per second the background scrub reads and verifies; 0 turns it off")
+	clients := addFrontFlags(fs) // --tls-listen, --h3-listen, limits: front.go
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -137,9 +138,19 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("--admin-listen: %w", err)
 		}
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 5)
 	go func() { errc <- e.ServePeers(pc) }()
-	go func() { errc <- e.Serve(ln) }()
+	closeFront, err := clients.serve(e, ln, log, errc)
+	if err != nil {
+		e.Close()
+		pc.Close()
+		ln.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return err
+	}
+	defer closeFront()
 	var admin *http.Server
 	if adminLn != nil {
 		admin = &http.Server{Handler: e.Admin(*adminToken), ReadHeaderTimeout: 10 * time.Second}

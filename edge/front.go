@@ -1,0 +1,38 @@
+package edge
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// clientServer is a server of clients that Shutdown and Close stop:
+// Serve's http.Servers, and what Attach is given (package front's HTTPS
+// and HTTP/3 listeners, which edge does not import).
+type clientServer interface {
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// Attach hands the edge a server that serves it to clients on listeners
+// of its own (see package front): from then on /readyz counts the edge as
+// serving clients, and Shutdown and Close stop srv with the listeners of
+// Serve. It returns http.ErrServerClosed once the edge is shutting down.
+func (e *Edge) Attach(srv interface {
+	Shutdown(ctx context.Context) error
+	Close() error
+}) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.draining.Load() {
+		return http.ErrServerClosed
+	}
+	e.httpSrv = append(e.httpSrv, srv)
+	e.serving.Store(true)
+	return nil
+}
+
+// Registerer is where the edge's metrics live (the admin listener's
+// /metrics): a server attached to the edge registers its own there.
+func (e *Edge) Registerer() prometheus.Registerer { return e.m.reg }

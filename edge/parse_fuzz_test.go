@@ -1,0 +1,64 @@
+package edge
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoalcdn/shoal/erasure"
+)
+
+// FuzzParseShardName: the store's file names decode only from the one
+// spelling shardName gives them, so a stray file is never taken for a shard.
+func FuzzParseShardName(f *testing.F) {
+	var id erasure.ShardID
+	for i := range id.Segment.Object {
+		id.Segment.Object[i] = byte(i * 7)
+	}
+	id.Segment.Index, id.Index = 12, 5
+	f.Add(shardName(id))
+	f.Add(shardName(erasure.ShardID{}))
+	f.Add("00-1-2")
+	f.Add(strings.Repeat("0", 64) + "-01-2")
+	f.Fuzz(func(t *testing.T, name string) {
+		got, ok := parseShardName(name)
+		if ok && shardName(got) != name {
+			t.Fatalf("parseShardName(%q) = %v, which is named %q", name, got, shardName(got))
+		}
+	})
+}
+
+// FuzzNewRecord: whatever the origin's caching headers, a record is built
+// without a panic, its lifetime is never negative, and a pass record is one
+// for every request.
+func FuzzNewRecord(f *testing.F) {
+	f.Add("public, max-age=60", "", "Sat, 21 Nov 2026 12:00:00 GMT", "", int64(10))
+	f.Add("max-age=60, s-maxage=5", "", "", "", int64(1))
+	f.Add("no-store", "", "", "", int64(0))
+	f.Add(`private="x", max-age="9"`, "0", "Sat, 21 Nov 2026 12:00:00 GMT", "Fri, 20 Nov 2026 12:00:00 GMT", int64(5))
+	f.Add("max-age=-1, no-cache", "Thu, 01 Jan 1970 00:00:00 GMT", "garbage", "", int64(-1))
+	f.Add("s-maxage=99999999999999999999", "", "", "", int64(1<<40))
+	f.Fuzz(func(t *testing.T, cc, expires, date, lastMod string, size int64) {
+		h := http.Header{"Etag": {`"v1"`}}
+		for k, v := range map[string]string{"Cache-Control": cc, "Expires": expires, "Date": date, "Last-Modified": lastMod} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+		if size < 0 {
+			size = -size & (1<<50 - 1)
+		}
+		r := newRecord("/x", http.StatusOK, h, size, `"v1"`, erasure.Layout{}.WithDefaults(), now, 24*time.Hour)
+		if r == nil {
+			t.Fatal("no record")
+		}
+		if r.Expires.Before(r.Fetched) {
+			t.Fatalf("record expires at %v, before it was fetched at %v", r.Expires, r.Fetched)
+		}
+		if d := freshness(cacheControl(h), h, 24*time.Hour); d < 0 {
+			t.Fatalf("freshness %v", d)
+		}
+	})
+}

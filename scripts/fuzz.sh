@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Fuzz campaign: runs every fuzz target of the module, one after another,
+# for DURATION each (default 3m; 10m for the record), and prints a summary.
+#
+#   scripts/fuzz.sh [DURATION] [PACKAGE_PATTERN]
+#   scripts/fuzz.sh 10s            # prove it works
+#   scripts/fuzz.sh 10m ./front/   # one package, for the record
+#
+# Targets are found with `go test -list 'Fuzz.*'` in each package, so a new
+# Fuzz function joins the campaign by itself. A target that finds a crasher
+# fails; Go writes the input under the package's testdata/fuzz/<Target>/,
+# where it stays as a regression test run by plain `go test` (commit it with
+# the fix). The corpus grown along the way lives in Go's cache
+# ($(go env GOCACHE)/fuzz), so later runs start from where earlier ones got.
+# FUZZ_PARALLEL sets -parallel (default 1: the machine is shared).
+set -uo pipefail
+
+duration=${1:-3m}
+pattern=${2:-./...}
+parallel=${FUZZ_PARALLEL:-1}
+cd "$(dirname "$0")/.."
+
+logdir=$(mktemp -d -t shoal-fuzz-XXXXXX)
+declare -a rows
+failed=0
+total=0
+start=$(date +%s)
+
+for pkg in $(go list "$pattern"); do
+	targets=$(go test -list 'Fuzz.*' "$pkg" 2>/dev/null | grep '^Fuzz' || true)
+	for target in $targets; do
+		total=$((total + 1))
+		log="$logdir/$(echo "$pkg" | tr / _)-$target.log"
+		printf '%-48s %-28s ' "$pkg" "$target"
+		t0=$(date +%s)
+		if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$duration" -parallel "$parallel" "$pkg" >"$log" 2>&1; then
+			status=ok
+		else
+			status=FAIL
+			failed=$((failed + 1))
+		fi
+		# The last progress line says how many inputs were tried and how
+		# many the corpus holds: "fuzz: elapsed: 10s, execs: 123 (12/sec), new interesting: 4 (total: 9)".
+		last=$(grep -E '^fuzz: elapsed' "$log" | tail -1)
+		execs=$(sed -nE 's/.*execs: ([0-9]+).*/\1/p' <<<"$last")
+		corpus=$(sed -nE 's/.*\(total: ([0-9]+)\).*/\1/p' <<<"$last")
+		secs=$(($(date +%s) - t0))
+		printf '%-4s %6ss %12s execs %6s corpus\n' "$status" "$secs" "${execs:-?}" "${corpus:-?}"
+		rows+=("$status $pkg $target execs=${execs:-?} corpus=${corpus:-?} ${secs}s")
+		if [[ $status == FAIL ]]; then
+			grep -E 'Failing input written to|--- FAIL|panic:|fuzz_test.go|_test.go:[0-9]+' "$log" | head -8 | sed 's/^/    /'
+		fi
+	done
+done
+
+echo
+echo "fuzz campaign: $total targets, $failed failed, ${duration} each, $(($(date +%s) - start))s in all; logs in $logdir"
+if ((failed > 0)); then
+	echo "crashers are under the packages' testdata/fuzz/: run 'go test ./PKG -run TARGET' to reproduce, fix, and commit the input"
+	exit 1
+fi
