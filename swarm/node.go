@@ -8,10 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/quic-go/quic-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -95,8 +96,16 @@ type Config struct {
 	// (host:port). Required.
 	Self string
 	// Peers is the static member list. It may include Self, so a whole
-	// fleet can share one list.
+	// fleet can share one list. Ignored when Gossip is set.
 	Peers []string
+	// Gossip, if set, makes membership dynamic: members join and leave by
+	// gossip (see GossipConfig).
+	Gossip *GossipConfig
+	// Zone is this node's zone (a Kubernetes topology.kubernetes.io/zone,
+	// a rack, a site). Shards are placed among the members of the reader's
+	// zone; other zones are read before the origin. Empty is a zone too.
+	// With a static list every member is in this node's zone.
+	Zone string
 	// Credentials are the fleet CA and this node's certificate. Required.
 	Credentials *Credentials
 	// Store serves GetShard and takes PutShard. Required.
@@ -124,11 +133,18 @@ type Config struct {
 // shards to peers and calls peers on behalf of the edge, over one QUIC
 // connection per peer with one stream per request.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	tracer  trace.Tracer
-	members []string
-	quic    *quic.Config
+	cfg    Config
+	log    *slog.Logger
+	tracer trace.Tracer
+	quic   *quic.Config
+
+	// memMu serializes membership updates; readers load mem.view.
+	memMu      sync.Mutex
+	mem        membership
+	ml         *memberlist.Memberlist // nil without gossip, or once stopped
+	stopJoin   context.CancelFunc
+	leaving    atomic.Bool
+	gossipDone chan struct{}
 
 	ready     chan struct{}
 	tr        *quic.Transport
@@ -189,20 +205,23 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ServeTimeout == 0 {
 		cfg.ServeTimeout = 60 * time.Second
 	}
-	members := []string{cfg.Self}
-	for _, p := range cfg.Peers {
-		if p != "" && !slices.Contains(members, p) {
-			members = append(members, p)
-		}
+	if len(cfg.Zone) > maxMetaZone {
+		return nil, fmt.Errorf("swarm: zone %q is longer than %d bytes", cfg.Zone, maxMetaZone)
 	}
-	slices.Sort(members)
+	var peers []string
+	if cfg.Gossip != nil {
+		if err := cfg.Gossip.check(); err != nil {
+			return nil, err
+		}
+	} else {
+		peers = cfg.Peers
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	actx, acancel := context.WithCancel(ctx)
-	return &Node{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "swarm", "self", cfg.Self),
-		tracer:  cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/swarm"),
-		members: members,
+	n := &Node{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "swarm", "self", cfg.Self),
+		tracer: cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/swarm"),
 		quic: &quic.Config{
 			HandshakeIdleTimeout: cfg.DialTimeout,
 			// A peer that dies without closing its connections (a crash,
@@ -225,22 +244,16 @@ func New(cfg Config) (*Node, error) {
 		stopAccept: acancel,
 		serveCtx:   ctx,
 		stopServe:  cancel,
-	}, nil
+	}
+	n.setStatic(peers)
+	return n, nil
 }
 
 // Self returns this node's peer address.
 func (n *Node) Self() string { return n.cfg.Self }
 
-// Members returns every member of the fleet, this node included, sorted.
-func (n *Node) Members() []string { return slices.Clone(n.members) }
-
-// Rank orders the members for key, highest rendezvous weight first.
-func (n *Node) Rank(key []byte) []string { return Rank(n.members, key) }
-
-// Holders returns the member holding each of a segment's total shards.
-func (n *Node) Holders(seg erasure.SegmentID, total int) []string {
-	return Holders(n.members, seg, total)
-}
+// Ready is closed once Serve listens (and gossip, when on, has started).
+func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // Alive reports whether peer is worth asking now: it is not in the backoff
 // that follows a failure.
@@ -277,8 +290,15 @@ func (n *Node) Serve(pc net.PacketConn) error {
 	}
 	n.tr, n.ln = tr, ln
 	n.mu.Unlock()
+	if n.cfg.Gossip != nil {
+		if err := n.startGossip(); err != nil {
+			ln.Close()
+			tr.Close()
+			return err
+		}
+	}
 	n.readyOnce.Do(func() { close(n.ready) })
-	n.log.Info("peer protocol listening", "addr", pc.LocalAddr().String(), "members", len(n.members))
+	n.log.Info("peer protocol listening", "addr", pc.LocalAddr().String(), "members", len(n.Members()), "zone", n.cfg.Zone)
 	for {
 		conn, err := ln.Accept(n.acceptCtx)
 		n.mu.Lock()
@@ -310,6 +330,9 @@ func (n *Node) Serve(pc net.PacketConn) error {
 // done, then closes every connection and the socket's QUIC transport.
 // While it waits, the requests being served may still call peers.
 func (n *Node) Shutdown(ctx context.Context) error {
+	// Leave first: the others stop placing shards here and asking for
+	// them while this node drains.
+	n.stopGossip(true)
 	n.stopAccepting()
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()
@@ -352,6 +375,8 @@ func (n *Node) linger(ctx context.Context) {
 // Close stops the node at once: listener, connections and in-flight
 // requests.
 func (n *Node) Close() error {
+	// No goodbye: to the others this is a crash, noticed by probes.
+	n.stopGossip(false)
 	n.stopAccepting()
 	// Connections first: requests cut off must fail at the peers as a
 	// closed connection, a node gone, not as "failed: context canceled",
@@ -651,7 +676,7 @@ func (n *Node) markDown(peer string, conn *quic.Conn) {
 func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody []byte, check func(*Response, []byte) error) (resp *Response, body []byte, err error) {
 	start := time.Now()
 	ctx, span := n.tracer.Start(ctx, "swarm."+req.Op.String(), trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("shoal.peer", peer)))
+		trace.WithAttributes(attribute.String("shoal.peer", peer), attribute.String("shoal.peer.zone", n.ZoneOf(peer))))
 	defer func() {
 		result := resultLabel(ctx, err)
 		span.SetAttributes(attribute.String("shoal.result", result), attribute.Int("shoal.bytes", len(body)))
@@ -857,8 +882,9 @@ func (n *Node) Peers() []PeerInfo {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
-	out := make([]PeerInfo, 0, len(n.members))
-	for _, m := range n.members {
+	members := n.Members()
+	out := make([]PeerInfo, 0, len(members))
+	for _, m := range members {
 		p := PeerInfo{Addr: m, Self: m == n.cfg.Self}
 		if c := n.conns[m]; c != nil && c.Context().Err() == nil {
 			st := c.ConnectionStats()
