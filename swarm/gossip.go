@@ -162,6 +162,8 @@ func (n *Node) startGossip() error {
 	if err != nil {
 		return fmt.Errorf("swarm: gossip on %s: %w", g.BindAddr, err)
 	}
+	// memberlist does not always report this node to itself as joined.
+	n.gossipAlive(ml.LocalNode())
 	ctx, cancel := context.WithCancel(n.acceptCtx)
 	done := make(chan struct{})
 	n.memMu.Lock()
@@ -200,10 +202,13 @@ func (n *Node) stopGossip(leave bool) {
 	stop()
 	<-done
 	if leave {
-		// Say "leaving" in the metadata first, then leave.
-		n.leaving.Store(true)
-		if err := ml.UpdateNode(time.Second); err != nil {
-			n.log.Debug("announcing the leave", "err", err)
+		// memberlist reports a leave to the others as a death: say
+		// goodbye to each first (one datagram each), then leave.
+		msg := append([]byte(leavingMsg), n.nodeID()...)
+		for _, m := range ml.Members() {
+			if m.Name != n.nodeID() {
+				ml.SendBestEffort(m, msg)
+			}
 		}
 		if err := ml.Leave(2 * time.Second); err != nil {
 			n.log.Warn("leaving the fleet", "err", err)
@@ -291,7 +296,7 @@ type gossipDelegate Node
 
 func (d *gossipDelegate) NodeMeta(limit int) []byte {
 	n := (*Node)(d)
-	b, err := nodeMeta{Version: ProtocolVersion, ID: n.nodeID(), Addr: n.cfg.Self, Zone: n.cfg.Zone, Leaving: n.leaving.Load()}.encode(limit)
+	b, err := nodeMeta{Version: ProtocolVersion, ID: n.nodeID(), Addr: n.cfg.Self, Zone: n.cfg.Zone}.encode(limit)
 	if err != nil {
 		n.log.Error("node metadata does not fit gossip", "err", err)
 		return nil
@@ -299,7 +304,16 @@ func (d *gossipDelegate) NodeMeta(limit int) []byte {
 	return b
 }
 
-func (d *gossipDelegate) NotifyMsg([]byte)                           {}
+// leavingMsg, followed by the node's ID, is the one message shoal sends
+// over gossip: a member saying goodbye.
+const leavingMsg = "shoal/leaving:"
+
+func (d *gossipDelegate) NotifyMsg(b []byte) {
+	if id, ok := bytes.CutPrefix(b, []byte(leavingMsg)); ok && len(id) <= maxMetaID {
+		(*Node)(d).removeMember(string(id), StateLeft)
+	}
+}
+
 func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
 func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
@@ -311,7 +325,7 @@ type gossipEvents Node
 func (e *gossipEvents) NotifyJoin(nd *memberlist.Node)   { (*Node)(e).gossipAlive(nd) }
 func (e *gossipEvents) NotifyUpdate(nd *memberlist.Node) { (*Node)(e).gossipAlive(nd) }
 func (e *gossipEvents) NotifyLeave(nd *memberlist.Node) {
-	// A member that announced its leave is gone already; this is a death.
+	// A member that said goodbye is gone already; this is a death.
 	(*Node)(e).removeMember(nd.Name, StateDead)
 }
 
@@ -323,10 +337,6 @@ func (n *Node) gossipAlive(nd *memberlist.Node) {
 	if err != nil {
 		n.log.Warn("ignoring a gossip member", "id", nd.Name, "gossip", nd.Address(), "err", err)
 		n.removeMember(nd.Name, StateDead)
-		return
-	}
-	if meta.Leaving {
-		n.removeMember(nd.Name, StateLeft)
 		return
 	}
 	n.upsertMember(Member{ID: nd.Name, Addr: meta.Addr, Zone: meta.Zone, Gossip: nd.Address(), State: StateAlive})

@@ -160,7 +160,7 @@ func (n *Node) setStatic(peers []string) {
 	defer n.memMu.Unlock()
 	n.mem.live = map[string]Member{}
 	n.mem.gone = map[string]Member{}
-	n.mem.live[n.cfg.Self] = Member{ID: n.nodeID(), Addr: n.cfg.Self, Zone: n.cfg.Zone, State: StateAlive, Since: now}
+	n.mem.live[n.nodeID()] = Member{ID: n.nodeID(), Addr: n.cfg.Self, Zone: n.cfg.Zone, State: StateAlive, Since: now}
 	for _, p := range peers {
 		if p == "" || p == n.cfg.Self {
 			continue
@@ -255,9 +255,6 @@ type nodeMeta struct {
 	ID      string `json:"id"`
 	Addr    string `json:"addr"`
 	Zone    string `json:"zone,omitempty"`
-	// Leaving is set just before a graceful leave: memberlist reports a
-	// leave and a death alike, and this tells them apart.
-	Leaving bool `json:"leaving,omitempty"`
 }
 
 // Limits of the metadata fields.

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -143,7 +142,6 @@ type Node struct {
 	mem        membership
 	ml         *memberlist.Memberlist // nil without gossip, or once stopped
 	stopJoin   context.CancelFunc
-	leaving    atomic.Bool
 	gossipDone chan struct{}
 
 	ready     chan struct{}
