@@ -46,6 +46,9 @@ type Config struct {
 	// 95th percentile of recent shard fetches, within 2ms..1s (100ms until
 	// 32 fetches have been seen).
 	HedgeDelay time.Duration
+	// OriginLimit caps the bytes per second read from the origin (a token
+	// bucket over every response body). Zero means no limit.
+	OriginLimit int64
 	// PeerTimeout bounds one shard request to a peer. Zero means 5s.
 	PeerTimeout time.Duration
 	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
@@ -169,7 +172,7 @@ func New(cfg Config) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	ocfg := cfg.Origin
-	ocfg.Transport = &countingTransport{next: oc.Transport(), reqs: e.m.originReqs, bytes: e.m.originBytes, duration: e.m.originDuration}
+	ocfg.Transport = limitOrigin(&countingTransport{next: oc.Transport(), reqs: e.m.originReqs, bytes: e.m.originBytes, duration: e.m.originDuration}, cfg.OriginLimit)
 	if ocfg.Logger == nil {
 		ocfg.Logger = cfg.Logger
 	}

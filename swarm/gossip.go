@@ -205,9 +205,12 @@ func (n *Node) stopGossip(leave bool) {
 		// memberlist reports a leave to the others as a death: say
 		// goodbye to each first (one datagram each), then leave.
 		msg := append([]byte(leavingMsg), n.nodeID()...)
-		for _, m := range ml.Members() {
-			if m.Name != n.nodeID() {
-				ml.SendBestEffort(m, msg)
+		for _, m := range n.MemberList() {
+			if m.ID == n.nodeID() || m.Gossip == "" {
+				continue
+			}
+			if host, port, err := splitPort(m.Gossip); err == nil {
+				ml.SendBestEffort(&memberlist.Node{Name: m.ID, Addr: net.ParseIP(host), Port: uint16(port)}, msg)
 			}
 		}
 		if err := ml.Leave(2 * time.Second); err != nil {
@@ -250,9 +253,11 @@ func (n *Node) joinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 
 // joinSeeds resolves the seeds and joins those that are not members yet.
 func (n *Node) joinSeeds(ctx context.Context, ml *memberlist.Memberlist) {
-	known := map[string]bool{ml.LocalNode().Address(): true}
-	for _, m := range ml.Members() {
-		known[m.Address()] = true
+	// memberlist's own Members hands out nodes it goes on changing: the
+	// gossip addresses come from this node's view instead.
+	known := map[string]bool{}
+	for _, m := range n.mem.view.Load().byAddr {
+		known[m.Gossip] = true
 	}
 	resolve := n.cfg.Gossip.Resolve
 	if resolve == nil {
@@ -284,7 +289,11 @@ func (n *Node) joinSeeds(ctx context.Context, ml *memberlist.Memberlist) {
 	}
 	joined, err := ml.Join(addrs)
 	if err != nil && joined == 0 {
-		n.log.Warn("joining the fleet: no seed answered", "seeds", addrs, "err", err)
+		level := slog.LevelWarn
+		if ml.NumMembers() > 1 {
+			level = slog.LevelDebug // seeds not answering yet, or gone
+		}
+		n.log.Log(ctx, level, "joining gossip seeds: none answered", "seeds", addrs, "err", err)
 		return
 	}
 	n.log.Debug("joined gossip seeds", "asked", len(addrs), "answered", joined, "members", ml.NumMembers())
@@ -340,27 +349,6 @@ func (n *Node) gossipAlive(nd *memberlist.Node) {
 		return
 	}
 	n.upsertMember(Member{ID: nd.Name, Addr: meta.Addr, Zone: meta.Zone, Gossip: nd.Address(), State: StateAlive})
-}
-
-// gossipStates returns memberlist's view of each member's state by ID,
-// which knows suspicion; nil when gossip is off.
-func (n *Node) gossipStates() map[string]MemberState {
-	n.memMu.Lock()
-	ml := n.ml
-	n.memMu.Unlock()
-	if ml == nil {
-		return nil
-	}
-	out := map[string]MemberState{}
-	for _, m := range ml.Members() {
-		switch m.State {
-		case memberlist.StateSuspect:
-			out[m.Name] = StateSuspect
-		case memberlist.StateAlive:
-			out[m.Name] = StateAlive
-		}
-	}
-	return out
 }
 
 // memberlistLog passes memberlist's log lines ("[LEVEL] memberlist: ...")

@@ -16,14 +16,14 @@ import (
 // MemberState is what membership says of a member.
 type MemberState string
 
-// Member states. Alive and suspect members take part in placement; a
-// member that failed its probes long enough is dead, one that said
-// goodbye has left, and both are dropped from placement at once.
+// Member states. Alive members take part in placement (memberlist keeps a
+// suspect member alive until it is declared dead); a member that failed its
+// probes long enough is dead, one that said goodbye has left, and both are
+// dropped from placement at once.
 const (
-	StateAlive   MemberState = "alive"
-	StateSuspect MemberState = "suspect"
-	StateDead    MemberState = "dead"
-	StateLeft    MemberState = "left"
+	StateAlive MemberState = "alive"
+	StateDead  MemberState = "dead"
+	StateLeft  MemberState = "left"
 )
 
 // Member is one member of the fleet as membership knows it.
@@ -37,14 +37,14 @@ type Member struct {
 	Zone string
 	// Gossip is the member's gossip address, empty with a static list.
 	Gossip string
-	// State is alive, suspect, dead or left.
+	// State is alive, dead or left.
 	State MemberState
 	// Since is when the member entered State, as this node saw it.
 	Since time.Time
 }
 
 // memberView is an immutable snapshot of the members taking part in
-// placement (alive and suspect), published atomically so that the read
+// placement, published atomically so that the read
 // path never waits for membership.
 type memberView struct {
 	all    []string          // addresses, sorted, this node included
@@ -92,14 +92,9 @@ func (n *Node) Members() []string { return slices.Clone(n.mem.view.Load().all) }
 // died or left.
 func (n *Node) MemberList() []Member {
 	v := n.mem.view.Load()
-	states := n.gossipStates()
 	out := make([]Member, 0, len(v.all))
 	for _, a := range v.all {
-		m := v.byAddr[a]
-		if st, ok := states[m.ID]; ok && st != m.State {
-			m.State = st
-		}
-		out = append(out, m)
+		out = append(out, v.byAddr[a])
 	}
 	n.memMu.Lock()
 	var gone []Member
@@ -138,6 +133,12 @@ func (n *Node) Zones() []string {
 // weight first.
 func (n *Node) Rank(key []byte) []string {
 	return Rank(n.mem.view.Load().zones[n.cfg.Zone], key)
+}
+
+// RankAll orders every member, whatever its zone, for key: an object's
+// record has one coordinator in the whole fleet.
+func (n *Node) RankAll(key []byte) []string {
+	return Rank(n.mem.view.Load().all, key)
 }
 
 // Holders returns the member of this node's zone holding each of a
@@ -197,7 +198,8 @@ func (n *Node) removeMember(id string, state MemberState) {
 	n.memMu.Lock()
 	defer n.memMu.Unlock()
 	m, ok := n.mem.live[id]
-	if !ok {
+	if !ok || id == n.nodeID() {
+		// This node leaves by stopping, and never drops itself.
 		return
 	}
 	delete(n.mem.live, id)

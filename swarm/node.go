@@ -19,8 +19,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/throttle"
 )
 
 // ShardStore is what a node needs of the local shard store to answer
@@ -121,6 +123,10 @@ type Config struct {
 	// ServeTimeout bounds serving one request, including a Fill's origin
 	// fetch. Zero means 60s.
 	ServeTimeout time.Duration
+	// UploadLimit caps the shard and segment bytes this node sends to peers
+	// (answers to GetShard and Fill, PutShard pushes), in bytes per
+	// second, with a token bucket. Zero means no limit.
+	UploadLimit int64
 	// OnRequest, if set, is called after every outgoing request with its op,
 	// a result label ("ok", "not_found", "error", "corrupt", "canceled",
 	// "down"), the body bytes received and how long it took. It must be
@@ -157,6 +163,8 @@ type Node struct {
 	// sending requests into the void until their idle timeout.
 	accepted map[*quic.Conn]struct{}
 	down     map[string]downState
+	stats    map[string]*peerStats // measured, by peer address
+	upload   *rate.Limiter         // nil: no limit
 	// closed: Shutdown or Close was called; accept nothing more.
 	closed bool
 	// stopped: connections are closed; make no more calls. Between the
@@ -238,6 +246,8 @@ func New(cfg Config) (*Node, error) {
 		conns:      make(map[string]*quic.Conn),
 		accepted:   make(map[*quic.Conn]struct{}),
 		down:       make(map[string]downState),
+		stats:      make(map[string]*peerStats),
+		upload:     throttle.New(cfg.UploadLimit),
 		acceptCtx:  actx,
 		stopAccept: acancel,
 		serveCtx:   ctx,
@@ -254,14 +264,15 @@ func (n *Node) Self() string { return n.cfg.Self }
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // Alive reports whether peer is worth asking now: it is not in the backoff
-// that follows a failure.
+// that follows a failure, nor avoided after sending a corrupt shard.
 func (n *Node) Alive(peer string) bool {
 	if peer == n.cfg.Self {
 		return true
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return time.Now().After(n.down[peer].until)
+	now := time.Now()
+	return now.After(n.down[peer].until) && !n.avoidedLocked(peer, now)
 }
 
 // Serve accepts peers on pc until Shutdown or Close, and uses the same
@@ -505,6 +516,7 @@ func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 			n.writeError(st, req.Op, StatusBadRequest, err)
 			return
 		}
+		n.countServed(conn, 0, len(data))
 		if err := n.cfg.Store.PutShard(req.Shard, req.Descriptor, data); err != nil {
 			n.writeError(st, req.Op, StatusFailed, err)
 			return
@@ -559,7 +571,13 @@ func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 		return
 	}
 	if len(body) > 0 {
-		if _, err := st.Write(body); err != nil {
+		lim := n.upload
+		if req.Op == OpStat {
+			lim = nil // records are small and not what the limit is for
+		}
+		w, err := throttle.Write(ctx, st, body, lim)
+		n.countServed(conn, w, 0)
+		if err != nil {
 			n.log.Debug("peer went away mid-response", "peer", conn.RemoteAddr().String(), "op", req.Op.String(), "err", err)
 		}
 	}
@@ -673,6 +691,7 @@ func (n *Node) markDown(peer string, conn *quic.Conn) {
 // and body.
 func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody []byte, check func(*Response, []byte) error) (resp *Response, body []byte, err error) {
 	start := time.Now()
+	sentBody := 0
 	ctx, span := n.tracer.Start(ctx, "swarm."+req.Op.String(), trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("shoal.peer", peer), attribute.String("shoal.peer.zone", n.ZoneOf(peer))))
 	defer func() {
@@ -682,8 +701,10 @@ func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody
 			span.SetStatus(codes.Error, err.Error())
 		}
 		span.End()
+		took := time.Since(start)
+		n.observe(peer, req.Op, result, sentBody, len(body), took)
 		if n.cfg.OnRequest != nil {
-			n.cfg.OnRequest(req.Op, result, len(body), time.Since(start))
+			n.cfg.OnRequest(req.Op, result, len(body), took)
 		}
 	}()
 	if span.SpanContext().IsValid() {
@@ -716,7 +737,8 @@ func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody
 		return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v to %s: %w", req.Op, peer, err))
 	}
 	if len(reqBody) > 0 {
-		if _, err := st.Write(reqBody); err != nil {
+		var err error
+		if sentBody, err = throttle.Write(ctx, st, reqBody, n.upload); err != nil {
 			return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v to %s: %w", req.Op, peer, err))
 		}
 	}
@@ -873,6 +895,21 @@ type PeerInfo struct {
 	// BytesSent and BytesReceived count the QUIC payload exchanged on the
 	// current connection (retransmissions included).
 	BytesSent, BytesReceived uint64
+	// Member is what membership says of the peer: ID, zone, state.
+	Member Member
+	// PayloadSent and PayloadReceived count the shard, segment and record
+	// bytes exchanged with the peer since this node started, both as
+	// client and as server.
+	PayloadSent, PayloadReceived uint64
+	// Throughput is the peer's recent shard throughput in bytes/s (zero
+	// until measured); Failures its recent failures, decaying with a
+	// half-life of 30s.
+	Throughput float64
+	Failures   float64
+	// CorruptShards counts shards from the peer that failed verification;
+	// AvoidedUntil is when it is asked again after the last one.
+	CorruptShards uint64
+	AvoidedUntil  time.Time
 }
 
 // Peers returns every member with its connection state, in member order.
@@ -880,10 +917,18 @@ func (n *Node) Peers() []PeerInfo {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
-	members := n.Members()
-	out := make([]PeerInfo, 0, len(members))
-	for _, m := range members {
-		p := PeerInfo{Addr: m, Self: m == n.cfg.Self}
+	v := n.mem.view.Load()
+	out := make([]PeerInfo, 0, len(v.all))
+	for _, m := range v.all {
+		p := PeerInfo{Addr: m, Self: m == n.cfg.Self, Member: v.byAddr[m]}
+		if s := n.stats[m]; s != nil {
+			p.PayloadSent, p.PayloadReceived = s.sent, s.received
+			p.Throughput, p.Failures = s.rate, s.decayedFailures(now)
+			p.CorruptShards = s.corrupt
+			if now.Before(s.avoidUntil) {
+				p.AvoidedUntil = s.avoidUntil
+			}
+		}
 		if c := n.conns[m]; c != nil && c.Context().Err() == nil {
 			st := c.ConnectionStats()
 			p.Connected, p.RTT, p.BytesSent, p.BytesReceived = true, st.SmoothedRTT, st.BytesSent, st.BytesReceived
