@@ -49,6 +49,10 @@ type Config struct {
 	// OriginLimit caps the bytes per second read from the origin (a token
 	// bucket over every response body). Zero means no limit.
 	OriginLimit int64
+	// RepairDelay is how long the member set must stay unchanged before
+	// the shards whose placement moved are rebuilt and sent to their new
+	// holders (see repair.go). Zero means 2s; negative turns repair off.
+	RepairDelay time.Duration
 	// PeerTimeout bounds one shard request to a peer. Zero means 5s.
 	PeerTimeout time.Duration
 	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
@@ -83,6 +87,7 @@ type Edge struct {
 	fills singleflight.Group // segment fills as coordinator, by segment
 
 	hedge    *hedgeTimer
+	repair   *repairer
 	pushSem  chan struct{} // shard pushes to peers in flight
 	diskSem  chan struct{} // background store writes in flight
 	bgMu     sync.Mutex    // orders goBackground's Add before Shutdown's Wait
@@ -202,7 +207,9 @@ func New(cfg Config) (*Edge, error) {
 		},
 	}
 
+	e.repair = newRepairer(e)
 	ncfg := cfg.Swarm
+	ncfg.OnMembersChange = e.repair.notify
 	ncfg.Store = e.store
 	ncfg.Handler = (*peerHandler)(e)
 	ncfg.Logger = cfg.Logger
@@ -216,6 +223,7 @@ func New(cfg Config) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	e.goBackground(func(context.Context) { e.store.Run(e.bgCtx) })
+	e.goBackground(func(context.Context) { e.repair.run(e.bgCtx) })
 	return e, nil
 }
 

@@ -77,6 +77,9 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 	}
 	holders := e.node.Holders(id, r.Layout.Params.Total())
 	data, d, src, err := e.gather(ctx, id, int(n), holders)
+	if err != nil && ctx.Err() == nil {
+		data, d, src, err = e.gatherPrevious(ctx, id, int(n), err)
+	}
 	if err == nil {
 		e.mem.Add(id, &memSegment{d: d, data: data})
 		out = segRead{data, src}

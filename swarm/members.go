@@ -141,6 +141,12 @@ func (n *Node) RankAll(key []byte) []string {
 	return Rank(n.mem.view.Load().all, key)
 }
 
+// ZoneMembers returns the members of this node's zone, sorted, this node
+// included: the set placement ranks.
+func (n *Node) ZoneMembers() []string {
+	return slices.Clone(n.mem.view.Load().zones[n.cfg.Zone])
+}
+
 // Holders returns the member of this node's zone holding each of a
 // segment's total shards.
 func (n *Node) Holders(seg erasure.SegmentID, total int) []string {
@@ -235,6 +241,9 @@ func (n *Node) publishLocked() {
 		return 0
 	})
 	n.mem.view.Store(newMemberView(ms))
+	if n.cfg.OnMembersChange != nil {
+		n.cfg.OnMembersChange()
+	}
 }
 
 func (n *Node) nodeID() string {

@@ -123,6 +123,10 @@ type Config struct {
 	// ServeTimeout bounds serving one request, including a Fill's origin
 	// fetch. Zero means 60s.
 	ServeTimeout time.Duration
+	// OnMembersChange, if set, is called after every change of the member
+	// set (a join, a leave, a death). It must not block: it runs with
+	// membership locked.
+	OnMembersChange func()
 	// UploadLimit caps the shard and segment bytes this node sends to peers
 	// (answers to GetShard and Fill, PutShard pushes), in bytes per
 	// second, with a token bucket. Zero means no limit.
@@ -263,8 +267,9 @@ func (n *Node) Self() string { return n.cfg.Self }
 // Ready is closed once Serve listens (and gossip, when on, has started).
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
-// Alive reports whether peer is worth asking now: it is not in the backoff
-// that follows a failure, nor avoided after sending a corrupt shard.
+// Alive reports whether peer is worth asking now: it is a member, not in
+// the backoff that follows a failure, nor avoided after sending a corrupt
+// shard.
 func (n *Node) Alive(peer string) bool {
 	if peer == n.cfg.Self {
 		return true
@@ -272,6 +277,9 @@ func (n *Node) Alive(peer string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
+	if _, member := n.mem.view.Load().byAddr[peer]; !member {
+		return false // it left or died: not worth a dial
+	}
 	return now.After(n.down[peer].until) && !n.avoidedLocked(peer, now)
 }
 
