@@ -40,6 +40,7 @@ func (e *Edge) Admin(token string) http.Handler {
 	})
 	metrics := promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})
 	mux.Handle("GET /metrics", requireToken(token, metrics))
+	mux.Handle("GET /admin/peers", requireToken(token, http.HandlerFunc(e.servePeers)))
 	newStatusPage(e).routes(mux, token)
 	newPrefetcher(e).routes(mux, token)
 	return mux

@@ -47,6 +47,13 @@ type Config struct {
 	// 95th percentile of recent shard fetches, within 2ms..1s (100ms until
 	// 32 fetches have been seen).
 	HedgeDelay time.Duration
+	// OriginLimit caps the bytes per second read from the origin (a token
+	// bucket over every response body). Zero means no limit.
+	OriginLimit int64
+	// RepairDelay is how long the member set must stay unchanged before
+	// the shards whose placement moved are rebuilt and sent to their new
+	// holders (see repair.go). Zero means 2s; negative turns repair off.
+	RepairDelay time.Duration
 	// PeerTimeout bounds one shard request to a peer. Zero means 5s.
 	PeerTimeout time.Duration
 	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
@@ -89,6 +96,7 @@ type Edge struct {
 
 	signed   *signed // nil unless Config.Trust is set
 	hedge    *hedgeTimer
+	repair   *repairer
 	pushSem  chan struct{} // shard pushes to peers in flight
 	diskSem  chan struct{} // background store writes in flight
 	bgMu     sync.Mutex    // orders goBackground's Add before Shutdown's Wait
@@ -185,7 +193,7 @@ func New(cfg Config) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	ocfg := cfg.Origin
-	ocfg.Transport = &countingTransport{next: oc.Transport(), reqs: e.m.originReqs, bytes: e.m.originBytes, duration: e.m.originDuration}
+	ocfg.Transport = limitOrigin(&countingTransport{next: oc.Transport(), reqs: e.m.originReqs, bytes: e.m.originBytes, duration: e.m.originDuration}, cfg.OriginLimit)
 	if ocfg.Logger == nil {
 		ocfg.Logger = cfg.Logger
 	}
@@ -215,7 +223,9 @@ func New(cfg Config) (*Edge, error) {
 		},
 	}
 
+	e.repair = newRepairer(e)
 	ncfg := cfg.Swarm
+	ncfg.OnMembersChange = e.repair.notify
 	ncfg.Store = e.store
 	ncfg.Handler = (*peerHandler)(e)
 	ncfg.Logger = cfg.Logger
@@ -229,6 +239,7 @@ func New(cfg Config) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	e.goBackground(func(context.Context) { e.store.Run(e.bgCtx) })
+	e.goBackground(func(context.Context) { e.repair.run(e.bgCtx) })
 	return e, nil
 }
 

@@ -98,6 +98,7 @@ func newMetrics(e *Edge) *metrics {
 			Name: "shoal_origin_request_duration_seconds", Help: "Requests to the origin, until the response body is read.", Buckets: latencyBuckets,
 		}),
 	}
+	m.reg.MustRegister(swarmCollector{e})
 	m.reg.MustRegister(m.servedBytes, m.requests, m.originReqs, m.originBytes, m.peerRequests, m.peerBytes,
 		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.hedges, m.hedgesWon, m.retries, m.repairs,
 		m.requestDuration, m.segmentDuration, m.peerDuration, m.originDuration, peerCollector{e},

@@ -56,7 +56,7 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 		s.Header = nil // the version is what matters, and it keeps the payload small
 		payload = s.Append([]byte{statRefresh})
 	}
-	ranked := e.node.Rank([]byte(key))
+	ranked := e.node.RankAll([]byte(key))
 	self := e.node.Self()
 	tried := 0
 	for _, peer := range ranked {
@@ -204,7 +204,7 @@ func (e *Edge) replicate(r *Record) {
 	}
 	self := e.node.Self()
 	sent := 0
-	for _, peer := range e.node.Rank([]byte(r.Key)) {
+	for _, peer := range e.node.RankAll([]byte(r.Key)) {
 		if sent == recordReplicas {
 			break
 		}

@@ -88,6 +88,9 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 	}
 	holders := e.node.Holders(id, r.Layout.Params.Total())
 	data, d, src, err := e.gather(ctx, id, int(n), holders)
+	if err != nil && ctx.Err() == nil {
+		data, d, src, err = e.gatherPrevious(ctx, id, int(n), err)
+	}
 	if err == nil {
 		if keepInMemory(ctx) {
 			e.mem.Add(id, &memSegment{d: d, data: data})
@@ -205,6 +208,9 @@ func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders 
 		}
 	}
 	local := ready != nil
+	if ready == nil && len(remote) > 1 {
+		remote = e.nearestFirst(holders, remote, n/k)
+	}
 	if ready == nil && len(remote) > 0 {
 		e.fetchShards(ctx, id, holders, remote, add, func() int {
 			if ready != nil {
@@ -393,6 +399,10 @@ func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Segmen
 		// Detached: the fill serves every requester waiting on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
+		if s, ok := e.fromOtherZones(fctx, r, id); ok {
+			e.m.fills.WithLabelValues(srcOtherZone).Inc()
+			return s, nil
+		}
 		s, err := e.fetchAndPlace(fctx, r, idx)
 		if err == nil {
 			e.m.fills.WithLabelValues(srcOrigin).Inc()

@@ -296,6 +296,7 @@ func (s *statusPage) doc() statusDoc {
 			Addr: p.Addr, Self: p.Self, Connected: p.Connected, Down: p.Down,
 			RTTMillis: float64(p.RTT.Microseconds()) / 1000,
 			BytesSent: p.BytesSent, BytesReceived: p.BytesReceived,
+			Zone: p.Member.Zone,
 		}
 		if p.Down {
 			sp.DownUntil = p.DownUntil.Unix()

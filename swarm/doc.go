@@ -1,12 +1,22 @@
 // Package swarm is the fleet: who the members are, which member holds which
 // shard, and the QUIC peer protocol that moves shards between them.
 //
-// Membership is a static list in this version (Config.Peers). Placement is
-// rendezvous hashing: for a segment, members are ranked by
-// hash(member, segment); shard i lives on the member of rank i, wrapping
-// when the fleet has fewer members than shards, and rank 0 is the segment's
-// coordinator. No scheduler, no shared state: every node computes the same
-// answer.
+// Membership is either a static list (Config.Peers) or gossip
+// (Config.Gossip): hashicorp/memberlist, with seeds re-resolved from DNS,
+// an optional AES key, and node metadata carrying each member's ID, zone,
+// QUIC peer address and protocol version. A member that leaves says so and
+// is dropped at once; one that crashes is declared dead by probes within
+// seconds. The member set is an immutable view swapped atomically, so the
+// read path never waits for membership.
+//
+// Placement is rendezvous hashing within a zone: for a segment, the members
+// of the reader's zone are ranked by hash(member, segment); shard i lives
+// on the member of rank i, wrapping when the zone has fewer members than
+// shards, and rank 0 is the segment's coordinator. Other zones are ranked
+// the same way among their own members (ZoneHolders) and are the tier a
+// coordinator reads before the origin. No scheduler, no shared state: every
+// node computes the same answer, and a join or leave moves only the shards
+// whose rank changed.
 //
 // The peer protocol runs over QUIC (quic-go, ALPN "shoal/1") with mutual
 // TLS: both ends present a certificate signed by the fleet CA and accept
@@ -15,5 +25,9 @@
 // format is documented in protocol.go. Stat and Fill carry payloads that the
 // edge defines and answers through a Handler; shards are served from a
 // ShardStore. A peer that fails is marked down with exponential backoff so
-// readers skip it without waiting.
+// readers skip it without waiting; one that sends a shard failing
+// verification is avoided for a minute. What a node measures of each peer
+// (smoothed RTT, shard throughput, decaying failures) orders holders
+// nearest first (Cost), and an optional token bucket (Config.UploadLimit)
+// paces the shard bytes it sends.
 package swarm

@@ -8,10 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/quic-go/quic-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -19,8 +19,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/throttle"
 )
 
 // ShardStore is what a node needs of the local shard store to answer
@@ -95,8 +97,16 @@ type Config struct {
 	// (host:port). Required.
 	Self string
 	// Peers is the static member list. It may include Self, so a whole
-	// fleet can share one list.
+	// fleet can share one list. Ignored when Gossip is set.
 	Peers []string
+	// Gossip, if set, makes membership dynamic: members join and leave by
+	// gossip (see GossipConfig).
+	Gossip *GossipConfig
+	// Zone is this node's zone (a Kubernetes topology.kubernetes.io/zone,
+	// a rack, a site). Shards are placed among the members of the reader's
+	// zone; other zones are read before the origin. Empty is a zone too.
+	// With a static list every member is in this node's zone.
+	Zone string
 	// Credentials are the fleet CA and this node's certificate. Required.
 	Credentials *Credentials
 	// Store serves GetShard and takes PutShard. Required.
@@ -113,6 +123,14 @@ type Config struct {
 	// ServeTimeout bounds serving one request, including a Fill's origin
 	// fetch. Zero means 60s.
 	ServeTimeout time.Duration
+	// OnMembersChange, if set, is called after every change of the member
+	// set (a join, a leave, a death). It must not block: it runs with
+	// membership locked.
+	OnMembersChange func()
+	// UploadLimit caps the shard and segment bytes this node sends to peers
+	// (answers to GetShard and Fill, PutShard pushes), in bytes per
+	// second, with a token bucket. Zero means no limit.
+	UploadLimit int64
 	// OnRequest, if set, is called after every outgoing request with its op,
 	// a result label ("ok", "not_found", "error", "corrupt", "canceled",
 	// "down"), the body bytes received and how long it took. It must be
@@ -124,11 +142,17 @@ type Config struct {
 // shards to peers and calls peers on behalf of the edge, over one QUIC
 // connection per peer with one stream per request.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	tracer  trace.Tracer
-	members []string
-	quic    *quic.Config
+	cfg    Config
+	log    *slog.Logger
+	tracer trace.Tracer
+	quic   *quic.Config
+
+	// memMu serializes membership updates; readers load mem.view.
+	memMu      sync.Mutex
+	mem        membership
+	ml         *memberlist.Memberlist // nil without gossip, or once stopped
+	stopJoin   context.CancelFunc
+	gossipDone chan struct{}
 
 	ready     chan struct{}
 	tr        *quic.Transport
@@ -143,6 +167,8 @@ type Node struct {
 	// sending requests into the void until their idle timeout.
 	accepted map[*quic.Conn]struct{}
 	down     map[string]downState
+	stats    map[string]*peerStats // measured, by peer address
+	upload   *rate.Limiter         // nil: no limit
 	// closed: Shutdown or Close was called; accept nothing more.
 	closed bool
 	// stopped: connections are closed; make no more calls. Between the
@@ -189,20 +215,23 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ServeTimeout == 0 {
 		cfg.ServeTimeout = 60 * time.Second
 	}
-	members := []string{cfg.Self}
-	for _, p := range cfg.Peers {
-		if p != "" && !slices.Contains(members, p) {
-			members = append(members, p)
-		}
+	if len(cfg.Zone) > maxMetaZone {
+		return nil, fmt.Errorf("swarm: zone %q is longer than %d bytes", cfg.Zone, maxMetaZone)
 	}
-	slices.Sort(members)
+	var peers []string
+	if cfg.Gossip != nil {
+		if err := cfg.Gossip.check(); err != nil {
+			return nil, err
+		}
+	} else {
+		peers = cfg.Peers
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	actx, acancel := context.WithCancel(ctx)
-	return &Node{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "swarm", "self", cfg.Self),
-		tracer:  cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/swarm"),
-		members: members,
+	n := &Node{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "swarm", "self", cfg.Self),
+		tracer: cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/swarm"),
 		quic: &quic.Config{
 			HandshakeIdleTimeout: cfg.DialTimeout,
 			// A peer that dies without closing its connections (a crash,
@@ -221,36 +250,37 @@ func New(cfg Config) (*Node, error) {
 		conns:      make(map[string]*quic.Conn),
 		accepted:   make(map[*quic.Conn]struct{}),
 		down:       make(map[string]downState),
+		stats:      make(map[string]*peerStats),
+		upload:     throttle.New(cfg.UploadLimit),
 		acceptCtx:  actx,
 		stopAccept: acancel,
 		serveCtx:   ctx,
 		stopServe:  cancel,
-	}, nil
+	}
+	n.setStatic(peers)
+	return n, nil
 }
 
 // Self returns this node's peer address.
 func (n *Node) Self() string { return n.cfg.Self }
 
-// Members returns every member of the fleet, this node included, sorted.
-func (n *Node) Members() []string { return slices.Clone(n.members) }
+// Ready is closed once Serve listens (and gossip, when on, has started).
+func (n *Node) Ready() <-chan struct{} { return n.ready }
 
-// Rank orders the members for key, highest rendezvous weight first.
-func (n *Node) Rank(key []byte) []string { return Rank(n.members, key) }
-
-// Holders returns the member holding each of a segment's total shards.
-func (n *Node) Holders(seg erasure.SegmentID, total int) []string {
-	return Holders(n.members, seg, total)
-}
-
-// Alive reports whether peer is worth asking now: it is not in the backoff
-// that follows a failure.
+// Alive reports whether peer is worth asking now: it is a member, not in
+// the backoff that follows a failure, nor avoided after sending a corrupt
+// shard.
 func (n *Node) Alive(peer string) bool {
 	if peer == n.cfg.Self {
 		return true
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return time.Now().After(n.down[peer].until)
+	now := time.Now()
+	if _, member := n.mem.view.Load().byAddr[peer]; !member {
+		return false // it left or died: not worth a dial
+	}
+	return now.After(n.down[peer].until) && !n.avoidedLocked(peer, now)
 }
 
 // Serve accepts peers on pc until Shutdown or Close, and uses the same
@@ -277,8 +307,15 @@ func (n *Node) Serve(pc net.PacketConn) error {
 	}
 	n.tr, n.ln = tr, ln
 	n.mu.Unlock()
+	if n.cfg.Gossip != nil {
+		if err := n.startGossip(); err != nil {
+			ln.Close()
+			tr.Close()
+			return err
+		}
+	}
 	n.readyOnce.Do(func() { close(n.ready) })
-	n.log.Info("peer protocol listening", "addr", pc.LocalAddr().String(), "members", len(n.members))
+	n.log.Info("peer protocol listening", "addr", pc.LocalAddr().String(), "members", len(n.Members()), "zone", n.cfg.Zone)
 	for {
 		conn, err := ln.Accept(n.acceptCtx)
 		n.mu.Lock()
@@ -310,6 +347,9 @@ func (n *Node) Serve(pc net.PacketConn) error {
 // done, then closes every connection and the socket's QUIC transport.
 // While it waits, the requests being served may still call peers.
 func (n *Node) Shutdown(ctx context.Context) error {
+	// Leave first: the others stop placing shards here and asking for
+	// them while this node drains.
+	n.stopGossip(true)
 	n.stopAccepting()
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()
@@ -352,6 +392,8 @@ func (n *Node) linger(ctx context.Context) {
 // Close stops the node at once: listener, connections and in-flight
 // requests.
 func (n *Node) Close() error {
+	// No goodbye: to the others this is a crash, noticed by probes.
+	n.stopGossip(false)
 	n.stopAccepting()
 	// Connections first: requests cut off must fail at the peers as a
 	// closed connection, a node gone, not as "failed: context canceled",
@@ -482,6 +524,7 @@ func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 			n.writeError(st, req.Op, StatusBadRequest, err)
 			return
 		}
+		n.countServed(conn, 0, len(data))
 		if err := n.cfg.Store.PutShard(req.Shard, req.Descriptor, data); err != nil {
 			n.writeError(st, req.Op, StatusFailed, err)
 			return
@@ -536,7 +579,13 @@ func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 		return
 	}
 	if len(body) > 0 {
-		if _, err := st.Write(body); err != nil {
+		lim := n.upload
+		if req.Op == OpStat {
+			lim = nil // records are small and not what the limit is for
+		}
+		w, err := throttle.Write(ctx, st, body, lim)
+		n.countServed(conn, w, 0)
+		if err != nil {
 			n.log.Debug("peer went away mid-response", "peer", conn.RemoteAddr().String(), "op", req.Op.String(), "err", err)
 		}
 	}
@@ -650,8 +699,9 @@ func (n *Node) markDown(peer string, conn *quic.Conn) {
 // and body.
 func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody []byte, check func(*Response, []byte) error) (resp *Response, body []byte, err error) {
 	start := time.Now()
+	sentBody := 0
 	ctx, span := n.tracer.Start(ctx, "swarm."+req.Op.String(), trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(attribute.String("shoal.peer", peer)))
+		trace.WithAttributes(attribute.String("shoal.peer", peer), attribute.String("shoal.peer.zone", n.ZoneOf(peer))))
 	defer func() {
 		result := resultLabel(ctx, err)
 		span.SetAttributes(attribute.String("shoal.result", result), attribute.Int("shoal.bytes", len(body)))
@@ -659,8 +709,10 @@ func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody
 			span.SetStatus(codes.Error, err.Error())
 		}
 		span.End()
+		took := time.Since(start)
+		n.observe(peer, req.Op, result, sentBody, len(body), took)
 		if n.cfg.OnRequest != nil {
-			n.cfg.OnRequest(req.Op, result, len(body), time.Since(start))
+			n.cfg.OnRequest(req.Op, result, len(body), took)
 		}
 	}()
 	if span.SpanContext().IsValid() {
@@ -693,7 +745,8 @@ func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody
 		return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v to %s: %w", req.Op, peer, err))
 	}
 	if len(reqBody) > 0 {
-		if _, err := st.Write(reqBody); err != nil {
+		var err error
+		if sentBody, err = throttle.Write(ctx, st, reqBody, n.upload); err != nil {
 			return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v to %s: %w", req.Op, peer, err))
 		}
 	}
@@ -850,6 +903,21 @@ type PeerInfo struct {
 	// BytesSent and BytesReceived count the QUIC payload exchanged on the
 	// current connection (retransmissions included).
 	BytesSent, BytesReceived uint64
+	// Member is what membership says of the peer: ID, zone, state.
+	Member Member
+	// PayloadSent and PayloadReceived count the shard, segment and record
+	// bytes exchanged with the peer since this node started, both as
+	// client and as server.
+	PayloadSent, PayloadReceived uint64
+	// Throughput is the peer's recent shard throughput in bytes/s (zero
+	// until measured); Failures its recent failures, decaying with a
+	// half-life of 30s.
+	Throughput float64
+	Failures   float64
+	// CorruptShards counts shards from the peer that failed verification;
+	// AvoidedUntil is when it is asked again after the last one.
+	CorruptShards uint64
+	AvoidedUntil  time.Time
 }
 
 // Peers returns every member with its connection state, in member order.
@@ -857,9 +925,18 @@ func (n *Node) Peers() []PeerInfo {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
-	out := make([]PeerInfo, 0, len(n.members))
-	for _, m := range n.members {
-		p := PeerInfo{Addr: m, Self: m == n.cfg.Self}
+	v := n.mem.view.Load()
+	out := make([]PeerInfo, 0, len(v.all))
+	for _, m := range v.all {
+		p := PeerInfo{Addr: m, Self: m == n.cfg.Self, Member: v.byAddr[m]}
+		if s := n.stats[m]; s != nil {
+			p.PayloadSent, p.PayloadReceived = s.sent, s.received
+			p.Throughput, p.Failures = s.rate, s.decayedFailures(now)
+			p.CorruptShards = s.corrupt
+			if now.Before(s.avoidUntil) {
+				p.AvoidedUntil = s.avoidUntil
+			}
+		}
 		if c := n.conns[m]; c != nil && c.Context().Err() == nil {
 			st := c.ConnectionStats()
 			p.Connected, p.RTT, p.BytesSent, p.BytesReceived = true, st.SmoothedRTT, st.BytesSent, st.BytesReceived

@@ -44,7 +44,12 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		memCache    = int64(256 << 20)
 		diskCache   = int64(0)
 		scrubRate   = int64(4 << 20)
+		membership  = addMembershipFlags(fs)
+		uploadLimit = int64(0)
+		originLimit = int64(0)
 	)
+	fs.Var(sizeFlag{&uploadLimit}, "peer-upload-limit", "bytes per second of shards sent to peers, e.g. 100MB (token bucket); 0 is unlimited")
+	fs.Var(sizeFlag{&originLimit}, "origin-limit", "bytes per second read from the origin, e.g. 50MB (token bucket); 0 is unlimited")
 	fs.Var(sizeFlag{&segSize}, "segment-size", "segment size; the same on every edge")
 	fs.Var(sizeFlag{&memCache}, "memory-cache", "bytes of decoded segments kept in memory")
 	fs.Var(sizeFlag{&diskCache}, "disk-cache", "byte budget of the shard store (default: a quarter of the free space under --data-dir, at least 1GiB or nine tenths of what is free; 1GiB in memory)")
@@ -86,6 +91,14 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if self == "" {
 		self = *peerListen
 	}
+	gossip, err := membership.gossipConfig(*peerListen, self, len(splitList(*peers)) > 0)
+	if err != nil {
+		return err
+	}
+	zone, err := membership.zoneName()
+	if err != nil {
+		return err
+	}
 	if ps := splitList(*peers); len(ps) > 0 && !slices.Contains(ps, self) {
 		// Placement ranks members by these strings: an edge that spells
 		// itself differently from its peers would disagree with all of
@@ -108,8 +121,12 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Swarm: swarm.Config{
 			Self:        self,
 			Peers:       splitList(*peers),
+			Gossip:      gossip,
+			Zone:        zone,
 			Credentials: creds,
+			UploadLimit: uploadLimit,
 		},
+		OriginLimit:    originLimit,
 		Layout:         erasure.Layout{SegmentSize: segSize, Params: params},
 		MemoryCache:    memCache,
 		Trust:          trust,

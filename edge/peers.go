@@ -1,0 +1,141 @@
+package edge
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoalcdn/shoal/internal/throttle"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// peersDoc is the answer of /admin/peers.
+type peersDoc struct {
+	Self    string     `json:"self"`
+	Zone    string     `json:"zone"`
+	Gossip  bool       `json:"gossip"`
+	Members []peerJSON `json:"members"`
+}
+
+// peerJSON is one member as /admin/peers shows it.
+type peerJSON struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr"`
+	Zone string `json:"zone"`
+	// Gossip is the member's gossip address, empty with a static list.
+	Gossip string `json:"gossip,omitempty"`
+	Self   bool   `json:"self,omitempty"`
+	// State is what membership says: alive, dead or left.
+	State string `json:"state"`
+	// Since is when the member entered State, RFC 3339.
+	Since time.Time `json:"since"`
+	// Down is set while this edge skips the member after failures (until
+	// DownUntil); Avoided while it skips it after a corrupt shard.
+	Down         bool       `json:"down"`
+	DownUntil    *time.Time `json:"down_until,omitempty"`
+	Avoided      bool       `json:"avoided"`
+	AvoidedUntil *time.Time `json:"avoided_until,omitempty"`
+	Connected    bool       `json:"connected"`
+	// RTTMillis is the QUIC smoothed round trip, when connected.
+	RTTMillis float64 `json:"rtt_ms"`
+	// ThroughputBps is the recent shard throughput from the member.
+	ThroughputBps float64 `json:"throughput_bps"`
+	// Failures is recent failures, decaying with a 30s half-life.
+	Failures float64 `json:"failures"`
+	// BytesSent and BytesReceived are the shard, segment and record bytes
+	// exchanged with the member since this edge started.
+	BytesSent     uint64 `json:"bytes_sent"`
+	BytesReceived uint64 `json:"bytes_received"`
+	CorruptShards uint64 `json:"corrupt_shards"`
+}
+
+// servePeers answers /admin/peers: the members this edge knows, those in
+// placement first, then those that recently died or left.
+func (e *Edge) servePeers(w http.ResponseWriter, r *http.Request) {
+	doc := peersDoc{Self: e.node.Self(), Zone: e.node.Zone(), Gossip: e.cfg.Swarm.Gossip != nil}
+	seen := map[string]bool{}
+	for _, p := range e.node.Peers() {
+		m := p.Member
+		pj := peerJSON{
+			ID: m.ID, Addr: p.Addr, Zone: m.Zone, Gossip: m.Gossip, Self: p.Self,
+			State: string(m.State), Since: m.Since.UTC(),
+			Down: p.Down, Connected: p.Connected,
+			RTTMillis:     float64(p.RTT.Microseconds()) / 1000,
+			ThroughputBps: p.Throughput, Failures: p.Failures,
+			BytesSent: p.PayloadSent, BytesReceived: p.PayloadReceived,
+			CorruptShards: p.CorruptShards,
+		}
+		if p.Down {
+			t := p.DownUntil.UTC()
+			pj.DownUntil = &t
+		}
+		if !p.AvoidedUntil.IsZero() {
+			t := p.AvoidedUntil.UTC()
+			pj.Avoided, pj.AvoidedUntil = true, &t
+		}
+		seen[p.Addr] = true
+		doc.Members = append(doc.Members, pj)
+	}
+	for _, m := range e.node.MemberList() {
+		if !seen[m.Addr] && m.State != swarm.StateAlive {
+			doc.Members = append(doc.Members, peerJSON{ID: m.ID, Addr: m.Addr, Zone: m.Zone, Gossip: m.Gossip, State: string(m.State), Since: m.Since.UTC()})
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(doc)
+}
+
+// peerCorruptDesc counts, per peer, the shards it sent that failed
+// verification (the swarm avoids such a peer for a while).
+var peerCorruptDesc = prometheus.NewDesc("shoal_peer_corrupt_shards_total",
+	"Shards received from each peer that failed verification.", []string{"peer"}, nil)
+
+// swarmCollector reports what the swarm measured of each peer.
+type swarmCollector struct{ e *Edge }
+
+func (c swarmCollector) Describe(ch chan<- *prometheus.Desc) { ch <- peerCorruptDesc }
+
+func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.e.node.Peers() {
+		if !p.Self {
+			ch <- prometheus.MustNewConstMetric(peerCorruptDesc, prometheus.CounterValue, float64(p.CorruptShards), p.Addr)
+		}
+	}
+}
+
+// limitOrigin paces the bytes read from the origin's responses to
+// bytesPerSec (zero: no limit), for every request of the edge: fills,
+// record lookups and forwarded requests alike.
+func limitOrigin(next http.RoundTripper, bytesPerSec int64) http.RoundTripper {
+	l := throttle.New(bytesPerSec)
+	if l == nil {
+		return next
+	}
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := next.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		if _, upgraded := resp.Body.(io.ReadWriteCloser); !upgraded {
+			resp.Body = &limitedBody{Reader: throttle.Reader{Ctx: r.Context(), R: resp.Body, L: l}, c: resp.Body}
+		}
+		return resp, nil
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type limitedBody struct {
+	throttle.Reader
+	c io.Closer
+}
+
+func (b *limitedBody) Close() error { return b.c.Close() }

@@ -1,0 +1,72 @@
+package edge
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// srcOtherZone labels a fill satisfied by the holders of another zone.
+const srcOtherZone = "other_zone"
+
+// fromOtherZones is the second tier of a fill, before the origin: a zone
+// whose holders lack a segment reads it from another zone's holders (the
+// zones in name order), then places its shards within its own zone, so
+// that the zone's next readers find them there. The coordinator runs it
+// once per segment for the zone.
+func (e *Edge) fromOtherZones(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, bool) {
+	zones := e.node.Zones()
+	if len(zones) < 2 {
+		return nil, false
+	}
+	_, n := r.Layout.Segment(int64(id.Index), r.Size)
+	total := r.Layout.Params.Total()
+	for _, z := range zones[1:] {
+		holders := e.node.ZoneHolders(z, id, total)
+		if len(holders) == 0 {
+			continue
+		}
+		zctx, span := e.tracer.Start(ctx, "edge.other_zone", traceAttrs(
+			attribute.String("shoal.segment", id.String()), attribute.String("shoal.peer.zone", z)))
+		data, d, _, err := e.gather(zctx, id, int(n), holders)
+		span.End()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false
+			}
+			e.log.DebugContext(ctx, "segment not in another zone", "zone", z, "segment", id.String(), "err", err)
+			continue
+		}
+		e.mem.Add(id, &memSegment{d: d, data: data})
+		shards, nd, err := e.coder.Encode(data)
+		if err == nil && nd.Equal(d) {
+			e.place(id, d, shards)
+		} else {
+			e.log.Warn("re-encoding a segment from another zone did not reproduce its descriptor", "segment", id.String(), "err", err)
+		}
+		return &swarm.Segment{Descriptor: d, Data: data, Source: srcPeer}, true
+	}
+	return nil, false
+}
+
+// nearestFirst orders shard indices by the measured cost of fetching a
+// shard of about size bytes from their holders: the holders are of one
+// zone already, so this is smoothed RTT, recent throughput and failures.
+// Ties keep shard order.
+func (e *Edge) nearestFirst(holders []string, idx []int, size int) []int {
+	cost := make(map[string]time.Duration, len(idx))
+	for _, i := range idx {
+		if _, ok := cost[holders[i]]; !ok {
+			cost[holders[i]] = e.node.Cost(holders[i], size)
+		}
+	}
+	out := slices.Clone(idx)
+	slices.SortStableFunc(out, func(a, b int) int { return cmp.Compare(cost[holders[a]], cost[holders[b]]) })
+	return out
+}
