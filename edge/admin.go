@@ -11,7 +11,8 @@ import (
 // Admin returns the handler of the admin listener: /healthz (the process
 // is up), /readyz (it serves clients and peers), /metrics (Prometheus
 // text), and the status page at / with its data at /status.json (see
-// status.go). When token is not empty, /metrics and /status.json require
+// status.go), and POST /admin/purge (purge.go). When token is not empty,
+// /metrics, /status.json and /admin/purge require
 // "Authorization: Bearer <token>"; the probes and the page's static files
 // do not. Never expose it on the client port.
 func (e *Edge) Admin(token string) http.Handler {
@@ -38,6 +39,7 @@ func (e *Edge) Admin(token string) http.Handler {
 	})
 	metrics := promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})
 	mux.Handle("GET /metrics", requireToken(token, metrics))
+	mux.Handle("POST /admin/purge", requireToken(token, http.HandlerFunc(e.servePurge)))
 	newStatusPage(e).routes(mux, token)
 	return mux
 }

@@ -51,6 +51,15 @@ type Config struct {
 	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
 	// when the origin sends no explicit lifetime. Zero means 24h.
 	MaxHeuristicFreshness time.Duration
+	// ServeStaleOnError is how long past its freshness an object may be
+	// served when the origin fails (transport error or 5xx) and its
+	// response has no stale-if-error, must-revalidate, proxy-revalidate,
+	// no-cache or s-maxage. Zero means never (RFC 9111 §4.2.4's default).
+	ServeStaleOnError time.Duration
+	// MaxRanges is how many ranges one request may ask for, after
+	// overlapping and nearby ranges are merged; beyond it the Range field
+	// is ignored and the whole object sent. Zero means 16.
+	MaxRanges int
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// TracerProvider makes spans. Nil means no tracing.
@@ -78,6 +87,8 @@ type Edge struct {
 	stats singleflight.Group // record lookups, by key
 	reads singleflight.Group // segment reads below the memory tier, by segment
 	fills singleflight.Group // segment fills as coordinator, by segment
+
+	refreshing sync.Map // keys refreshed in the background (stale-while-revalidate)
 
 	hedge    *hedgeTimer
 	pushSem  chan struct{} // shard pushes to peers in flight
@@ -131,6 +142,7 @@ func New(cfg Config) (*Edge, error) {
 	cfg.ReadAhead = orDefault(cfg.ReadAhead, 2)
 	cfg.PeerTimeout = orDefault(cfg.PeerTimeout, 5*time.Second)
 	cfg.MaxHeuristicFreshness = orDefault(cfg.MaxHeuristicFreshness, 24*time.Hour)
+	cfg.MaxRanges = orDefault(cfg.MaxRanges, 16)
 	coder, err := erasure.NewCoder(cfg.Layout.Params)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -181,6 +193,7 @@ func New(cfg Config) (*Edge, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(base)
 			pr.SetXForwarded()
+			pr.Out.Header.Add("Via", via(pr.In))
 		},
 		Transport:     ocfg.Transport,
 		FlushInterval: -1,
@@ -188,6 +201,7 @@ func New(cfg Config) (*Edge, error) {
 			if v, ok := resp.Request.Context().Value(cacheStatusKey{}).(string); ok {
 				resp.Header.Add("Cache-Status", v)
 			}
+			e.afterForward(resp)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

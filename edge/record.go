@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -36,8 +35,13 @@ type Record struct {
 	// Fetched is when the origin last confirmed this version (local clock);
 	// Expires is when it stops being fresh.
 	Fetched, Expires time.Time
-	// Age is the origin's Age header at Fetched, in seconds.
+	// Age is the response's age at Fetched, in seconds (RFC 9111 §4.2.3).
 	Age int64
+
+	// revalidated marks a record the origin confirmed with a 304 (for
+	// Cache-Status). It travels in the Stat answer's flags, not in the
+	// record's encoding.
+	revalidated bool
 }
 
 // ID returns the object version's identity.
@@ -287,113 +291,134 @@ func parseFillRequest(b []byte) (*fillRequest, error) {
 	return f, nil
 }
 
-// Freshness and storability, to the extent this version implements RFC 9111.
+// Freshness and storability (RFC 9111 §3 and §4.2). The governing
+// directives come from cachePolicy: Shoal-Cache-Control, else
+// CDN-Cache-Control, else Cache-Control.
 
-// hopByHop are the fields never stored or replayed.
+// hopByHop are the fields never stored or replayed (RFC 9110 §7.6.1).
 var hopByHop = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
 	"Transfer-Encoding": true, "Upgrade": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Proxy-Authentication-Info": true,
 }
 
-// notReplayed are fields the edge computes itself for each response.
+// notReplayed are fields the edge computes itself for each response. Date
+// is kept: a cache passes on the origin's Date (RFC 9110 §6.6.1).
 var notReplayed = map[string]bool{
-	"Date": true, "Age": true, "Content-Length": true, "Content-Range": true, "Accept-Ranges": true,
-	"Set-Cookie": true, "Server": true, "Cache-Status": true,
+	"Age": true, "Content-Length": true, "Content-Range": true, "Accept-Ranges": true,
+	"Set-Cookie": true, "Server": true, "Cache-Status": true, "Via": true,
 }
 
-// cacheControl parses a Cache-Control field into directives (lower-cased
-// names, unquoted values).
-func cacheControl(h http.Header) map[string]string {
-	cc := map[string]string{}
-	for _, line := range h.Values("Cache-Control") {
-		for part := range strings.SplitSeq(line, ",") {
-			name, value, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if name == "" {
-				continue
-			}
-			cc[strings.ToLower(name)] = strings.Trim(value, `"`)
-		}
-	}
-	return cc
-}
+// passTTL is how long the fleet remembers that a URL is not stored, so
+// that it does not ask the origin twice per request.
+const passTTL = 5 * time.Second
 
 // newRecord builds the record for a HEAD response from the origin, or a
 // pass record when the response may not be stored in shared caches or
 // carries no validator that can guard ranged fetches (validator is what
 // origin.Info.Validator chose).
+//
+// Not stored: a status other than 200 (segments are ranges of a 200's
+// body; other statuses are forwarded), no-store, unqualified private,
+// Vary (see the README), Set-Cookie (a cookie is for one client; a
+// shared cache keeps the cookie-free response only), an unknown length,
+// no usable validator, or fields the record cannot carry. Qualified
+// private="f" and no-cache="f" drop the named fields from what is stored.
 func newRecord(key string, status int, h http.Header, size int64, validator string, layout erasure.Layout, now time.Time, maxHeuristic time.Duration) *Record {
-	cc := cacheControl(h)
+	cc, _ := cachePolicy(h)
 	pass := func(ttl time.Duration) *Record {
 		return &Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(ttl)}
 	}
-	_, noStore := cc["no-store"]
-	_, private := cc["private"]
+	private, isPrivate := cc["private"]
 	switch {
-	case status != http.StatusOK, noStore, private, size < 0,
+	case status != http.StatusOK, cc.has("no-store"), isPrivate && private == "", size < 0,
 		h.Get("Vary") != "", len(h.Values("Set-Cookie")) > 0, validator == "":
-		// Not storable here: remember that briefly so the fleet does not ask
-		// the origin twice per request.
-		return pass(5 * time.Second)
+		return pass(passTTL)
 	}
 	r := &Record{Key: key, Size: size, Layout: layout, ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified"),
 		Validator: validator, Fetched: now, Header: http.Header{}}
 	if len(r.ETag) > maxRecordField || len(r.LastModified) > maxRecordField {
-		return pass(5 * time.Second)
+		return pass(passTTL)
 	}
-	if age, err := strconv.ParseInt(h.Get("Age"), 10, 64); err == nil && age > 0 {
-		r.Age = age
-	}
-	r.Expires = now.Add(freshness(cc, h, maxHeuristic) - time.Duration(r.Age)*time.Second)
-	conn := map[string]bool{}
+	r.Age = initialAge(h, now)
+	r.Expires = now.Add(freshness(cc, h, now, maxHeuristic) - time.Duration(r.Age)*time.Second)
+	drop := map[string]bool{}
 	for _, v := range h.Values("Connection") {
 		for f := range strings.SplitSeq(v, ",") {
-			conn[http.CanonicalHeaderKey(strings.TrimSpace(f))] = true
+			drop[http.CanonicalHeaderKey(strings.TrimSpace(f))] = true
 		}
+	}
+	for _, f := range cc.fieldList("private") {
+		drop[f] = true
+	}
+	for _, f := range cc.fieldList("no-cache") {
+		drop[f] = true
 	}
 	fields := 0
 	for name, vs := range h {
-		if hopByHop[name] || notReplayed[name] || conn[name] {
+		if hopByHop[name] || notReplayed[name] || drop[name] {
 			continue
 		}
 		for _, v := range vs {
 			// What the record's encoding cannot carry to the other edges
 			// is not stored: the fleet would hold a record it cannot use.
 			if len(name) > maxRecordField || len(v) > maxRecordField || !validHeaderName(name) || strings.ContainsAny(v, "\r\n\x00") {
-				return pass(5 * time.Second)
+				return pass(passTTL)
 			}
 		}
 		if fields += len(vs); fields > maxRecordHeaders {
-			return pass(5 * time.Second)
+			return pass(passTTL)
 		}
 		r.Header[name] = append([]string(nil), vs...)
 	}
 	return r
 }
 
-// freshness returns the freshness lifetime: s-maxage, max-age, Expires
-// minus Date, or a heuristic 10% of the time since Last-Modified capped at
-// maxHeuristic; zero for no-cache.
-func freshness(cc map[string]string, h http.Header, maxHeuristic time.Duration) time.Duration {
-	if _, ok := cc["no-cache"]; ok {
+// initialAge is the response's age when received, in seconds (RFC 9111
+// §4.2.3): the larger of its Age field and of now minus its Date. The
+// edge's requests to the origin are short, so response_delay is taken as
+// zero.
+func initialAge(h http.Header, now time.Time) int64 {
+	var age int64
+	if v := h.Values("Age"); len(v) > 0 {
+		if n, ok := parseDelta(strings.TrimSpace(v[0])); ok {
+			age = n
+		}
+	}
+	if date, err := http.ParseTime(h.Get("Date")); err == nil && now.After(date) {
+		age = max(age, int64(now.Sub(date)/time.Second))
+	}
+	return age
+}
+
+// freshness returns the freshness lifetime (RFC 9111 §4.2.1): s-maxage,
+// max-age, Expires minus Date, or a heuristic 10% of the time since
+// Last-Modified capped at maxHeuristic; zero for no-cache and for an
+// invalid lifetime (an invalid max-age or Expires means already stale).
+func freshness(cc directives, h http.Header, now time.Time, maxHeuristic time.Duration) time.Duration {
+	if v, ok := cc["no-cache"]; ok && v == "" {
 		return 0
 	}
-	for _, d := range []string{"s-maxage", "max-age"} {
-		if v, ok := cc[d]; ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-				return time.Duration(min(n, 1<<31)) * time.Second
+	for _, name := range []string{"s-maxage", "max-age"} {
+		if d, ok, valid := cc.seconds(name); ok {
+			if !valid {
+				return 0
 			}
-			return 0
+			return d
 		}
 	}
 	date, errDate := http.ParseTime(h.Get("Date"))
-	if e := h.Get("Expires"); e != "" {
-		exp, err := http.ParseTime(e)
-		if err != nil || errDate != nil {
+	if errDate != nil {
+		date = now // no Date: the time it was received (RFC 9110 §6.6.1)
+	}
+	if es := h.Values("Expires"); len(es) > 0 {
+		exp, err := http.ParseTime(es[0])
+		if err != nil {
 			return 0 // an invalid Expires means already expired
 		}
 		return max(exp.Sub(date), 0)
 	}
-	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil && errDate == nil && date.After(lm) {
+	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil && date.After(lm) {
 		return min(date.Sub(lm)/10, maxHeuristic)
 	}
 	return 0
