@@ -191,7 +191,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 			ranges, code = rs, http.StatusPartialContent
 		}
 	}
-	var parts *multipart
+	var parts *byteranges
 	switch {
 	case len(ranges) > 1:
 		parts = newMultipart(ranges, rec.Size, h.Get("Content-Type"))

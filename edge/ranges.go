@@ -60,18 +60,18 @@ func planRanges(field string, size int64, maxRanges int) ([]origin.ByteRange, er
 	return out, nil
 }
 
-// multipart frames ranges of one object as multipart/byteranges
+// byteranges frames ranges of one object as multipart/byteranges
 // (RFC 9110 §14.6).
-type multipart struct {
+type byteranges struct {
 	boundary string
 	heads    []string // what precedes each part's bytes
 	tail     string
 }
 
-func newMultipart(ranges []origin.ByteRange, size int64, contentType string) *multipart {
+func newMultipart(ranges []origin.ByteRange, size int64, contentType string) *byteranges {
 	var b [12]byte
 	rand.Read(b[:])
-	m := &multipart{boundary: "shoal-" + hex.EncodeToString(b[:])}
+	m := &byteranges{boundary: "shoal-" + hex.EncodeToString(b[:])}
 	for i, r := range ranges {
 		head := ""
 		if i > 0 {
@@ -89,10 +89,10 @@ func newMultipart(ranges []origin.ByteRange, size int64, contentType string) *mu
 }
 
 // contentType is the value of the response's Content-Type.
-func (m *multipart) contentType() string { return "multipart/byteranges; boundary=" + m.boundary }
+func (m *byteranges) contentType() string { return "multipart/byteranges; boundary=" + m.boundary }
 
 // length is the body's exact length, for Content-Length.
-func (m *multipart) length(ranges []origin.ByteRange) string {
+func (m *byteranges) length(ranges []origin.ByteRange) string {
 	n := int64(len(m.tail))
 	for i, r := range ranges {
 		n += int64(len(m.heads[i])) + r.Length

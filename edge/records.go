@@ -133,7 +133,8 @@ func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record,
 	}
 	now := time.Now()
 	if ok && stale == nil && e.whileRevalidating(local, now) {
-		e.refreshInBackground(key, func(ctx context.Context) { e.resolveAtOrigin(ctx, key, nil) })
+		// Keyed apart from record's refresh, which may be the caller.
+		e.refreshInBackground("origin "+key, func(ctx context.Context) { e.resolveAtOrigin(ctx, key, nil) })
 		return local, false, nil
 	}
 	r, err := e.resolveAtOrigin(ctx, key, stale)
