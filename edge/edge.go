@@ -89,6 +89,9 @@ type Edge struct {
 	fills singleflight.Group // segment fills as coordinator, by segment
 
 	refreshing sync.Map // keys refreshed in the background (stale-while-revalidate)
+	pending    sync.Map // keys with a forwarded miss in flight (miss.go)
+	missOnce   sync.Once
+	missRP     *httputil.ReverseProxy
 
 	hedge    *hedgeTimer
 	pushSem  chan struct{} // shard pushes to peers in flight

@@ -75,6 +75,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(sw, http.StatusRequestURITooLong, "request target too long")
 		return
 	}
+	if r.Method == http.MethodGet && r.Header.Get("Range") == "" && e.forwardMiss(sw, r, key) {
+		return
+	}
 	rec, fromOrigin, err := e.record(ctx, key, nil)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -194,6 +197,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	var parts *byteranges
 	switch {
 	case len(ranges) > 1:
+		h.Del("Content-Range")
 		parts = newMultipart(ranges, rec.Size, h.Get("Content-Type"))
 		h.Set("Content-Type", parts.contentType())
 		h.Set("Content-Length", parts.length(ranges))

@@ -401,8 +401,10 @@ func TestRFC5861Stale(t *testing.T) {
 		{"RFC9111-5.2.2.8/proxy-revalidate-never-stale", c, o, "max-age=1, proxy-revalidate, stale-if-error=60", 502},
 		{"RFC9111-5.2.2.4/no-cache-never-stale", c, o, "no-cache, stale-if-error=60", 502},
 		{"RFC9111-4.2.4/serve-stale-on-error-flag", cs, ob, "max-age=1", 200},
-		{"RFC9111-5.2.2.10/s-maxage-implies-proxy-revalidate", cs, ob, "s-maxage=1", 502},
-		{"RFC9111-5.2.2.2/must-revalidate-beats-flag", cs, ob, "max-age=1, must-revalidate", 502},
+		// A single edge revalidates with the client's GET: the origin's
+		// own 503 comes back.
+		{"RFC9111-5.2.2.10/s-maxage-implies-proxy-revalidate", cs, ob, "s-maxage=1", 503},
+		{"RFC9111-5.2.2.2/must-revalidate-beats-flag", cs, ob, "max-age=1, must-revalidate", 503},
 	}
 	for i, tt := range tests {
 		tt.o.set(fmt.Sprintf("/s/%d", i), 200, body(100+i), "ETag", fmt.Sprintf(`"s%d"`, i), "Cache-Control", tt.cc)
@@ -699,4 +701,73 @@ func TestPurge(t *testing.T) {
 	if n := o.count(http.MethodHead, "/q", "") - before; n != 1 {
 		t.Errorf("after the purge: %d HEADs of /q, want 1 for the fleet", n)
 	}
+}
+
+func TestSingleEdgeMissIsForwarded(t *testing.T) {
+	c, o := newScriptedCluster(t, 1, func(cfg *Config) { cfg.Origin.Timeout = 500 * time.Millisecond })
+	large := body(int(testLayout.SegmentSize)*2 + 17)
+	o.set("/small", 200, body(1000), "ETag", `"s"`, "Cache-Control", "max-age=3600")
+	o.set("/large", 200, large, "ETag", `"l"`, "Cache-Control", "max-age=3600")
+	o.set("/nostore", 200, body(10), "ETag", `"n"`, "Cache-Control", "no-store")
+	o.set("/cond", 200, body(10), "ETag", `"c"`, "Cache-Control", "max-age=3600")
+	o.set("/authz", 200, body(10), "ETag", `"a"`, "Cache-Control", "max-age=3600")
+	tests := []struct {
+		name     string
+		target   string
+		req      []string
+		code     int
+		want     []byte
+		status   string // Cache-Status prefix of the first response
+		requests int    // origin requests after both GETs
+		hit      bool   // the second GET (plain) is a hit
+	}{
+		{"RFC9111-3/cold-miss-one-request-small", "/small", []string{"X-Client", "c"}, 200, body(1000), "shoal; fwd=miss; stored", 1, true},
+		{"RFC9111-3/cold-miss-large-from-fleet", "/large", nil, 200, large, "shoal; fwd=miss; stored", 0, true},
+		{"RFC9111-5.2.2.5/cold-miss-no-store-relayed", "/nostore", nil, 200, body(10), "shoal; fwd=uri-miss", 2, false},
+		{"RFC9110-13.1.2/cold-miss-conditional-relayed", "/cond", []string{"If-None-Match", `"c"`}, 304, nil, "shoal; fwd=miss; fwd-status=304", 2, false},
+		{"RFC9111-3.5/cold-miss-authorization-relayed", "/authz", []string{"Authorization", "Bearer x"}, 200, body(10), "shoal; fwd=miss; fwd-status=200", 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, b := c.get(0, tt.target, tt.req...)
+			if resp.StatusCode != tt.code {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.code)
+			}
+			if tt.want != nil {
+				sameBytes(t, "first", b, tt.want)
+			}
+			if cs := resp.Header.Get("Cache-Status"); !strings.HasPrefix(cs, tt.status) {
+				t.Errorf("Cache-Status %q, want %q", cs, tt.status)
+			}
+			if o.count(http.MethodHead, tt.target, "") != 0 {
+				t.Errorf("a HEAD was sent for a GET miss")
+			}
+			if len(tt.req) > 0 && o.last(tt.target).header.Get(tt.req[0]) != tt.req[1] {
+				t.Errorf("the origin did not get %s", tt.req[0])
+			}
+			resp, b = c.get(0, tt.target)
+			sameBytes(t, "second", b, o.objs[tt.target].body)
+			if hit := strings.HasPrefix(resp.Header.Get("Cache-Status"), "shoal; hit"); hit != tt.hit {
+				t.Errorf("second GET: Cache-Status %q, want hit %v", resp.Header.Get("Cache-Status"), tt.hit)
+			}
+			if tt.requests > 0 {
+				if n := o.count(http.MethodGet, tt.target, ""); n != tt.requests {
+					t.Errorf("origin saw %d GETs, want %d", n, tt.requests)
+				}
+			}
+		})
+	}
+	t.Run("RFC9110-15.6.5/slow-origin-504", func(t *testing.T) {
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(3 * time.Second):
+			case <-r.Context().Done():
+			}
+		}))
+		defer slow.Close()
+		cs := newCluster(t, &testOrigin{srv: slow}, 1, func(cfg *Config) { cfg.Origin.Timeout = 300 * time.Millisecond })
+		if resp, _ := cs.get(0, "/x"); resp.StatusCode != http.StatusGatewayTimeout {
+			t.Errorf("status %d, want 504", resp.StatusCode)
+		}
+	})
 }

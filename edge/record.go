@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,7 +29,10 @@ type Record struct {
 	ETag, LastModified string
 	// Validator names this version to the origin in If-Range: a strong
 	// ETag, else a Last-Modified date old enough to be trusted (see
-	// origin.Info.Validator). A response without one is not stored.
+	// origin.Info.Validator). An object of one segment without either is
+	// stored under a made-up validator, "#" and the time it was fetched,
+	// which names the version but is never sent (see IfRange); a larger
+	// one is not stored, since its segments could mix versions.
 	Validator string
 	// Header holds the response fields replayed to clients.
 	Header http.Header
@@ -42,6 +46,15 @@ type Record struct {
 	// Cache-Status). It travels in the Stat answer's flags, not in the
 	// record's encoding.
 	revalidated bool
+}
+
+// IfRange returns what guards a ranged fetch of this version: the
+// validator, or "" for a made-up one (the fetch then checks the size).
+func (r *Record) IfRange() string {
+	if strings.HasPrefix(r.Validator, "#") {
+		return ""
+	}
+	return r.Validator
 }
 
 // ID returns the object version's identity.
@@ -305,7 +318,7 @@ var hopByHop = map[string]bool{
 // notReplayed are fields the edge computes itself for each response. Date
 // is kept: a cache passes on the origin's Date (RFC 9110 §6.6.1).
 var notReplayed = map[string]bool{
-	"Age": true, "Content-Length": true, "Content-Range": true, "Accept-Ranges": true,
+	"Age": true, "Content-Length": true, "Accept-Ranges": true,
 	"Set-Cookie": true, "Server": true, "Cache-Status": true, "Via": true,
 }
 
@@ -332,8 +345,11 @@ func newRecord(key string, status int, h http.Header, size int64, validator stri
 	private, isPrivate := cc["private"]
 	switch {
 	case status != http.StatusOK, cc.has("no-store"), isPrivate && private == "", size < 0,
-		h.Get("Vary") != "", len(h.Values("Set-Cookie")) > 0, validator == "":
+		varies(h), len(h.Values("Set-Cookie")) > 0, validator == "" && size > layout.SegmentSize:
 		return pass(passTTL)
+	}
+	if validator == "" {
+		validator = "#" + strconv.FormatInt(now.UnixNano(), 36)
 	}
 	r := &Record{Key: key, Size: size, Layout: layout, ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified"),
 		Validator: validator, Fetched: now, Header: http.Header{}}
@@ -374,6 +390,16 @@ func newRecord(key string, status int, h http.Header, size int64, validator stri
 	return r
 }
 
+// varies reports whether h has a Vary field with a value.
+func varies(h http.Header) bool {
+	for _, v := range h.Values("Vary") {
+		if strings.Trim(v, " \t,") != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // initialAge is the response's age when received, in seconds (RFC 9111
 // §4.2.3): the larger of its Age field and of now minus its Date. The
 // edge's requests to the origin are short, so response_delay is taken as
@@ -381,7 +407,16 @@ func newRecord(key string, status int, h http.Header, size int64, validator stri
 func initialAge(h http.Header, now time.Time) int64 {
 	var age int64
 	if v := h.Values("Age"); len(v) > 0 {
-		if n, ok := parseDelta(strings.TrimSpace(v[0])); ok {
+		// The first value's leading digits: "7200.0" and "7200, 0" are
+		// read as 7200 rather than ignored, which would make an old
+		// response look new.
+		first, _, _ := strings.Cut(v[0], ",")
+		first = strings.TrimSpace(first)
+		i := 0
+		for i < len(first) && first[i] >= '0' && first[i] <= '9' {
+			i++
+		}
+		if n, ok := parseDelta(first[:i]); ok {
 			age = n
 		}
 	}

@@ -128,6 +128,7 @@ func TestNewRecord(t *testing.T) {
 		}
 		return h
 	}
+	big := testLayout.SegmentSize + 1
 	tests := []struct {
 		name      string
 		status    int
@@ -149,11 +150,12 @@ func TestNewRecord(t *testing.T) {
 		{"set-cookie", 200, base("Set-Cookie", "a=b"), 10, true, 0},
 		{"404", 404, base(), 10, true, 0},
 		{"unknown size", 200, base(), -1, true, 0},
-		{"no validator", 200, http.Header{"Cache-Control": {"max-age=60"}}, 10, true, 0},
-		{"weak etag only", 200, http.Header{"Etag": {`W/"x"`}, "Cache-Control": {"max-age=60"}}, 10, true, 0},
-		{"unquoted etag", 200, http.Header{"Etag": {`abc123`}, "Cache-Control": {"max-age=60"}}, 10, true, 0},
+		{"no validator, several segments", 200, http.Header{"Cache-Control": {"max-age=60"}}, big, true, 0},
+		{"no validator, one segment", 200, http.Header{"Cache-Control": {"max-age=60"}}, 10, false, 60 * time.Second},
+		{"weak etag only", 200, http.Header{"Etag": {`W/"x"`}, "Cache-Control": {"max-age=60"}}, big, true, 0},
+		{"unquoted etag", 200, http.Header{"Etag": {`abc123`}, "Cache-Control": {"max-age=60"}}, big, true, 0},
 		{"unquoted etag, old date", 200, base("Etag", "abc", "Last-Modified", lm, "Cache-Control", "max-age=60"), 10, false, 60 * time.Second},
-		{"date only, modified this second", 200, http.Header{"Date": {date}, "Last-Modified": {date}}, 10, true, 0},
+		{"date only, modified this second", 200, http.Header{"Date": {date}, "Last-Modified": {date}}, big, true, 0},
 		{"header too long", 200, base("Link", strings.Repeat("x", maxRecordField+1)), 10, true, 0},
 	}
 	for _, tt := range tests {

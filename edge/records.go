@@ -127,6 +127,7 @@ func usable(r *Record, stale *Record) bool {
 // record if usable (or stale where the origin allows it, as in record),
 // else from the origin, one lookup per key at a time.
 func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
+	e.waitPending(ctx, key) // a forwarded miss of key makes the record
 	local, ok := e.records.Get(key)
 	if ok && usable(local, stale) {
 		return local, false, nil

@@ -408,7 +408,7 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 	// The segment is read straight into the buffer its shards will live
 	// in: systematic coding leaves the data shards as these very bytes.
 	buf := make([]byte, e.coder.EncodedLen(int(n)))
-	if err := e.origin.FetchRange(ctx, r.Key, r.Validator, r.Size, off, buf[:n]); err != nil {
+	if err := e.origin.FetchRange(ctx, r.Key, r.IfRange(), r.Size, off, buf[:n]); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		if errors.Is(err, origin.ErrChanged) {
 			// The object changed under the fleet: forget this version so the

@@ -98,9 +98,16 @@ func (e *Edge) headOrigin(ctx context.Context, key string, old *Record) (*Record
 	return newRecord(key, info.StatusCode, info.Header, info.Size, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness), nil
 }
 
+// notUpdated are the fields a 304 does not change in a stored response
+// (RFC 9111 §3.2): its length and range, and what the stored bytes depend
+// on (their coding and digest, and the ETag that names their version).
+var notUpdated = map[string]bool{
+	"Content-Length": true, "Content-Range": true, "Content-Encoding": true, "Content-Md5": true, "Etag": true,
+}
+
 // updatedHeader returns stored updated by the fields of a 304: each field
-// it carries replaces the stored one, except Content-Length (which a 304
-// to a HEAD does not describe) and what is never stored (RFC 9111 §3.2).
+// it carries replaces the stored one, except notUpdated and what is never
+// stored (RFC 9111 §3.2).
 // Its Age and Date come along for the new record's freshness.
 func updatedHeader(stored, fresh http.Header) http.Header {
 	h := stored.Clone()
@@ -108,7 +115,7 @@ func updatedHeader(stored, fresh http.Header) http.Header {
 		h = http.Header{}
 	}
 	for name, vs := range fresh {
-		if hopByHop[name] || name == "Content-Length" || name == "Content-Range" {
+		if hopByHop[name] || notUpdated[name] {
 			continue
 		}
 		h[name] = append([]string(nil), vs...)
