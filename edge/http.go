@@ -85,6 +85,11 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(sw, originStatus(err), "origin unavailable")
 		return
 	}
+	if !rec.Pass && variesFrom(rec.Header, r.Header) {
+		// The fleet holds the variant for requests without these fields.
+		e.forward(sw, r, "shoal; fwd=miss; detail=vary")
+		return
+	}
 	if r.Header.Get("Authorization") != "" && !rec.Pass && !sharedWithAuthorization(rec) {
 		// A response for everyone is not necessarily one for an
 		// authorised request: only public, s-maxage or must-revalidate

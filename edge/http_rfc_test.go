@@ -166,6 +166,8 @@ func TestRFC9111Storing(t *testing.T) {
 		{"RFC9111-3.1/connection-named-not-stored", 200, []string{"Cache-Control", "max-age=3600", "Connection", "X-Hop", "X-Hop", "1"}, nil, true, []string{"X-Hop"}},
 		{"RFC9111-3/status-404-not-stored", 404, []string{"Cache-Control", "max-age=3600"}, nil, false, nil},
 		{"RFC9111-4.1/vary-star-not-stored", 200, []string{"Cache-Control", "max-age=3600", "Vary", "*"}, nil, false, nil},
+		{"RFC9111-4.1/vary-variant-without-field-stored", 200, []string{"Cache-Control", "max-age=3600", "Vary", "Accept-Language"}, nil, true, nil},
+		{"RFC9111-4.1/vary-request-with-field-forwarded", 200, []string{"Cache-Control", "max-age=3600", "Vary", "Accept-Language"}, []string{"Accept-Language", "fr"}, false, nil},
 		{"RFC9111-3.5/authorization-max-age-bypassed", 200, []string{"Cache-Control", "max-age=3600"}, []string{"Authorization", "Bearer x"}, false, nil},
 		{"RFC9111-3.5/authorization-public", 200, []string{"Cache-Control", "public, max-age=3600"}, []string{"Authorization", "Bearer x"}, true, nil},
 		{"RFC9111-3.5/authorization-s-maxage", 200, []string{"Cache-Control", "s-maxage=3600"}, []string{"Authorization", "Bearer x"}, true, nil},
@@ -757,6 +759,25 @@ func TestSingleEdgeMissIsForwarded(t *testing.T) {
 			}
 		})
 	}
+	t.Run("RFC9111-4.1/vary-variants-kept-apart", func(t *testing.T) {
+		o.set("/vary", 200, body(20), "ETag", `"v"`, "Cache-Control", "max-age=3600", "Vary", "Accept-Language")
+		c.get(0, "/vary", "Accept-Language", "fr") // relayed: not the stored variant
+		resp, _ := c.get(0, "/vary")
+		if cs := resp.Header.Get("Cache-Status"); !strings.HasPrefix(cs, "shoal; fwd=miss; stored") {
+			t.Errorf("first request without the field: Cache-Status %q, want a stored miss", cs)
+		}
+		resp, _ = c.get(0, "/vary")
+		if cs := resp.Header.Get("Cache-Status"); !strings.HasPrefix(cs, "shoal; hit") {
+			t.Errorf("second request without the field: Cache-Status %q, want a hit", cs)
+		}
+		resp, _ = c.get(0, "/vary", "Accept-Language", "de")
+		if cs := resp.Header.Get("Cache-Status"); strings.Contains(cs, "hit") {
+			t.Errorf("request with the field: Cache-Status %q, want it forwarded", cs)
+		}
+		if n := o.count(http.MethodGet, "/vary", ""); n != 3 {
+			t.Errorf("origin saw %d GETs, want 3", n)
+		}
+	})
 	t.Run("RFC9110-15.6.5/slow-origin-504", func(t *testing.T) {
 		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			select {

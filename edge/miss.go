@@ -56,6 +56,7 @@ type missState struct {
 	// carries its validators (the client sent none of its own).
 	old          *Record
 	revalidating bool
+	reqHeader    http.Header // the client's request fields
 }
 
 // hasConditionals reports whether h holds a precondition or If-Range.
@@ -96,7 +97,9 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string) b
 	if ok && (old.Fresh(time.Now()) || e.whileRevalidating(old, time.Now())) {
 		return false
 	}
-	if ok && old.Pass {
+	if ok && (old.Pass || variesFrom(old.Header, r.Header)) {
+		// Nothing to revalidate for this client: a pass, or the variant
+		// of requests without the fields this one sends.
 		old, ok = nil, false
 	}
 	p := &pendingMiss{done: make(chan struct{})}
@@ -117,7 +120,7 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string) b
 	defer cancel(nil)
 	timer := time.AfterFunc(e.originTimeout(), func() { cancel(errHeaderTimeout) })
 	defer timer.Stop()
-	st := &missState{key: key, p: p, authz: r.Header.Get("Authorization") != "", headers: timer, old: old}
+	st := &missState{key: key, p: p, authz: r.Header.Get("Authorization") != "", headers: timer, old: old, reqHeader: r.Header}
 	if ok && !hasConditionals(r.Header) && (old.ETag != "" || old.LastModified != "") {
 		// Revalidate the stale object with the client's own request.
 		r = r.Clone(r.Context())
@@ -226,6 +229,9 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	rec := newRecord(st.key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 	if st.authz && !rec.Pass && !sharedWithAuthorization(rec) {
 		return nil // a response to credentials, not marked shared (RFC 9111 §3.5)
+	}
+	if !rec.Pass && variesFrom(rec.Header, st.reqHeader) {
+		return nil // a variant for the client's fields: relayed, not stored (vary.go)
 	}
 	e.keepRecord(rec)
 	e.replicate(rec)

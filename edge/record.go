@@ -333,7 +333,7 @@ const passTTL = 5 * time.Second
 //
 // Not stored: a status other than 200 (segments are ranges of a 200's
 // body; other statuses are forwarded), no-store, unqualified private,
-// Vary (see the README), Set-Cookie (a cookie is for one client; a
+// "Vary: *" (other Vary values: see vary.go), Set-Cookie (a cookie is for one client; a
 // shared cache keeps the cookie-free response only), an unknown length,
 // no usable validator, or fields the record cannot carry. Qualified
 // private="f" and no-cache="f" drop the named fields from what is stored.
@@ -345,7 +345,7 @@ func newRecord(key string, status int, h http.Header, size int64, validator stri
 	private, isPrivate := cc["private"]
 	switch {
 	case status != http.StatusOK, cc.has("no-store"), isPrivate && private == "", size < 0,
-		varies(h), len(h.Values("Set-Cookie")) > 0, validator == "" && size > layout.SegmentSize:
+		varyStar(h), len(h.Values("Set-Cookie")) > 0, validator == "" && size > layout.SegmentSize:
 		return pass(passTTL)
 	}
 	if validator == "" {
@@ -390,35 +390,28 @@ func newRecord(key string, status int, h http.Header, size int64, validator stri
 	return r
 }
 
-// varies reports whether h has a Vary field with a value.
-func varies(h http.Header) bool {
-	for _, v := range h.Values("Vary") {
-		if strings.Trim(v, " \t,") != "" {
-			return true
-		}
-	}
-	return false
+// varyStar reports whether h has "Vary: *": a response no request can
+// be known to select (RFC 9111 §4.1).
+func varyStar(h http.Header) bool {
+	_, star := varyFields(h)
+	return star
 }
 
 // initialAge is the response's age when received, in seconds (RFC 9111
 // §4.2.3): the larger of its Age field and of now minus its Date. The
 // edge's requests to the origin are short, so response_delay is taken as
-// zero.
+// zero. An Age that is not one non-negative integer ("7200.0", "-1",
+// "0, 0", two lines) makes the response stale: RFC 9111 §5.1 allows
+// reading the first member or ignoring the field, but either could make an
+// old response look new, and not reusing it is always safe.
 func initialAge(h http.Header, now time.Time) int64 {
 	var age int64
 	if v := h.Values("Age"); len(v) > 0 {
-		// The first value's leading digits: "7200.0" and "7200, 0" are
-		// read as 7200 rather than ignored, which would make an old
-		// response look new.
-		first, _, _ := strings.Cut(v[0], ",")
-		first = strings.TrimSpace(first)
-		i := 0
-		for i < len(first) && first[i] >= '0' && first[i] <= '9' {
-			i++
+		n, ok := parseDelta(strings.TrimSpace(v[0]))
+		if !ok || len(v) > 1 {
+			n = maxDeltaSeconds
 		}
-		if n, ok := parseDelta(first[:i]); ok {
-			age = n
-		}
+		age = n
 	}
 	if date, err := http.ParseTime(h.Get("Date")); err == nil && now.After(date) {
 		age = max(age, int64(now.Sub(date)/time.Second))
