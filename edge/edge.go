@@ -92,6 +92,7 @@ type Edge struct {
 	pending    sync.Map // keys with a forwarded miss in flight (miss.go)
 	missOnce   sync.Once
 	missRP     *httputil.ReverseProxy
+	vary       varyIndex // how targets vary (vary.go)
 
 	hedge    *hedgeTimer
 	pushSem  chan struct{} // shard pushes to peers in flight

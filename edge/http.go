@@ -75,8 +75,14 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(sw, http.StatusRequestURITooLong, "request target too long")
 		return
 	}
-	if r.Method == http.MethodGet && r.Header.Get("Range") == "" && e.forwardMiss(sw, r, key) {
-		return
+	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+		if vk := e.requestKey(key, r.Header); vk != key {
+			e.serveVariant(ctx, sw, r, vk)
+			return
+		}
+		if e.forwardMiss(sw, r, key, false) {
+			return
+		}
 	}
 	rec, fromOrigin, err := e.record(ctx, key, nil)
 	if err != nil {
@@ -85,7 +91,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(sw, originStatus(err), "origin unavailable")
 		return
 	}
-	if !rec.Pass && variesFrom(rec.Header, r.Header) {
+	if !rec.Pass && !selects(rec, r.Header) {
 		// The fleet holds the variant for requests without these fields.
 		e.forward(sw, r, "shoal; fwd=miss; detail=vary")
 		return

@@ -167,7 +167,7 @@ func TestRFC9111Storing(t *testing.T) {
 		{"RFC9111-3/status-404-not-stored", 404, []string{"Cache-Control", "max-age=3600"}, nil, false, nil},
 		{"RFC9111-4.1/vary-star-not-stored", 200, []string{"Cache-Control", "max-age=3600", "Vary", "*"}, nil, false, nil},
 		{"RFC9111-4.1/vary-variant-without-field-stored", 200, []string{"Cache-Control", "max-age=3600", "Vary", "Accept-Language"}, nil, true, nil},
-		{"RFC9111-4.1/vary-request-with-field-forwarded", 200, []string{"Cache-Control", "max-age=3600", "Vary", "Accept-Language"}, []string{"Accept-Language", "fr"}, false, nil},
+		{"RFC9111-4.1/vary-fleet-forwards-request-with-field", 200, []string{"Cache-Control", "max-age=3600", "Vary", "Accept-Language"}, []string{"Accept-Language", "fr"}, false, nil},
 		{"RFC9111-3.5/authorization-max-age-bypassed", 200, []string{"Cache-Control", "max-age=3600"}, []string{"Authorization", "Bearer x"}, false, nil},
 		{"RFC9111-3.5/authorization-public", 200, []string{"Cache-Control", "public, max-age=3600"}, []string{"Authorization", "Bearer x"}, true, nil},
 		{"RFC9111-3.5/authorization-s-maxage", 200, []string{"Cache-Control", "s-maxage=3600"}, []string{"Authorization", "Bearer x"}, true, nil},
@@ -761,8 +761,11 @@ func TestSingleEdgeMissIsForwarded(t *testing.T) {
 	}
 	t.Run("RFC9111-4.1/vary-variants-kept-apart", func(t *testing.T) {
 		o.set("/vary", 200, body(20), "ETag", `"v"`, "Cache-Control", "max-age=3600", "Vary", "Accept-Language")
-		c.get(0, "/vary", "Accept-Language", "fr") // relayed: not the stored variant
-		resp, _ := c.get(0, "/vary")
+		resp, _ := c.get(0, "/vary", "Accept-Language", "fr")
+		if cs := resp.Header.Get("Cache-Status"); !strings.HasPrefix(cs, "shoal; fwd=miss; stored") {
+			t.Errorf("first request for fr: Cache-Status %q, want a stored miss", cs)
+		}
+		resp, _ = c.get(0, "/vary")
 		if cs := resp.Header.Get("Cache-Status"); !strings.HasPrefix(cs, "shoal; fwd=miss; stored") {
 			t.Errorf("first request without the field: Cache-Status %q, want a stored miss", cs)
 		}
@@ -772,10 +775,24 @@ func TestSingleEdgeMissIsForwarded(t *testing.T) {
 		}
 		resp, _ = c.get(0, "/vary", "Accept-Language", "de")
 		if cs := resp.Header.Get("Cache-Status"); strings.Contains(cs, "hit") {
-			t.Errorf("request with the field: Cache-Status %q, want it forwarded", cs)
+			t.Errorf("first request for de: Cache-Status %q, want a miss", cs)
+		}
+		for _, lang := range []string{"fr", "de", " de "} {
+			resp, _ = c.get(0, "/vary", "Accept-Language", lang)
+			if cs := resp.Header.Get("Cache-Status"); !strings.HasPrefix(cs, "shoal; hit") {
+				t.Errorf("request for %q again: Cache-Status %q, want a hit", lang, cs)
+			}
+			if got := o.last("/vary").header.Get("Accept-Language"); got != "de" {
+				t.Errorf("the origin's last request had Accept-Language %q", got)
+			}
 		}
 		if n := o.count(http.MethodGet, "/vary", ""); n != 3 {
-			t.Errorf("origin saw %d GETs, want 3", n)
+			t.Errorf("origin saw %d GETs for 3 variants, want 3", n)
+		}
+		// A fleet stores only the variant of requests without the field.
+		resp, _ = c.get(0, "/vary", "Accept-Language", "it")
+		if cs := resp.Header.Get("Cache-Status"); strings.Contains(cs, "hit") {
+			t.Errorf("an unseen variant: Cache-Status %q", cs)
 		}
 	})
 	t.Run("RFC9110-15.6.5/slow-origin-504", func(t *testing.T) {

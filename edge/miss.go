@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // A cold miss on an edge that is a fleet of its own is forwarded: the client's GET
@@ -89,15 +90,17 @@ func (s *serveFromFleet) Error() string { return "edge: served from the fleet" }
 // object's coordinator, and reports whether it did. Otherwise it returns
 // false, after waiting for a forwarded miss of the same key if one is in
 // flight.
-func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string) bool {
+// A variant (variant set) is never served stale while revalidating: its
+// refresh would go through the fleet, which cannot fetch it.
+func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, variant bool) bool {
 	if len(e.node.Members()) != 1 {
 		return false
 	}
 	old, ok := e.records.Get(key)
-	if ok && (old.Fresh(time.Now()) || e.whileRevalidating(old, time.Now())) {
+	if ok && (old.Fresh(time.Now()) || !variant && e.whileRevalidating(old, time.Now())) {
 		return false
 	}
-	if ok && (old.Pass || variesFrom(old.Header, r.Header)) {
+	if ok && (old.Pass || !selects(old, r.Header)) {
 		// Nothing to revalidate for this client: a pass, or the variant
 		// of requests without the fields this one sends.
 		old, ok = nil, false
@@ -222,16 +225,25 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	case resp.StatusCode == http.StatusNotModified || resp.StatusCode == http.StatusPartialContent || resp.StatusCode < 200:
 		return nil
 	}
+	key := st.key
+	if resp.StatusCode == http.StatusOK {
+		// The variant this response is: learned from its Vary.
+		target := targetOf(st.key)
+		key = variantKey(target, e.learnVary(target, resp.Header), st.reqHeader)
+		if key != target && (resp.ContentLength > e.cfg.Layout.SegmentSize || len(key) >= swarm.MaxKey-2) {
+			return nil // a variant the fleet could not refetch: relayed only
+		}
+	}
 	info := &origin.Info{Header: resp.Header, ETag: resp.Header.Get("ETag"), Size: resp.ContentLength}
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		info.LastModified = lm
 	}
-	rec := newRecord(st.key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	rec := newRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 	if st.authz && !rec.Pass && !sharedWithAuthorization(rec) {
 		return nil // a response to credentials, not marked shared (RFC 9111 §3.5)
 	}
-	if !rec.Pass && variesFrom(rec.Header, st.reqHeader) {
-		return nil // a variant for the client's fields: relayed, not stored (vary.go)
+	if rec.Pass && key != targetOf(key) {
+		return nil // no pass records for variants: the target's requests decide
 	}
 	e.keepRecord(rec)
 	e.replicate(rec)
@@ -327,4 +339,23 @@ func clientRequest(r *http.Request) *http.Request {
 		r.Header.Del("If-Modified-Since")
 	}
 	return r
+}
+
+// serveVariant answers a plain GET that selects the variant stored, or to
+// be stored, under key vk (vary.go): from the edge's copy while it is
+// fresh and its segment at hand, else by forwarding the client's request.
+func (e *Edge) serveVariant(ctx context.Context, w http.ResponseWriter, r *http.Request, vk string) {
+	if e.forwardMiss(w, r, vk, true) {
+		return
+	}
+	if rec, ok := e.records.Get(vk); ok && !rec.Pass && rec.Fresh(time.Now()) && selects(rec, r.Header) {
+		if err := e.serveRecord(ctx, w, r, rec, false); err == nil {
+			return
+		}
+		// Its segment is gone and the fleet cannot fetch a variant: the
+		// origin answers, and the next request stores it again.
+		e.forgetRecord(rec)
+		clear(w.Header())
+	}
+	e.forward(w, r, "shoal; fwd=miss; detail=vary")
 }

@@ -80,13 +80,11 @@ func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 // purgeLocal drops this edge's records of key, or of the keys starting
 // with it, and returns how many it held.
 func (e *Edge) purgeLocal(key string, prefix bool) int {
+	// A target's variants go with it (vary.go).
 	keys := []string{key}
-	if prefix {
-		keys = keys[:0]
-		for _, k := range e.records.keys() {
-			if strings.HasPrefix(k, key) {
-				keys = append(keys, k)
-			}
+	for _, k := range e.records.keys() {
+		if prefix && strings.HasPrefix(k, key) || strings.HasPrefix(k, key+"\n") {
+			keys = append(keys, k)
 		}
 	}
 	n := 0

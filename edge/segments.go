@@ -405,6 +405,11 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 	ctx, span := e.tracer.Start(ctx, "origin.fetch", traceAttrs(
 		attribute.String("shoal.segment", id.String()), attribute.Int64("shoal.offset", off), attribute.Int64("shoal.bytes", n)))
 	defer span.End()
+	if targetOf(r.Key) != r.Key {
+		// A variant selected by client fields (vary.go): a fetch of the
+		// fleet's own would get another one.
+		return nil, fmt.Errorf("edge: segment %d of a variant of %s cannot be fetched by the fleet", idx, targetOf(r.Key))
+	}
 	// The segment is read straight into the buffer its shards will live
 	// in: systematic coding leaves the data shards as these very bytes.
 	buf := make([]byte, e.coder.EncodedLen(int(n)))
