@@ -32,7 +32,10 @@
 // revalidation with conditional HEADs at the object's coordinator and
 // stale-while-revalidate / stale-if-error (stale.go); ranges, merged and
 // bounded, and multipart/byteranges (ranges.go); invalidation by unsafe
-// methods and purge, fleet-wide through a Stat mode (purge.go).
+// methods and purge, fleet-wide through a Stat mode (purge.go); variants
+// (vary.go). An edge that is a fleet of its own forwards a GET miss as the
+// client's own request, one origin request per miss, and stores the
+// response from it (miss.go).
 //
 // Every response carries Cache-Status (RFC 9211): "hit" when the fleet had
 // the record and the bytes (with a negative ttl when served stale),

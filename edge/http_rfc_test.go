@@ -809,3 +809,46 @@ func TestSingleEdgeMissIsForwarded(t *testing.T) {
 		}
 	})
 }
+
+func TestSingleEdgeRevalidatesWithTheClientsRequest(t *testing.T) {
+	c, o := newScriptedCluster(t, 1, nil)
+	lm := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		name   string
+		req    []string
+		code   int
+		status string
+	}{
+		{"RFC9111-4.3.1/validators-added-304-served-from-cache", []string{"X-Client", "1"}, 200, "shoal; fwd=stale; fwd-status=304"},
+		{"RFC9111-4.3.2/client-conditional-relayed", []string{"If-None-Match", `"e"`}, 304, "shoal; fwd=miss; fwd-status=304"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := fmt.Sprintf("/reval/%d", i)
+			o.set(target, 200, body(40), "ETag", `"e"`, "Last-Modified", lm, "Cache-Control", "max-age=0", "X-Version", "1")
+			c.get(0, target)
+			o.set(target, 200, body(40), "ETag", `"e"`, "Last-Modified", lm, "Cache-Control", "max-age=0", "X-Version", "2")
+			resp, b := c.get(0, target, tt.req...)
+			if resp.StatusCode != tt.code {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.code)
+			}
+			if cs := resp.Header.Get("Cache-Status"); !strings.HasPrefix(cs, tt.status) {
+				t.Errorf("Cache-Status %q, want %q", cs, tt.status)
+			}
+			seen := o.last(target)
+			// The client's own request went, with If-None-Match either way.
+			if seen.method != http.MethodGet || seen.header.Get("If-None-Match") != `"e"` || seen.header.Get(tt.req[0]) != tt.req[1] {
+				t.Errorf("origin saw %s with If-None-Match %q, %s %q", seen.method, seen.header.Get("If-None-Match"), tt.req[0], seen.header.Get(tt.req[0]))
+			}
+			if tt.code == 200 {
+				sameBytes(t, "revalidated", b, body(40))
+				if resp.Header.Get("X-Version") != "2" {
+					t.Errorf("X-Version %q: the 304's fields were not taken", resp.Header.Get("X-Version"))
+				}
+			}
+			if n := o.count(http.MethodGet, target, "") + o.count(http.MethodHead, target, ""); n != 2 {
+				t.Errorf("origin saw %d requests for 2 client requests, want 2", n)
+			}
+		})
+	}
+}
