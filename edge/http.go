@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,7 +166,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	now := time.Now()
 	h := w.Header()
 	for k, vs := range rec.Header {
-		h[k] = vs
+		h[k] = slices.Clip(vs) // an Add below must not write into the record's array
 	}
 	// Shoal-Cache-Control is for the edge alone (see cachecontrol.go).
 	h.Del(shoalCacheControl)

@@ -210,7 +210,7 @@ func TestRFC9111Storing(t *testing.T) {
 func TestRFC9111HeadersOut(t *testing.T) {
 	c, o := newScriptedCluster(t, 2, nil)
 	o.set("/h", 200, body(500), "ETag", `"h"`, "Cache-Control", "max-age=3600", "Date", oldDate, "Age", "100",
-		"CDN-Cache-Control", "max-age=7200", "Shoal-Cache-Control", "max-age=7200", "X-Custom", "kept")
+		"CDN-Cache-Control", "max-age=7200", "Shoal-Cache-Control", "max-age=7200", "X-Custom", "kept", "Via", "1.1 upstream")
 	o.set("/fwd", 200, body(10), "Cache-Control", "no-store", "Shoal-Cache-Control", "no-store", "X-Custom", "kept")
 	t.Run("RFC9111-5.1/age-counts-upstream-age-and-date", func(t *testing.T) {
 		for i := range 2 {
@@ -229,10 +229,16 @@ func TestRFC9111HeadersOut(t *testing.T) {
 		}
 	})
 	t.Run("RFC9110-7.6.3/via", func(t *testing.T) {
-		for _, p := range []string{"/h", "/fwd"} {
-			resp, _ := c.get(0, p)
-			if got := resp.Header.Get("Via"); got != "1.1 shoal" {
-				t.Errorf("%s: Via %q", p, got)
+		for range 2 {
+			for _, p := range []string{"/h", "/fwd"} {
+				resp, _ := c.get(0, p)
+				vias := resp.Header.Values("Via")
+				if len(vias) == 0 || vias[len(vias)-1] != "1.1 shoal" {
+					t.Errorf("%s: Via %q, want this edge last", p, vias)
+				}
+				if p == "/h" && (len(vias) != 2 || vias[0] != "1.1 upstream") {
+					t.Errorf("%s: Via %q, want the origin's kept first", p, vias)
+				}
 			}
 		}
 		if got := o.last("/fwd").header.Get("Via"); got != "1.1 shoal" {

@@ -315,11 +315,13 @@ var hopByHop = map[string]bool{
 	"Proxy-Authentication-Info": true,
 }
 
-// notReplayed are fields the edge computes itself for each response. Date
-// is kept: a cache passes on the origin's Date (RFC 9110 §6.6.1).
+// notReplayed are fields the edge computes itself for each response (and
+// Set-Cookie, whose responses are not stored at all). Everything else is
+// kept: Date, since a cache passes on the origin's (RFC 9110 §6.6.1); Via
+// and Server as the origin sent them.
 var notReplayed = map[string]bool{
 	"Age": true, "Content-Length": true, "Accept-Ranges": true,
-	"Set-Cookie": true, "Server": true, "Cache-Status": true, "Via": true,
+	"Set-Cookie": true, "Cache-Status": true,
 }
 
 // passTTL is how long the fleet remembers that a URL is not stored, so
