@@ -858,3 +858,42 @@ func TestSingleEdgeRevalidatesWithTheClientsRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestSingleEdgeCollapsesConcurrentMisses(t *testing.T) {
+	c, o := newScriptedCluster(t, 1, nil)
+	large := body(int(testLayout.SegmentSize)*3 + 5)
+	o.set("/c/small", 200, body(5000), "ETag", `"s"`, "Cache-Control", "max-age=3600")
+	o.set("/c/large", 200, large, "ETag", `"l"`, "Cache-Control", "max-age=3600")
+	for _, tt := range []struct {
+		name   string
+		target string
+		want   []byte
+		most   int // origin GETs at most
+	}{
+		{"RFC9111-4/collapsed-small", "/c/small", body(5000), 1},
+		// One forwarded GET, cut after its header, then one per segment.
+		{"RFC9111-4/collapsed-large", "/c/large", large, 1 + 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			for range 12 {
+				wg.Go(func() {
+					resp, err := http.Get(c.edges[0].url + tt.target)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer resp.Body.Close()
+					b, _ := io.ReadAll(resp.Body)
+					if !bytes.Equal(b, tt.want) {
+						t.Errorf("wrong bytes: %d", len(b))
+					}
+				})
+			}
+			wg.Wait()
+			if n := o.count(http.MethodGet, tt.target, ""); n > tt.most {
+				t.Errorf("12 concurrent misses made %d origin GETs, want at most %d", n, tt.most)
+			}
+		})
+	}
+}
