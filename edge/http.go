@@ -120,6 +120,14 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if rec.Status != 0 {
+		// Its body is gone and the fleet cannot fetch a non-200 response:
+		// the origin answers, and the next miss stores it again.
+		e.forgetRecord(rec)
+		clear(sw.Header())
+		e.forward(sw, r, "shoal; fwd=miss")
+		return
+	}
 	span.SetStatus(codes.Error, err.Error())
 	e.log.WarnContext(ctx, "could not read object", "key", key, "err", err)
 	clear(sw.Header())
@@ -178,6 +186,23 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		h.Set("Cache-Status", cacheStatusValue(rec, fromOrigin, detail, now))
 	}
 
+	if rec.Status != 0 {
+		// A stored response other than a 200 (miss.go) is replayed as it
+		// came: no ranges, no preconditions (they select representations).
+		if rec.Status != http.StatusNoContent && rec.Status != http.StatusNotModified {
+			h.Set("Content-Length", strconv.FormatInt(rec.Size, 10))
+		}
+		h.Del("Accept-Ranges")
+		if r.Method == http.MethodHead || rec.Size == 0 {
+			cacheStatus("")
+			w.WriteHeader(rec.Status)
+			return nil
+		}
+		return e.stream(ctx, w, rec, 0, rec.Size, func(src string) {
+			cacheStatus(src)
+			w.WriteHeader(rec.Status)
+		})
+	}
 	switch origin.CheckPreconditions(r, rec.ETag, lastMod) {
 	case http.StatusNotModified:
 		for _, f := range []string{"Content-Type", "Content-Encoding", "Content-Language", "Content-Disposition"} {

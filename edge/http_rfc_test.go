@@ -765,6 +765,52 @@ func TestSingleEdgeMissIsForwarded(t *testing.T) {
 			}
 		})
 	}
+	t.Run("RFC9111-3/status-codes", func(t *testing.T) {
+		for _, tt := range []struct {
+			name   string
+			status int
+			header []string
+			stored bool
+		}{
+			{"RFC9110-15.1/404-heuristic", 404, []string{"Last-Modified", oldDate}, true},
+			{"RFC9111-3/404-max-age", 404, []string{"Cache-Control", "max-age=60"}, true},
+			{"RFC9110-15.1/301-heuristic", 301, []string{"Location", "/elsewhere", "Last-Modified", oldDate}, true},
+			{"RFC9111-3/302-max-age", 302, []string{"Location", "/elsewhere", "Cache-Control", "max-age=60"}, true},
+			{"RFC9111-3/204-max-age", 204, []string{"Cache-Control", "max-age=60"}, true},
+			{"RFC9111-3/302-no-freshness-not-stored", 302, []string{"Location", "/elsewhere", "Last-Modified", oldDate}, false},
+			{"RFC9111-3/500-no-freshness-not-stored", 500, nil, false},
+			{"RFC9111-5.2.2.5/404-no-store", 404, []string{"Cache-Control", "max-age=60, no-store"}, false},
+			{"RFC9111-5.2.2.3/599-must-understand-not-stored", 599, []string{"Cache-Control", "max-age=60, must-understand"}, false},
+			{"RFC9111-3/599-max-age", 599, []string{"Cache-Control", "max-age=60"}, true},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				target := "/st/" + strings.ReplaceAll(tt.name, "/", "-")
+				want := body(33)
+				if tt.status == 204 {
+					want = nil
+				}
+				o.set(target, tt.status, want, tt.header...)
+				for round := range 2 {
+					req, _ := http.NewRequest(http.MethodGet, c.edges[0].url+target, nil)
+					resp, err := http.DefaultTransport.RoundTrip(req) // no redirects followed
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != tt.status || !bytes.Equal(b, want) {
+						t.Fatalf("round %d: status %d with %d bytes, want %d with %d", round, resp.StatusCode, len(b), tt.status, len(want))
+					}
+					if loc := o.objs[target].header.Get("Location"); loc != "" && resp.Header.Get("Location") != loc {
+						t.Errorf("round %d: Location %q", round, resp.Header.Get("Location"))
+					}
+					if hit := strings.HasPrefix(resp.Header.Get("Cache-Status"), "shoal; hit"); round == 1 && hit != tt.stored {
+						t.Errorf("second request: Cache-Status %q, want stored %v", resp.Header.Get("Cache-Status"), tt.stored)
+					}
+				}
+			})
+		}
+	})
 	t.Run("RFC9111-4.1/vary-variants-kept-apart", func(t *testing.T) {
 		o.set("/vary", 200, body(20), "ETag", `"v"`, "Cache-Control", "max-age=3600", "Vary", "Accept-Language")
 		resp, _ := c.get(0, "/vary", "Accept-Language", "fr")

@@ -215,6 +215,7 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	case resp.StatusCode == http.StatusNotModified && st.revalidating:
 		// The stale object is still good: serve it with the new fields.
 		rec := newRecord(st.key, http.StatusOK, updatedHeader(st.old.Header, resp.Header), st.old.Size, st.old.Validator, st.old.Layout, now, e.cfg.MaxHeuristicFreshness)
+		rec.Status = st.old.Status
 		rec.revalidated = true
 		e.keepRecord(rec)
 		st.p.finish()
@@ -238,7 +239,10 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		info.LastModified = lm
 	}
-	rec := newRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	if rec == nil {
+		return nil // not storable: relayed only, and the next miss is forwarded too
+	}
 	if st.authz && !rec.Pass && !sharedWithAuthorization(rec) {
 		return nil // a response to credentials, not marked shared (RFC 9111 §3.5)
 	}
@@ -257,8 +261,10 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		return &serveFromFleet{rec: rec}
 	}
 	resp.Header.Set("Age", strconv.FormatInt(rec.Age, 10))
-	resp.Header.Set("Accept-Ranges", "bytes")
-	status = "shoal; fwd=miss; stored; fwd-status=200; ttl=" + strconv.FormatInt(int64(rec.Expires.Sub(now)/time.Second), 10) + "; detail=origin"
+	if rec.Status == 0 {
+		resp.Header.Set("Accept-Ranges", "bytes")
+	}
+	status = "shoal; fwd=miss; stored; fwd-status=" + strconv.Itoa(resp.StatusCode) + "; ttl=" + strconv.FormatInt(int64(rec.Expires.Sub(now)/time.Second), 10) + "; detail=origin"
 	if rec.Size == 0 {
 		st.p.finish()
 		return nil

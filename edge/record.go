@@ -41,6 +41,10 @@ type Record struct {
 	Fetched, Expires time.Time
 	// Age is the response's age at Fetched, in seconds (RFC 9111 §4.2.3).
 	Age int64
+	// Status is the response's status code when not 200: a response of
+	// one segment stored by an edge alone from a forwarded body (miss.go),
+	// which the fleet's own fetches could not get again. Zero means 200.
+	Status int
 
 	// revalidated marks a record the origin confirmed with a 304 (for
 	// Cache-Status). It travels in the Stat answer's flags, not in the
@@ -67,7 +71,7 @@ func (r *Record) Fresh(now time.Time) bool { return now.Before(r.Expires) }
 
 // Same reports whether o describes the same object version as r.
 func (r *Record) Same(o *Record) bool {
-	return r.Pass == o.Pass && r.Size == o.Size && r.ETag == o.ETag && r.LastModified == o.LastModified &&
+	return r.Pass == o.Pass && r.Status == o.Status && r.Size == o.Size && r.ETag == o.ETag && r.LastModified == o.LastModified &&
 		r.Validator == o.Validator && r.Layout == o.Layout
 }
 
@@ -84,14 +88,18 @@ var errRecord = errors.New("edge: malformed record")
 // Append appends r's encoding to b. Layout, all integers big-endian,
 // strings as a uvarint length and bytes:
 //
-//	version(1)=1 flags(1: bit0 pass) key
+//	version(1)=1 flags(1: bit0 pass, bit1 status) key
 //	size(8) segment size(8) k(1) m(1) etag last-modified validator
 //	fetched(8, unix ns) expires(8, unix ns) age(8)
 //	header count(1), then count × (name, value)
+//	[status(2), when flags bit1]
 func (r *Record) Append(b []byte) []byte {
 	var flags byte
 	if r.Pass {
 		flags |= 1
+	}
+	if r.Status != 0 {
+		flags |= 2
 	}
 	b = append(b, recordVersion, flags)
 	b = appendString(b, r.Key)
@@ -113,12 +121,15 @@ func (r *Record) Append(b []byte) []byte {
 	for _, name := range sortedKeys(r.Header) {
 		for _, v := range r.Header[name] {
 			if n == 0 {
-				return b
+				break
 			}
 			b = appendString(b, name)
 			b = appendString(b, v)
 			n--
 		}
+	}
+	if r.Status != 0 {
+		b = binary.BigEndian.AppendUint16(b, uint16(r.Status))
 	}
 	return b
 }
@@ -187,7 +198,7 @@ func parseRecord(b []byte) (*Record, error) {
 	if hdr[0] != recordVersion {
 		return nil, fmt.Errorf("%w: version %d", errRecord, hdr[0])
 	}
-	if hdr[1]&^1 != 0 {
+	if hdr[1]&^3 != 0 {
 		return nil, fmt.Errorf("%w: flags %#x", errRecord, hdr[1])
 	}
 	r := &Record{Pass: hdr[1]&1 != 0}
@@ -223,6 +234,14 @@ func parseRecord(b []byte) (*Record, error) {
 			break
 		}
 		r.Header.Add(name, value)
+	}
+	if hdr[1]&2 != 0 {
+		if b := rr.bytes(2); b != nil {
+			r.Status = int(binary.BigEndian.Uint16(b))
+			if r.Status < 200 || r.Status > 599 || r.Status == http.StatusOK {
+				rr.fail("status %d", r.Status)
+			}
+		}
 	}
 	if rr.err != nil {
 		return nil, rr.err
@@ -389,6 +408,43 @@ func newRecord(key string, status int, h http.Header, size int64, validator stri
 		}
 		r.Header[name] = append([]string(nil), vs...)
 	}
+	return r
+}
+
+// heuristicStatus are the status codes cacheable by default (RFC 9110
+// §15.1), which heuristic freshness may apply to.
+var heuristicStatus = map[int]bool{
+	200: true, 203: true, 204: true, 206: true, 300: true, 301: true, 308: true,
+	404: true, 405: true, 410: true, 414: true, 501: true,
+}
+
+// newBodyRecord is newRecord for a response whose body the edge holds
+// (a forwarded miss, miss.go), of any status: it returns nil when the
+// response may not be stored and is only to be relayed. Besides 200, a
+// final status is stored when cacheable by default, or with explicit
+// freshness or public (RFC 9111 §3), as long as its body is one segment:
+// the fleet could not fetch it again with its own requests.
+func newBodyRecord(key string, status int, h http.Header, size int64, validator string, layout erasure.Layout, now time.Time, maxHeuristic time.Duration) *Record {
+	if status == http.StatusOK {
+		return newRecord(key, status, h, size, validator, layout, now, maxHeuristic)
+	}
+	cc, _ := cachePolicy(h)
+	explicit := cc.has("max-age") || cc.has("s-maxage") || len(h.Values("Expires")) > 0
+	if cc.has("must-understand") && http.StatusText(status) == "" {
+		return nil // a status this cache does not know (RFC 9111 §5.2.2.3)
+	}
+	if status < 200 || status > 599 || status == http.StatusPartialContent || status == http.StatusNotModified ||
+		!heuristicStatus[status] && !explicit && !cc.has("public") || size < 0 || size > layout.SegmentSize {
+		return nil
+	}
+	if status == http.StatusNoContent {
+		size = 0
+	}
+	r := newRecord(key, http.StatusOK, h, size, validator, layout, now, maxHeuristic)
+	if r.Pass {
+		return nil
+	}
+	r.Status = status
 	return r
 }
 

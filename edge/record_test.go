@@ -28,7 +28,9 @@ func sampleRecord() *Record {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
-	for _, r := range []*Record{sampleRecord(), {Key: "/p", Pass: true, Fetched: time.Unix(5, 0), Expires: time.Unix(10, 0)}} {
+	withStatus := sampleRecord()
+	withStatus.Status = http.StatusNotFound
+	for _, r := range []*Record{sampleRecord(), withStatus, {Key: "/p", Pass: true, Fetched: time.Unix(5, 0), Expires: time.Unix(10, 0)}} {
 		b := r.Append(nil)
 		got, err := parseRecord(b)
 		if err != nil {

@@ -405,6 +405,9 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 	ctx, span := e.tracer.Start(ctx, "origin.fetch", traceAttrs(
 		attribute.String("shoal.segment", id.String()), attribute.Int64("shoal.offset", off), attribute.Int64("shoal.bytes", n)))
 	defer span.End()
+	if r.Status != 0 {
+		return nil, fmt.Errorf("edge: a stored %d response to %s cannot be fetched by the fleet", r.Status, r.Key)
+	}
 	if targetOf(r.Key) != r.Key {
 		// A variant selected by client fields (vary.go): a fetch of the
 		// fleet's own would get another one.
