@@ -86,12 +86,13 @@ type serveFromFleet struct {
 
 func (s *serveFromFleet) Error() string { return "edge: served from the fleet" }
 
-// forwardMiss serves r by forwarding it when it is a cold miss at the
-// object's coordinator, and reports whether it did. Otherwise it returns
-// false, after waiting for a forwarded miss of the same key if one is in
-// flight.
-// A variant (variant set) is never served stale while revalidating: its
-// refresh would go through the fleet, which cannot fetch it.
+// forwardMiss serves r by forwarding it when this edge is a fleet of its
+// own and holds no usable copy for key (none, a pass that expired, or a
+// stale one, which the forwarded request then revalidates), and reports
+// whether it did. Otherwise it returns false, after waiting for a
+// forwarded miss of the same key if one is in flight. A variant (variant
+// set) is never served stale while revalidating: its refresh would go
+// through the fleet, which cannot fetch it.
 func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, variant bool) bool {
 	if len(e.node.Members()) != 1 {
 		return false
@@ -241,7 +242,15 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	}
 	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 	if rec == nil {
-		return nil // not storable: relayed only, and the next miss is forwarded too
+		if key == targetOf(key) {
+			// Remembered briefly, so that concurrent and following
+			// requests are forwarded side by side rather than one after
+			// the other.
+			e.keepRecord(&Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(passTTL)})
+		}
+		status = "shoal; fwd=uri-miss"
+		st.p.finish()
+		return nil
 	}
 	if st.authz && !rec.Pass && !sharedWithAuthorization(rec) {
 		return nil // a response to credentials, not marked shared (RFC 9111 §3.5)
