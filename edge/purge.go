@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // Purge and invalidation, fleet-wide.
@@ -20,9 +22,16 @@ import (
 // Segments are left alone: they are named by the object's validator, so a
 // new version is new segments, and the old ones age out of the stores.
 //
-//	statPurge (4) flags(1: bit 0 prefix) key: drop the record of key, or
-//	              of every key starting with it; answer with nothing
-const statPurge = 4
+//	statPurge       (4) key:    drop the record of key (and its variants)
+//	statPurgePrefix (5) prefix: drop the records of every key starting
+//	                            with prefix
+//
+// Both are answered with nothing. A key fits: targets are at most
+// swarm.MaxKey-1 bytes (ServeHTTP refuses longer ones).
+const (
+	statPurge       = 4
+	statPurgePrefix = 5
+)
 
 // purgeTimeout bounds how long a purge waits for the other members.
 const purgeTimeout = time.Second
@@ -42,11 +51,14 @@ type PurgeResult struct {
 // waiting at most a second for them.
 func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 	res := PurgeResult{Purged: e.purgeLocal(key, prefix)}
-	var flags byte
+	mode := byte(statPurge)
 	if prefix {
-		flags |= 1
+		mode = statPurgePrefix
 	}
-	payload := append([]byte{statPurge, flags}, key...)
+	payload := append([]byte{mode}, key...)
+	if len(payload) > swarm.MaxKey {
+		return res // longer than any target: the fleet holds no such key
+	}
 	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
 	defer cancel()
 	var (

@@ -317,11 +317,8 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 			e.keepRecord(r)
 		}
 		return nil, nil
-	case statPurge:
-		if payload[1]&^1 != 0 {
-			return nil, fmt.Errorf("edge: purge flags %#x", payload[1])
-		}
-		e.purgeLocal(string(payload[2:]), payload[1]&1 != 0)
+	case statPurge, statPurgePrefix:
+		e.purgeLocal(string(payload[1:]), payload[0] == statPurgePrefix)
 		return nil, nil
 	default:
 		return nil, fmt.Errorf("edge: unknown stat mode %d", payload[0])
