@@ -99,6 +99,9 @@ func TestFillRequestRejectsSegmentOutOfRange(t *testing.T) {
 func FuzzParseRecord(f *testing.F) {
 	f.Add(sampleRecord().Append(nil))
 	f.Add((&Record{Key: "/p", Pass: true}).Append(nil))
+	withStatus := sampleRecord()
+	withStatus.Status = 404
+	f.Add(withStatus.Append(nil))
 	f.Add((&fillRequest{Record: sampleRecord(), Segment: 3}).Append(nil))
 	f.Add([]byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
