@@ -76,6 +76,20 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(sw, http.StatusRequestURITooLong, "request target too long")
 		return
 	}
+	if onlyIfCached(r) {
+		// RFC 9111 §5.2.1.7: a stored response that may be used, or 504.
+		rec, ok := e.records.Get(e.requestKey(key, r.Header))
+		if !ok || rec.Pass || !rec.Fresh(time.Now()) || !selects(rec, r.Header) {
+			sw.Header().Set("Cache-Status", "shoal; fwd=miss; detail=only-if-cached")
+			httpError(sw, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
+			return
+		}
+		if err := e.serveRecord(ctx, sw, r, rec, false); err != nil {
+			clear(sw.Header())
+			httpError(sw, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
+		}
+		return
+	}
 	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
 		if vk := e.requestKey(key, r.Header); vk != key {
 			e.serveVariant(ctx, sw, r, vk)
@@ -312,6 +326,16 @@ func viaProto(major, minor int) string {
 		return strconv.Itoa(major) + " shoal"
 	}
 	return fmt.Sprintf("%d.%d shoal", major, minor)
+}
+
+// onlyIfCached reports whether r's Cache-Control says only-if-cached.
+// The other request directives are not honoured (see the README).
+func onlyIfCached(r *http.Request) bool {
+	if len(r.Header.Values("Cache-Control")) == 0 {
+		return false
+	}
+	d, _ := parseDirectives(r.Header.Values("Cache-Control"))
+	return d.has("only-if-cached")
 }
 
 // sharedWithAuthorization reports whether rec may answer a request that

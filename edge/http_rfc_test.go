@@ -338,6 +338,20 @@ func TestRFC9111Validation(t *testing.T) {
 	if n := o.count(http.MethodHead, "/v", ""); n != 1 {
 		t.Errorf("conditional requests answered from cache made %d HEADs, want 1", n)
 	}
+	t.Run("RFC9111-5.2.1.7/only-if-cached", func(t *testing.T) {
+		resp, b := c.get(0, "/v", "Cache-Control", "only-if-cached")
+		if resp.StatusCode != 200 {
+			t.Errorf("stored: status %d, want 200", resp.StatusCode)
+		}
+		sameBytes(t, "only-if-cached", b, body(2000))
+		o.set("/never", 200, body(10), "Cache-Control", "max-age=60")
+		if resp, _ := c.get(0, "/never", "Cache-Control", "only-if-cached"); resp.StatusCode != 504 {
+			t.Errorf("not stored: status %d, want 504", resp.StatusCode)
+		}
+		if n := o.count(http.MethodHead, "/never", "") + o.count(http.MethodGet, "/never", ""); n != 0 {
+			t.Errorf("only-if-cached reached the origin %d times", n)
+		}
+	})
 
 	t.Run("RFC9111-4.3.4/revalidated-304-updates-headers", func(t *testing.T) {
 		// max-age=0: stored, but stale at once, so every use revalidates.
