@@ -11,7 +11,8 @@ import (
 // Admin returns the handler of the admin listener: /healthz (the process
 // is up), /readyz (it serves clients and peers), /metrics (Prometheus
 // text), and the status page at / with its data at /status.json (see
-// status.go). When token is not empty, /metrics and /status.json require
+// status.go), and POST /admin/purge (purge.go). When token is not empty,
+// /metrics, /status.json and /admin/purge require
 // "Authorization: Bearer <token>"; the probes and the page's static files
 // do not. POST /admin/prefetch and GET /admin/prefetch/{id} start and
 // report prefetch jobs (prefetch.go); they need the token, or without one
@@ -41,6 +42,7 @@ func (e *Edge) Admin(token string) http.Handler {
 	metrics := promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})
 	mux.Handle("GET /metrics", requireToken(token, metrics))
 	mux.Handle("GET /admin/peers", requireToken(token, http.HandlerFunc(e.servePeers)))
+	mux.Handle("POST /admin/purge", requireToken(token, http.HandlerFunc(e.servePurge)))
 	newStatusPage(e).routes(mux, token)
 	newPrefetcher(e).routes(mux, token)
 	return mux

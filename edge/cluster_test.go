@@ -431,7 +431,7 @@ func TestRanges(t *testing.T) {
 		{"bytes=262143-262144", 206, 262143, 262144, fmt.Sprintf("bytes 262143-262144/%d", size)},
 		{"bytes=0-99999999", 206, 0, size - 1, fmt.Sprintf("bytes 0-%d/%d", size-1, size)},
 		{fmt.Sprintf("bytes=%d-", size), 416, 0, -1, fmt.Sprintf("bytes */%d", size)},
-		{"bytes=0-1,5-6", 200, 0, size - 1, ""},
+		{"bytes=0-1,5-6", 206, 0, 6, fmt.Sprintf("bytes 0-6/%d", size)}, // merged: 3 bytes apart
 		{"lines=1-2", 200, 0, size - 1, ""},
 	}
 	for i, tt := range tests {

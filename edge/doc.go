@@ -25,10 +25,25 @@
 // way: local, else the object's coordinator (one HEAD per object per
 // expiry for the fleet, replicated to the next two ranks), else the origin.
 //
+// HTTP caching follows RFC 9111 (see the README's "HTTP semantics" for
+// what is honoured and the deliberate deviations): what may be stored and
+// its freshness (record.go, with the directives of cachecontrol.go, where
+// Shoal-Cache-Control, then CDN-Cache-Control, govern over Cache-Control);
+// revalidation with conditional HEADs at the object's coordinator and
+// stale-while-revalidate / stale-if-error (stale.go); ranges, merged and
+// bounded, and multipart/byteranges (ranges.go); invalidation by unsafe
+// methods and purge, fleet-wide through a Stat mode (purge.go); variants
+// (vary.go). An edge that is a fleet of its own forwards a GET miss as the
+// client's own request, one origin request per miss, and stores the
+// response from it (miss.go).
+//
 // Every response carries Cache-Status (RFC 9211): "hit" when the fleet had
-// the bytes, "fwd=miss; stored" when the origin was asked, with
-// detail=memory|disk|peer|origin naming the tier of the first segment, and
-// "fwd=uri-miss", "fwd=method" or "fwd=bypass" for forwarded requests. The metric
+// the record and the bytes (with a negative ttl when served stale),
+// "fwd=miss; stored; fwd-status=200" when the origin was asked, "fwd=stale;
+// fwd-status=304" after a revalidation, with detail=memory|disk|peer|origin
+// naming the tier of the first segment, and "fwd=uri-miss", "fwd=method" or
+// "fwd=bypass" for forwarded requests. Cached and forwarded responses carry
+// Via; cached ones Age and the origin's Date. The metric
 // shoal_served_bytes_total{source} counts every byte by its tier ("disk"
 // is the edge's own shard store: on disk under a directory, see Store, or in
 // memory without one).

@@ -66,6 +66,15 @@ type Config struct {
 	Trust *manifest.Verifier
 	// RequireSigned refuses (502) objects that have no valid manifest.
 	RequireSigned bool
+	// ServeStaleOnError is how long past its freshness an object may be
+	// served when the origin fails (transport error or 5xx) and its
+	// response has no stale-if-error, must-revalidate, proxy-revalidate,
+	// no-cache or s-maxage. Zero means never (RFC 9111 §4.2.4's default).
+	ServeStaleOnError time.Duration
+	// MaxRanges is how many ranges one request may ask for, after
+	// overlapping and nearby ranges are merged; beyond it the Range field
+	// is ignored and the whole object sent. Zero means 16.
+	MaxRanges int
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// TracerProvider makes spans. Nil means no tracing.
@@ -95,6 +104,12 @@ type Edge struct {
 	fills singleflight.Group // segment fills as coordinator, by segment
 
 	signed   *signed // nil unless Config.Trust is set
+	refreshing sync.Map // keys refreshed in the background (stale-while-revalidate)
+	pending    sync.Map // keys with a forwarded miss in flight (miss.go)
+	missOnce   sync.Once
+	missRP     *httputil.ReverseProxy
+	vary       varyIndex // how targets vary (vary.go)
+
 	hedge    *hedgeTimer
 	repair   *repairer
 	pushSem  chan struct{} // shard pushes to peers in flight
@@ -150,6 +165,7 @@ func New(cfg Config) (*Edge, error) {
 	cfg.ReadAhead = orDefault(cfg.ReadAhead, 2)
 	cfg.PeerTimeout = orDefault(cfg.PeerTimeout, 5*time.Second)
 	cfg.MaxHeuristicFreshness = orDefault(cfg.MaxHeuristicFreshness, 24*time.Hour)
+	cfg.MaxRanges = orDefault(cfg.MaxRanges, 16)
 	coder, err := erasure.NewCoder(cfg.Layout.Params)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -205,6 +221,7 @@ func New(cfg Config) (*Edge, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(base)
 			pr.SetXForwarded()
+			pr.Out.Header.Add("Via", via(pr.In))
 		},
 		Transport:     ocfg.Transport,
 		FlushInterval: -1,
@@ -212,6 +229,7 @@ func New(cfg Config) (*Edge, error) {
 			if v, ok := resp.Request.Context().Value(cacheStatusKey{}).(string); ok {
 				resp.Header.Add("Cache-Status", v)
 			}
+			e.afterForward(resp)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,6 +65,8 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.RequestURI()
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		// Every other method goes to the origin unchanged; an unsafe one
+		// invalidates what the fleet holds for its target (see purge.go).
 		e.forward(sw, r, "shoal; fwd=method")
 		return
 	case !strings.HasPrefix(key, "/"):
@@ -71,16 +75,47 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(key) > swarm.MaxKey-1:
 		httpError(sw, http.StatusRequestURITooLong, "request target too long")
 		return
-	case r.Header.Get("Authorization") != "":
-		// A response to an authorised request is not for everyone.
-		e.forward(sw, r, "shoal; fwd=bypass; detail=authorization")
+	}
+	if onlyIfCached(r) {
+		// RFC 9111 §5.2.1.7: a stored response that may be used, or 504.
+		rec, ok := e.records.Get(e.requestKey(key, r.Header))
+		if !ok || rec.Pass || !rec.Fresh(time.Now()) || !selects(rec, r.Header) {
+			sw.Header().Set("Cache-Status", "shoal; fwd=miss; detail=only-if-cached")
+			httpError(sw, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
+			return
+		}
+		if err := e.serveRecord(ctx, sw, r, rec, false); err != nil {
+			clear(sw.Header())
+			httpError(sw, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
+		}
 		return
+	}
+	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
+		if vk := e.requestKey(key, r.Header); vk != key {
+			e.serveVariant(ctx, sw, r, vk)
+			return
+		}
+		if e.forwardMiss(sw, r, key, false) {
+			return
+		}
 	}
 	rec, fromOrigin, err := e.record(ctx, key, nil)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		e.log.WarnContext(ctx, "object lookup failed", "key", key, "err", err)
 		httpError(sw, originStatus(err), "origin unavailable")
+		return
+	}
+	if !rec.Pass && !selects(rec, r.Header) {
+		// The fleet holds the variant for requests without these fields.
+		e.forward(sw, r, "shoal; fwd=miss; detail=vary")
+		return
+	}
+	if r.Header.Get("Authorization") != "" && !rec.Pass && !sharedWithAuthorization(rec) {
+		// A response for everyone is not necessarily one for an
+		// authorised request: only public, s-maxage or must-revalidate
+		// say it is (RFC 9111 §3.5).
+		e.forward(sw, r, "shoal; fwd=bypass; detail=authorization")
 		return
 	}
 	err = e.serveRecord(ctx, sw, r, rec, fromOrigin)
@@ -99,6 +134,14 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if rec.Status != 0 {
+		// Its body is gone and the fleet cannot fetch a non-200 response:
+		// the origin answers, and the next miss stores it again.
+		e.forgetRecord(rec)
+		clear(sw.Header())
+		e.forward(sw, r, "shoal; fwd=miss")
+		return
+	}
 	span.SetStatus(codes.Error, err.Error())
 	e.log.WarnContext(ctx, "could not read object", "key", key, "err", err)
 	clear(sw.Header())
@@ -111,7 +154,9 @@ type cacheStatusKey struct{}
 // appends cacheStatus to the origin's Cache-Status (RFC 9211 lists caches
 // from the origin outwards). Its body bytes count as served from the origin.
 func (e *Edge) forward(w http.ResponseWriter, r *http.Request, cacheStatus string) {
-	r = r.WithContext(context.WithValue(r.Context(), cacheStatusKey{}, cacheStatus))
+	ctx := context.WithValue(r.Context(), cacheStatusKey{}, cacheStatus)
+	ctx = context.WithValue(ctx, forwardedKey{}, forwarded{key: r.URL.RequestURI(), host: r.Host, unsafe: !safeMethods[r.Method]})
+	r = r.WithContext(ctx)
 	e.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
 }
 
@@ -143,24 +188,35 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	now := time.Now()
 	h := w.Header()
 	for k, vs := range rec.Header {
-		h[k] = vs
+		h[k] = slices.Clip(vs) // an Add below must not write into the record's array
 	}
+	// Shoal-Cache-Control is for the edge alone (see cachecontrol.go).
+	h.Del(shoalCacheControl)
 	h.Set("Accept-Ranges", "bytes")
-	h.Set("Age", strconv.FormatInt(rec.Age+int64(now.Sub(rec.Fetched)/time.Second), 10))
+	h.Set("Age", strconv.FormatInt(rec.Age+max(int64(now.Sub(rec.Fetched)/time.Second), 0), 10))
+	h.Add("Via", via(r))
 	lastMod, _ := http.ParseTime(rec.LastModified)
 	cacheStatus := func(detail string) {
-		status := "hit"
-		if fromOrigin || detail == srcOrigin {
-			status = "fwd=miss; stored"
-		}
-		ttl := int64(rec.Expires.Sub(now) / time.Second)
-		v := fmt.Sprintf("shoal; %s; ttl=%d", status, ttl)
-		if detail != "" {
-			v += "; detail=" + detail
-		}
-		h.Set("Cache-Status", v)
+		h.Set("Cache-Status", cacheStatusValue(rec, fromOrigin, detail, now))
 	}
 
+	if rec.Status != 0 {
+		// A stored response other than a 200 (miss.go) is replayed as it
+		// came: no ranges, no preconditions (they select representations).
+		if rec.Status != http.StatusNoContent && rec.Status != http.StatusNotModified {
+			h.Set("Content-Length", strconv.FormatInt(rec.Size, 10))
+		}
+		h.Del("Accept-Ranges")
+		if r.Method == http.MethodHead || rec.Size == 0 {
+			cacheStatus("")
+			w.WriteHeader(rec.Status)
+			return nil
+		}
+		return e.stream(ctx, w, rec, 0, rec.Size, func(src string) {
+			cacheStatus(src)
+			w.WriteHeader(rec.Status)
+		})
+	}
 	switch origin.CheckPreconditions(r, rec.ETag, lastMod) {
 	case http.StatusNotModified:
 		for _, f := range []string{"Content-Type", "Content-Encoding", "Content-Language", "Content-Disposition"} {
@@ -175,29 +231,118 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		return nil
 	}
 
-	start, length, code := int64(0), rec.Size, http.StatusOK
+	ranges := []origin.ByteRange{{Start: 0, Length: rec.Size}}
+	code := http.StatusOK
 	if rh := r.Header.Get("Range"); rh != "" && r.Method == http.MethodGet && origin.IfRangeMatches(r, rec.ETag, lastMod) {
-		ranges, err := origin.ParseRange(rh, rec.Size)
+		rs, err := planRanges(rh, rec.Size, e.cfg.MaxRanges)
 		switch {
 		case errors.Is(err, origin.ErrRangeUnsatisfiable):
 			cacheStatus("")
 			h.Set("Content-Range", "bytes */"+strconv.FormatInt(rec.Size, 10))
 			httpError(w, http.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
 			return nil
-		case err == nil && len(ranges) == 1:
-			// One range is served as 206. Several are served whole, as
-			// RFC 9110 §14.2 allows, until multipart/byteranges lands.
-			start, length, code = ranges[0].Start, ranges[0].Length, http.StatusPartialContent
-			h.Set("Content-Range", ranges[0].ContentRange(rec.Size))
+		case err == nil:
+			ranges, code = rs, http.StatusPartialContent
 		}
 	}
-	h.Set("Content-Length", strconv.FormatInt(length, 10))
-	if r.Method == http.MethodHead || length == 0 {
+	var parts *byteranges
+	switch {
+	case len(ranges) > 1:
+		h.Del("Content-Range")
+		parts = newMultipart(ranges, rec.Size, h.Get("Content-Type"))
+		h.Set("Content-Type", parts.contentType())
+		h.Set("Content-Length", parts.length(ranges))
+	case code == http.StatusPartialContent:
+		h.Set("Content-Range", ranges[0].ContentRange(rec.Size))
+		fallthrough
+	default:
+		h.Set("Content-Length", strconv.FormatInt(ranges[0].Length, 10))
+	}
+	if r.Method == http.MethodHead || rec.Size == 0 {
 		cacheStatus("")
 		w.WriteHeader(code)
 		return nil
 	}
-	return e.stream(ctx, w, rec, start, length, code, cacheStatus)
+	if parts == nil {
+		return e.stream(ctx, w, rec, ranges[0].Start, ranges[0].Length, func(src string) {
+			cacheStatus(src)
+			w.WriteHeader(code)
+		})
+	}
+	for i, rg := range ranges {
+		var begin func(string)
+		if i == 0 {
+			begin = func(src string) {
+				cacheStatus(src)
+				w.WriteHeader(code)
+				io.WriteString(w, parts.heads[0])
+			}
+		} else if _, err := io.WriteString(w, parts.heads[i]); err != nil {
+			return nil // the client went away
+		}
+		if err := e.stream(ctx, w, rec, rg.Start, rg.Length, begin); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	io.WriteString(w, parts.tail)
+	return nil
+}
+
+// cacheStatusValue is the edge's Cache-Status entry (RFC 9211) for a
+// response from rec: "hit" when the fleet had the record and the first
+// bytes, with a negative ttl when it is served stale; "fwd=miss; stored"
+// when the origin was asked for either; "fwd=stale; fwd-status=304" when
+// the origin confirmed a stale record. detail names the tier of the
+// first segment.
+func cacheStatusValue(rec *Record, fromOrigin bool, detail string, now time.Time) string {
+	ttl := int64(rec.Expires.Sub(now) / time.Second)
+	if ttl < 0 || rec.Expires.Before(now) && ttl == 0 {
+		ttl = min(ttl, -1) // stale, however little
+	}
+	var v string
+	switch {
+	case fromOrigin && rec.revalidated:
+		v = "shoal; fwd=stale; fwd-status=304; stored; ttl=" + strconv.FormatInt(ttl, 10)
+	case fromOrigin || detail == srcOrigin:
+		v = "shoal; fwd=miss; stored; fwd-status=200; ttl=" + strconv.FormatInt(ttl, 10)
+	default:
+		v = "shoal; hit; ttl=" + strconv.FormatInt(ttl, 10)
+	}
+	if detail != "" {
+		v += "; detail=" + detail
+	}
+	return v
+}
+
+// via is the edge's Via entry (RFC 9110 §7.6.3) for a message received
+// with r's protocol.
+func via(r *http.Request) string { return viaProto(r.ProtoMajor, r.ProtoMinor) }
+
+func viaProto(major, minor int) string {
+	if major == 2 || major == 3 {
+		return strconv.Itoa(major) + " shoal"
+	}
+	return fmt.Sprintf("%d.%d shoal", major, minor)
+}
+
+// onlyIfCached reports whether r's Cache-Control says only-if-cached.
+// The other request directives are not honoured (see the README).
+func onlyIfCached(r *http.Request) bool {
+	if len(r.Header.Values("Cache-Control")) == 0 {
+		return false
+	}
+	d, _ := parseDirectives(r.Header.Values("Cache-Control"))
+	return d.has("only-if-cached")
+}
+
+// sharedWithAuthorization reports whether rec may answer a request that
+// carries Authorization (RFC 9111 §3.5).
+func sharedWithAuthorization(rec *Record) bool {
+	d, _ := cachePolicy(rec.Header)
+	return d.has("public") || d.has("s-maxage") || d.has("must-revalidate")
 }
 
 type segOut struct {
@@ -209,10 +354,12 @@ type segOut struct {
 // stream sends [start, start+length) of the object, reading segments
 // ReadAhead ahead of the one being written. Memory stays at a few
 // segments whatever the object's size, and the first byte leaves as soon as
-// the first segment is ready. It returns an error, having written nothing,
-// when the first segment cannot be read; a later failure cuts the
-// connection, so the client sees a short body, never a wrong one.
-func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, start, length int64, code int, cacheStatus func(string)) error {
+// the first segment is ready. begin, if not nil, runs before the first
+// byte is written (it writes the status); when the first segment cannot be
+// read stream then returns an error, having written nothing. Any later
+// failure cuts the connection, so the client sees a short body, never a
+// wrong one.
+func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, start, length int64, begin func(src string)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	seg := rec.Layout.SegmentSize
@@ -235,7 +382,7 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 	}()
 	rc := http.NewResponseController(w)
 	end := start + length
-	wrote := false
+	wrote := begin == nil
 	// Bytes of this response by source, for its span: "how much of this
 	// object came from the origin".
 	var bySource [4]int64
@@ -285,8 +432,7 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 		}
 		b := out.data[max(start, segOff)-segOff : min(end, segOff+int64(len(out.data)))-segOff]
 		if !wrote {
-			cacheStatus(out.src)
-			w.WriteHeader(code)
+			begin(out.src)
 			wrote = true
 		}
 		for len(b) > 0 {

@@ -352,7 +352,7 @@ func (p *prefetcher) warmAll(ctx context.Context, job *PrefetchJob, i int, rec *
 
 // statWarm is the Stat mode of a warm request (payload: a fillRequest):
 // read the segment into this edge's memory tier, answer with nothing.
-const statWarm = 5
+const statWarm = 6
 
 // warm answers a statWarm request.
 func (e *Edge) warm(ctx context.Context, payload []byte) ([]byte, error) {

@@ -29,15 +29,36 @@ type Record struct {
 	ETag, LastModified string
 	// Validator names this version to the origin in If-Range: a strong
 	// ETag, else a Last-Modified date old enough to be trusted (see
-	// origin.Info.Validator). A response without one is not stored.
+	// origin.Info.Validator). An object of one segment without either is
+	// stored under a made-up validator, "#" and the time it was fetched,
+	// which names the version but is never sent (see IfRange); a larger
+	// one is not stored, since its segments could mix versions.
 	Validator string
 	// Header holds the response fields replayed to clients.
 	Header http.Header
 	// Fetched is when the origin last confirmed this version (local clock);
 	// Expires is when it stops being fresh.
 	Fetched, Expires time.Time
-	// Age is the origin's Age header at Fetched, in seconds.
+	// Age is the response's age at Fetched, in seconds (RFC 9111 §4.2.3).
 	Age int64
+	// Status is the response's status code when not 200: a response of
+	// one segment stored by an edge alone from a forwarded body (miss.go),
+	// which the fleet's own fetches could not get again. Zero means 200.
+	Status int
+
+	// revalidated marks a record the origin confirmed with a 304 (for
+	// Cache-Status). It travels in the Stat answer's flags, not in the
+	// record's encoding.
+	revalidated bool
+}
+
+// IfRange returns what guards a ranged fetch of this version: the
+// validator, or "" for a made-up one (the fetch then checks the size).
+func (r *Record) IfRange() string {
+	if strings.HasPrefix(r.Validator, "#") {
+		return ""
+	}
+	return r.Validator
 }
 
 // ID returns the object version's identity.
@@ -50,7 +71,7 @@ func (r *Record) Fresh(now time.Time) bool { return now.Before(r.Expires) }
 
 // Same reports whether o describes the same object version as r.
 func (r *Record) Same(o *Record) bool {
-	return r.Pass == o.Pass && r.Size == o.Size && r.ETag == o.ETag && r.LastModified == o.LastModified &&
+	return r.Pass == o.Pass && r.Status == o.Status && r.Size == o.Size && r.ETag == o.ETag && r.LastModified == o.LastModified &&
 		r.Validator == o.Validator && r.Layout == o.Layout
 }
 
@@ -67,14 +88,18 @@ var errRecord = errors.New("edge: malformed record")
 // Append appends r's encoding to b. Layout, all integers big-endian,
 // strings as a uvarint length and bytes:
 //
-//	version(1)=1 flags(1: bit0 pass) key
+//	version(1)=1 flags(1: bit0 pass, bit1 status) key
 //	size(8) segment size(8) k(1) m(1) etag last-modified validator
 //	fetched(8, unix ns) expires(8, unix ns) age(8)
 //	header count(1), then count × (name, value)
+//	[status(2), when flags bit1]
 func (r *Record) Append(b []byte) []byte {
 	var flags byte
 	if r.Pass {
 		flags |= 1
+	}
+	if r.Status != 0 {
+		flags |= 2
 	}
 	b = append(b, recordVersion, flags)
 	b = appendString(b, r.Key)
@@ -96,12 +121,15 @@ func (r *Record) Append(b []byte) []byte {
 	for _, name := range sortedKeys(r.Header) {
 		for _, v := range r.Header[name] {
 			if n == 0 {
-				return b
+				break
 			}
 			b = appendString(b, name)
 			b = appendString(b, v)
 			n--
 		}
+	}
+	if r.Status != 0 {
+		b = binary.BigEndian.AppendUint16(b, uint16(r.Status))
 	}
 	return b
 }
@@ -170,7 +198,7 @@ func parseRecord(b []byte) (*Record, error) {
 	if hdr[0] != recordVersion {
 		return nil, fmt.Errorf("%w: version %d", errRecord, hdr[0])
 	}
-	if hdr[1]&^1 != 0 {
+	if hdr[1]&^3 != 0 {
 		return nil, fmt.Errorf("%w: flags %#x", errRecord, hdr[1])
 	}
 	r := &Record{Pass: hdr[1]&1 != 0}
@@ -206,6 +234,14 @@ func parseRecord(b []byte) (*Record, error) {
 			break
 		}
 		r.Header.Add(name, value)
+	}
+	if hdr[1]&2 != 0 {
+		if b := rr.bytes(2); b != nil {
+			r.Status = int(binary.BigEndian.Uint16(b))
+			if r.Status < 200 || r.Status > 599 || r.Status == http.StatusOK {
+				rr.fail("status %d", r.Status)
+			}
+		}
 	}
 	if rr.err != nil {
 		return nil, rr.err
@@ -287,113 +323,188 @@ func parseFillRequest(b []byte) (*fillRequest, error) {
 	return f, nil
 }
 
-// Freshness and storability, to the extent this version implements RFC 9111.
+// Freshness and storability (RFC 9111 §3 and §4.2). The governing
+// directives come from cachePolicy: Shoal-Cache-Control, else
+// CDN-Cache-Control, else Cache-Control.
 
-// hopByHop are the fields never stored or replayed.
+// hopByHop are the fields never stored or replayed (RFC 9110 §7.6.1).
 var hopByHop = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
 	"Transfer-Encoding": true, "Upgrade": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Proxy-Authentication-Info": true,
 }
 
-// notReplayed are fields the edge computes itself for each response.
+// notReplayed are fields the edge computes itself for each response (and
+// Set-Cookie, whose responses are not stored at all). Everything else is
+// kept: Date, since a cache passes on the origin's (RFC 9110 §6.6.1); Via
+// and Server as the origin sent them.
 var notReplayed = map[string]bool{
-	"Date": true, "Age": true, "Content-Length": true, "Content-Range": true, "Accept-Ranges": true,
-	"Set-Cookie": true, "Server": true, "Cache-Status": true,
+	"Age": true, "Content-Length": true, "Accept-Ranges": true,
+	"Set-Cookie": true, "Cache-Status": true,
 }
 
-// cacheControl parses a Cache-Control field into directives (lower-cased
-// names, unquoted values).
-func cacheControl(h http.Header) map[string]string {
-	cc := map[string]string{}
-	for _, line := range h.Values("Cache-Control") {
-		for part := range strings.SplitSeq(line, ",") {
-			name, value, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if name == "" {
-				continue
-			}
-			cc[strings.ToLower(name)] = strings.Trim(value, `"`)
-		}
-	}
-	return cc
-}
+// passTTL is how long the fleet remembers that a URL is not stored, so
+// that it does not ask the origin twice per request.
+const passTTL = 5 * time.Second
 
 // newRecord builds the record for a HEAD response from the origin, or a
 // pass record when the response may not be stored in shared caches or
 // carries no validator that can guard ranged fetches (validator is what
 // origin.Info.Validator chose).
+//
+// Not stored: a status other than 200 (segments are ranges of a 200's
+// body; other statuses are forwarded), no-store, unqualified private,
+// "Vary: *" (other Vary values: see vary.go), Set-Cookie (a cookie is for one client; a
+// shared cache keeps the cookie-free response only), an unknown length,
+// no usable validator, or fields the record cannot carry. Qualified
+// private="f" and no-cache="f" drop the named fields from what is stored.
 func newRecord(key string, status int, h http.Header, size int64, validator string, layout erasure.Layout, now time.Time, maxHeuristic time.Duration) *Record {
-	cc := cacheControl(h)
+	cc, _ := cachePolicy(h)
 	pass := func(ttl time.Duration) *Record {
 		return &Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(ttl)}
 	}
-	_, noStore := cc["no-store"]
-	_, private := cc["private"]
+	private, isPrivate := cc["private"]
 	switch {
-	case status != http.StatusOK, noStore, private, size < 0,
-		h.Get("Vary") != "", len(h.Values("Set-Cookie")) > 0, validator == "":
-		// Not storable here: remember that briefly so the fleet does not ask
-		// the origin twice per request.
-		return pass(5 * time.Second)
+	case status != http.StatusOK, cc.has("no-store"), isPrivate && private == "", size < 0,
+		varyStar(h), len(h.Values("Set-Cookie")) > 0, validator == "" && size > layout.SegmentSize:
+		return pass(passTTL)
+	}
+	if validator == "" {
+		validator = "#" + strconv.FormatInt(now.UnixNano(), 36)
 	}
 	r := &Record{Key: key, Size: size, Layout: layout, ETag: h.Get("ETag"), LastModified: h.Get("Last-Modified"),
 		Validator: validator, Fetched: now, Header: http.Header{}}
 	if len(r.ETag) > maxRecordField || len(r.LastModified) > maxRecordField {
-		return pass(5 * time.Second)
+		return pass(passTTL)
 	}
-	if age, err := strconv.ParseInt(h.Get("Age"), 10, 64); err == nil && age > 0 {
-		r.Age = age
-	}
-	r.Expires = now.Add(freshness(cc, h, maxHeuristic) - time.Duration(r.Age)*time.Second)
-	conn := map[string]bool{}
+	r.Age = initialAge(h, now)
+	r.Expires = now.Add(freshness(cc, h, now, maxHeuristic) - time.Duration(r.Age)*time.Second)
+	drop := map[string]bool{}
 	for _, v := range h.Values("Connection") {
 		for f := range strings.SplitSeq(v, ",") {
-			conn[http.CanonicalHeaderKey(strings.TrimSpace(f))] = true
+			drop[http.CanonicalHeaderKey(strings.TrimSpace(f))] = true
 		}
+	}
+	for _, f := range cc.fieldList("private") {
+		drop[f] = true
+	}
+	for _, f := range cc.fieldList("no-cache") {
+		drop[f] = true
 	}
 	fields := 0
 	for name, vs := range h {
-		if hopByHop[name] || notReplayed[name] || conn[name] {
+		if hopByHop[name] || notReplayed[name] || drop[name] {
 			continue
 		}
 		for _, v := range vs {
 			// What the record's encoding cannot carry to the other edges
 			// is not stored: the fleet would hold a record it cannot use.
 			if len(name) > maxRecordField || len(v) > maxRecordField || !validHeaderName(name) || strings.ContainsAny(v, "\r\n\x00") {
-				return pass(5 * time.Second)
+				return pass(passTTL)
 			}
 		}
 		if fields += len(vs); fields > maxRecordHeaders {
-			return pass(5 * time.Second)
+			return pass(passTTL)
 		}
 		r.Header[name] = append([]string(nil), vs...)
 	}
 	return r
 }
 
-// freshness returns the freshness lifetime: s-maxage, max-age, Expires
-// minus Date, or a heuristic 10% of the time since Last-Modified capped at
-// maxHeuristic; zero for no-cache.
-func freshness(cc map[string]string, h http.Header, maxHeuristic time.Duration) time.Duration {
-	if _, ok := cc["no-cache"]; ok {
+// heuristicStatus are the status codes cacheable by default (RFC 9110
+// §15.1), which heuristic freshness may apply to.
+var heuristicStatus = map[int]bool{
+	200: true, 203: true, 204: true, 206: true, 300: true, 301: true, 308: true,
+	404: true, 405: true, 410: true, 414: true, 501: true,
+}
+
+// newBodyRecord is newRecord for a response whose body the edge holds
+// (a forwarded miss, miss.go), of any status: it returns nil when the
+// response may not be stored and is only to be relayed. Besides 200, a
+// final status is stored when cacheable by default, or with explicit
+// freshness or public (RFC 9111 §3), as long as its body is one segment:
+// the fleet could not fetch it again with its own requests.
+func newBodyRecord(key string, status int, h http.Header, size int64, validator string, layout erasure.Layout, now time.Time, maxHeuristic time.Duration) *Record {
+	if status == http.StatusOK {
+		return newRecord(key, status, h, size, validator, layout, now, maxHeuristic)
+	}
+	cc, _ := cachePolicy(h)
+	explicit := cc.has("max-age") || cc.has("s-maxage") || len(h.Values("Expires")) > 0
+	if cc.has("must-understand") && http.StatusText(status) == "" {
+		return nil // a status this cache does not know (RFC 9111 §5.2.2.3)
+	}
+	if status < 200 || status > 599 || status == http.StatusPartialContent || status == http.StatusNotModified ||
+		!heuristicStatus[status] && !explicit && !cc.has("public") || size < 0 || size > layout.SegmentSize {
+		return nil
+	}
+	if status == http.StatusNoContent {
+		size = 0
+	}
+	r := newRecord(key, http.StatusOK, h, size, validator, layout, now, maxHeuristic)
+	if r.Pass {
+		return nil
+	}
+	r.Status = status
+	return r
+}
+
+// varyStar reports whether h has "Vary: *": a response no request can
+// be known to select (RFC 9111 §4.1).
+func varyStar(h http.Header) bool {
+	_, star := varyFields(h)
+	return star
+}
+
+// initialAge is the response's age when received, in seconds (RFC 9111
+// §4.2.3): the larger of its Age field and of now minus its Date. The
+// edge's requests to the origin are short, so response_delay is taken as
+// zero. An Age that is not one non-negative integer ("7200.0", "-1",
+// "0, 0", two lines) makes the response stale: RFC 9111 §5.1 allows
+// reading the first member or ignoring the field, but either could make an
+// old response look new, and not reusing it is always safe.
+func initialAge(h http.Header, now time.Time) int64 {
+	var age int64
+	if v := h.Values("Age"); len(v) > 0 {
+		n, ok := parseDelta(strings.TrimSpace(v[0]))
+		if !ok || len(v) > 1 {
+			n = maxDeltaSeconds
+		}
+		age = n
+	}
+	if date, err := http.ParseTime(h.Get("Date")); err == nil && now.After(date) {
+		age = max(age, int64(now.Sub(date)/time.Second))
+	}
+	return age
+}
+
+// freshness returns the freshness lifetime (RFC 9111 §4.2.1): s-maxage,
+// max-age, Expires minus Date, or a heuristic 10% of the time since
+// Last-Modified capped at maxHeuristic; zero for no-cache and for an
+// invalid lifetime (an invalid max-age or Expires means already stale).
+func freshness(cc directives, h http.Header, now time.Time, maxHeuristic time.Duration) time.Duration {
+	if v, ok := cc["no-cache"]; ok && v == "" {
 		return 0
 	}
-	for _, d := range []string{"s-maxage", "max-age"} {
-		if v, ok := cc[d]; ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-				return time.Duration(min(n, 1<<31)) * time.Second
+	for _, name := range []string{"s-maxage", "max-age"} {
+		if d, ok, valid := cc.seconds(name); ok {
+			if !valid {
+				return 0
 			}
-			return 0
+			return d
 		}
 	}
 	date, errDate := http.ParseTime(h.Get("Date"))
-	if e := h.Get("Expires"); e != "" {
-		exp, err := http.ParseTime(e)
-		if err != nil || errDate != nil {
+	if errDate != nil {
+		date = now // no Date: the time it was received (RFC 9110 §6.6.1)
+	}
+	if es := h.Values("Expires"); len(es) > 0 {
+		exp, err := http.ParseTime(es[0])
+		if err != nil {
 			return 0 // an invalid Expires means already expired
 		}
 		return max(exp.Sub(date), 0)
 	}
-	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil && errDate == nil && date.After(lm) {
+	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil && date.After(lm) {
 		return min(date.Sub(lm)/10, maxHeuristic)
 	}
 	return 0

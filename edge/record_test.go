@@ -28,7 +28,9 @@ func sampleRecord() *Record {
 }
 
 func TestRecordRoundTrip(t *testing.T) {
-	for _, r := range []*Record{sampleRecord(), {Key: "/p", Pass: true, Fetched: time.Unix(5, 0), Expires: time.Unix(10, 0)}} {
+	withStatus := sampleRecord()
+	withStatus.Status = http.StatusNotFound
+	for _, r := range []*Record{sampleRecord(), withStatus, {Key: "/p", Pass: true, Fetched: time.Unix(5, 0), Expires: time.Unix(10, 0)}} {
 		b := r.Append(nil)
 		got, err := parseRecord(b)
 		if err != nil {
@@ -97,6 +99,9 @@ func TestFillRequestRejectsSegmentOutOfRange(t *testing.T) {
 func FuzzParseRecord(f *testing.F) {
 	f.Add(sampleRecord().Append(nil))
 	f.Add((&Record{Key: "/p", Pass: true}).Append(nil))
+	withStatus := sampleRecord()
+	withStatus.Status = 404
+	f.Add(withStatus.Append(nil))
 	f.Add((&fillRequest{Record: sampleRecord(), Segment: 3}).Append(nil))
 	f.Add([]byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -128,6 +133,7 @@ func TestNewRecord(t *testing.T) {
 		}
 		return h
 	}
+	big := testLayout.SegmentSize + 1
 	tests := []struct {
 		name      string
 		status    int
@@ -145,15 +151,17 @@ func TestNewRecord(t *testing.T) {
 		{"no-cache stored but stale", 200, base("Cache-Control", "no-cache"), 10, false, 0},
 		{"no-store", 200, base("Cache-Control", "no-store"), 10, true, 0},
 		{"private", 200, base("Cache-Control", "private, max-age=60"), 10, true, 0},
-		{"vary", 200, base("Vary", "Accept-Encoding"), 10, true, 0},
+		{"vary: the variant without the field is stored", 200, base("Vary", "Accept-Encoding", "Cache-Control", "max-age=60"), 10, false, 60 * time.Second},
+		{"vary star", 200, base("Vary", "*"), 10, true, 0},
 		{"set-cookie", 200, base("Set-Cookie", "a=b"), 10, true, 0},
 		{"404", 404, base(), 10, true, 0},
 		{"unknown size", 200, base(), -1, true, 0},
-		{"no validator", 200, http.Header{"Cache-Control": {"max-age=60"}}, 10, true, 0},
-		{"weak etag only", 200, http.Header{"Etag": {`W/"x"`}, "Cache-Control": {"max-age=60"}}, 10, true, 0},
-		{"unquoted etag", 200, http.Header{"Etag": {`abc123`}, "Cache-Control": {"max-age=60"}}, 10, true, 0},
+		{"no validator, several segments", 200, http.Header{"Cache-Control": {"max-age=60"}}, big, true, 0},
+		{"no validator, one segment", 200, http.Header{"Cache-Control": {"max-age=60"}}, 10, false, 60 * time.Second},
+		{"weak etag only", 200, http.Header{"Etag": {`W/"x"`}, "Cache-Control": {"max-age=60"}}, big, true, 0},
+		{"unquoted etag", 200, http.Header{"Etag": {`abc123`}, "Cache-Control": {"max-age=60"}}, big, true, 0},
 		{"unquoted etag, old date", 200, base("Etag", "abc", "Last-Modified", lm, "Cache-Control", "max-age=60"), 10, false, 60 * time.Second},
-		{"date only, modified this second", 200, http.Header{"Date": {date}, "Last-Modified": {date}}, 10, true, 0},
+		{"date only, modified this second", 200, http.Header{"Date": {date}, "Last-Modified": {date}}, big, true, 0},
 		{"header too long", 200, base("Link", strings.Repeat("x", maxRecordField+1)), 10, true, 0},
 	}
 	for _, tt := range tests {
@@ -170,10 +178,13 @@ func TestNewRecord(t *testing.T) {
 		}
 	}
 	r := newRecord("/k", 200, base("Connection", "X-Hop", "X-Hop", "1", "Keep-Alive", "5", "Set-Cookie2", "x"), 10, `"v1"`, testLayout, now, time.Hour)
-	for _, f := range []string{"X-Hop", "Keep-Alive", "Date", "Connection"} {
+	for _, f := range []string{"X-Hop", "Keep-Alive", "Connection"} {
 		if r.Header.Get(f) != "" {
 			t.Errorf("stored %s", f)
 		}
+	}
+	if r.Header.Get("Date") != date {
+		t.Errorf("Date %q not stored as sent (%q): a cache passes the origin's Date on", r.Header.Get("Date"), date)
 	}
 	if r.Header.Get("Content-Type") != "text/plain" {
 		t.Error("Content-Type not stored")

@@ -3,9 +3,6 @@ package edge
 import (
 	"context"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-
 	"errors"
 	"fmt"
 	"time"
@@ -22,14 +19,15 @@ import (
 // Stat payloads, defined here (opaque to swarm): a mode byte, then
 //
 // A resolve or refresh is answered with a flags byte (bit 0: the origin was
-// asked for this answer) and the record.
+// asked for this answer; bit 1: it answered 304 to a revalidation) and the
+// record.
 //
 //	statResolve (1) key: answer as the acting coordinator (ask the origin if need be)
 //	statReplica (2) record: store this record; answer with nothing
 //	statRefresh (3) record: the caller found this version gone at the
 //	                origin; answer like statResolve, asking the origin again
 //	                unless the record held is already another version
-//	statWarm    (5) fill request: read the segment into the memory tier
+//	statWarm    (6) fill request: read the segment into the memory tier
 //	                (prefetch warm=all, prefetch.go); answer with nothing
 const (
 	statResolve = 1
@@ -42,14 +40,35 @@ const (
 	coordinatorTries = 3
 )
 
-// record returns the fresh record for key and whether the origin had to be
-// asked for it. When stale is not nil, a fetch found that version changed
-// at the origin: a record of the same version is not taken from anywhere,
-// and the coordinator asks the origin again (once for the fleet).
+// record returns the record for key and whether the origin had to be
+// asked for it: the fresh one, or a stale one where the origin allows it
+// (stale-while-revalidate, then refreshed in the background;
+// stale-if-error or Config.ServeStaleOnError when the lookup fails). When
+// stale is not nil, a fetch found that version changed at the origin: a
+// record of the same version is not taken from anywhere, and the
+// coordinator asks the origin again (once for the fleet).
 func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
-	if r, ok := e.records.Get(key); ok && usable(r, stale) {
-		return r, false, nil
+	local, ok := e.records.Get(key)
+	if ok && usable(local, stale) {
+		return local, false, nil
 	}
+	now := time.Now()
+	if ok && stale == nil && e.whileRevalidating(local, now) {
+		e.refreshInBackground(key, func(ctx context.Context) { e.lookup(ctx, key, nil) })
+		return local, false, nil
+	}
+	r, fromOrigin, err := e.lookup(ctx, key, stale)
+	if err != nil && ok && stale == nil && e.onError(local, now) {
+		e.log.InfoContext(ctx, "origin failing, serving a stale object", "key", key, "err", err)
+		return local, false, nil
+	}
+	return r, fromOrigin, err
+}
+
+// lookup asks the object's coordinator for the record of key, walking
+// down the ranking past unreachable members; the origin when this edge
+// is the first reachable one.
+func (e *Edge) lookup(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
 	payload := append([]byte{statResolve}, key...)
 	if stale != nil {
 		s := *stale
@@ -81,6 +100,7 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 				e.log.WarnContext(ctx, "peer sent a bad record", "peer", peer, "key", key, "err", perr)
 				continue
 			}
+			r.revalidated = b[0]&2 != 0
 			e.keepRecord(r)
 			return r, b[0]&1 != 0, nil
 		}
@@ -106,34 +126,55 @@ func usable(r *Record, stale *Record) bool {
 }
 
 // resolve answers as the acting coordinator for key: from the local
-// record if usable, else from the origin, one lookup per key at a time.
+// record if usable (or stale where the origin allows it, as in record),
+// else from the origin, one lookup per key at a time.
 func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
-	if r, ok := e.records.Get(key); ok && usable(r, stale) {
-		return r, false, nil
+	e.waitPending(ctx, key) // a forwarded miss of key makes the record
+	local, ok := e.records.Get(key)
+	if ok && usable(local, stale) {
+		return local, false, nil
 	}
+	now := time.Now()
+	if ok && stale == nil && e.whileRevalidating(local, now) {
+		// Keyed apart from record's refresh, which may be the caller.
+		e.refreshInBackground("origin "+key, func(ctx context.Context) { e.resolveAtOrigin(ctx, key, nil) })
+		return local, false, nil
+	}
+	r, err := e.resolveAtOrigin(ctx, key, stale)
+	if err != nil {
+		if ok && stale == nil && e.onError(local, now) {
+			e.log.InfoContext(ctx, "origin failing, serving a stale object", "key", key, "err", err)
+			return local, false, nil
+		}
+		return nil, false, err
+	}
+	return r, true, nil
+}
+
+// resolveAtOrigin asks the origin for key's record, once at a time per
+// key on this edge: a conditional HEAD when a stale record of the key is
+// held (a 304 refreshes it), a plain HEAD otherwise.
+func (e *Edge) resolveAtOrigin(ctx context.Context, key string, stale *Record) (*Record, error) {
 	flight := key
 	if stale != nil {
 		flight = "refresh " + key
 	}
 	ch := e.stats.DoChan(flight, func() (any, error) {
-		if r, ok := e.records.Get(key); ok && usable(r, stale) {
-			return r, nil
+		old, ok := e.records.Get(key)
+		if ok && usable(old, stale) {
+			return old, nil
+		}
+		if !ok || old.Pass || stale != nil {
+			old = nil
 		}
 		// Detached from the first caller, so one client hanging up does not
 		// fail the others waiting on the same lookup.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		ctx, span := e.tracer.Start(ctx, "origin.head", traceAttrs(attribute.String("shoal.object", key)))
-		info, err := e.origin.Head(ctx, key, nil)
+		r, err := e.headOrigin(ctx, key, old)
 		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
-			span.End()
-			return nil, fmt.Errorf("edge: origin HEAD %s: %w", key, err)
+			return nil, err
 		}
-		span.SetAttributes(attribute.Int("http.response.status_code", info.StatusCode), attribute.Int64("shoal.size", info.Size))
-		span.End()
-		now := time.Now()
-		r := newRecord(key, info.StatusCode, info.Header, info.Size, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 		e.keepRecord(r)
 		e.replicate(r)
 		return r, nil
@@ -141,11 +182,11 @@ func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record,
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, false, res.Err
+			return nil, res.Err
 		}
-		return res.Val.(*Record), true, nil
+		return res.Val.(*Record), nil
 	case <-ctx.Done():
-		return nil, false, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -275,6 +316,9 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		if fromOrigin {
 			flags |= 1
 		}
+		if fromOrigin && r.revalidated {
+			flags |= 2
+		}
 		return r.Append([]byte{flags}), nil
 	case statReplica:
 		r, err := parseRecord(payload[1:])
@@ -287,6 +331,9 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		return nil, nil
 	case statWarm:
 		return e.warm(ctx, payload[1:])
+	case statPurge, statPurgePrefix:
+		e.purgeLocal(string(payload[1:]), payload[0] == statPurgePrefix)
+		return nil, nil
 	default:
 		return nil, fmt.Errorf("edge: unknown stat mode %d", payload[0])
 	}

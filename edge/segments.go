@@ -430,10 +430,18 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 	ctx, span := e.tracer.Start(ctx, "origin.fetch", traceAttrs(
 		attribute.String("shoal.segment", id.String()), attribute.Int64("shoal.offset", off), attribute.Int64("shoal.bytes", n)))
 	defer span.End()
+	if r.Status != 0 {
+		return nil, fmt.Errorf("edge: a stored %d response to %s cannot be fetched by the fleet", r.Status, r.Key)
+	}
+	if targetOf(r.Key) != r.Key {
+		// A variant selected by client fields (vary.go): a fetch of the
+		// fleet's own would get another one.
+		return nil, fmt.Errorf("edge: segment %d of a variant of %s cannot be fetched by the fleet", idx, targetOf(r.Key))
+	}
 	// The segment is read straight into the buffer its shards will live
 	// in: systematic coding leaves the data shards as these very bytes.
 	buf := make([]byte, e.coder.EncodedLen(int(n)))
-	if err := e.origin.FetchRange(ctx, r.Key, r.Validator, r.Size, off, buf[:n]); err != nil {
+	if err := e.origin.FetchRange(ctx, r.Key, r.IfRange(), r.Size, off, buf[:n]); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		if errors.Is(err, origin.ErrChanged) {
 			// The object changed under the fleet: forget this version so the

@@ -40,6 +40,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		originTO    = fs.Duration("origin-timeout", 30*time.Second, "timeout of one origin request attempt")
 		trustKeys   = fs.String("trust-key", "", "comma-separated public keys (from 'shoal keygen'); if set, every segment is checked against the object's signed manifest before it is served")
 		requireSig  = fs.Bool("require-signed", false, "refuse objects without a valid signed manifest (needs --trust-key)")
+		maxHeur     = fs.Duration("max-heuristic-freshness", 24*time.Hour, "cap of the freshness guessed from Last-Modified when the origin sends no lifetime")
+		staleOnErr  = fs.Duration("serve-stale-on-error", 0, "how long past freshness an object may be served while the origin fails, unless its response forbids it or sets stale-if-error (0: never)")
+		maxRanges   = fs.Int("max-ranges", 16, "ranges per request, after merging, beyond which Range is ignored and the whole object sent")
 		segSize     = int64(erasure.DefaultSegmentSize)
 		memCache    = int64(256 << 20)
 		diskCache   = int64(0)
@@ -134,6 +137,11 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Store:          edge.StoreConfig{Dir: *dataDir, Limit: diskCache, ScrubRate: scrubRate},
 		Logger:         log,
 		TracerProvider: tp,
+
+		// HTTP caching (README "HTTP semantics").
+		MaxHeuristicFreshness: *maxHeur,
+		ServeStaleOnError:     *staleOnErr,
+		MaxRanges:             *maxRanges,
 	})
 	if err != nil {
 		return err

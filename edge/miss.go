@@ -1,0 +1,378 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// A cold miss on an edge that is a fleet of its own is forwarded: the client's GET
+// goes to the origin as it came (every end-to-end field, conditionals and
+// credentials included), and the one response both answers the client and
+// makes the record, so the origin sees one request, not a HEAD and then a
+// GET. A response of one segment or less is stored from that same body
+// (coded and placed as it passes); a longer one is closed after its
+// header and served through the fleet, segment by segment, so that
+// concurrent clients of a large object share one origin fetch per
+// segment. This edge's other clients of the key wait for the forwarded
+// response's record rather than ask again.
+//
+// In a fleet of several members a miss stays a HEAD at the object's
+// coordinator and ranged GETs at the segments' coordinators: a forwarded
+// GET would have to be cut after its header for a large object, and on
+// loopback or a fast link the origin has by then written most of it, so
+// a flash crowd would cost the origin the object twice.
+//
+// Only plain GETs (no Range: a range on a cold miss fetches only its
+// segments) for which no record at all is held take this path; a stale
+// record is revalidated with a conditional HEAD instead.
+
+// pendingMiss is a forwarded miss in flight; done is closed once its
+// record (if any) is kept and, for a small object, its segment placed.
+type pendingMiss struct {
+	done chan struct{}
+	once sync.Once
+}
+
+func (p *pendingMiss) finish() { p.once.Do(func() { close(p.done) }) }
+
+type missKey struct{}
+
+// missState is what the miss proxy's hooks know of the request.
+type missState struct {
+	key     string
+	p       *pendingMiss
+	authz   bool
+	headers *time.Timer // stopped when the response header arrives
+	// old is the stale record held, if any; revalidating says the request
+	// carries its validators (the client sent none of its own).
+	old          *Record
+	revalidating bool
+	reqHeader    http.Header // the client's request fields
+}
+
+// hasConditionals reports whether h holds a precondition or If-Range.
+func hasConditionals(h http.Header) bool {
+	for _, f := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
+		if h.Get(f) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// errHeaderTimeout: the origin did not answer a forwarded miss in time.
+var errHeaderTimeout = errors.New("edge: origin response header timed out")
+
+func (e *Edge) originTimeout() time.Duration {
+	return orDefault(e.cfg.Origin.Timeout, 30*time.Second)
+}
+
+// serveFromFleet is returned by the miss proxy's response hook when the
+// response is stored but too large to take from the forwarded body.
+type serveFromFleet struct {
+	rec   *Record
+	stale bool // served because the origin failed
+}
+
+func (s *serveFromFleet) Error() string { return "edge: served from the fleet" }
+
+// forwardMiss serves r by forwarding it when this edge is a fleet of its
+// own and holds no usable copy for key (none, a pass that expired, or a
+// stale one, which the forwarded request then revalidates), and reports
+// whether it did. Otherwise it returns false, after waiting for a
+// forwarded miss of the same key if one is in flight. A variant (variant
+// set) is never served stale while revalidating: its refresh would go
+// through the fleet, which cannot fetch it.
+func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, variant bool) bool {
+	// With --trust-key every byte must pass the segment path's manifest
+	// check, which a forwarded body would skip.
+	if e.signed != nil || len(e.node.Members()) != 1 {
+		return false
+	}
+	old, ok := e.records.Get(key)
+	if ok && (old.Fresh(time.Now()) || !variant && e.whileRevalidating(old, time.Now())) {
+		return false
+	}
+	if ok && (old.Pass || !selects(old, r.Header)) {
+		// Nothing to revalidate for this client: a pass, or the variant
+		// of requests without the fields this one sends.
+		old, ok = nil, false
+	}
+	p := &pendingMiss{done: make(chan struct{})}
+	if old, loaded := e.pending.LoadOrStore(key, p); loaded {
+		select {
+		case <-old.(*pendingMiss).done:
+		case <-r.Context().Done():
+		}
+		return false
+	}
+	defer func() {
+		e.pending.Delete(key)
+		p.finish()
+	}()
+	// The origin's response header must come within the origin timeout,
+	// as for the edge's own requests; the body then streams as it comes.
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	timer := time.AfterFunc(e.originTimeout(), func() { cancel(errHeaderTimeout) })
+	defer timer.Stop()
+	st := &missState{key: key, p: p, authz: r.Header.Get("Authorization") != "", headers: timer, old: old, reqHeader: r.Header}
+	if ok && !hasConditionals(r.Header) && (old.ETag != "" || old.LastModified != "") {
+		// Revalidate the stale object with the client's own request.
+		r = r.Clone(r.Context())
+		if old.ETag != "" {
+			r.Header.Set("If-None-Match", old.ETag)
+		}
+		if old.LastModified != "" {
+			r.Header.Set("If-Modified-Since", old.LastModified)
+		}
+		st.revalidating = true
+	}
+	r = r.WithContext(context.WithValue(ctx, missKey{}, st))
+	e.missProxy().ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
+	return true
+}
+
+// waitPending waits for a forwarded miss of key in flight on this edge.
+func (e *Edge) waitPending(ctx context.Context, key string) {
+	if p, ok := e.pending.Load(key); ok {
+		select {
+		case <-p.(*pendingMiss).done:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// missProxy returns the reverse proxy of forwarded misses, made once.
+func (e *Edge) missProxy() *httputil.ReverseProxy {
+	e.missOnce.Do(func() {
+		base := e.origin.Base()
+		e.missRP = &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(base)
+				pr.SetXForwarded()
+				pr.Out.Header.Add("Via", via(pr.In))
+			},
+			Transport:      e.proxy.Transport,
+			FlushInterval:  -1,
+			ModifyResponse: e.missResponse,
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				var sf *serveFromFleet
+				if errors.As(err, &sf) {
+					if cw, ok := w.(*countingWriter); ok {
+						w = cw.ResponseWriter // the fleet path counts its own bytes
+					}
+					if sf.stale {
+						e.serveStale(w, r, sf.rec)
+						return
+					}
+					if serr := e.serveRecord(r.Context(), w, clientRequest(r), sf.rec, true); serr != nil {
+						clear(w.Header())
+						httpError(w, originStatus(serr), "could not read object")
+					}
+					return
+				}
+				if st, _ := r.Context().Value(missKey{}).(*missState); st != nil && st.old != nil && e.onError(st.old, time.Now()) {
+					e.log.InfoContext(r.Context(), "origin failing, serving a stale object", "key", st.key, "err", err)
+					e.serveStale(w, r, st.old)
+					return
+				}
+				if errors.Is(context.Cause(r.Context()), errHeaderTimeout) {
+					err = context.DeadlineExceeded
+				}
+				e.proxy.ErrorHandler(w, r, err)
+			},
+		}
+	})
+	return e.missRP
+}
+
+// missResponse decides what a forwarded miss's response becomes: stored
+// (small: from its body), stored and served from the fleet (large), or a
+// pass record; 304s and 206s to the client's own conditionals and
+// ranges, and responses to credentials not shared, are only relayed.
+func (e *Edge) missResponse(resp *http.Response) error {
+	st, _ := resp.Request.Context().Value(missKey{}).(*missState)
+	resp.Header.Add("Via", viaProto(resp.ProtoMajor, resp.ProtoMinor))
+	if st == nil {
+		return nil
+	}
+	st.headers.Stop()
+	now := time.Now()
+	status := "shoal; fwd=miss; fwd-status=" + strconv.Itoa(resp.StatusCode)
+	defer func() {
+		resp.Header.Del(shoalCacheControl)
+		resp.Header.Add("Cache-Status", status)
+	}()
+	switch {
+	case resp.StatusCode == http.StatusNotModified && st.revalidating:
+		// The stale object is still good: serve it with the new fields.
+		rec := newRecord(st.key, http.StatusOK, updatedHeader(st.old.Header, resp.Header), st.old.Size, st.old.Validator, st.old.Layout, now, e.cfg.MaxHeuristicFreshness)
+		rec.Status = st.old.Status
+		rec.revalidated = true
+		e.keepRecord(rec)
+		st.p.finish()
+		return &serveFromFleet{rec: rec}
+	case resp.StatusCode >= 500 && st.old != nil && e.onError(st.old, now):
+		e.log.Info("origin failing, serving a stale object", "key", st.key, "status", resp.StatusCode)
+		return &serveFromFleet{rec: st.old, stale: true}
+	case resp.StatusCode == http.StatusNotModified || resp.StatusCode == http.StatusPartialContent || resp.StatusCode < 200:
+		return nil
+	}
+	key := st.key
+	if resp.StatusCode == http.StatusOK {
+		// The variant this response is: learned from its Vary.
+		target := targetOf(st.key)
+		key = variantKey(target, e.learnVary(target, resp.Header), st.reqHeader)
+		if key != target && (resp.ContentLength > e.cfg.Layout.SegmentSize || len(key) >= swarm.MaxKey-2) {
+			return nil // a variant the fleet could not refetch: relayed only
+		}
+	}
+	info := &origin.Info{Header: resp.Header, ETag: resp.Header.Get("ETag"), Size: resp.ContentLength}
+	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		info.LastModified = lm
+	}
+	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	if rec == nil {
+		if key == targetOf(key) {
+			// Remembered briefly, so that concurrent and following
+			// requests are forwarded side by side rather than one after
+			// the other.
+			e.keepRecord(&Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(passTTL)})
+		}
+		status = "shoal; fwd=uri-miss"
+		st.p.finish()
+		return nil
+	}
+	if st.authz && !rec.Pass && !sharedWithAuthorization(rec) {
+		return nil // a response to credentials, not marked shared (RFC 9111 §3.5)
+	}
+	if rec.Pass && key != targetOf(key) {
+		return nil // no pass records for variants: the target's requests decide
+	}
+	e.keepRecord(rec)
+	e.replicate(rec)
+	if rec.Pass {
+		status = "shoal; fwd=uri-miss"
+		st.p.finish()
+		return nil
+	}
+	if rec.Layout.Segments(rec.Size) > 1 {
+		st.p.finish()
+		return &serveFromFleet{rec: rec}
+	}
+	resp.Header.Set("Age", strconv.FormatInt(rec.Age, 10))
+	if rec.Status == 0 {
+		resp.Header.Set("Accept-Ranges", "bytes")
+	}
+	status = "shoal; fwd=miss; stored; fwd-status=" + strconv.Itoa(resp.StatusCode) + "; ttl=" + strconv.FormatInt(int64(rec.Expires.Sub(now)/time.Second), 10) + "; detail=origin"
+	if rec.Size == 0 {
+		st.p.finish()
+		return nil
+	}
+	resp.Body = &segmentTee{e: e, rec: rec, body: resp.Body, buf: make([]byte, e.coder.EncodedLen(int(rec.Size))), p: st.p}
+	return nil
+}
+
+// segmentTee passes a one-segment body through and, once all of it has
+// passed, codes it and places its shards like a fill.
+type segmentTee struct {
+	e    *Edge
+	rec  *Record
+	body io.ReadCloser
+	buf  []byte
+	n    int64
+	once sync.Once
+	p    *pendingMiss
+}
+
+func (t *segmentTee) Read(b []byte) (int, error) {
+	n, err := t.body.Read(b)
+	if n > 0 {
+		if t.n+int64(n) <= t.rec.Size {
+			copy(t.buf[t.n:], b[:n])
+		}
+		t.n += int64(n)
+	}
+	if err == io.EOF {
+		t.finish()
+	}
+	return n, err
+}
+
+func (t *segmentTee) Close() error {
+	t.finish()
+	return t.body.Close()
+}
+
+// finish places the segment if the whole body, and only it, passed.
+func (t *segmentTee) finish() {
+	t.once.Do(func() {
+		defer t.p.finish()
+		if t.n != t.rec.Size {
+			return // cut short: the segment comes later, by a fill
+		}
+		e := t.e
+		id := erasure.SegmentID{Object: t.rec.ID(), Index: 0}
+		shards, d, err := e.coder.EncodeInPlace(t.buf, int(t.rec.Size))
+		if err != nil {
+			e.log.Warn("could not code a forwarded body", "key", t.rec.Key, "err", err)
+			return
+		}
+		seg := t.buf[:t.rec.Size:t.rec.Size]
+		e.mem.Add(id, &memSegment{d: d, data: seg, held: len(t.buf)})
+		e.m.fills.WithLabelValues(srcOrigin).Inc()
+		e.place(id, d, shards)
+	})
+}
+
+// serveStale answers r from the stale rec after the origin failed.
+func (e *Edge) serveStale(w http.ResponseWriter, r *http.Request, rec *Record) {
+	if cw, ok := w.(*countingWriter); ok {
+		w = cw.ResponseWriter
+	}
+	if err := e.serveRecord(r.Context(), w, clientRequest(r), rec, false); err != nil {
+		clear(w.Header())
+		httpError(w, originStatus(err), "could not read object")
+	}
+}
+
+// clientRequest returns r as the client sent it: without the validators a
+// revalidation added.
+func clientRequest(r *http.Request) *http.Request {
+	if st, _ := r.Context().Value(missKey{}).(*missState); st != nil && st.revalidating {
+		r = r.Clone(r.Context())
+		r.Header.Del("If-None-Match")
+		r.Header.Del("If-Modified-Since")
+	}
+	return r
+}
+
+// serveVariant answers a plain GET that selects the variant stored, or to
+// be stored, under key vk (vary.go): from the edge's copy while it is
+// fresh and its segment at hand, else by forwarding the client's request.
+func (e *Edge) serveVariant(ctx context.Context, w http.ResponseWriter, r *http.Request, vk string) {
+	if e.forwardMiss(w, r, vk, true) {
+		return
+	}
+	if rec, ok := e.records.Get(vk); ok && !rec.Pass && rec.Fresh(time.Now()) && selects(rec, r.Header) {
+		if err := e.serveRecord(ctx, w, r, rec, false); err == nil {
+			return
+		}
+		// Its segment is gone and the fleet cannot fetch a variant: the
+		// origin answers, and the next request stores it again.
+		e.forgetRecord(rec)
+		clear(w.Header())
+	}
+	e.forward(w, r, "shoal; fwd=miss; detail=vary")
+}

@@ -1,0 +1,205 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// Purge and invalidation, fleet-wide.
+//
+// The fleet needs no new peer operation for this: a purge is a Stat with
+// its own mode, sent by the edge that takes it to every other member. Each
+// member drops its records of the keys (in memory and on disk); the next
+// request for one looks it up at the origin again, once for the fleet.
+// Segments are left alone: they are named by the object's validator, so a
+// new version is new segments, and the old ones age out of the stores.
+//
+//	statPurge       (4) key:    drop the record of key (and its variants)
+//	statPurgePrefix (5) prefix: drop the records of every key starting
+//	                            with prefix
+//
+// Both are answered with nothing. A key fits: targets are at most
+// swarm.MaxKey-1 bytes (ServeHTTP refuses longer ones).
+const (
+	statPurge       = 4
+	statPurgePrefix = 5
+)
+
+// purgeTimeout bounds how long a purge waits for the other members.
+const purgeTimeout = time.Second
+
+// PurgeResult says what a purge reached.
+type PurgeResult struct {
+	// Purged is how many records this edge dropped.
+	Purged int `json:"purged"`
+	// Members is how many other members were told.
+	Members int `json:"members"`
+	// Failed lists the members that could not be told, with the error.
+	Failed map[string]string `json:"failed,omitempty"`
+}
+
+// Purge drops the record of key (or, with prefix, of every key that
+// starts with it) on this edge and on every other member of the fleet,
+// waiting at most a second for them.
+func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
+	res := PurgeResult{Purged: e.purgeLocal(key, prefix)}
+	mode := byte(statPurge)
+	if prefix {
+		mode = statPurgePrefix
+	}
+	payload := append([]byte{mode}, key...)
+	if len(payload) > swarm.MaxKey {
+		return res // longer than any target: the fleet holds no such key
+	}
+	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+	defer cancel()
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	self := e.node.Self()
+	for _, m := range e.node.Members() {
+		if m == self {
+			continue
+		}
+		res.Members++
+		wg.Go(func() {
+			if _, err := e.node.Stat(ctx, m, payload); err != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				if res.Failed == nil {
+					res.Failed = map[string]string{}
+				}
+				res.Failed[m] = err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	if len(res.Failed) > 0 {
+		e.log.WarnContext(ctx, "purge did not reach every member", "key", key, "prefix", prefix, "failed", res.Failed)
+	}
+	return res
+}
+
+// purgeLocal drops this edge's records of key, or of the keys starting
+// with it, and returns how many it held.
+func (e *Edge) purgeLocal(key string, prefix bool) int {
+	// A target's variants go with it (vary.go).
+	keys := []string{key}
+	for _, k := range e.records.keys() {
+		if prefix && strings.HasPrefix(k, key) || strings.HasPrefix(k, key+"\n") {
+			keys = append(keys, k)
+		}
+	}
+	n := 0
+	for _, k := range keys {
+		if _, ok := e.records.Get(k); ok {
+			n++
+		}
+		e.records.Remove(k)
+		e.store.ForgetRecord(k)
+	}
+	return n
+}
+
+func (c *sizedLRU[K, V]) keys() []K {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Keys()
+}
+
+// safeMethods are the methods that never invalidate (RFC 9110 §9.2.1);
+// any other, known or not, does (RFC 9111 §4.4).
+var safeMethods = map[string]bool{http.MethodGet: true, http.MethodHead: true, http.MethodOptions: true, http.MethodTrace: true}
+
+type forwardedKey struct{}
+
+// forwarded is what the reverse proxy's response hook needs to know of
+// the client's request.
+type forwarded struct {
+	key, host string
+	unsafe    bool
+}
+
+// afterForward adjusts a response forwarded from the origin: Via is added,
+// Shoal-Cache-Control (for the edge alone) removed, and a non-error
+// response to an unsafe method invalidates, fleet-wide, the target and
+// the Location and Content-Location it names on the same host.
+func (e *Edge) afterForward(resp *http.Response) {
+	resp.Header.Add("Via", viaProto(resp.ProtoMajor, resp.ProtoMinor))
+	resp.Header.Del(shoalCacheControl)
+	f, ok := resp.Request.Context().Value(forwardedKey{}).(forwarded)
+	if !ok || !f.unsafe || resp.StatusCode >= 400 {
+		return
+	}
+	keys := []string{f.key}
+	base, _ := url.Parse("http://" + f.host + f.key)
+	for _, field := range []string{"Location", "Content-Location"} {
+		v := resp.Header.Get(field)
+		if v == "" || base == nil {
+			continue
+		}
+		u, err := base.Parse(v)
+		if err != nil || !strings.EqualFold(u.Host, f.host) && !strings.EqualFold(u.Host, e.origin.Base().Host) {
+			continue // another host: not this cache's to invalidate (RFC 9111 §4.4)
+		}
+		if k := u.RequestURI(); strings.HasPrefix(k, "/") && k != f.key {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		e.goBackground(func(ctx context.Context) { e.Purge(ctx, k, false) })
+	}
+}
+
+// servePurge is POST /admin/purge: url= (an absolute URL or a
+// request-target) purges one object, prefix= (a path prefix) every object
+// under it, fleet-wide. It answers with a PurgeResult as JSON.
+func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
+	key, prefix, err := purgeTarget(r.FormValue("url"), r.FormValue("prefix"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	res := e.Purge(r.Context(), key, prefix)
+	w.Header().Set("Content-Type", "application/json")
+	if len(res.Failed) > 0 {
+		w.WriteHeader(http.StatusBadGateway)
+	}
+	json.NewEncoder(w).Encode(res)
+}
+
+// purgeTarget turns the purge parameters into a cache key or key prefix.
+func purgeTarget(rawURL, rawPrefix string) (string, bool, error) {
+	switch {
+	case rawURL != "" && rawPrefix != "":
+		return "", false, errors.New("give url= or prefix=, not both")
+	case rawURL != "":
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return "", false, errors.New("url: " + err.Error())
+		}
+		k := u.RequestURI()
+		if u.Scheme == "" && u.Host == "" {
+			k = rawURL // a request-target: kept byte for byte, as the key is
+		}
+		if !strings.HasPrefix(k, "/") {
+			return "", false, errors.New("url must be an absolute URL or start with /")
+		}
+		return k, false, nil
+	case rawPrefix != "":
+		if !strings.HasPrefix(rawPrefix, "/") {
+			return "", false, errors.New("prefix must start with /")
+		}
+		return rawPrefix, true, nil
+	}
+	return "", false, errors.New("give url= or prefix=")
+}

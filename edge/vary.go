@@ -1,0 +1,125 @@
+package edge
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Vary (RFC 9111 §4.1). A variant is stored under its own key: the
+// request target, then, when the request sends any of the fields the
+// response's Vary names, a newline and one "Name=value" line per field
+// sent (names canonical and sorted, list values joined by "," with the
+// whitespace around commas removed: the normalisation §4.1 allows). A
+// newline cannot occur in a request target, so variant keys never clash
+// with targets.
+//
+// The fleet fetches with requests of its own (the coordinator's HEAD, the
+// segment coordinators' ranged GETs) that carry none of the client's
+// fields, so what a fleet stores is the variant of requests without them,
+// under the target itself; a request that sends any of them is forwarded.
+// An edge alone forwards the client's own GET on a miss (miss.go) and so
+// also stores the variants of requests that send the fields, when the
+// object is one segment: it learns which fields the target varies on from
+// the responses, and keys later requests by them. "Vary: *" is never
+// stored.
+
+// varyFields returns the canonical names a Vary field lists, sorted and
+// unique, and whether it lists "*".
+func varyFields(h http.Header) (fields []string, star bool) {
+	for _, line := range h.Values("Vary") {
+		for f := range strings.SplitSeq(line, ",") {
+			f = strings.TrimSpace(f)
+			switch {
+			case f == "":
+			case f == "*":
+				star = true
+			default:
+				fields = append(fields, http.CanonicalHeaderKey(f))
+			}
+		}
+	}
+	slices.Sort(fields)
+	return slices.Compact(fields), star
+}
+
+// variantKey is the key of the variant a request with header h selects
+// among the responses of target that vary on fields.
+func variantKey(target string, fields []string, h http.Header) string {
+	var b strings.Builder
+	b.WriteString(target)
+	for _, f := range fields {
+		vs := h.Values(f)
+		if len(vs) == 0 {
+			continue
+		}
+		var parts []string
+		for _, v := range vs {
+			for p := range strings.SplitSeq(v, ",") {
+				parts = append(parts, strings.TrimSpace(p))
+			}
+		}
+		b.WriteByte('\n')
+		b.WriteString(f)
+		b.WriteByte('=')
+		b.WriteString(strings.Join(parts, ","))
+	}
+	return b.String()
+}
+
+// targetOf returns the request target of a cache key.
+func targetOf(key string) string {
+	if i := strings.IndexByte(key, '\n'); i >= 0 {
+		return key[:i]
+	}
+	return key
+}
+
+// selects reports whether a request with header h may be answered by
+// rec: the variant it selects is the one rec holds.
+func selects(rec *Record, h http.Header) bool {
+	fields, star := varyFields(rec.Header)
+	return !star && variantKey(targetOf(rec.Key), fields, h) == rec.Key
+}
+
+// varyIndex remembers, for the targets whose responses vary, the fields
+// they vary on, so that a request finds its variant's key.
+type varyIndex struct {
+	once sync.Once
+	lru  *sizedLRU[string, []string]
+}
+
+func (v *varyIndex) get() *sizedLRU[string, []string] {
+	v.once.Do(func() {
+		v.lru = newSizedLRU[string](4<<20, func(fs []string) int64 {
+			n := int64(64)
+			for _, f := range fs {
+				n += int64(len(f))
+			}
+			return n
+		})
+	})
+	return v.lru
+}
+
+// requestKey returns the cache key of the variant r selects for target,
+// as far as this edge has learned how target varies.
+func (e *Edge) requestKey(target string, h http.Header) string {
+	fields, ok := e.vary.get().Get(target)
+	if !ok {
+		return target
+	}
+	return variantKey(target, fields, h)
+}
+
+// learnVary records how target varies, from a response header.
+func (e *Edge) learnVary(target string, h http.Header) []string {
+	fields, star := varyFields(h)
+	if len(fields) == 0 || star {
+		e.vary.get().Remove(target)
+		return nil
+	}
+	e.vary.get().Add(target, fields)
+	return fields
+}
