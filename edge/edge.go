@@ -103,7 +103,7 @@ type Edge struct {
 	reads singleflight.Group // segment reads below the memory tier, by segment
 	fills singleflight.Group // segment fills as coordinator, by segment
 
-	signed   *signed // nil unless Config.Trust is set
+	signed     *signed  // nil unless Config.Trust is set
 	refreshing sync.Map // keys refreshed in the background (stale-while-revalidate)
 	pending    sync.Map // keys with a forwarded miss in flight (miss.go)
 	missOnce   sync.Once
