@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -46,9 +47,27 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The path as the client wrote it, and as net/http understood it: an
 	// escape that one of them resolves must not hide from the check.
-	raw, _, _ := strings.Cut(target, "?")
+	raw, query, hasQuery := strings.Cut(target, "?")
 	if !strings.HasPrefix(raw, "/") {
 		raw = r.URL.EscapedPath() // absolute form, or "*"
+	}
+	if clean, ok := dropDotSegments(raw); ok {
+		// "/a/./b" names "/a/b" (RFC 3986 §5.2.4), and some clients send
+		// it as is: apt asks a flat repository ("deb URI ./") for
+		// URI/./Packages. It is served, and keyed and forwarded, as
+		// "/a/b", so the object still has one name.
+		if hasQuery {
+			clean += "?" + query
+		}
+		u, perr := url.ParseRequestURI(clean)
+		if perr != nil {
+			s.reject(w, "bad_path", http.StatusBadRequest, perr.Error())
+			return
+		}
+		r = r.WithContext(r.Context())
+		r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.URL.ForceQuery = u.Path, u.RawPath, u.RawQuery, u.ForceQuery
+		r.RequestURI = clean
+		raw, _, _ = strings.Cut(clean, "?")
 	}
 	err := CheckPath(raw)
 	if ep := r.URL.EscapedPath(); err == nil && ep != raw {
@@ -98,7 +117,8 @@ func clientIP(remote string) string {
 // key does not; an encoded slash or backslash (%2F, %5C), which an origin
 // may decode into a separator; a raw backslash; NUL or any other control
 // byte, raw or encoded. Such requests are refused (400) rather than
-// normalised, so that one object never has two names.
+// normalised, so that one object never has two names. (The server removes
+// plain "." segments before it calls CheckPath: see dropDotSegments.)
 func CheckPath(p string) error {
 	if p == "" {
 		return nil // "*" or an authority form; net/http has refused what is wrong with those
@@ -135,6 +155,32 @@ func CheckPath(p string) error {
 		}
 	}
 	return nil
+}
+
+// dropDotSegments removes the segments that are exactly "." (unescaped)
+// from an absolute path, and reports whether there were any. ".." and
+// escaped dots are left for CheckPath to refuse.
+func dropDotSegments(p string) (string, bool) {
+	if !strings.Contains(p, "/.") {
+		return p, false
+	}
+	segs := strings.Split(p[1:], "/")
+	out := make([]string, 0, len(segs))
+	dropped := false
+	for i, seg := range segs {
+		if seg == "." {
+			dropped = true
+			if i == len(segs)-1 {
+				out = append(out, "") // "/a/." is the directory "/a/"
+			}
+			continue
+		}
+		out = append(out, seg)
+	}
+	if !dropped {
+		return p, false
+	}
+	return "/" + strings.Join(out, "/"), true
 }
 
 // dotSegment reports whether seg is "." or "..", spelt with escapes or not.

@@ -55,3 +55,28 @@ func FuzzCheckPath(f *testing.F) {
 		}
 	})
 }
+
+func TestDropDotSegments(t *testing.T) {
+	for in, want := range map[string]string{
+		"/a/b":               "",
+		"/a/./b":             "/a/b",
+		"/./a":               "/a",
+		"/a/.":               "/a/",
+		"/a/././b/./":        "/a/b/",
+		"/debian/./Packages": "/debian/Packages",
+		"/a/.b/c":            "",
+		"/a/../b":            "",
+		"/a/%2e/b":           "",
+	} {
+		got, ok := dropDotSegments(in)
+		if want == "" {
+			if ok || got != in {
+				t.Errorf("dropDotSegments(%q) = %q, %v; want it unchanged", in, got, ok)
+			}
+			continue
+		}
+		if !ok || got != want {
+			t.Errorf("dropDotSegments(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+}

@@ -485,7 +485,7 @@ func TestE2EAbusePaths(t *testing.T) {
 	f, e := abuseEdge(t, www)
 	before := f.proxy.nreqs()
 	for _, p := range []string{
-		"/dir/../dir/ok.bin", "/dir/./ok.bin", "/dir/%2e%2e/dir/ok.bin", "/dir/%2E/ok.bin", "/..",
+		"/dir/../dir/ok.bin", "/dir/%2e%2e/dir/ok.bin", "/dir/%2E/ok.bin", "/..",
 		"/dir%2Fok.bin", "/dir%2fok.bin", "/dir%5Cok.bin", "/dir\\ok.bin",
 		"/dir/ok.bin%00.txt", "/dir/ok%0d%0a.bin", "/dir/ok.bin%", "/dir/ok%zz.bin",
 	} {
@@ -497,6 +497,12 @@ func TestE2EAbusePaths(t *testing.T) {
 		}
 	}
 	honest(t, e, o)
+	// A plain "." segment names the same object (apt sends them): served
+	// as, and forwarded as, the path without it.
+	for _, p := range []string{"/dir/./ok.bin", "/./dir/././ok.bin"} {
+		resp, sum, n := fetch(t, newClient(), "GET", e.url+p, nil)
+		checkWhole(t, "a path with . segments", o, resp, sum, n)
+	}
 	// Dot segments in the query are not a path.
 	resp, sum, n := fetch(t, newClient(), "GET", e.url+o.path+"?v=../1", nil)
 	checkWhole(t, "a query with dots", o, resp, sum, n)
