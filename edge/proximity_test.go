@@ -78,7 +78,20 @@ func TestPeerServingCorruptShardsIsAvoided(t *testing.T) {
 	want := o.put(t, "/liar.bin", size, 31)
 	_, body := c.get(0, "/liar.bin")
 	sameBytes(t, "first read", body, want)
-	waitFor(t, func() bool { return store.len() > 0 })
+	// The readers know the liar as a near peer: connected, nothing
+	// measured against it yet, so it is among the first asked.
+	for i := 1; i < 5; i++ {
+		c.edges[i].Node().Stat(t.Context(), bad, []byte("/liar.bin"))
+	}
+	// Every edge reads once, so that one whose shard push failed (a loaded
+	// machine) rebuilds its own: then the honest edges hold 5 of 6 shards
+	// of every segment.
+	for i := 1; i < 5; i++ {
+		_, body = c.get(i, "/liar.bin")
+		sameBytes(t, "placing", body, want)
+	}
+	segs := int(testLayout.Segments(size))
+	waitFor(t, func() bool { return store.len() > 0 && storedShards(c) >= segs*5 })
 
 	originBytes := o.bytes.Load()
 	clearMemory(c)
