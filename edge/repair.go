@@ -123,7 +123,8 @@ func (r *repairer) run(ctx context.Context) {
 			failed := r.pass(ctx, before, after, nil)
 			// Pushes fail when a holder is slow or dying: try the failed
 			// segments again a few times, waiting longer each time, unless
-			// the members change again (the next pass covers them).
+			// the members change again.
+			interrupted := false
 			for wait := 4 * r.delay; len(failed) > 0 && wait <= 64*r.delay; wait *= 4 {
 				t := time.NewTimer(wait)
 				select {
@@ -132,16 +133,20 @@ func (r *repairer) run(ctx context.Context) {
 					return
 				case <-r.wake:
 					t.Stop()
-					r.notify() // handled by the next round of the loop
-					failed = nil
-					continue
+					interrupted = true
 				case <-t.C:
 				}
-				if !slices.Equal(r.e.node.ZoneMembers(), after) {
-					r.notify()
+				if interrupted || !slices.Equal(r.e.node.ZoneMembers(), after) {
+					interrupted = true
+					r.notify() // the next round of the loop
 					break
 				}
 				failed = r.pass(ctx, before, after, failed)
+			}
+			if interrupted && len(failed) > 0 {
+				// The next pass starts from the same placement, so that it
+				// covers what this one could not finish.
+				continue
 			}
 		}
 		r.before.Store(&after)
@@ -194,7 +199,7 @@ func (r *repairer) pass(ctx context.Context, before, after []string, only map[er
 		if responsible != self {
 			continue
 		}
-		if err := r.segment(ctx, seg, held, old, now, moved, alive); err != nil {
+		if err := r.segment(ctx, seg, held, old, now, moved); err != nil {
 			r.segments.WithLabelValues("failed").Inc()
 			e.log.Warn("repair of a segment failed", "segment", seg.String(), "err", err)
 			if failed == nil {
@@ -210,21 +215,30 @@ func (r *repairer) pass(ctx context.Context, before, after []string, only map[er
 
 // segment rebuilds one segment from the surviving old holders and sends
 // the moved shards to their new holders.
-func (r *repairer) segment(ctx context.Context, seg erasure.SegmentID, held erasure.ShardID, old, now []string, moved []int, alive map[string]bool) error {
+func (r *repairer) segment(ctx context.Context, seg erasure.SegmentID, held erasure.ShardID, old, now []string, moved []int) error {
 	e := r.e
 	d, _, ok := e.store.Shard(held)
 	if !ok {
 		return errShardGone
 	}
-	src := make([]string, len(old))
-	for i, h := range old {
-		if alive[h] {
-			src[i] = h
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, segmentTimeout)
 	defer cancel()
-	data, d, _, err := e.gather(ctx, seg, d.Length, src)
+	// The survivors of the old placement first; then the new one and the
+	// former ones, as shards placed while members changed may be anywhere.
+	sets := [][]string{old, now}
+	if h := e.repair.history.Load(); h != nil {
+		for _, set := range *h {
+			sets = append(sets, swarm.Holders(set, seg, len(now)))
+		}
+	}
+	n := d.Length
+	var data []byte
+	var err error
+	for _, holders := range sets {
+		if data, d, _, err = e.gather(ctx, seg, n, holders); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -157,6 +157,14 @@ func TestGossipJoinLeaveCrash(t *testing.T) {
 	if st := stateOf(nodes[0].MemberList(), nodes[6].addr); st != StateDead {
 		t.Errorf("a crashed member is %q, want %q", st, StateDead)
 	}
+	for _, gone := range []string{nodes[6].addr, nodes[7].addr} {
+		if nodes[0].Alive(gone) {
+			t.Errorf("a member that is gone (%s) is still worth asking", gone)
+		}
+	}
+	if got := nodes[0].ZoneMembers(); !slices.Equal(got, slices.Sorted(slices.Values(addrsOf(rest)))) {
+		t.Errorf("zone members %v, want the six left", got)
+	}
 	// Rendezvous: the members left keep their order, so only the shards
 	// ranked at or below a gone member move.
 	before := Rank(addrsOf(nodes), SegmentKey(seg))

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/shoalcdn/shoal/erasure"
 )
 
@@ -91,5 +94,36 @@ func TestUploadLimitPacesShardAnswers(t *testing.T) {
 	defer cancel2()
 	if _, data, err := slow.GetShard(ctx2, a.addr, id); err != nil || len(data) != d.ShardLen {
 		t.Errorf("unlimited peer: %d bytes, %v", len(data), err)
+	}
+}
+
+func TestPeerSpansCarryTheZone(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	nodes := startNodes(t, 2, nil, func(i int, cfg *Config) {
+		cfg.Zone = "zone-z"
+		cfg.TracerProvider = tp
+	})
+	a, b := nodes[0], nodes[1]
+	_, _, err := a.GetShard(testContext(t), b.addr, testShardID(5, 0))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("got %v, want ErrNotFound", err)
+	}
+	var found bool
+	for _, s := range rec.Ended() {
+		if s.Name() != "swarm."+OpGetShard.String() {
+			continue
+		}
+		for _, kv := range s.Attributes() {
+			if string(kv.Key) == "shoal.peer.zone" {
+				found = true
+				if kv.Value.AsString() != "zone-z" {
+					t.Errorf("shoal.peer.zone = %q, want zone-z", kv.Value.AsString())
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("no client span with shoal.peer.zone")
 	}
 }
