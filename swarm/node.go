@@ -492,6 +492,13 @@ func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 	br := bufio.NewReaderSize(st, 4<<10)
 	req, err := ReadRequest(br)
 	if err != nil {
+		var se *quic.StreamError
+		if errors.As(err, &se) && se.Remote && se.ErrorCode == 2 {
+			// The requester gave up before sending it all (a hedged
+			// request that lost, a client that went away): not a bad request.
+			n.log.Debug("peer request cancelled by the requester", "peer", conn.RemoteAddr().String(), "err", err)
+			return
+		}
 		n.log.Warn("bad peer request", "peer", conn.RemoteAddr().String(), "err", err)
 		st.CancelRead(1)
 		n.writeError(st, 0, StatusBadRequest, err)
