@@ -104,25 +104,37 @@ func materialize(t *testing.T, m manifest, p podTemplate, c *corev1.Container, f
 			t.Fatalf("env %s: a source this test does not know", e.Name)
 		}
 		values[e.Name] = val
+		// A SHOAL_ variable is a flag: a path under a mount names the same
+		// path here.
+		if strings.HasPrefix(e.Name, "SHOAL_") {
+			val = out.local(val)
+		}
 		out.Env = append(out.Env, e.Name+"="+val)
 	}
 	for _, a := range c.Args {
 		a = expand(a, values)
 		// A flag naming a path under a mount names the same path here.
 		if name, value, ok := strings.Cut(a, "="); ok {
-			best := ""
-			for mp := range out.Mounts {
-				if (value == mp || strings.HasPrefix(value, mp+"/")) && len(mp) > len(best) {
-					best = mp
-				}
-			}
-			if best != "" {
-				a = name + "=" + out.Mounts[best] + strings.TrimPrefix(value, best)
-			}
+			a = name + "=" + out.local(value)
 		}
 		out.Args = append(out.Args, a)
 	}
 	return out
+}
+
+// local returns the path here of a path in the container, when it is under
+// one of its mounts, else value unchanged.
+func (p pod) local(value string) string {
+	best := ""
+	for mp := range p.Mounts {
+		if (value == mp || strings.HasPrefix(value, mp+"/")) && len(mp) > len(best) {
+			best = mp
+		}
+	}
+	if best == "" {
+		return value
+	}
+	return p.Mounts[best] + strings.TrimPrefix(value, best)
 }
 
 // writeAtomicDir fills dir the way the kubelet fills a Secret or ConfigMap
@@ -482,7 +494,8 @@ func TestGeneratedCertificates(t *testing.T) {
 // edge must list the other as alive under its pod name (--node-id) and
 // advertised address, both must serve through the origin, and shards or
 // records must travel between them over the peer protocol with the
-// generated certificates.
+// generated certificates. Each runs in the zone its node's label names (the
+// file the zone init container writes), which gossip tells the other.
 func TestRenderedPodsGossip(t *testing.T) {
 	t.Parallel()
 	ips := []string{"127.0.0.1", "127.0.0.2"}
@@ -493,7 +506,7 @@ func TestRenderedPodsGossip(t *testing.T) {
 	}
 	ports := freePorts(t, 5)
 	httpPort, peer, admin, originPort, gossip := ports[0], ports[1], ports[2], ports[3], ports[4]
-	m := render(t, "--set", "mode=daemonset", "--set", "referenceOrigin.enabled=true",
+	m := render(t, "--set", "mode=daemonset", "--set", "referenceOrigin.enabled=true", "--set", "zone.enabled=true",
 		"--set", fmt.Sprintf("edge.ports.http=%d,edge.ports.peer=%d,edge.ports.admin=%d,edge.ports.gossip=%d", httpPort, peer, admin, gossip),
 		"--set", fmt.Sprintf("referenceOrigin.port=%d", originPort),
 		"--set", "edge.drainDelay=500ms,edge.drainTimeout=5s,edge.logFormat=text")
@@ -511,18 +524,26 @@ func TestRenderedPodsGossip(t *testing.T) {
 	tokenRef := env(c, "SHOAL_ADMIN_TOKEN").ValueFrom.SecretKeyRef
 	token := string(m.get("Secret", tokenRef.Name).Obj.(*corev1.Secret).Data[tokenRef.Key])
 	names := []string{"shoal-edge-a1b2c", "shoal-edge-d3e4f"}
+	// One zone, as of two nodes in one zone: each holds some of the
+	// object's shards, so the one that fills pushes shards to the other.
+	zones := []string{"eu-west-1a", "eu-west-1a"}
 	var edges []*process
 	for i, ip := range ips {
 		fv := fieldValues{PodName: names[i], PodIP: ip, HostIP: ip, NodeName: "node-" + fmt.Sprint(i)}
-		e := startAt(t, materialize(t, m, p, c, fv, filepath.Join(dir, names[i])), ip, ips[0])
+		pd := materialize(t, m, p, c, fv, filepath.Join(dir, names[i]))
+		// What the zone init container writes (TestZoneScript runs it).
+		if err := os.WriteFile(pd.Mounts["/etc/shoal/zone"]+"/zone", []byte(zones[i]+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e := startAt(t, pd, ip, ips[0])
 		edges = append(edges, e)
 		waitHTTP(t, e, fmt.Sprintf("http://%s:%d/readyz", ip, admin), 200)
 	}
 
 	type member struct {
-		ID, Addr, State string
-		BytesSent       uint64 `json:"bytes_sent"`
-		BytesReceived   uint64 `json:"bytes_received"`
+		ID, Addr, State, Zone string
+		BytesSent             uint64 `json:"bytes_sent"`
+		BytesReceived         uint64 `json:"bytes_received"`
 	}
 	peersOf := func(ip string) map[string]member {
 		resp, body := get(t, fmt.Sprintf("http://%s:%d/admin/peers", ip, admin), "Authorization", "Bearer "+token)
@@ -539,8 +560,8 @@ func TestRenderedPodsGossip(t *testing.T) {
 		}
 		return out
 	}
-	// Wait until each edge sees both pods alive, under their pod names and
-	// the addresses they advertise.
+	// Wait until each edge sees both pods alive, under their pod names, the
+	// addresses they advertise and their zones.
 	for i, ip := range ips {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
@@ -548,13 +569,13 @@ func TestRenderedPodsGossip(t *testing.T) {
 			ok := len(ms) == 2
 			for j, name := range names {
 				mb := ms[name]
-				ok = ok && mb.State == "alive" && mb.Addr == fmt.Sprintf("%s:%d", ips[j], peer)
+				ok = ok && mb.State == "alive" && mb.Addr == fmt.Sprintf("%s:%d", ips[j], peer) && mb.Zone == zones[j]
 			}
 			if ok {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("edge %s (%s) sees %+v after 30 s; want %v alive", names[i], ip, ms, names)
+				t.Fatalf("edge %s (%s) sees %+v after 30 s; want %v alive in %v", names[i], ip, ms, names, zones)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
