@@ -358,8 +358,10 @@ func (s *apiServer) get(t *testing.T, apiVersion, kind, ns, name string, into an
 }
 
 // TestInstallOnAPIServer installs the chart into a real kube-apiserver: the
-// StatefulSet with the generated CA and the reference origin (then an
-// upgrade, which must keep the generated Secrets), a DaemonSet with zones,
+// StatefulSet with the generated CA and gossip key and the reference origin
+// (then an upgrade, which must keep the generated Secrets), a StatefulSet
+// with static membership (and an upgrade that grows --peers), a DaemonSet
+// with gossip, its key from a Secret and NetworkPolicies, a DaemonSet with zones,
 // a DaemonSet with hostPath and host ports, and every optional part with
 // stand-ins for the cert-manager and prometheus-operator CRDs. There is no
 // kubelet, so no pod runs: the test checks that the API server accepts and
@@ -396,14 +398,33 @@ func TestInstallOnAPIServer(t *testing.T) {
 				t.Errorf("no %s", want)
 			}
 		}
-		var tls1, token1 corev1.Secret
+		var tls1, token1, gossip1 corev1.Secret
 		s.get(t, "v1", "Secret", "shoal-sts", "shoal-tls", &tls1)
 		s.get(t, "v1", "Secret", "shoal-sts", "shoal-admin-token", &token1)
+		s.get(t, "v1", "Secret", "shoal-sts", "shoal-gossip-key", &gossip1)
+		var svc corev1.Service
+		s.get(t, "v1", "Service", "shoal-sts", "shoal-peers", &svc)
+		gossipPorts := map[corev1.Protocol]int32{}
+		for _, p := range svc.Spec.Ports {
+			if strings.HasPrefix(p.Name, "gossip") {
+				gossipPorts[p.Protocol] = p.Port
+			}
+		}
+		if gossipPorts[corev1.ProtocolTCP] != 7946 || gossipPorts[corev1.ProtocolUDP] != 7946 || !svc.Spec.PublishNotReadyAddresses {
+			t.Errorf("the stored peers Service has gossip ports %v (want 7946 on TCP and UDP), publishNotReadyAddresses %v", gossipPorts, svc.Spec.PublishNotReadyAddresses)
+		}
 
 		helm("upgrade", "shoal", chartDir(t), "--namespace", "shoal-sts", "--reuse-values", "--set", "statefulset.replicas=4")
-		var tls2, token2 corev1.Secret
+		var tls2, token2, gossip2 corev1.Secret
 		s.get(t, "v1", "Secret", "shoal-sts", "shoal-tls", &tls2)
 		s.get(t, "v1", "Secret", "shoal-sts", "shoal-admin-token", &token2)
+		s.get(t, "v1", "Secret", "shoal-sts", "shoal-gossip-key", &gossip2)
+		if k, err := base64.StdEncoding.DecodeString(string(gossip1.Data["gossip.key"])); err != nil || len(k) != 32 {
+			t.Errorf("the generated gossip key is not 32 bytes in base64: %d bytes, %v", len(k), err)
+		}
+		if !bytes.Equal(gossip1.Data["gossip.key"], gossip2.Data["gossip.key"]) {
+			t.Errorf("upgrade changed the generated gossip key: old and new edges could not gossip")
+		}
 		for _, k := range []string{"ca.crt", "node.crt", "node.key"} {
 			if len(tls1.Data[k]) == 0 || !bytes.Equal(tls1.Data[k], tls2.Data[k]) {
 				t.Errorf("upgrade changed the generated %s: lookup did not find the Secret", k)
@@ -414,13 +435,34 @@ func TestInstallOnAPIServer(t *testing.T) {
 		}
 		var sts appsv1.StatefulSet
 		s.get(t, "apps/v1", "StatefulSet", "shoal-sts", "shoal-edge", &sts)
-		if f := flags(&sts.Spec.Template.Spec.Containers[0]); *sts.Spec.Replicas != 4 || len(strings.Split(f["peers"], ",")) != 4 {
-			t.Errorf("after the upgrade: %d replicas, --peers=%s", *sts.Spec.Replicas, f["peers"])
+		if f := flags(&sts.Spec.Template.Spec.Containers[0]); *sts.Spec.Replicas != 4 || f["join"] != "shoal-peers.shoal-sts.svc.cluster.local:7946" {
+			t.Errorf("after the upgrade: %d replicas, --join=%s", *sts.Spec.Replicas, f["join"])
 		}
 		helm("uninstall", "shoal", "--namespace", "shoal-sts")
 		if _, err := s.resource(t, "apps/v1", "StatefulSet", "shoal-sts").Get(ctx, "shoal-edge", metav1.GetOptions{}); err == nil {
 			t.Errorf("the StatefulSet is still there after helm uninstall")
 		}
+	})
+
+	t.Run("statefulset-static", func(t *testing.T) {
+		s.createNamespace(t, "shoal-static", true)
+		helm("install", "shoal", chartDir(t), "--namespace", "shoal-static", "-f", ciValues(t)["static"])
+		m := s.installed(t, "shoal", "shoal-static")
+		if m.get("Secret", "shoal-gossip-key") != nil {
+			t.Errorf("a gossip key Secret with static membership")
+		}
+		helm("upgrade", "shoal", chartDir(t), "--namespace", "shoal-static", "--reuse-values", "--set", "statefulset.replicas=5")
+		var sts appsv1.StatefulSet
+		s.get(t, "apps/v1", "StatefulSet", "shoal-static", "shoal-edge", &sts)
+		if f := flags(&sts.Spec.Template.Spec.Containers[0]); *sts.Spec.Replicas != 5 || len(strings.Split(f["peers"], ",")) != 5 {
+			t.Errorf("after the upgrade: %d replicas, --peers=%s", *sts.Spec.Replicas, f["peers"])
+		}
+	})
+
+	t.Run("daemonset-gossip-key-secret", func(t *testing.T) {
+		s.createNamespace(t, "shoal-gossip", true)
+		helm("install", "shoal", chartDir(t), "--namespace", "shoal-gossip", "-f", ciValues(t)["gossip-key-secret"])
+		s.installed(t, "shoal", "shoal-gossip")
 	})
 
 	t.Run("daemonset-zone", func(t *testing.T) {

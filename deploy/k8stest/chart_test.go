@@ -3,6 +3,7 @@ package k8stest
 import (
 	"fmt"
 	"maps"
+	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -93,6 +94,13 @@ func checkCombination(t *testing.T, name string, m manifest) {
 		if !has("Secret", "shoal-tls") || !has("Secret", "shoal-admin-token") || has("Deployment", "shoal-origin") {
 			t.Errorf("want the generated TLS and token Secrets and no origin")
 		}
+		// Gossip is the default for a StatefulSet too, with a generated key.
+		if f["join"] != "shoal-peers.cdn.svc.cluster.local:7946" || f["gossip-key-file"] != "/etc/shoal/gossip/gossip.key" || !has("Secret", "shoal-gossip-key") {
+			t.Errorf("want gossip through the peers Service with the generated key: --join=%q --gossip-key-file=%q", f["join"], f["gossip-key-file"])
+		}
+		if _, ok := f["peer-upload-limit"]; ok {
+			t.Errorf("--peer-upload-limit rendered by default")
+		}
 		if !has("PodDisruptionBudget", "shoal-edge") {
 			t.Errorf("no PodDisruptionBudget")
 		}
@@ -114,8 +122,11 @@ func checkCombination(t *testing.T, name string, m manifest) {
 			t.Errorf("want an 8Gi emptyDir and --disk-cache=6553MiB, got %+v, %q", v, f["disk-cache"])
 		}
 	case "daemonset":
-		if p.Owner.Kind != "DaemonSet" || f["peers"] != "" || f["advertise"] != "$(POD_IP):7000" {
-			t.Errorf("a lone DaemonSet edge: got %s, --peers=%q --advertise=%q", p.Owner.Kind, f["peers"], f["advertise"])
+		if p.Owner.Kind != "DaemonSet" || f["advertise"] != "$(POD_IP):7000" || f["join"] != "shoal-peers.cdn.svc.cluster.local:7946" {
+			t.Errorf("a DaemonSet edge joining by gossip: got %s, --join=%q --advertise=%q", p.Owner.Kind, f["join"], f["advertise"])
+		}
+		if _, ok := f["peers"]; ok {
+			t.Errorf("--peers with --join: the edge refuses both")
 		}
 		if v := volume(spec, "data"); v == nil || v.EmptyDir == nil {
 			t.Errorf("want an emptyDir data volume, got %+v", v)
@@ -127,6 +138,9 @@ func checkCombination(t *testing.T, name string, m manifest) {
 			t.Errorf("want internalTrafficPolicy Local")
 		}
 	case "daemonset-static-peers":
+		if _, ok := f["join"]; ok || has("Secret", "shoal-gossip-key") {
+			t.Errorf("static membership renders --join or a gossip key")
+		}
 		if f["advertise"] != "$(HOST_IP):7000" || f["peers"] != "10.0.0.11:7000,10.0.0.12:7000,10.0.0.13:7000" || f["disk-cache"] != "40GiB" {
 			t.Errorf("--advertise=%q --peers=%q --disk-cache=%q", f["advertise"], f["peers"], f["disk-cache"])
 		}
@@ -143,6 +157,26 @@ func checkCombination(t *testing.T, name string, m manifest) {
 		if hostPorts["peer"] != 7000 || hostPorts["http"] != 8080 {
 			t.Errorf("hostPorts %v: want peer 7000, http 8080", hostPorts)
 		}
+	case "static":
+		if len(strings.Split(f["peers"], ",")) != 4 || f["node-id"] != "" || has("Secret", "shoal-gossip-key") {
+			t.Errorf("static StatefulSet: want 4 --peers, no --node-id, no gossip key; got --peers=%q", f["peers"])
+		}
+		if hasPort(spec, "gossip", corev1.ProtocolTCP) || slices.ContainsFunc(m.get("Service", "shoal-peers").Obj.(*corev1.Service).Spec.Ports,
+			func(p corev1.ServicePort) bool { return strings.HasPrefix(p.Name, "gossip") }) {
+			t.Errorf("gossip ports without gossip")
+		}
+	case "gossip-key-secret":
+		if f["join"] != "shoal-peers.cdn.svc.cluster.local:7947" || f["gossip-listen"] != "[$(POD_IP)]:7947" {
+			t.Errorf("edge.ports.gossip=7947: --join=%q --gossip-listen=%q", f["join"], f["gossip-listen"])
+		}
+		if v := volume(spec, "gossip-key"); v == nil || v.Secret == nil || v.Secret.SecretName != "shoal-fleet-gossip" ||
+			len(v.Secret.Items) != 1 || v.Secret.Items[0].Key != "key" || has("Secret", "shoal-gossip-key") {
+			t.Errorf("gossip key volume %+v: want key \"key\" of the Secret shoal-fleet-gossip, and no generated Secret", v)
+		}
+		if f["peer-upload-limit"] != "100MB" || f["origin-limit"] != "50MB" {
+			t.Errorf("--peer-upload-limit=%q --origin-limit=%q", f["peer-upload-limit"], f["origin-limit"])
+		}
+		checkGossipPolicy(t, m)
 	case "cert-manager":
 		c := m.get("Certificate", "shoal-peer")
 		if c == nil || c.Certificate.Spec.SecretName != "shoal-tls" || has("Secret", "shoal-tls") {
@@ -187,6 +221,7 @@ func checkCombination(t *testing.T, name string, m manifest) {
 		if len(m.all("NetworkPolicy")) != 2 {
 			t.Errorf("want NetworkPolicies for the edges and the origin")
 		}
+		checkGossipPolicy(t, m)
 	case "zone":
 		c := container(spec, "zone")
 		if c == nil || m.get("ClusterRole", "cdn-shoal-zone") == nil || m.get("ClusterRoleBinding", "cdn-shoal-zone") == nil {
@@ -198,17 +233,12 @@ func checkCombination(t *testing.T, name string, m manifest) {
 		if e := env(edge, "SHOAL_ZONE_FILE"); e == nil || e.Value != "/etc/shoal/zone/zone" {
 			t.Errorf("SHOAL_ZONE_FILE: %+v", e)
 		}
-		for _, a := range edge.Args {
-			if strings.HasPrefix(a, "--zone") {
-				t.Errorf("the edge has no --zone flag yet: %s", a)
-			}
-		}
 	case "memory":
 		if _, ok := f["data-dir"]; ok || volume(spec, "data") != nil || len(p.Claims) != 0 || f["disk-cache"] != "256MiB" {
 			t.Errorf("storage memory: want no --data-dir, no data volume, --disk-cache=256MiB (got %q)", f["disk-cache"])
 		}
-		if len(strings.Split(f["peers"], ",")) != 5 || env(edge, "SHOAL_ADMIN_TOKEN") != nil || has("PodDisruptionBudget", "shoal-edge") {
-			t.Errorf("want 5 peers, no admin token, no PodDisruptionBudget")
+		if *p.Owner.Obj.(*appsv1.StatefulSet).Spec.Replicas != 5 || env(edge, "SHOAL_ADMIN_TOKEN") != nil || has("PodDisruptionBudget", "shoal-edge") {
+			t.Errorf("want 5 edges, no admin token, no PodDisruptionBudget")
 		}
 		if !slices.Contains(edge.Args, "--origin-timeout=30s") || edge.Args[len(edge.Args)-1] != "--origin-timeout=10s" {
 			t.Errorf("extraArgs should come last (and win): %v", edge.Args)
@@ -435,9 +465,13 @@ func checkEdge(t *testing.T, m manifest) {
 	if f["peers"] == "" {
 		peers = nil
 	}
+	if _, ok := f["join"]; ok {
+		checkGossip(t, m, p, c)
+		peers = nil
+	}
 	switch w := p.Owner.Obj.(type) {
 	case *appsv1.StatefulSet:
-		if len(peers) != int(*w.Spec.Replicas) {
+		if _, ok := f["join"]; !ok && len(peers) != int(*w.Spec.Replicas) {
 			t.Errorf("--peers has %d entries for %d replicas", len(peers), *w.Spec.Replicas)
 		}
 		headless := m.get("Service", w.Spec.ServiceName)
@@ -447,7 +481,7 @@ func checkEdge(t *testing.T, m manifest) {
 		for i := range int(*w.Spec.Replicas) {
 			pod := fmt.Sprintf("%s-%d", w.Name, i)
 			self := strings.ReplaceAll(f["advertise"], "$(POD_NAME)", pod)
-			if !slices.Contains(peers, self) {
+			if _, gossip := f["join"]; !gossip && !slices.Contains(peers, self) {
 				t.Errorf("pod %s advertises %s, which is not in --peers %v: it would refuse to start", pod, self, peers)
 			}
 			if want := fmt.Sprintf("%s.%s.%s.svc.cluster.local:", pod, w.Spec.ServiceName, namespace); !strings.HasPrefix(self, want) {
@@ -497,6 +531,93 @@ func checkEdge(t *testing.T, m manifest) {
 		if _, err := parseSize(f[name]); err != nil {
 			t.Errorf("--%s=%s: %v", name, f[name], err)
 		}
+	}
+}
+
+// checkGossip checks an edge in gossip membership: no --peers; --join names
+// the headless peers Service (whose name resolves to every edge pod, ready
+// or not) at the gossip port that Service and the container carry on TCP
+// and UDP; the edge listens for gossip on that port, is named by its pod;
+// and its key file, if any, is in a Secret volume.
+func checkGossip(t *testing.T, m manifest, p podTemplate, c *corev1.Container) {
+	t.Helper()
+	f := flags(c)
+	if _, ok := f["peers"]; ok {
+		t.Errorf("--peers and --join: the edge refuses to start")
+	}
+	host, port, err := net.SplitHostPort(f["join"])
+	svcName, _, _ := strings.Cut(host, ".")
+	if err != nil || host != fmt.Sprintf("%s.%s.svc.cluster.local", svcName, namespace) {
+		t.Fatalf("--join=%s: want <service>.%s.svc.cluster.local:<port>", f["join"], namespace)
+	}
+	svc := m.get("Service", svcName)
+	if svc == nil {
+		t.Fatalf("--join=%s: no Service %s", f["join"], svcName)
+	}
+	s := svc.Obj.(*corev1.Service)
+	if s.Spec.ClusterIP != "None" || !s.Spec.PublishNotReadyAddresses || len(podsSelected(m, s.Spec.Selector)) != 1 || !selects(s.Spec.Selector, p.Template.Labels) {
+		t.Errorf("--join=%s: Service %s must be headless, publish not-ready addresses and select the edges", f["join"], svcName)
+	}
+	for _, proto := range []corev1.Protocol{corev1.ProtocolTCP, corev1.ProtocolUDP} {
+		var svcPort, ctrPort bool
+		for _, sp := range s.Spec.Ports {
+			if strconv.Itoa(int(sp.Port)) == port && sp.Protocol == proto {
+				svcPort = true
+				for _, cp := range c.Ports {
+					if cp.Name == sp.TargetPort.StrVal && strconv.Itoa(int(cp.ContainerPort)) == port && cp.Protocol == proto {
+						ctrPort = true
+					}
+				}
+			}
+		}
+		if !svcPort || !ctrPort {
+			t.Errorf("gossip port %s/%s: on the Service %v, on the container %v", port, proto, svcPort, ctrPort)
+		}
+	}
+	if _, lport, err := net.SplitHostPort(f["gossip-listen"]); err != nil || lport != port || !strings.HasPrefix(f["gossip-listen"], "[$(POD_IP)]:") {
+		t.Errorf("--gossip-listen=%s: want [$(POD_IP)]:%s", f["gossip-listen"], port)
+	}
+	if f["node-id"] != "$(POD_NAME)" {
+		t.Errorf("--node-id=%q: want $(POD_NAME), unique per pod", f["node-id"])
+	}
+	if kf, ok := f["gossip-key-file"]; ok {
+		var mount *corev1.VolumeMount
+		for i, vm := range c.VolumeMounts {
+			if strings.HasPrefix(kf, vm.MountPath+"/") {
+				mount = &c.VolumeMounts[i]
+			}
+		}
+		if mount == nil {
+			t.Fatalf("--gossip-key-file=%s is not under a mount", kf)
+		}
+		v := volume(&p.Template.Spec, mount.Name)
+		if v == nil || v.Secret == nil || !slices.ContainsFunc(v.Secret.Items, func(it corev1.KeyToPath) bool { return mount.MountPath+"/"+it.Path == kf }) {
+			t.Errorf("--gossip-key-file=%s is not an item of a Secret volume: %+v", kf, v)
+		}
+	}
+}
+
+// checkGossipPolicy checks that the edges' NetworkPolicy lets the edges
+// reach each other's gossip port on TCP and UDP.
+func checkGossipPolicy(t *testing.T, m manifest) {
+	t.Helper()
+	np := m.get("NetworkPolicy", "shoal-edge")
+	if np == nil {
+		t.Fatal("no NetworkPolicy for the edges")
+	}
+	allowed := map[corev1.Protocol]bool{}
+	for _, r := range np.Obj.(*networkingv1.NetworkPolicy).Spec.Ingress {
+		fromEdges := slices.ContainsFunc(r.From, func(p networkingv1.NetworkPolicyPeer) bool {
+			return p.PodSelector != nil && p.PodSelector.MatchLabels["app.kubernetes.io/component"] == "edge"
+		})
+		for _, port := range r.Ports {
+			if fromEdges && strings.HasPrefix(port.Port.StrVal, "gossip") {
+				allowed[*port.Protocol] = true
+			}
+		}
+	}
+	if !allowed[corev1.ProtocolTCP] || !allowed[corev1.ProtocolUDP] {
+		t.Errorf("NetworkPolicy allows gossip between edges on %v, want TCP and UDP", allowed)
 	}
 }
 
@@ -647,6 +768,14 @@ func TestSchemaRejectsTypos(t *testing.T) {
 		"topologySpreadConstraints[0].maxskew=1",
 		"ingress.hosts[0].paths[0].pathtype=Prefix",
 		"daemonset.staticPeers[0]=10.0.0.1",
+		"membership.mode=gosip",
+		"membership.mod=static",
+		"membership.gossipKey.source=random",
+		"membership.gossipKey.existingSecret.nmae=x",
+		"edge.ports.gosip=7946",
+		"edge.ports.gossip=0",
+		"edge.peerUploadLimit=fast",
+		"edge.originLimit=50 MB",
 	} {
 		t.Run(set, func(t *testing.T) {
 			t.Parallel()
@@ -670,6 +799,8 @@ func TestRequiredValues(t *testing.T) {
 		{[]string{"edge.origin=http://o", "tls.source=certManager"}, "issuerRef/name"},
 		{[]string{"edge.origin=http://o", "mode=daemonset", "storage.type=persistentVolumeClaim"}, "needs mode statefulset"},
 		{[]string{"edge.origin=http://o", "storage.type=hostPath"}, "needs mode daemonset"},
+		{[]string{"edge.origin=http://o", "membership.gossipKey.source=existingSecret"}, "gossipKey/existingSecret/name"},
+		{[]string{"edge.origin=http://o", "mode=daemonset", "daemonset.staticPeers={10.0.0.1:7000}"}, "needs membership.mode=static"},
 	} {
 		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {
 			t.Parallel()

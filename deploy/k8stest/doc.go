@@ -7,11 +7,14 @@
 //   - every rendered object decoded strictly into the Kubernetes API types
 //     (an unknown or misspelled field fails), and the chart's own invariants:
 //     selectors match pods, named ports and volumes exist, each edge finds
-//     itself in --peers, the pods are hardened;
+//     itself in --peers or joins gossip through the headless peers Service
+//     at a port it and the Service carry, the pods are hardened;
 //   - values.schema.json rejects misspelled keys;
 //   - the rendered commands run for real: the edge and origin arguments with
 //     the shoal binary (with the generated certificates, mounted the way the
-//     pod mounts them), and the zone init script against a fake API server;
+//     pod mounts them), two rendered DaemonSet pods on two loopback
+//     addresses joined by gossip, and the zone init script against a fake
+//     API server;
 //   - helm install into a real kube-apiserver and etcd started by the test.
 //
 // Tools: helm ($SHOAL_HELM, else helm on $PATH, else the CI cache), and

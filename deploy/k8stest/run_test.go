@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -103,25 +104,37 @@ func materialize(t *testing.T, m manifest, p podTemplate, c *corev1.Container, f
 			t.Fatalf("env %s: a source this test does not know", e.Name)
 		}
 		values[e.Name] = val
+		// A SHOAL_ variable is a flag: a path under a mount names the same
+		// path here.
+		if strings.HasPrefix(e.Name, "SHOAL_") {
+			val = out.local(val)
+		}
 		out.Env = append(out.Env, e.Name+"="+val)
 	}
 	for _, a := range c.Args {
 		a = expand(a, values)
 		// A flag naming a path under a mount names the same path here.
 		if name, value, ok := strings.Cut(a, "="); ok {
-			best := ""
-			for mp := range out.Mounts {
-				if (value == mp || strings.HasPrefix(value, mp+"/")) && len(mp) > len(best) {
-					best = mp
-				}
-			}
-			if best != "" {
-				a = name + "=" + out.Mounts[best] + strings.TrimPrefix(value, best)
-			}
+			a = name + "=" + out.local(value)
 		}
 		out.Args = append(out.Args, a)
 	}
 	return out
+}
+
+// local returns the path here of a path in the container, when it is under
+// one of its mounts, else value unchanged.
+func (p pod) local(value string) string {
+	best := ""
+	for mp := range p.Mounts {
+		if (value == mp || strings.HasPrefix(value, mp+"/")) && len(mp) > len(best) {
+			best = mp
+		}
+	}
+	if best == "" {
+		return value
+	}
+	return p.Mounts[best] + strings.TrimPrefix(value, best)
 }
 
 // writeAtomicDir fills dir the way the kubelet fills a Secret or ConfigMap
@@ -207,6 +220,9 @@ var localListen = regexp.MustCompile(`^(--[a-z-]*listen)=:`)
 // clusterHost is a Service's cluster DNS name in a URL.
 var clusterHost = regexp.MustCompile(`//[a-z0-9.-]+\.svc\.cluster\.local:`)
 
+// joinHost is the peers Service's DNS name in --join.
+var joinHost = regexp.MustCompile(`^--join=[a-z0-9.-]+\.svc\.cluster\.local:`)
+
 // process is a running shoal process.
 type process struct {
 	cmd  *exec.Cmd
@@ -216,12 +232,22 @@ type process struct {
 
 func start(t *testing.T, p pod) *process {
 	t.Helper()
+	return startAt(t, p, "127.0.0.1", "127.0.0.1")
+}
+
+// startAt starts p as a pod whose IP is the loopback address ip: ":port"
+// listeners listen there. The cluster's DNS does not exist here, so
+// Services resolve to 127.0.0.1, and --join's peers Service to seed (the
+// address of the pod that stands in for what its DNS name resolves to).
+func startAt(t *testing.T, p pod, ip, seed string) *process {
+	t.Helper()
 	var args []string
 	for _, a := range p.Args {
-		a = localListen.ReplaceAllString(a, "$1=127.0.0.1:")
+		a = localListen.ReplaceAllString(a, "$1="+ip+":")
 		if strings.HasPrefix(a, "--origin=") {
 			a = clusterHost.ReplaceAllString(a, "//127.0.0.1:")
 		}
+		a = joinHost.ReplaceAllString(a, "--join="+seed+":")
 		args = append(args, a)
 	}
 	cmd := exec.Command(shoalBinary(t), args...)
@@ -319,26 +345,29 @@ func TestRenderedPodsRun(t *testing.T) {
 	}{
 		{name: "statefulset-origin", values: []string{"-f", ciValues(t)["origin"]},
 			fv: fieldValues{PodName: "shoal-edge-1", PodIP: "127.0.0.1", HostIP: "127.0.0.1"}},
+		{name: "statefulset-static", values: []string{"-f", ciValues(t)["origin"], "--set", "membership.mode=static"},
+			fv: fieldValues{PodName: "shoal-edge-2", PodIP: "127.0.0.1", HostIP: "127.0.0.1"}},
 		{name: "daemonset", values: []string{"--set", "mode=daemonset", "--set", "referenceOrigin.enabled=true"},
 			fv: fieldValues{PodName: "shoal-edge-x7k2p", PodIP: "127.0.0.1", HostIP: "127.0.0.1"}},
-		{name: "daemonset-static-peers", values: []string{"--set", "mode=daemonset", "--set", "referenceOrigin.enabled=true",
+		{name: "daemonset-static-peers", values: []string{"--set", "mode=daemonset", "--set", "membership.mode=static", "--set", "referenceOrigin.enabled=true",
 			"--set", "storage.type=hostPath", "--set", "daemonset.staticPeers={10.0.0.2:PEER,127.0.0.1:PEER,10.0.0.3:PEER}"},
 			fv: fieldValues{PodName: "shoal-edge-q9w8e", PodIP: "10.244.1.7", HostIP: "127.0.0.1"}},
 		{name: "cert-manager", values: []string{"--set", "referenceOrigin.enabled=true", "--set", "tls.source=certManager",
-			"--set", "tls.certManager.issuerRef.name=fleet-ca", "--set", "storage.type=memory", "--set", "adminToken.enabled=false"},
+			"--set", "tls.certManager.issuerRef.name=fleet-ca", "--set", "storage.type=memory", "--set", "adminToken.enabled=false",
+			"--set", "membership.gossipKey.source=none", "--set", "edge.peerUploadLimit=10MB,edge.originLimit=5MB"},
 			fv:    fieldValues{PodName: "shoal-edge-2", PodIP: "127.0.0.1", HostIP: "127.0.0.1"},
 			extra: certManagerSecret},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ports := freePorts(t, 4)
-			httpPort, peer, admin, originPort := ports[0], ports[1], ports[2], ports[3]
+			ports := freePorts(t, 5)
+			httpPort, peer, admin, originPort, gossip := ports[0], ports[1], ports[2], ports[3], ports[4]
 			var values []string
 			for _, v := range tc.values {
 				values = append(values, strings.ReplaceAll(v, "PEER", fmt.Sprint(peer)))
 			}
 			values = append(values,
-				"--set", fmt.Sprintf("edge.ports.http=%d,edge.ports.peer=%d,edge.ports.admin=%d", httpPort, peer, admin),
+				"--set", fmt.Sprintf("edge.ports.http=%d,edge.ports.peer=%d,edge.ports.admin=%d,edge.ports.gossip=%d", httpPort, peer, admin, gossip),
 				"--set", fmt.Sprintf("referenceOrigin.port=%d", originPort),
 				"--set", "edge.drainDelay=500ms,edge.drainTimeout=5s,edge.logFormat=text")
 			m := render(t, values...)
@@ -455,4 +484,133 @@ func TestGeneratedCertificates(t *testing.T) {
 	if err := handshake(other, a); err == nil {
 		t.Errorf("an edge with another CA was accepted")
 	}
+}
+
+// TestRenderedPodsGossip runs two edge pods of one rendered DaemonSet (the
+// default membership, gossip, with the chart's generated key) on two
+// loopback addresses standing in for pod IPs, 127.0.0.1 and 127.0.0.2, with
+// the reference origin. The peers Service's DNS name in --join stands for
+// the first pod's address (what the headless Service resolves to). Each
+// edge must list the other as alive under its pod name (--node-id) and
+// advertised address, both must serve through the origin, and shards or
+// records must travel between them over the peer protocol with the
+// generated certificates. Each runs in the zone its node's label names (the
+// file the zone init container writes), which gossip tells the other.
+func TestRenderedPodsGossip(t *testing.T) {
+	t.Parallel()
+	ips := []string{"127.0.0.1", "127.0.0.2"}
+	if ln, err := net.Listen("tcp", ips[1]+":0"); err != nil {
+		t.Skipf("skipping: %s is not a loopback address here: %v", ips[1], err)
+	} else {
+		ln.Close()
+	}
+	ports := freePorts(t, 5)
+	httpPort, peer, admin, originPort, gossip := ports[0], ports[1], ports[2], ports[3], ports[4]
+	m := render(t, "--set", "mode=daemonset", "--set", "referenceOrigin.enabled=true", "--set", "zone.enabled=true",
+		"--set", fmt.Sprintf("edge.ports.http=%d,edge.ports.peer=%d,edge.ports.admin=%d,edge.ports.gossip=%d", httpPort, peer, admin, gossip),
+		"--set", fmt.Sprintf("referenceOrigin.port=%d", originPort),
+		"--set", "edge.drainDelay=500ms,edge.drainTimeout=5s,edge.logFormat=text")
+	dir := t.TempDir()
+	for _, p := range m.podTemplates() {
+		if c := container(&p.Template.Spec, "origin"); c != nil {
+			origin := start(t, materialize(t, m, p, c, fieldValues{PodName: "shoal-origin-0", PodIP: "127.0.0.1"}, filepath.Join(dir, "origin")))
+			waitHTTP(t, origin, fmt.Sprintf("http://127.0.0.1:%d/hello.txt", originPort), 200)
+		}
+	}
+	p, c := m.edge(t)
+	if f := flags(c); f["join"] == "" || f["gossip-key-file"] == "" {
+		t.Fatalf("the default DaemonSet does not join by gossip with a key: %v", c.Args)
+	}
+	tokenRef := env(c, "SHOAL_ADMIN_TOKEN").ValueFrom.SecretKeyRef
+	token := string(m.get("Secret", tokenRef.Name).Obj.(*corev1.Secret).Data[tokenRef.Key])
+	names := []string{"shoal-edge-a1b2c", "shoal-edge-d3e4f"}
+	// One zone, as of two nodes in one zone: each holds some of the
+	// object's shards, so the one that fills pushes shards to the other.
+	zones := []string{"eu-west-1a", "eu-west-1a"}
+	var edges []*process
+	for i, ip := range ips {
+		fv := fieldValues{PodName: names[i], PodIP: ip, HostIP: ip, NodeName: "node-" + fmt.Sprint(i)}
+		pd := materialize(t, m, p, c, fv, filepath.Join(dir, names[i]))
+		// What the zone init container writes (TestZoneScript runs it).
+		if err := os.WriteFile(pd.Mounts["/etc/shoal/zone"]+"/zone", []byte(zones[i]+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		e := startAt(t, pd, ip, ips[0])
+		edges = append(edges, e)
+		waitHTTP(t, e, fmt.Sprintf("http://%s:%d/readyz", ip, admin), 200)
+	}
+
+	type member struct {
+		ID, Addr, State, Zone string
+		BytesSent             uint64 `json:"bytes_sent"`
+		BytesReceived         uint64 `json:"bytes_received"`
+	}
+	peersOf := func(ip string) map[string]member {
+		resp, body := get(t, fmt.Sprintf("http://%s:%d/admin/peers", ip, admin), "Authorization", "Bearer "+token)
+		if resp.StatusCode != 200 {
+			t.Fatalf("/admin/peers of %s: %d %s", ip, resp.StatusCode, body)
+		}
+		var doc struct{ Members []member }
+		if err := json.Unmarshal([]byte(body), &doc); err != nil {
+			t.Fatalf("/admin/peers of %s: %v", ip, err)
+		}
+		out := map[string]member{}
+		for _, mb := range doc.Members {
+			out[mb.ID] = mb
+		}
+		return out
+	}
+	// Wait until each edge sees both pods alive, under their pod names, the
+	// addresses they advertise and their zones.
+	for i, ip := range ips {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ms := peersOf(ip)
+			ok := len(ms) == 2
+			for j, name := range names {
+				mb := ms[name]
+				ok = ok && mb.State == "alive" && mb.Addr == fmt.Sprintf("%s:%d", ips[j], peer) && mb.Zone == zones[j]
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("edge %s (%s) sees %+v after 30 s; want %v alive in %v", names[i], ip, ms, names, zones)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	for i, ip := range ips {
+		resp, body := get(t, fmt.Sprintf("http://%s:%d/hello.txt", ip, httpPort))
+		if resp.StatusCode != 200 || body != "Hello from the Shoal reference origin.\n" {
+			t.Fatalf("GET through edge %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	// The two edges share one object: its record and shards go between them
+	// over QUIC with the chart's certificates.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		other := peersOf(ips[0])[names[1]]
+		if other.BytesSent+other.BytesReceived > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no bytes between the edges over the peer protocol: %+v", other)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// SIGTERM makes the second edge leave; the first sees it leave.
+	edges[1].stop(t, time.Duration(*p.Template.Spec.TerminationGracePeriodSeconds)*time.Second)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		if st := peersOf(ips[0])[names[1]].State; st == "left" || st == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edge %s still sees %s as %s after it stopped", names[0], names[1], peersOf(ips[0])[names[1]].State)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	edges[0].stop(t, time.Duration(*p.Template.Spec.TerminationGracePeriodSeconds)*time.Second)
 }

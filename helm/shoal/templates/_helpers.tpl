@@ -84,6 +84,36 @@ app.kubernetes.io/component: origin
 {{- printf "%s.%s.svc.%s" (include "shoal.peersService" .) .Release.Namespace .Values.clusterDomain }}
 {{- end }}
 
+{{/* The membership mode, checked: gossip or static. */}}
+{{- define "shoal.membership" -}}
+{{- $m := .Values.membership.mode }}
+{{- if not (has $m (list "gossip" "static")) }}
+{{- fail (printf "membership.mode must be gossip or static, not %q" $m) }}
+{{- end }}
+{{- if and (eq $m "gossip") .Values.daemonset.staticPeers }}
+{{- fail "daemonset.staticPeers needs membership.mode=static (with gossip the edges find each other through the peers Service)" }}
+{{- end }}
+{{- $m }}
+{{- end }}
+
+{{/* --join: the peers Service, which resolves to every edge pod. */}}
+{{- define "shoal.join" -}}
+{{- printf "%s:%d" (include "shoal.peerDomain" .) (int .Values.edge.ports.gossip) }}
+{{- end }}
+
+{{/* The Secret holding the gossip key, or nothing for source none. */}}
+{{- define "shoal.gossipKeySecretName" -}}
+{{- $k := .Values.membership.gossipKey }}
+{{- if not (has $k.source (list "generate" "existingSecret" "none")) }}
+{{- fail (printf "membership.gossipKey.source must be generate, existingSecret or none, not %q" $k.source) }}
+{{- end }}
+{{- if eq $k.source "existingSecret" }}
+{{- required "membership.gossipKey.existingSecret.name is required when membership.gossipKey.source is existingSecret" $k.existingSecret.name }}
+{{- else if eq $k.source "generate" }}
+{{- include "shoal.fullname" . }}-gossip-key
+{{- end }}
+{{- end }}
+
 {{/* --peers: StatefulSet: every pod's DNS name; DaemonSet: the static list. */}}
 {{- define "shoal.peers" -}}
 {{- if eq .Values.mode "statefulset" }}
@@ -97,7 +127,10 @@ app.kubernetes.io/component: origin
 {{- end }}
 {{- end }}
 
-{{/* --advertise: this pod's own entry in --peers ($(VAR) is expanded by the kubelet). */}}
+{{/* --advertise: this pod's own entry in --peers, or its peer address in
+gossip ($(VAR) is expanded by the kubelet). A StatefulSet's pods advertise
+their stable DNS names, so that placement, which ranks members by these
+addresses, stays the same when a pod comes back with a new IP. */}}
 {{- define "shoal.advertise" -}}
 {{- if eq .Values.mode "statefulset" }}
 {{- printf "$(POD_NAME).%s:%d" (include "shoal.peerDomain" .) (int .Values.edge.ports.peer) }}
