@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -318,5 +319,27 @@ func TestPrefetchSelectsSite(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("prefetch %s: status %d (%s), want 400", body, resp.StatusCode, msg)
 		}
+	}
+}
+
+// TestSignedSites: each site's manifest comes from its own origin. Under
+// RequireSigned, b's signed object is served and a's unsigned one, under
+// the same path, is refused.
+func TestSignedSites(t *testing.T) {
+	a, b := newTestOrigin(t, "public, max-age=3600"), newTestOrigin(t, "public, max-age=3600")
+	s := newTestSigner(t)
+	unsigned := a.put(t, "rel.bin", 300<<10, 1)
+	want := b.put(t, "rel.bin", 300<<10, 2)
+	s.sign(t, b, "rel.bin")
+	sites := twoSiteConfig(a, b, nil)
+	c := newCluster(t, a, 2, func(cfg *Config) { sites(cfg); trusting(s, true)(cfg) })
+	resp, got := c.getHost(0, http.MethodGet, "b.test", "/rel.bin")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("b's signed object: status %d", resp.StatusCode)
+	}
+	sameBytes(t, "b's signed object", got, want)
+	resp, got = c.getHost(1, http.MethodGet, "a.test", "/rel.bin")
+	if resp.StatusCode != http.StatusBadGateway || bytes.Contains(got, unsigned[:64]) {
+		t.Fatalf("a's unsigned object: status %d, want 502 and none of its bytes", resp.StatusCode)
 	}
 }
