@@ -37,6 +37,12 @@
 // client's own request, one origin request per miss, and stores the
 // response from it (miss.go).
 //
+// One edge can front several sites (Config.Origins, origins.go): the
+// request's Host, matched case-insensitively and without its port, selects
+// the origin, "*" any other Host; a Host with no origin gets 421. Cache keys
+// are then "//host" + target, so each site's objects are apart; with one
+// origin (Config.Origin) the key is the target alone.
+//
 // Every response carries Cache-Status (RFC 9211): "hit" when the fleet had
 // the record and the bytes (with a negative ttl when served stale),
 // "fwd=miss; stored; fwd-status=200" when the origin was asked, "fwd=stale;

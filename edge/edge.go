@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/throttle"
 	"github.com/shoalcdn/shoal/manifest"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
@@ -24,8 +24,15 @@ import (
 
 // Config configures an Edge.
 type Config struct {
-	// Origin configures the client for the origin. Origin.Base is required.
+	// Origin configures the client for the origin. Origin.Base is required
+	// unless Origins is set; its other fields then apply to every origin.
 	Origin origin.ClientConfig
+	// Origins, when not empty, makes the edge front several sites: it maps
+	// a Host name (matched case-insensitively, without port) to its
+	// origin's base URL; "*" is the origin of any other Host. Without "*",
+	// a request for a Host not listed gets 421. Keys are then per site
+	// (see origins.go); every edge of a fleet needs the same map.
+	Origins map[string]string
 	// Swarm configures the peer protocol: Self, Peers and Credentials are
 	// required. The edge sets Store, Handler, Logger, TracerProvider and
 	// OnRequest itself.
@@ -88,8 +95,7 @@ type Edge struct {
 	cfg    Config
 	log    *slog.Logger
 	tracer trace.Tracer
-	origin *origin.Client
-	proxy  *httputil.ReverseProxy
+	sites  *sites // the origins, by Host (origins.go)
 	node   *swarm.Node
 	coder  *erasure.Coder
 	m      *metrics
@@ -103,11 +109,9 @@ type Edge struct {
 	reads singleflight.Group // segment reads below the memory tier, by segment
 	fills singleflight.Group // segment fills as coordinator, by segment
 
-	signed     *signed  // nil unless Config.Trust is set
-	refreshing sync.Map // keys refreshed in the background (stale-while-revalidate)
-	pending    sync.Map // keys with a forwarded miss in flight (miss.go)
-	missOnce   sync.Once
-	missRP     *httputil.ReverseProxy
+	signed     *signed   // nil unless Config.Trust is set
+	refreshing sync.Map  // keys refreshed in the background (stale-while-revalidate)
+	pending    sync.Map  // keys with a forwarded miss in flight (miss.go)
 	vary       varyIndex // how targets vary (vary.go)
 
 	hedge    *hedgeTimer
@@ -202,43 +206,15 @@ func New(cfg Config) (*Edge, error) {
 		e.records.Add(r.Key, r) // stale ones are revalidated when asked for
 	}
 
-	// The origin client's transport is wrapped to count requests and bytes;
-	// the reverse proxy for other methods shares it.
-	oc, err := origin.NewClient(cfg.Origin)
-	if err != nil {
+	// Each origin client's transport is wrapped to count requests and bytes
+	// (and share the OriginLimit); its reverse proxy for other methods
+	// shares it.
+	limit := throttle.New(cfg.OriginLimit)
+	wrap := func(rt http.RoundTripper) http.RoundTripper {
+		return limitOrigin(&countingTransport{next: rt, reqs: e.m.originReqs, bytes: e.m.originBytes, duration: e.m.originDuration}, limit)
+	}
+	if e.sites, err = newSites(cfg, wrap, e.newProxy); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
-	}
-	ocfg := cfg.Origin
-	ocfg.Transport = limitOrigin(&countingTransport{next: oc.Transport(), reqs: e.m.originReqs, bytes: e.m.originBytes, duration: e.m.originDuration}, cfg.OriginLimit)
-	if ocfg.Logger == nil {
-		ocfg.Logger = cfg.Logger
-	}
-	if e.origin, err = origin.NewClient(ocfg); err != nil {
-		return nil, fmt.Errorf("edge: %w", err)
-	}
-	base := e.origin.Base()
-	e.proxy = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(base)
-			pr.SetXForwarded()
-			pr.Out.Header.Add("Via", via(pr.In))
-		},
-		Transport:     ocfg.Transport,
-		FlushInterval: -1,
-		ModifyResponse: func(resp *http.Response) error {
-			if v, ok := resp.Request.Context().Value(cacheStatusKey{}).(string); ok {
-				resp.Header.Add("Cache-Status", v)
-			}
-			e.afterForward(resp)
-			return nil
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			e.log.WarnContext(r.Context(), "forwarding to the origin failed", "method", r.Method, "target", r.URL.RequestURI(), "err", err)
-			if v, ok := r.Context().Value(cacheStatusKey{}).(string); ok {
-				w.Header().Set("Cache-Status", v)
-			}
-			httpError(w, originStatus(err), "origin unreachable")
-		},
 	}
 
 	e.repair = newRepairer(e)

@@ -62,6 +62,11 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	r = r.WithContext(ctx)
 
+	site := e.siteOf(r)
+	if site == nil {
+		misdirected(sw, r) // a Host no origin is configured for (origins.go)
+		return
+	}
 	key := r.URL.RequestURI()
 	switch {
 	case r.Method != http.MethodGet && r.Method != http.MethodHead:
@@ -72,6 +77,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !strings.HasPrefix(key, "/"):
 		httpError(sw, http.StatusBadRequest, "request target must be a path")
 		return
+	}
+	key = site.key(key)
+	switch {
 	case len(key) > swarm.MaxKey-1:
 		httpError(sw, http.StatusRequestURITooLong, "request target too long")
 		return
@@ -154,10 +162,15 @@ type cacheStatusKey struct{}
 // appends cacheStatus to the origin's Cache-Status (RFC 9211 lists caches
 // from the origin outwards). Its body bytes count as served from the origin.
 func (e *Edge) forward(w http.ResponseWriter, r *http.Request, cacheStatus string) {
+	s := e.siteOf(r)
+	if s == nil {
+		misdirected(w, r)
+		return
+	}
 	ctx := context.WithValue(r.Context(), cacheStatusKey{}, cacheStatus)
-	ctx = context.WithValue(ctx, forwardedKey{}, forwarded{key: r.URL.RequestURI(), host: r.Host, unsafe: !safeMethods[r.Method]})
+	ctx = context.WithValue(ctx, forwardedKey{}, forwarded{site: s, target: r.URL.RequestURI(), host: r.Host, unsafe: !safeMethods[r.Method]})
 	r = r.WithContext(ctx)
-	e.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
+	s.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
 }
 
 // countingWriter counts the body bytes written through it.

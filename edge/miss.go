@@ -139,7 +139,7 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, v
 		st.revalidating = true
 	}
 	r = r.WithContext(context.WithValue(ctx, missKey{}, st))
-	e.missProxy().ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
+	e.missProxy(e.siteOf(r)).ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
 	return true
 }
 
@@ -153,17 +153,18 @@ func (e *Edge) waitPending(ctx context.Context, key string) {
 	}
 }
 
-// missProxy returns the reverse proxy of forwarded misses, made once.
-func (e *Edge) missProxy() *httputil.ReverseProxy {
-	e.missOnce.Do(func() {
-		base := e.origin.Base()
-		e.missRP = &httputil.ReverseProxy{
+// missProxy returns the reverse proxy of forwarded misses to s's origin,
+// made once.
+func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
+	s.missOnce.Do(func() {
+		base := s.client.Base()
+		s.missRP = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(base)
 				pr.SetXForwarded()
 				pr.Out.Header.Add("Via", via(pr.In))
 			},
-			Transport:      e.proxy.Transport,
+			Transport:      s.proxy.Transport,
 			FlushInterval:  -1,
 			ModifyResponse: e.missResponse,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -190,11 +191,11 @@ func (e *Edge) missProxy() *httputil.ReverseProxy {
 				if errors.Is(context.Cause(r.Context()), errHeaderTimeout) {
 					err = context.DeadlineExceeded
 				}
-				e.proxy.ErrorHandler(w, r, err)
+				e.proxyError(w, r, err)
 			},
 		}
 	})
-	return e.missRP
+	return s.missRP
 }
 
 // missResponse decides what a forwarded miss's response becomes: stored

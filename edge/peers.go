@@ -1,6 +1,8 @@
 package edge
 
 import (
+	"golang.org/x/time/rate"
+
 	"encoding/json"
 	"io"
 	"net/http"
@@ -109,11 +111,11 @@ func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// limitOrigin paces the bytes read from the origin's responses to
-// bytesPerSec (zero: no limit), for every request of the edge: fills,
-// record lookups and forwarded requests alike.
-func limitOrigin(next http.RoundTripper, bytesPerSec int64) http.RoundTripper {
-	l := throttle.New(bytesPerSec)
+// limitOrigin paces the bytes read from the origin's responses by l, a
+// bucket from throttle.New (nil: no limit), for every request of the
+// edge: fills, record lookups and forwarded requests alike. The
+// transports of several origins share one bucket.
+func limitOrigin(next http.RoundTripper, l *rate.Limiter) http.RoundTripper {
 	if l == nil {
 		return next
 	}

@@ -117,9 +117,13 @@ func (p *prefetcher) create(w http.ResponseWriter, r *http.Request) {
 	rand.Read(id[:])
 	job := &PrefetchJob{ID: hex.EncodeToString(id[:]), State: "running", Warm: req.Warm, Created: time.Now().UTC()}
 	keys := make([]string, len(req.URLs))
-	for i, u := range req.URLs {
-		keys[i] = u
-		job.Objects = append(job.Objects, PrefetchObject{URL: u, Size: -1})
+	for i, ref := range req.URLs {
+		u, _ := url.Parse(ref) // parsePrefetchRequest checked it
+		if keys[i], err = p.e.sites.keyForURL(u); err != nil {
+			writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("url %q: %v", ref, err))
+			return
+		}
+		job.Objects = append(job.Objects, PrefetchObject{URL: keys[i], Size: -1})
 	}
 	p.mu.Lock()
 	p.jobs[job.ID] = job
@@ -176,8 +180,9 @@ func parsePrefetchRequest(r *http.Request) (*PrefetchRequest, error) {
 	return req, nil
 }
 
-// prefetchKey turns a URL or request target into the cache key clients'
-// requests for it use: its path and query.
+// prefetchKey turns a URL or request target into its path and query,
+// after "//" and its host when it has one (Edge.sites.keyForURL then
+// makes the cache key clients' requests for it use).
 func prefetchKey(s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -191,6 +196,9 @@ func prefetchKey(s string) (string, error) {
 	}
 	if strings.ContainsAny(s, "\x00\r\n") {
 		return "", errors.New("control characters")
+	}
+	if u.Host != "" {
+		return "//" + u.Host + u.RequestURI(), nil
 	}
 	return u.RequestURI(), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -125,8 +126,9 @@ type forwardedKey struct{}
 // forwarded is what the reverse proxy's response hook needs to know of
 // the client's request.
 type forwarded struct {
-	key, host string
-	unsafe    bool
+	site         *site
+	target, host string
+	unsafe       bool
 }
 
 // afterForward adjusts a response forwarded from the origin: Via is added,
@@ -140,19 +142,19 @@ func (e *Edge) afterForward(resp *http.Response) {
 	if !ok || !f.unsafe || resp.StatusCode >= 400 {
 		return
 	}
-	keys := []string{f.key}
-	base, _ := url.Parse("http://" + f.host + f.key)
+	keys := []string{f.site.key(f.target)}
+	base, _ := url.Parse("http://" + f.host + f.target)
 	for _, field := range []string{"Location", "Content-Location"} {
 		v := resp.Header.Get(field)
 		if v == "" || base == nil {
 			continue
 		}
 		u, err := base.Parse(v)
-		if err != nil || !strings.EqualFold(u.Host, f.host) && !strings.EqualFold(u.Host, e.origin.Base().Host) {
+		if err != nil || !strings.EqualFold(u.Host, f.host) && !strings.EqualFold(u.Host, f.site.client.Base().Host) {
 			continue // another host: not this cache's to invalidate (RFC 9111 §4.4)
 		}
-		if k := u.RequestURI(); strings.HasPrefix(k, "/") && k != f.key {
-			keys = append(keys, k)
+		if k := u.RequestURI(); strings.HasPrefix(k, "/") && k != f.target {
+			keys = append(keys, f.site.key(k))
 		}
 	}
 	for _, k := range keys {
@@ -164,12 +166,23 @@ func (e *Edge) afterForward(resp *http.Response) {
 // request-target) purges one object, prefix= (a path prefix) every object
 // under it, fleet-wide. It answers with a PurgeResult as JSON.
 func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
-	key, prefix, err := purgeTarget(r.FormValue("url"), r.FormValue("prefix"))
+	keys, prefix, err := e.purgeKeys(r.FormValue("url"), r.FormValue("prefix"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	res := e.Purge(r.Context(), key, prefix)
+	var res PurgeResult
+	for _, key := range keys {
+		kr := e.Purge(r.Context(), key, prefix)
+		res.Purged += kr.Purged
+		res.Members = kr.Members
+		for m, err := range kr.Failed {
+			if res.Failed == nil {
+				res.Failed = map[string]string{}
+			}
+			res.Failed[m] = err
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if len(res.Failed) > 0 {
 		w.WriteHeader(http.StatusBadGateway)
@@ -177,7 +190,29 @@ func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(res)
 }
 
-// purgeTarget turns the purge parameters into a cache key or key prefix.
+// purgeKeys turns the purge parameters into the cache keys or key
+// prefixes to purge. With several sites (origins.go), an absolute URL
+// purges on its host's site, and a bare path or prefix on every site.
+func (e *Edge) purgeKeys(rawURL, rawPrefix string) ([]string, bool, error) {
+	target, prefix, err := purgeTarget(rawURL, rawPrefix)
+	if err != nil || e.sites.all != nil {
+		return []string{target}, prefix, err
+	}
+	raw := rawURL + rawPrefix // one of them is empty
+	if u, perr := url.Parse(raw); perr == nil && u.Host != "" && (rawPrefix == "" || u.Scheme != "") {
+		s := e.sites.forHost(u.Host)
+		if s == nil {
+			return nil, false, fmt.Errorf("no origin for host %q", u.Host)
+		}
+		return []string{s.key(target)}, prefix, nil
+	}
+	var keys []string
+	e.sites.each(func(s *site) { keys = append(keys, s.key(target)) })
+	return keys, prefix, nil
+}
+
+// purgeTarget turns the purge parameters into a request target or target
+// prefix: prefix= may also be an absolute URL.
 func purgeTarget(rawURL, rawPrefix string) (string, bool, error) {
 	switch {
 	case rawURL != "" && rawPrefix != "":
@@ -196,6 +231,9 @@ func purgeTarget(rawURL, rawPrefix string) (string, bool, error) {
 		}
 		return k, false, nil
 	case rawPrefix != "":
+		if u, err := url.Parse(rawPrefix); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+			rawPrefix = u.RequestURI()
+		}
 		if !strings.HasPrefix(rawPrefix, "/") {
 			return "", false, errors.New("prefix must start with /")
 		}

@@ -308,6 +308,9 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 			}
 			key = stale.Key
 		}
+		if _, _, err := e.sites.split(key); err != nil {
+			return nil, err // a fleet whose edges front different sites
+		}
 		r, fromOrigin, err := e.resolve(ctx, key, stale)
 		if err != nil {
 			return nil, err
@@ -323,6 +326,9 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 	case statReplica:
 		r, err := parseRecord(payload[1:])
 		if err != nil {
+			return nil, err
+		}
+		if _, _, err := e.sites.split(r.Key); err != nil {
 			return nil, err
 		}
 		if old, ok := e.records.Get(r.Key); !ok || !old.Fetched.After(r.Fetched) {
@@ -342,6 +348,9 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 func (h *peerHandler) Fill(ctx context.Context, payload []byte) (*swarm.Segment, error) {
 	f, err := parseFillRequest(payload)
 	if err != nil {
+		return nil, err
+	}
+	if _, _, err := (*Edge)(h).sites.split(f.Record.Key); err != nil {
 		return nil, err
 	}
 	return (*Edge)(h).fill(ctx, f.Record, f.Segment)

@@ -440,8 +440,12 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 	}
 	// The segment is read straight into the buffer its shards will live
 	// in: systematic coding leaves the data shards as these very bytes.
+	o, target, err := e.sites.split(r.Key)
+	if err != nil {
+		return nil, err
+	}
 	buf := make([]byte, e.coder.EncodedLen(int(n)))
-	if err := e.origin.FetchRange(ctx, r.Key, r.IfRange(), r.Size, off, buf[:n]); err != nil {
+	if err := o.client.FetchRange(ctx, target, r.IfRange(), r.Size, off, buf[:n]); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		if errors.Is(err, origin.ErrChanged) {
 			// The object changed under the fleet: forget this version so the

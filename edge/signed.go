@@ -82,7 +82,11 @@ func (e *Edge) manifestFor(ctx context.Context, r *Record) (*manifest.Manifest, 
 
 func (e *Edge) fetchManifest(ctx context.Context, r *Record) *signedEntry {
 	s := e.signed
-	u, err := url.ParseRequestURI(r.Key)
+	o, target, err := e.sites.split(r.Key)
+	var u *url.URL
+	if err == nil {
+		u, err = url.ParseRequestURI(target)
+	}
 	if err != nil {
 		return &signedEntry{err: fmt.Errorf("%w: %s: %v", ErrUnsigned, r.Key, err), until: time.Now().Add(signedRetry)}
 	}
@@ -90,7 +94,7 @@ func (e *Edge) fetchManifest(ctx context.Context, r *Record) *signedEntry {
 	// Detached from the asking client: the answer serves every request.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	body, _, err := e.origin.Get(fctx, path+manifest.Suffix, manifest.MaxLen)
+	body, _, err := o.client.Get(fctx, path+manifest.Suffix, manifest.MaxLen)
 	var se *origin.StatusError
 	switch {
 	case errors.As(err, &se) && (se.Code == 404 || se.Code == 410):

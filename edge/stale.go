@@ -83,7 +83,12 @@ func (e *Edge) headOrigin(ctx context.Context, key string, old *Record) (*Record
 	}
 	ctx, span := e.tracer.Start(ctx, "origin.head", traceAttrs(attribute.String("shoal.object", key), attribute.Bool("shoal.conditional", old != nil)))
 	defer span.End()
-	info, err := e.origin.Head(ctx, key, cond)
+	o, target, err := e.sites.split(key)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		return nil, err
+	}
+	info, err := o.client.Head(ctx, target, cond)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return nil, fmt.Errorf("edge: origin HEAD %s: %w", key, err)

@@ -24,7 +24,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	envUsage(fs)
 	var (
 		listen      = fs.String("listen", "127.0.0.1:8080", "client HTTP listen address")
-		originURL   = fs.String("origin", "", "origin base URL, e.g. http://127.0.0.1:9000 (required)")
+		originURL   = fs.String("origin", "", "origin base URL, e.g. http://127.0.0.1:9000, or comma-separated host=URL pairs for several sites (*=URL: any other host) (required)")
 		peerListen  = fs.String("peer-listen", "127.0.0.1:7000", "UDP address of the QUIC peer protocol")
 		advertise   = fs.String("advertise", "", "this edge's peer address as it appears in --peers (default: --peer-listen)")
 		peers       = fs.String("peers", "", "comma-separated peer addresses of the fleet; may include this edge's own")
@@ -65,8 +65,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if *originURL == "" {
-		return errors.New("--origin is required (e.g. --origin http://127.0.0.1:9000)")
+	originBase, originSites, err := parseOrigins(*originURL)
+	if err != nil {
+		return err
 	}
 	creds, err := swarm.LoadCredentials(*tlsDir)
 	if err != nil {
@@ -120,7 +121,8 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}()
 	e, err := edge.New(edge.Config{
-		Origin: origin.ClientConfig{Base: *originURL, MaxConcurrent: *originConc, Timeout: *originTO, Logger: log},
+		Origin:  origin.ClientConfig{Base: originBase, MaxConcurrent: *originConc, Timeout: *originTO, Logger: log},
+		Origins: originSites,
 		Swarm: swarm.Config{
 			Self:        self,
 			Peers:       splitList(*peers),
