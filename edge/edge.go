@@ -78,6 +78,15 @@ type Config struct {
 	// response has no stale-if-error, must-revalidate, proxy-revalidate,
 	// no-cache or s-maxage. Zero means never (RFC 9111 §4.2.4's default).
 	ServeStaleOnError time.Duration
+	// ForwardMisses makes an edge that is alone in its fleet forward a cold
+	// GET miss as the client's own request (miss.go): one origin request
+	// per miss instead of a HEAD and ranged GETs, and the client's
+	// conditionals and fields reach the origin as sent. The price: a
+	// response longer than one segment is cut after its header, and the
+	// bytes the origin had already sent are wasted (on loopback, megabytes
+	// per miss). Off by default, so origin egress stays 1.0× the bytes
+	// asked for; for small-object sites and conformance runs.
+	ForwardMisses bool
 	// MaxRanges is how many ranges one request may ask for, after
 	// overlapping and nearby ranges are merged; beyond it the Range field
 	// is ignored and the whole object sent. Zero means 16.

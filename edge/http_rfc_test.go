@@ -132,10 +132,17 @@ func (o *scriptedOrigin) setDown(down bool) {
 	o.mu.Unlock()
 }
 
-// newScriptedCluster starts n edges in front of a scripted origin.
+// newScriptedCluster starts n edges in front of a scripted origin. A
+// lone edge forwards its misses (Config.ForwardMisses), as
+// scripts/cache-tests.sh runs it: the single-edge cases test that path.
 func newScriptedCluster(t *testing.T, n int, tweak func(*Config)) (*cluster, *scriptedOrigin) {
 	so := newScriptedOrigin(t)
-	return newCluster(t, &testOrigin{srv: so.srv}, n, tweak), so
+	return newCluster(t, &testOrigin{srv: so.srv}, n, func(cfg *Config) {
+		cfg.ForwardMisses = n == 1
+		if tweak != nil {
+			tweak(cfg)
+		}
+	}), so
 }
 
 func body(n int) []byte {
@@ -869,7 +876,10 @@ func TestSingleEdgeMissIsForwarded(t *testing.T) {
 			}
 		}))
 		defer slow.Close()
-		cs := newCluster(t, &testOrigin{srv: slow}, 1, func(cfg *Config) { cfg.Origin.Timeout = 300 * time.Millisecond })
+		cs := newCluster(t, &testOrigin{srv: slow}, 1, func(cfg *Config) {
+			cfg.Origin.Timeout = 300 * time.Millisecond
+			cfg.ForwardMisses = true
+		})
 		if resp, _ := cs.get(0, "/x"); resp.StatusCode != http.StatusGatewayTimeout {
 			t.Errorf("status %d, want 504", resp.StatusCode)
 		}
@@ -955,5 +965,22 @@ func TestSingleEdgeCollapsesConcurrentMisses(t *testing.T) {
 				t.Errorf("12 concurrent misses made %d origin GETs, want at most %d", n, tt.most)
 			}
 		})
+	}
+}
+
+// TestLoneEdgeMissCostsTheObjectOnce: without ForwardMisses (the default),
+// a lone edge's cold miss of a large object is a HEAD and ranged GETs, and
+// the origin sends its bytes exactly once; a forwarded GET cut after its
+// header would send more.
+func TestLoneEdgeMissCostsTheObjectOnce(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=600")
+	want := o.put(t, "big.bin", 6*int(testLayout.SegmentSize)+99, 3)
+	c := newCluster(t, o, 1, nil)
+	for range 3 {
+		_, got := c.get(0, "/big.bin")
+		sameBytes(t, "lone edge", got, want)
+	}
+	if n := o.bytes.Load(); n != int64(len(want)) {
+		t.Fatalf("origin sent %d bytes for a %d-byte object", n, len(want))
 	}
 }

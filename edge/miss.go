@@ -15,7 +15,8 @@ import (
 	"github.com/shoalcdn/shoal/swarm"
 )
 
-// A cold miss on an edge that is a fleet of its own is forwarded: the client's GET
+// With Config.ForwardMisses (--forward-misses), a cold miss on an edge that
+// is a fleet of its own is forwarded: the client's GET
 // goes to the origin as it came (every end-to-end field, conditionals and
 // credentials included), and the one response both answers the client and
 // makes the record, so the origin sees one request, not a HEAD and then a
@@ -96,7 +97,7 @@ func (s *serveFromFleet) Error() string { return "edge: served from the fleet" }
 func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, variant bool) bool {
 	// With --trust-key every byte must pass the segment path's manifest
 	// check, which a forwarded body would skip.
-	if e.signed != nil || len(e.node.Members()) != 1 {
+	if !e.cfg.ForwardMisses || e.signed != nil || len(e.node.Members()) != 1 {
 		return false
 	}
 	old, ok := e.records.Get(key)

@@ -48,7 +48,7 @@ go build -o "$work/shoal" "$root/cmd/shoal"
 pids+=($!)
 "$work/shoal" edge --origin "http://127.0.0.1:$server_port" --listen "127.0.0.1:$edge_port" \
 	--peer-listen "127.0.0.1:$peer_port" --tls-dir "$work/tls" --admin-listen "" \
-	--log-level warn >"$work/edge.log" 2>&1 &
+	--forward-misses --log-level warn >"$work/edge.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do
 	if curl -fsS -o /dev/null "http://127.0.0.1:$server_port/" 2>/dev/null || [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$server_port/")" != 000 ]; then

@@ -41,6 +41,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		trustKeys   = fs.String("trust-key", "", "comma-separated public keys (from 'shoal keygen'); if set, every segment is checked against the object's signed manifest before it is served")
 		requireSig  = fs.Bool("require-signed", false, "refuse objects without a valid signed manifest (needs --trust-key)")
 		maxHeur     = fs.Duration("max-heuristic-freshness", 24*time.Hour, "cap of the freshness guessed from Last-Modified when the origin sends no lifetime")
+		fwdMisses   = fs.Bool("forward-misses", false, "an edge alone in its fleet forwards a cold GET miss as the client's own request: one origin request per miss, but a response longer than one segment is cut after its header and the bytes already sent are wasted")
 		staleOnErr  = fs.Duration("serve-stale-on-error", 0, "how long past freshness an object may be served while the origin fails, unless its response forbids it or sets stale-if-error (0: never)")
 		maxRanges   = fs.Int("max-ranges", 16, "ranges per request, after merging, beyond which Range is ignored and the whole object sent")
 		segSize     = int64(erasure.DefaultSegmentSize)
@@ -143,6 +144,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// HTTP caching (README "HTTP semantics").
 		MaxHeuristicFreshness: *maxHeur,
 		ServeStaleOnError:     *staleOnErr,
+		ForwardMisses:         *fwdMisses,
 		MaxRanges:             *maxRanges,
 	})
 	if err != nil {
