@@ -323,3 +323,50 @@ func gaugeValue(t *testing.T, e *Edge, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// A segment whose fill left fewer than k shards in the fleet (pushes
+// dropped or failed) is lost to the fleet's reads and to repair; the
+// coordinator, which keeps it in memory, sends its shards again.
+func TestUnderPlacedSegmentPlacedAgain(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 4, func(cfg *Config) { cfg.RepairDelay = 100 * time.Millisecond })
+	want := o.put(t, "/under.bin", 300<<10, 71)
+	_, body := c.get(0, "/under.bin")
+	sameBytes(t, "first read", body, want)
+	rec, ok := c.edges[0].records.Get("/under.bin")
+	if !ok {
+		t.Fatal("edge 0 has no record of what it served")
+	}
+	seg := erasure.SegmentID{Object: rec.ID(), Index: 0}
+	coord := c.edges[edgeIndex(c, c.edges[0].Node().Rank(swarm.SegmentKey(seg))[0])]
+	if _, ok := coord.mem.Get(seg); !ok {
+		t.Fatal("the coordinator does not keep the segment it filled in memory")
+	}
+	segPlaced := func() bool {
+		for i, h := range c.edges[0].Node().Holders(seg, testLayout.Params.Total()) {
+			if !c.edges[edgeIndex(c, h)].store.Has(erasure.ShardID{Segment: seg, Index: uint8(i)}) {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, segPlaced)
+	originBytes := o.bytes.Load()
+
+	// Every shard lost, as if every push had failed.
+	for _, e := range c.edges {
+		e.store.mu.Lock()
+		for i := range testLayout.Params.Total() {
+			e.store.index.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
+		}
+		e.store.mu.Unlock()
+	}
+	if segPlaced() {
+		t.Fatal("shards still placed after they were dropped")
+	}
+	coord.repair.unplace(seg)
+	waitFor(t, segPlaced)
+	if got := o.bytes.Load() - originBytes; got != 0 {
+		t.Errorf("placing again cost %d origin bytes, want 0", got)
+	}
+}
