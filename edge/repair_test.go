@@ -370,3 +370,47 @@ func TestUnderPlacedSegmentPlacedAgain(t *testing.T) {
 		t.Errorf("placing again cost %d origin bytes, want 0", got)
 	}
 }
+
+// A coordinator that crashes right after a fill may leave its pushes
+// unfinished: an edge that read the segment through that fill sends its
+// shards from its own memory tier once the coordinator is gone.
+func TestReaderPlacesWhenCoordinatorDies(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	logs := &repairLogs{}
+	c := newGossipCluster(t, o, 4, 80, logs.tweak)
+	want := o.put(t, "/orphan.bin", 300<<10, 81)
+	_, body := c.get(0, "/orphan.bin")
+	sameBytes(t, "first read", body, want)
+	rec, ok := c.edges[0].records.Get("/orphan.bin")
+	if !ok {
+		t.Fatal("edge 0 has no record of what it served")
+	}
+	waitRepaired(t, c, rec, logs)
+	seg := erasure.SegmentID{Object: rec.ID(), Index: 0}
+	coord := edgeIndex(c, c.edges[0].Node().Rank(swarm.SegmentKey(seg))[0])
+	reader := (coord + 1) % len(c.edges)
+
+	// Every shard of the segment lost, as if the coordinator's pushes had
+	// not been made; the reader gets it through a fill at the coordinator,
+	// from its memory tier.
+	for _, e := range c.edges {
+		e.store.mu.Lock()
+		for i := range testLayout.Params.Total() {
+			e.store.index.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
+		}
+		e.store.mu.Unlock()
+	}
+	c.edges[reader].mem.lru.Purge()
+	c.edges[reader].mem.bytes = 0
+	originBytes := o.bytes.Load()
+	_, body = c.get(reader, "/orphan.bin")
+	sameBytes(t, "read through the coordinator's fill", body, want)
+
+	// The coordinator crashes: the reader places the segment.
+	c.kill(coord)
+	c.waitMembers(15 * time.Second)
+	waitRepaired(t, c, rec, logs)
+	if got := o.bytes.Load() - originBytes; got != 0 {
+		t.Errorf("placing again cost %d origin bytes, want 0", got)
+	}
+}
