@@ -483,6 +483,7 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 				}
 			}) {
 				e.m.pushes.WithLabelValues("dropped").Inc()
+				e.repair.unplace(id)
 			}
 			continue
 		}
