@@ -16,7 +16,11 @@
 //     segment's placement ranking that is not down, this edge at the
 //     latest), which is one origin fetch per segment for the whole fleet:
 //     it fetches the segment with a ranged GET guarded by If-Range, codes
-//     it, keeps it in memory, and pushes each shard to its holder.
+//     it, keeps it in memory, and pushes each shard to its holder. Pushes
+//     it could not make (too many in flight, a slow or dying holder) are
+//     made again from memory, with backoff; so are those of a coordinator
+//     that crashes right after a fill, by the edges that read through it
+//     (repair.go).
 //
 // Steps 2 to 4 run once per segment at a time on an edge, however many
 // clients want it.

@@ -243,6 +243,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.goBackground(func(context.Context) { e.store.Run(e.bgCtx) })
 	e.goBackground(func(context.Context) { e.repair.run(e.bgCtx) })
+	e.goBackground(func(context.Context) { e.repair.replace(e.bgCtx) })
 	return e, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,21 @@ type repairer struct {
 	segments *prometheus.CounterVec
 	pending  atomic.Int64
 	passes   prometheus.Counter
+
+	// unplaced holds the segments whose fill could not send every shard
+	// to its holder (a push dropped, failed or skipped), with the attempts
+	// made to send them again; see replace.
+	unplacedMu  sync.Mutex
+	unplaced    map[erasure.SegmentID]int
+	unplacedNew chan struct{}
+	// filled notes the segments this edge read lately through a Fill at
+	// another member, by that coordinator; see orphans.
+	filled map[erasure.SegmentID]fillNote
+}
+
+type fillNote struct {
+	coord string
+	at    time.Time
 }
 
 func newRepairer(e *Edge) *repairer {
@@ -46,6 +62,10 @@ func newRepairer(e *Edge) *repairer {
 		e:     e,
 		wake:  make(chan struct{}, 1),
 		delay: e.cfg.RepairDelay,
+
+		unplaced:    map[erasure.SegmentID]int{},
+		unplacedNew: make(chan struct{}, 1),
+		filled:      map[erasure.SegmentID]fillNote{},
 		shards: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_repair_shards_total", Help: "Shards rebuilt and sent to their new holder after a membership change, by result (ok, error).",
 		}, []string{"result"}),
@@ -112,6 +132,7 @@ func (r *repairer) run(ctx context.Context) {
 			}
 		}
 		after := r.e.node.ZoneMembers()
+		r.orphans(after)
 		before := *r.before.Load()
 		if slices.Equal(after, before) {
 			continue
@@ -173,6 +194,13 @@ func (r *repairer) pass(ctx context.Context, before, after []string, only map[er
 	for _, m := range after {
 		alive[m] = true
 	}
+	// One line per pass says what it did, for an operator (or a test)
+	// asking why a segment was not repaired.
+	mine, others := 0, 0
+	defer func() {
+		e.log.Info("repair pass", "gone", setMinus(before, after), "joined", setMinus(after, before), "members", len(after),
+			"segments", len(segs), "responsible", mine, "left_to_others", others, "failed", len(failed))
+	}()
 	for seg, held := range segs {
 		if ctx.Err() != nil {
 			return failed
@@ -197,8 +225,10 @@ func (r *repairer) pass(ctx context.Context, before, after []string, only map[er
 			}
 		}
 		if responsible != self {
+			others++
 			continue
 		}
+		mine++
 		if err := r.segment(ctx, seg, held, old, now, moved); err != nil {
 			r.segments.WithLabelValues("failed").Inc()
 			e.log.Warn("repair of a segment failed", "segment", seg.String(), "err", err)
@@ -231,7 +261,7 @@ func (r *repairer) segment(ctx context.Context, seg erasure.SegmentID, held eras
 			sets = append(sets, swarm.Holders(set, seg, len(now)))
 		}
 	}
-	n := d.Length
+	n, hd := d.Length, d
 	var data []byte
 	var err error
 	for _, holders := range sets {
@@ -240,7 +270,13 @@ func (r *repairer) segment(ctx context.Context, seg erasure.SegmentID, held eras
 		}
 	}
 	if err != nil {
-		return err
+		// Fewer than k shards in the fleet (a fill whose pushes failed):
+		// this edge may still have the segment in its memory tier.
+		s, ok := e.mem.Get(seg)
+		if !ok || s.d == nil || !s.d.Equal(hd) {
+			return err
+		}
+		data, d = s.data, s.d
 	}
 	shards, nd, err := e.coder.Encode(data)
 	if err != nil {
@@ -276,6 +312,17 @@ var (
 	errShardGone = errors.New("edge: repair: the held shard is gone from the store")
 	errReencode  = errors.New("edge: repair: re-encoding did not reproduce the descriptor")
 )
+
+// setMinus returns the members of a not in b.
+func setMinus(a, b []string) []string {
+	var out []string
+	for _, m := range a {
+		if !slices.Contains(b, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 // shardIDs lists the shards in the store.
 func (s *Store) shardIDs() []erasure.ShardID {
@@ -332,4 +379,192 @@ func (e *Edge) gatherPrevious(ctx context.Context, id erasure.SegmentID, n int, 
 		}
 	}
 	return nil, nil, "", err
+}
+
+// maxPlaceAttempts bounds how often a segment's shards are sent again.
+const maxPlaceAttempts = 6
+
+// unplace records that a fill could not send every shard of seg to its
+// holder; it never blocks.
+func (r *repairer) unplace(seg erasure.SegmentID) {
+	if r == nil || r.delay < 0 {
+		return
+	}
+	r.unplacedMu.Lock()
+	defer r.unplacedMu.Unlock()
+	if _, ok := r.unplaced[seg]; !ok && len(r.unplaced) >= maxUnplaced {
+		r.e.log.Debug("too many segments to place again: one is left as it is", "segment", seg.String())
+		return
+	}
+	r.unplaced[seg] += 0
+	select {
+	case r.unplacedNew <- struct{}{}:
+	default:
+	}
+}
+
+// maxUnplaced bounds the segments waiting to be placed again.
+const maxUnplaced = 4096
+
+// replace sends the shards of segments whose fill could not place them
+// all once more, from this edge's memory tier, to their holders under the
+// current placement. A push dropped because too many were in flight, or
+// failed because a holder was slow or dying, is otherwise made up only by
+// that holder's next read of the segment; and when fewer than k of a
+// segment's shards landed, by nobody: reads are served from the memory
+// tier of the coordinator, which does not place again, and repair after a
+// membership change cannot rebuild the segment from fewer than k shards.
+// Attempts back off from the repair delay; a segment gone from memory is
+// left (the next fill from the origin places it).
+func (r *repairer) replace(ctx context.Context) {
+	if r.delay < 0 {
+		return
+	}
+	wait := r.delay
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-r.unplacedNew:
+			// Give the pushes of the burst time to finish.
+			t.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(r.delay):
+			}
+		case <-t.C:
+		}
+		r.unplacedMu.Lock()
+		todo := make(map[erasure.SegmentID]int, len(r.unplaced))
+		for seg, n := range r.unplaced {
+			todo[seg] = n
+		}
+		r.unplacedMu.Unlock()
+		if len(todo) == 0 {
+			wait = time.Hour
+			continue
+		}
+		maxTried := 0
+		for seg, n := range todo {
+			if ctx.Err() != nil {
+				return
+			}
+			err := r.placeAgain(ctx, seg)
+			r.unplacedMu.Lock()
+			switch {
+			case err == nil || errors.Is(err, errNotInMemory) || n+1 >= maxPlaceAttempts:
+				delete(r.unplaced, seg)
+				if err != nil {
+					r.e.log.Warn("segment not placed again", "segment", seg.String(), "attempts", n+1, "err", err)
+				}
+			default:
+				r.unplaced[seg] = n + 1
+				maxTried = max(maxTried, n+1)
+			}
+			r.unplacedMu.Unlock()
+		}
+		wait = r.delay << min(2*maxTried, 6)
+	}
+}
+
+var (
+	errNotInMemory = errors.New("edge: the segment is gone from the memory tier")
+	errHolderDown  = errors.New("edge: a holder is down")
+)
+
+// placeAgain sends every shard of seg, re-encoded from the memory tier,
+// to its holder under the current placement (storing this edge's own).
+func (r *repairer) placeAgain(ctx context.Context, seg erasure.SegmentID) error {
+	e := r.e
+	s, ok := e.mem.Get(seg)
+	if !ok || s.d == nil {
+		return errNotInMemory
+	}
+	shards, d, err := e.coder.Encode(s.data)
+	if err != nil {
+		return err
+	}
+	if !d.Equal(s.d) {
+		return errReencode
+	}
+	self := e.node.Self()
+	var pushErr error
+	for i, h := range e.node.Holders(seg, len(shards)) {
+		sid := erasure.ShardID{Segment: seg, Index: uint8(i)}
+		if h == self {
+			if !e.store.Has(sid) {
+				if err := e.store.PutShard(sid, d, bytes.Clone(shards[i])); err != nil {
+					pushErr = err
+				}
+			}
+			continue
+		}
+		if !e.node.Alive(h) {
+			pushErr = errHolderDown
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
+		err := e.node.PutShard(pctx, h, sid, d, shards[i])
+		cancel()
+		if err != nil {
+			e.log.Debug("shard sent again: push failed", "shard", sid.String(), "to", h, "err", err)
+			pushErr = err
+			continue
+		}
+		e.m.pushes.WithLabelValues("ok").Inc()
+	}
+	return pushErr
+}
+
+// fillWatch is how long after a Fill at another member this edge stands
+// ready to place the segment in the coordinator's stead: longer than it
+// takes to notice a crash.
+const fillWatch = time.Minute
+
+// filledAt notes that this edge read seg through a Fill at coord and
+// keeps it in memory.
+func (r *repairer) filledAt(seg erasure.SegmentID, coord string) {
+	if r == nil || r.delay < 0 {
+		return
+	}
+	r.unplacedMu.Lock()
+	defer r.unplacedMu.Unlock()
+	if len(r.filled) >= maxUnplaced {
+		r.pruneFilledLocked(time.Now())
+		if len(r.filled) >= maxUnplaced {
+			return
+		}
+	}
+	r.filled[seg] = fillNote{coord, time.Now()}
+}
+
+func (r *repairer) pruneFilledLocked(now time.Time) {
+	for seg, f := range r.filled {
+		if now.Sub(f.at) > fillWatch {
+			delete(r.filled, seg)
+		}
+	}
+}
+
+// orphans hands the segments this edge read lately through a Fill at a
+// member that is gone to replace: a coordinator that crashes right after
+// a fill leaves its pushes unfinished, maybe fewer than k shards in the
+// fleet, and the readers' memory tiers the only full copies.
+func (r *repairer) orphans(members []string) {
+	r.unplacedMu.Lock()
+	r.pruneFilledLocked(time.Now())
+	var segs []erasure.SegmentID
+	for seg, f := range r.filled {
+		if !slices.Contains(members, f.coord) {
+			segs = append(segs, seg)
+			delete(r.filled, seg)
+		}
+	}
+	r.unplacedMu.Unlock()
+	for _, seg := range segs {
+		r.unplace(seg)
+	}
 }

@@ -128,6 +128,7 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 			}
 			if keepInMemory(ctx) {
 				e.mem.Add(id, &memSegment{d: s.Descriptor, data: s.Data})
+				e.repair.filledAt(id, coord)
 			}
 			out = segRead{s.Data, fillSource(s)}
 			return out, nil
@@ -486,17 +487,21 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 				}
 			}) {
 				e.m.pushes.WithLabelValues("dropped").Inc()
+				e.repair.unplace(id)
 			}
 			continue
 		}
 		if !e.node.Alive(h) {
 			e.m.pushes.WithLabelValues("skipped").Inc()
+			e.repair.unplace(id)
 			continue
 		}
 		if !e.acquirePush() {
-			// A fill does not wait long for slow holders; a holder that
-			// misses its shard rebuilds it when it next reads the segment.
+			// A fill does not wait long for slow holders: the shards are
+			// sent again later (repair.go), and a holder that misses its
+			// shard rebuilds it when it next reads the segment.
 			e.m.pushes.WithLabelValues("dropped").Inc()
+			e.repair.unplace(id)
 			continue
 		}
 		data := shards[i]
@@ -505,6 +510,7 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 			if err := e.node.PutShard(ctx, h, sid, d, data); err != nil {
 				e.m.pushes.WithLabelValues("error").Inc()
 				e.log.Debug("shard push failed", "peer", h, "shard", sid.String(), "err", err)
+				e.repair.unplace(id)
 				return
 			}
 			e.m.pushes.WithLabelValues("ok").Inc()
