@@ -97,6 +97,8 @@ type SoakResult struct {
 	WarmupSeconds  float64 `json:"warmup_s"`
 	SampleSeconds  float64 `json:"sample_every_s"`
 	KillEvery      float64 `json:"kill_every_s,omitempty"`
+	// MissedSamples counts samples skipped because a scrape failed.
+	MissedSamples int `json:"missed_samples,omitempty"`
 	// Source says where goroutines, memory and files were read:
 	// "metrics" (the edges' /metrics), or which came from /proc.
 	Source string `json:"source"`
@@ -350,7 +352,6 @@ func (r *runner) soak(ctx context.Context, n int) (_ *SoakResult, err error) {
 	}
 	wg.Wait()
 	if integrity != nil {
-		res.WrongResponses = 1
 		return nil, integrity
 	}
 	if ctlErr != nil {
@@ -417,10 +418,17 @@ func (r *runner) soakControl(ctx context.Context, d *deployment, res *SoakResult
 	since := func() float64 { return time.Since(start).Seconds() }
 	fromProc := map[string]bool{}
 	warmAt := map[int]int{} // by life, the index of its warm-up sample
+	// A scrape that fails on a loaded machine skips a sample; an edge that
+	// died on its own fails the run.
 	sample := func(i int) error {
 		s, fp, err := r.sampleEdge(ctx, d.sites[i])
+		if p := d.sites[i].proc; p.exited() {
+			return p.failure("exited during the soak without being killed")
+		}
 		if err != nil {
-			return fmt.Errorf("bench: soak: site %d: %w", i, err)
+			res.MissedSamples++
+			r.progressf("  soak: site %d: sample skipped: %v", i, err)
+			return nil
 		}
 		for _, f := range fp {
 			fromProc[f] = true
@@ -548,6 +556,9 @@ func (r *Report) soakMarkdown(w func(string, ...any)) {
 		s.Bounds, secString(s.WarmupSeconds), secString(s.SampleSeconds), s.Source)
 	w("- %d requests (%d ranged), %s delivered, origin %s; %d kills and restarts, %d failovers; %d failed requests, %d wrong responses\n",
 		s.Requests, s.RangedRequests, sizeString(s.Bytes), sizeString(s.OriginBytes), len(s.Kills), s.Failovers, s.FailedRequests, s.WrongResponses)
+	if s.MissedSamples > 0 {
+		w("- %d samples skipped (a scrape failed)\n", s.MissedSamples)
+	}
 	w("- TTFB p50 / p99: %s / %s; download p50 / p99: %s / %s\n\n",
 		secString(s.TTFB.P50), secString(s.TTFB.P99), secString(s.Download.P50), secString(s.Download.P99))
 	w("| site | life (s) | end | goroutines warm → last (limit) | RSS warm → last (limit) | open files warm → last (limit) | check |\n")
