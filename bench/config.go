@@ -44,11 +44,18 @@ const (
 	// continued in bursts) mid-crowd; clients whose site dies resume at
 	// the next site with a Range, and every byte is still checked.
 	ScenarioFaults = "faults"
+	// ScenarioSoak is sustained load on a Shoal fleet for Config.Duration:
+	// clients make the mix's requests one after the other, while one edge
+	// is killed (SIGKILL) every Config.KillEvery and restarted with the
+	// same flags and data directory; at the end every edge's goroutines,
+	// resident memory and open files are checked against their values
+	// after warm-up (see soak.go).
+	ScenarioSoak = "soak"
 )
 
 // AllScenarios returns every scenario.
 func AllScenarios() []string {
-	return []string{ScenarioFlash, ScenarioMix, ScenarioMedia, ScenarioFaults}
+	return []string{ScenarioFlash, ScenarioMix, ScenarioMedia, ScenarioFaults, ScenarioSoak}
 }
 
 // Defaults of Config.
@@ -86,6 +93,16 @@ const (
 	// and slows.
 	DefaultKill = 2
 	DefaultSlow = 1
+
+	// DefaultSoakSize and DefaultSoakObjects are the soak's largest object
+	// and catalog size: small, so that a long run is many requests, not
+	// a few large downloads.
+	DefaultSoakSize    = 16 << 20
+	DefaultSoakObjects = 100
+	// DefaultSoakDuration is how long the soak's load lasts (30 minutes
+	// for the record), DefaultKillEvery how often it kills an edge.
+	DefaultSoakDuration = time.Minute
+	DefaultKillEvery    = 15 * time.Second
 )
 
 // DefaultClients returns the clients per site of a scenario when
@@ -94,6 +111,9 @@ const (
 func DefaultClients(scenario string) int {
 	if scenario == ScenarioMix || scenario == ScenarioMedia {
 		return 4
+	}
+	if scenario == ScenarioSoak {
+		return 2
 	}
 	return 1
 }
@@ -146,6 +166,12 @@ type Config struct {
 	// slows mid-crowd. Zero means DefaultKill and DefaultSlow; negative
 	// means none. Kill + Slow must leave a site alive.
 	Kill, Slow int
+	// Duration is how long the soak's load lasts. Zero means
+	// DefaultSoakDuration.
+	Duration time.Duration
+	// KillEvery is how often the soak kills an edge (and restarts it).
+	// Zero means DefaultKillEvery; negative means never.
+	KillEvery time.Duration
 	// Systems names the systems to run, a subset of AllSystems, in the order
 	// given. Empty means all.
 	Systems []string
@@ -214,6 +240,8 @@ func (c Config) withDefaults() (Config, error) {
 		switch {
 		case c.Scenario == ScenarioMix:
 			c.Size = DefaultMixSize
+		case c.Scenario == ScenarioSoak:
+			c.Size = DefaultSoakSize
 		case c.NetNS:
 			c.Size = DefaultNetnsSize
 		default:
@@ -235,7 +263,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Size < 0 {
 		return c, fmt.Errorf("bench: size %d: want > 0", c.Size)
 	}
-	if c.Scenario == ScenarioMix && c.Size < 2*mixMinSize {
+	if (c.Scenario == ScenarioMix || c.Scenario == ScenarioSoak) && c.Size < 2*mixMinSize {
 		return c, fmt.Errorf("bench: mix: largest object %d bytes: want at least %d", c.Size, 2*mixMinSize)
 	}
 	if c.Clients == 0 {
@@ -249,6 +277,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if len(c.Systems) == 0 {
 		c.Systems = AllSystems()
+	}
+	if c.Scenario == ScenarioSoak {
+		// The soak checks the edges themselves; there is nothing to
+		// compare them with.
+		c.Systems = []string{SystemShoal}
 	}
 	for _, s := range c.Systems {
 		if !slices.Contains(AllSystems(), s) {
@@ -309,6 +342,25 @@ func (c *Config) workloadDefaults() error {
 			def(&c.Segments, DefaultSegments, 10_000, "segments per video"),
 			def(&c.Requests, DefaultWatch, 100_000, "segments per viewer"),
 			share(&c.SeekShare, DefaultSeekShare, "seek share"))
+	case ScenarioSoak:
+		if c.Duration == 0 {
+			c.Duration = DefaultSoakDuration
+		}
+		if c.KillEvery == 0 {
+			c.KillEvery = DefaultKillEvery
+		}
+		switch {
+		case c.Duration < time.Second || c.Duration > 7*24*time.Hour:
+			return fmt.Errorf("bench: soak: duration %v: want 1s..168h", c.Duration)
+		case len(c.FleetSizes) != 1:
+			return fmt.Errorf("bench: soak: %d fleet sizes: want one", len(c.FleetSizes))
+		case c.KillEvery > 0 && c.FleetSizes[0] < 2:
+			return errors.New("bench: soak: killing edges needs at least 2 sites (site 0 is never killed)")
+		case c.KillEvery > 0 && c.KillEvery < time.Second:
+			return fmt.Errorf("bench: soak: kill every %v: want at least 1s, or negative for never", c.KillEvery)
+		}
+		return errors.Join(def(&c.Objects, DefaultSoakObjects, 100_000, "objects"),
+			share(&c.RangeShare, DefaultRangeShare, "range share"))
 	case ScenarioFaults:
 		for _, v := range []struct {
 			p *int

@@ -37,6 +37,11 @@
 //   - faults: the flash crowd while sites are killed (SIGKILL) and one is
 //     slowed (SIGSTOP/SIGCONT bursts) at set shares of the bytes delivered;
 //     a client whose site dies resumes at the next site with a Range.
+//   - soak: the mix's requests for Config.Duration on one Shoal fleet,
+//     while an edge is killed every Config.KillEvery and restarted with
+//     the same command line (data directory included); each life of an
+//     edge must keep its goroutines, resident memory and open files
+//     within bounds of its values after a warm-up (see soak.go).
 //
 // Whole bodies are checked against their SHA-256, ranges byte by byte
 // against the origin's file.

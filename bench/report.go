@@ -33,6 +33,8 @@ type Report struct {
 	Workload *Workload `json:"workload,omitempty"`
 	// Faults describes the faults scenario's faults.
 	Faults *FaultPlan `json:"faults,omitempty"`
+	// Soak holds the soak scenario's figures and checks.
+	Soak *SoakResult `json:"soak,omitempty"`
 	// Network describes the emulated network (NetNS), nil on loopback.
 	Network *Network `json:"network,omitempty"`
 	// ClientsPerSite is the number of clients at each site.
@@ -223,6 +225,9 @@ func (r *Report) Markdown() string {
 	case ScenarioMedia:
 		w("Each viewer arrives within the first second, picks a video by Zipf popularity, and fetches its segments in order (as fast as it can, as a player filling its buffer), ")
 		w("sometimes seeking to another segment; every segment is verified against its SHA-256. *Unique* is the union of the segments asked for. ")
+	case ScenarioSoak:
+		w("Sustained load: each client makes the mix's requests one after the other until the time is up, while one edge at a time is killed (SIGKILL) and restarted with the same flags and data directory; ")
+		w("whole bodies are verified against their SHA-256, ranges byte by byte. Each life of an edge is checked: its last sample of goroutines, resident memory and open files against its first sample after the warm-up. ")
 	case ScenarioFaults:
 		w("The flash crowd while sites fail: sites are killed (SIGKILL of the process group) and another is slowed (SIGSTOP/SIGCONT bursts) at set shares of the bytes delivered. ")
 		w("A client whose site dies resumes at the next site with a Range, and its whole body is verified against the release's SHA-256: a run with one wrong byte fails. ")
@@ -257,6 +262,9 @@ func (r *Report) Markdown() string {
 	}
 	w("- started %s, took %.0f s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Seconds)
 
+	if r.Soak != nil {
+		r.soakMarkdown(w)
+	}
 	for _, run := range r.Runs {
 		w("### %d sites", run.Sites)
 		if s, ok := run.first(); ok && r.Release.Size == 0 {
@@ -351,6 +359,9 @@ func (r *Report) heading() string {
 	case r.Scenario == ScenarioMedia && wl != nil:
 		return fmt.Sprintf("Media: %d videos × %d segments of 2–6 MiB (%s), Zipf α %.2f, %s × %d segments, %.0f%% seeks, seed %d",
 			wl.Videos, wl.Segments, sizeString(wl.CatalogBytes), wl.Zipf, plural(r.ClientsPerSite, "viewer")+" per site", wl.Requests, 100*wl.SeekShare, r.Seed)
+	case r.Scenario == ScenarioSoak && wl != nil && r.Soak != nil:
+		return fmt.Sprintf("Soak: %s of load, %d objects (%s, largest %s), Zipf α %.2f, %.0f%% ranged, %s, seed %d",
+			time.Duration(r.Soak.Seconds*float64(time.Second)).Round(time.Second), wl.Objects, sizeString(wl.CatalogBytes), sizeString(wl.LargestObject), wl.Zipf, 100*wl.RangeShare, per, r.Seed)
 	case r.Scenario == ScenarioFaults && r.Faults != nil:
 		return fmt.Sprintf("Faults: %s release, %s, %d sites killed and %d slowed mid-crowd, seed %d",
 			sizeString(r.Release.Size), per, r.Faults.Kill, r.Faults.Slow, r.Seed)

@@ -119,12 +119,15 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	} else {
 		rep.Workload = &Workload{Objects: len(r.cat.objects), CatalogBytes: r.cat.bytes, Zipf: cfg.Zipf, Requests: cfg.Requests}
 		switch cfg.Scenario {
-		case ScenarioMix:
+		case ScenarioMix, ScenarioSoak:
 			rep.Workload.LargestObject, rep.Workload.RangeShare = cfg.Size, cfg.RangeShare
 		case ScenarioMedia:
 			rep.Workload.Videos, rep.Workload.Segments, rep.Workload.SeekShare = cfg.Objects, cfg.Segments, cfg.SeekShare
 		}
 		what = fmt.Sprintf("%d objects, %s in all, Zipf α %.2f, %d requests per client", len(r.cat.objects), sizeString(r.cat.bytes), cfg.Zipf, cfg.Requests)
+		if cfg.Scenario == ScenarioSoak {
+			what = fmt.Sprintf("%d objects, %s in all, Zipf α %.2f, requests until %v have passed", len(r.cat.objects), sizeString(r.cat.bytes), cfg.Zipf, cfg.Duration)
+		}
 	}
 	if cfg.Scenario == ScenarioFaults {
 		rep.Faults = &FaultPlan{Kill: cfg.Kill, Slow: cfg.Slow, KillAt: faultKillAt(cfg.Kill), SlowAt: faultSlowAt,
@@ -138,7 +141,16 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			rep.NginxSlice = cfg.NginxSlice
 		}
 	}
+	if cfg.Scenario == ScenarioSoak {
+		if rep.Soak, err = r.soak(ctx, cfg.FleetSizes[0]); err != nil {
+			return nil, fmt.Errorf("bench: soak with %d sites: %w", cfg.FleetSizes[0], err)
+		}
+		rep.Workload.Requests = 0 // each client makes requests until the time is up
+	}
 	for _, n := range cfg.FleetSizes {
+		if cfg.Scenario == ScenarioSoak {
+			break
+		}
 		run := FleetRun{Sites: n}
 		pl := r.cat.plan(cfg, n)
 		if cfg.NetNS && len(r.cat.objects) == 1 {

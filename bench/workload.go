@@ -117,7 +117,7 @@ func makeCatalog(cfg Config, www string) (*catalog, error) {
 		if err := add(fmt.Sprintf("/releases/fleet-update-%d.bin", cfg.Seed), cfg.Size, cfg.Seed); err != nil {
 			return nil, err
 		}
-	case ScenarioMix:
+	case ScenarioMix, ScenarioSoak:
 		bounds := [4]int64{mixMinSize, min(mixSmallMax, cfg.Size), min(mixMediumMax, cfg.Size), cfg.Size}
 		for i := range cfg.Objects {
 			class, u := 0, rng.Float64()
@@ -187,14 +187,7 @@ func (cat *catalog) plan(cfg Config, sites int) *plan {
 		z := newZipf(len(cat.objects), cfg.Zipf)
 		for i := range n {
 			for range cfg.Requests {
-				o := rank[z.draw(rng)]
-				rq := request{obj: o}
-				if size := cat.objects[o].Size; rng.Float64() < cfg.RangeShare && size >= 2*mixMinSize {
-					rq.ranged = true
-					rq.n = logUniform(rng, mixMinSize, min(size-1, mixMaxRange))
-					rq.off = rng.Int64N(size - rq.n + 1)
-				}
-				p.clients[i] = append(p.clients[i], rq)
+				p.clients[i] = append(p.clients[i], cat.mixRequest(rng, z, rank, cfg.RangeShare))
 			}
 		}
 	case ScenarioMedia:
@@ -245,4 +238,18 @@ func (cat *catalog) plan(cfg Config, sites int) *plan {
 		}
 	}
 	return p
+}
+
+// mixRequest draws one request of the mix (and the soak): an object by
+// Zipf popularity over the ranks rank, and with probability rangeShare a
+// byte range of it.
+func (cat *catalog) mixRequest(rng *rand.Rand, z zipf, rank []int, rangeShare float64) request {
+	o := rank[z.draw(rng)]
+	rq := request{obj: o}
+	if size := cat.objects[o].Size; rng.Float64() < rangeShare && size >= 2*mixMinSize {
+		rq.ranged = true
+		rq.n = logUniform(rng, mixMinSize, min(size-1, mixMaxRange))
+		rq.off = rng.Int64N(size - rq.n + 1)
+	}
+	return rq
 }

@@ -37,6 +37,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprint(stdout, rep.Markdown())
 	fmt.Fprintf(stderr, "wrote %s\n", strings.Join(paths, ", "))
+	if rep.Soak != nil && !rep.Soak.Passed {
+		return fmt.Errorf("soak failed: %s", strings.Join(rep.Soak.Failures, "; "))
+	}
 	return nil
 }
 
@@ -49,10 +52,11 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		scenario = fs.String("scenario", bench.ScenarioFlash, "workload: flash (every client fetches the same new release at once), "+
 			"mix (a CDN's mix: Zipf popularity over objects of 1 KiB to --size, some ranged), "+
 			"media (viewers fetching 2–6 MiB video segments in order, with seeks), "+
-			"faults (flash while sites are killed and one is slowed)")
+			"faults (flash while sites are killed and one is slowed), "+
+			"soak (the mix for --duration while an edge is killed and restarted every --kill-every; checks goroutines, memory and open files stay flat)")
 		edges     = fs.Int("edges", bench.DefaultEdges, "number of sites (edges; one nginx each for the nginx baseline)")
 		fleet     = fs.String("fleet-sizes", "", "comma-separated site counts to sweep, e.g. 4,8,16 (instead of --edges)")
-		clients   = fs.Int("clients-per-site", 0, "clients per site (0: 1 for flash and faults, 4 for mix and media)")
+		clients   = fs.Int("clients-per-site", 0, "clients per site (0: 1 for flash and faults, 4 for mix and media, 2 for soak)")
 		alias     = fs.Int("clients", 0, "the same as --clients-per-site")
 		seed      = fs.Uint64("seed", 1, "seed of the objects' bytes and the clients' requests")
 		zipf      = fs.Float64("zipf", bench.DefaultZipf, "exponent α of the Zipf popularity (mix, media)")
@@ -63,6 +67,8 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		seeks     = fs.Float64("seek-share", bench.DefaultSeekShare, "chance that a viewer seeks after a segment, 0..1 (media)")
 		kill      = fs.Int("kill", bench.DefaultKill, "sites killed mid-crowd (faults)")
 		slow      = fs.Int("slow", bench.DefaultSlow, "sites slowed mid-crowd by SIGSTOP/SIGCONT bursts (faults)")
+		duration  = fs.Duration("duration", bench.DefaultSoakDuration, "how long the soak's load lasts (30m for the record)")
+		killEvery = fs.Duration("kill-every", bench.DefaultKillEvery, "how often the soak kills an edge (SIGKILL) and restarts it; 0 for never")
 		out       = fs.String("out", "bench-out", "directory for results.json, report.md and the SVG plots")
 		systems   = fs.String("systems", strings.Join(bench.AllSystems(), ","), "systems to compare, in order")
 		nginx     = fs.String("nginx", "nginx", "nginx binary of the nginx baseline; the baseline is skipped if it is not found")
@@ -77,7 +83,7 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		size      = int64(0)
 		slice     = int64(bench.DefaultNginxSlice)
 	)
-	fs.Var(sizeFlag{&size}, "size", "size of the release (flash, faults; default 256MiB, 64MiB under --netns), or the mix's largest object (default 128MiB)")
+	fs.Var(sizeFlag{&size}, "size", "size of the release (flash, faults; default 256MiB, 64MiB under --netns), or the mix's largest object (default 128MiB; soak 16MiB)")
 	fs.Var(sizeFlag{&slice}, "nginx-slice", "slice size of the nginx baseline (slice module); 0 caches whole objects")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return bench.Config{}, "", err
@@ -122,6 +128,14 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		Progress:   stderr,
 		NetNS:      *netns,
 		PeerRTT:    *peerRTT,
+		Duration:   *duration,
+		KillEvery:  *killEvery,
+	}
+	if *killEvery == 0 {
+		cfg.KillEvery = -1 // Config reads zero as the default
+	}
+	if *duration <= 0 || *killEvery < 0 {
+		return cfg, "", errors.New("--duration must be positive and --kill-every not negative")
 	}
 	for _, r := range []struct {
 		flag, v string

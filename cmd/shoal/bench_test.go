@@ -52,3 +52,26 @@ func TestParseRate(t *testing.T) {
 		t.Error("--edge-uplink lots: no error")
 	}
 }
+
+func TestBenchSoakFlags(t *testing.T) {
+	cfg, _, err := benchConfig(strings.Fields("--scenario soak --duration 30m --kill-every 20s --edges 4"), io.Discard)
+	if err != nil || cfg.Scenario != bench.ScenarioSoak || cfg.Duration != 30*time.Minute || cfg.KillEvery != 20*time.Second || cfg.FleetSizes[0] != 4 {
+		t.Errorf("soak: %+v, %v", cfg, err)
+	}
+	cfg, _, err = benchConfig(strings.Fields("--scenario soak"), io.Discard)
+	if err != nil || cfg.Duration != bench.DefaultSoakDuration || cfg.KillEvery != bench.DefaultKillEvery {
+		t.Errorf("soak defaults: duration %v, kill every %v, %v", cfg.Duration, cfg.KillEvery, err)
+	}
+	if cfg, _, err = benchConfig(strings.Fields("--scenario soak --kill-every 0"), io.Discard); err != nil || cfg.KillEvery >= 0 {
+		t.Errorf("--kill-every 0: %v, %v; want never (negative)", cfg.KillEvery, err)
+	}
+	t.Setenv("SHOAL_DURATION", "90s")
+	if cfg, _, err = benchConfig(strings.Fields("--scenario soak"), io.Discard); err != nil || cfg.Duration != 90*time.Second {
+		t.Errorf("SHOAL_DURATION=90s: %v, %v", cfg.Duration, err)
+	}
+	for _, args := range []string{"--scenario soak --duration 0s", "--scenario soak --duration -1s", "--scenario soak --kill-every -1s"} {
+		if _, _, err := benchConfig(strings.Fields(args), io.Discard); err == nil {
+			t.Errorf("%s: no error", args)
+		}
+	}
+}
