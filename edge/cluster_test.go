@@ -396,20 +396,7 @@ func TestCorruptShardsAreNeverServed(t *testing.T) {
 
 func counterValue(t *testing.T, e *Edge, name string) float64 {
 	t.Helper()
-	fams, err := e.m.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
+	return counterValueLabel(t, e, name, "", "")
 }
 
 func TestRanges(t *testing.T) {

@@ -267,6 +267,8 @@ func TestZonesPlaceWithinZoneThenReadAcross(t *testing.T) {
 	}
 }
 
+// counterValueLabel sums the series of counter name whose label has value;
+// an empty label sums them all.
 func counterValueLabel(t *testing.T, e *Edge, name, label, value string) float64 {
 	t.Helper()
 	fams, err := e.m.reg.Gather()
@@ -279,6 +281,10 @@ func counterValueLabel(t *testing.T, e *Edge, name, label, value string) float64
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			if label == "" { // every series of the counter
+				sum += m.GetCounter().GetValue()
+				continue
+			}
 			for _, l := range m.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
 					sum += m.GetCounter().GetValue()
