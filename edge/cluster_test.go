@@ -179,7 +179,34 @@ func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluste
 			pc.Close()
 		})
 	}
+	c.connect()
 	return c
+}
+
+// connect dials every peer from every edge before a test sends its first
+// request. Under -race on a loaded machine the first mTLS handshake can
+// outlast the short DialTimeout the tests use, and a failed dial sends the
+// request to the origin, which tests counting origin requests would see.
+func (c *cluster) connect() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, e := range c.edges {
+		for j, peer := range c.edges {
+			if i == j {
+				continue
+			}
+			for {
+				err := e.Node().Connect(ctx, peer.Node().Self())
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					c.t.Fatalf("edge %d cannot reach edge %d: %v", i, j, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
 }
 
 // kill stops edge i at once, as a crash would, and closes its socket.

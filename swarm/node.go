@@ -626,6 +626,14 @@ func (n *Node) writeError(st *quic.Stream, op Op, status Status, err error) {
 	st.Write(r.Append(nil, op))
 }
 
+// Connect makes sure there is a connection to peer, dialling it if there
+// is none. Requests dial on demand; Connect lets a caller pay for the
+// handshake ahead of the first request.
+func (n *Node) Connect(ctx context.Context, peer string) error {
+	_, err := n.conn(ctx, peer)
+	return err
+}
+
 // conn returns the connection to peer, dialling it if there is none.
 func (n *Node) conn(ctx context.Context, peer string) (*quic.Conn, error) {
 	select {
