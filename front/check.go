@@ -23,7 +23,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				err = v.err
 			case v.method != r.Method || v.target != r.RequestURI:
 				err = fmt.Errorf("%w: head %q %q, request %q %q", errFramingLost, v.method, v.target, r.Method, r.RequestURI)
-				s.log.Warn("request framing lost; closing the connection", "remote", r.RemoteAddr, "err", err)
+				s.log.Warn("request framing lost; closing the connection", append(s.logClient(r), "err", err)...)
 			}
 			if err != nil {
 				w.Header().Set("Connection", "close")
@@ -77,7 +77,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, "bad_path", http.StatusBadRequest, err.Error())
 		return
 	}
-	if s.rate != nil && !s.rate.allow(clientIP(r.RemoteAddr)) {
+	if s.rate != nil && !s.rate.allow(s.clientAddr(r)) {
 		w.Header().Set("Retry-After", "1")
 		s.reject(w, "rate_limited", http.StatusTooManyRequests, "too many requests")
 		return

@@ -17,7 +17,8 @@
 // a request target no longer than MaxURL (414), a path that would not
 // surprise the origin (no dot segments, encoded slashes or backslashes,
 // NUL or control bytes: 400), and a per-client-IP token bucket (429) when
-// RateLimit is set. Connections are capped (MaxConns: a new TCP
+// RateLimit is set; behind a load balancer listed in TrustedProxies, the
+// client IP is the one its X-Forwarded-For or Forwarded names (proxies.go). Connections are capped (MaxConns: a new TCP
 // connection evicts the oldest one that is not in a request, else it is
 // closed; a QUIC connection over the cap is closed), slow
 // headers are cut by ReadHeaderTimeout and idle ones by IdleTimeout, and a

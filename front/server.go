@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -58,6 +59,13 @@ type Config struct {
 	// RateBurst is how many requests one IP may send at once. Zero means
 	// twice RateLimit, at least 1.
 	RateBurst int
+	// TrustedProxies are the load balancers in front: when a request's
+	// peer is in one of these prefixes, the client address that
+	// RateLimit and the logs use is the rightmost address of
+	// X-Forwarded-For (or Forwarded) that is not itself trusted (see
+	// proxies.go). Empty means every peer is the client and the headers
+	// are ignored.
+	TrustedProxies []netip.Prefix
 	// Logger receives structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the front's metrics. Nil means none are kept.

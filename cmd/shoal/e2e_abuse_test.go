@@ -376,6 +376,72 @@ func TestE2EAbuseRateLimit(t *testing.T) {
 	}
 }
 
+// TestE2EAbuseRateLimitBehindProxy: with --trusted-proxies, a client that
+// sends its own X-Forwarded-For or Forwarded from an untrusted address is
+// still limited by that address, while the clients a trusted proxy names
+// are limited each apart: one over the limit does not hold back another
+// behind the same proxy, and a client cannot escape by prepending
+// addresses to the header the proxy extends.
+func TestE2EAbuseRateLimitBehindProxy(t *testing.T) {
+	shoalBinary(t)
+	www := t.TempDir()
+	o := writeObject(t, www, "ok.bin", 10<<10, 7)
+	f, e := abuseEdge(t, www, "--rate-limit", "2", "--rate-burst", "5", "--trusted-proxies", "127.0.0.2/32, 10.0.0.0/8")
+	from := func(ip byte) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: (&net.Dialer{
+			LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, ip)}}).DialContext}}
+	}
+	// burst sends n requests with the headers h(i) and counts the answers.
+	burst := func(c *http.Client, n int, h func(i int) http.Header) map[int]int {
+		codes := map[int]int{}
+		for i := range n {
+			resp, _ := fetchBytes(t, c, "GET", e.url+o.path, h(i), nil)
+			codes[resp.StatusCode]++
+		}
+		return codes
+	}
+	// An untrusted peer that names a new client in every request.
+	start := time.Now()
+	spoofer := burst(from(1), 30, func(i int) http.Header {
+		return http.Header{"X-Forwarded-For": {fmt.Sprintf("198.51.100.%d", i)}, "Forwarded": {fmt.Sprintf("for=203.0.113.%d", i)}}
+	})
+	if most := 5 + int(2*time.Since(start).Seconds()) + 1; spoofer[200] > most || spoofer[429] == 0 {
+		t.Errorf("30 requests from an untrusted address with a new X-Forwarded-For each: %v, want at most %d × 200 and the rest 429", spoofer, most)
+	}
+	// Behind the trusted proxy (127.0.0.2, with 10.0.0.0/8 its inner
+	// hops), client A goes over the limit, also when it prepends
+	// addresses of its own to the header.
+	proxy := from(2)
+	start = time.Now()
+	a := burst(proxy, 30, func(i int) http.Header {
+		xff := "192.0.2.10, 10.1.1.1"
+		if i%2 == 1 {
+			xff = fmt.Sprintf("198.51.100.%d, 192.0.2.10, 10.1.1.1", i)
+		}
+		return http.Header{"X-Forwarded-For": {xff}}
+	})
+	if most := 5 + int(2*time.Since(start).Seconds()) + 1; a[200] > most || a[429] == 0 {
+		t.Errorf("30 requests of one client behind the trusted proxy: %v, want at most %d × 200 and the rest 429", a, most)
+	}
+	// Client B behind the same proxy, and client C named by Forwarded,
+	// are served meanwhile.
+	for range 4 {
+		resp, sum, n := fetch(t, proxy, "GET", e.url+o.path, http.Header{"X-Forwarded-For": {"192.0.2.11"}})
+		checkWhole(t, "another client behind the proxy", o, resp, sum, n)
+		resp, sum, n = fetch(t, proxy, "GET", e.url+o.path, http.Header{"Forwarded": {`for="192.0.2.12:4711";proto=https`}})
+		checkWhole(t, "a client named by Forwarded", o, resp, sum, n)
+	}
+	// The proxy itself, when it names no client, is one client of its own.
+	resp, sum, n := fetch(t, proxy, "GET", e.url+o.path, nil)
+	checkWhole(t, "the proxy itself", o, resp, sum, n)
+	if got := scrape(t, e).sum("shoal_client_rejected_total", "reason=rate_limited"); got != float64(spoofer[429]+a[429]) {
+		t.Errorf("shoal_client_rejected_total{reason=rate_limited} = %v, want %d", got, spoofer[429]+a[429])
+	}
+	if n := f.proxy.nreqs(); n > 2 {
+		t.Errorf("the origin saw %d requests; the limited ones must not reach it", n)
+	}
+}
+
 // TestE2EAbuseSmuggling sends the shapes of request smuggling over plain
 // HTTP and HTTP/1.1 over TLS: each is refused with 400 and the connection
 // closed, and nothing of it reaches the origin; an honest client is served

@@ -26,21 +26,23 @@ type frontFlags struct {
 	sendWindow          *time.Duration
 	rateLimit           *float64
 	rateBurst           *int
+	trustedProxies      *string
 }
 
 func addFrontFlags(fs *flag.FlagSet) *frontFlags {
 	f := &frontFlags{
-		tlsListen:   fs.String("tls-listen", "", "client HTTPS listen address (HTTP/1.1 and HTTP/2); empty disables"),
-		h3Listen:    fs.String("h3-listen", "", "client HTTP/3 listen address (UDP), with the --tls-cert certificates, advertised by Alt-Svc; empty disables"),
-		h2c:         fs.Bool("h2c", false, "also accept cleartext HTTP/2 (prior knowledge) on --listen, for a load balancer in front"),
-		readHeader:  fs.Duration("read-header-timeout", 10*time.Second, "how long a client has to send a request header"),
-		idle:        fs.Duration("idle-timeout", 120*time.Second, "how long a keep-alive client connection may sit without a request"),
-		maxConns:    fs.Int("max-conns", 10000, "open client TCP connections at most; at the cap a new one evicts the oldest idle one; 0 means no cap"),
-		sendWindow:  fs.Duration("min-send-window", 30*time.Second, "the window over which --min-send-rate is measured"),
-		rateLimit:   fs.Float64("rate-limit", 0, "requests per second one client IP address may send on average (429 beyond); 0 disables"),
-		rateBurst:   fs.Int("rate-burst", 0, "requests one client IP may send at once (default twice --rate-limit)"),
-		maxHeader:   64 << 10,
-		minSendRate: 1 << 10,
+		tlsListen:      fs.String("tls-listen", "", "client HTTPS listen address (HTTP/1.1 and HTTP/2); empty disables"),
+		h3Listen:       fs.String("h3-listen", "", "client HTTP/3 listen address (UDP), with the --tls-cert certificates, advertised by Alt-Svc; empty disables"),
+		h2c:            fs.Bool("h2c", false, "also accept cleartext HTTP/2 (prior knowledge) on --listen, for a load balancer in front"),
+		readHeader:     fs.Duration("read-header-timeout", 10*time.Second, "how long a client has to send a request header"),
+		idle:           fs.Duration("idle-timeout", 120*time.Second, "how long a keep-alive client connection may sit without a request"),
+		maxConns:       fs.Int("max-conns", 10000, "open client TCP connections at most; at the cap a new one evicts the oldest idle one; 0 means no cap"),
+		sendWindow:     fs.Duration("min-send-window", 30*time.Second, "the window over which --min-send-rate is measured"),
+		rateLimit:      fs.Float64("rate-limit", 0, "requests per second one client IP address may send on average (429 beyond); 0 disables"),
+		rateBurst:      fs.Int("rate-burst", 0, "requests one client IP may send at once (default twice --rate-limit)"),
+		trustedProxies: fs.String("trusted-proxies", "", "comma-separated CIDR prefixes of load balancers in front: for a peer in one, the client IP (for --rate-limit and logs) is the rightmost X-Forwarded-For (or Forwarded) address outside them; empty: the headers are ignored"),
+		maxHeader:      64 << 10,
+		minSendRate:    1 << 10,
 	}
 	fs.Var(&f.certs, "tls-cert", "PEM certificate chain for clients; repeat or comma-separate for several hosts (chosen by SNI, the first is the default); reloaded when the file changes")
 	fs.Var(&f.keys, "tls-key", "PEM private key of each --tls-cert, in the same order")
@@ -71,6 +73,10 @@ func (f *frontFlags) serve(e *edge.Edge, ln net.Listener, log *slog.Logger, errc
 	if certs == nil && (*f.tlsListen != "" || *f.h3Listen != "") {
 		return nil, errors.New("--tls-listen and --h3-listen need --tls-cert and --tls-key")
 	}
+	trusted, err := front.ParseTrustedProxies(*f.trustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	srv, err := front.New(front.Config{
 		Handler:           e,
 		Certs:             certs,
@@ -83,6 +89,7 @@ func (f *frontFlags) serve(e *edge.Edge, ln net.Listener, log *slog.Logger, errc
 		SendWindow:        *f.sendWindow,
 		RateLimit:         *f.rateLimit,
 		RateBurst:         *f.rateBurst,
+		TrustedProxies:    trusted,
 		Logger:            log,
 		Registerer:        e.Registerer(),
 	})
