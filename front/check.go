@@ -11,6 +11,11 @@ import (
 // serveHTTP runs the per-request checks, then the handler.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.m.request(r)
+	if r.ProtoMajor == 3 {
+		// A QUIC connection in a request is not evicted for a new one.
+		s.conns.quicBusy(r.Context(), 1)
+		defer s.conns.quicBusy(r.Context(), -1)
+	}
 	if fc, ok := r.Context().Value(framedConnKey{}).(*framedConn); ok && r.ProtoMajor == 1 {
 		if fc.tls != nil && r.TLS == nil {
 			r = r.WithContext(r.Context()) // a shallow copy, to say it came over TLS

@@ -18,9 +18,9 @@
 // surprise the origin (no dot segments, encoded slashes or backslashes,
 // NUL or control bytes: 400), and a per-client-IP token bucket (429) when
 // RateLimit is set; behind a load balancer listed in TrustedProxies, the
-// client IP is the one its X-Forwarded-For or Forwarded names (proxies.go). Connections are capped (MaxConns: a new TCP
-// connection evicts the oldest one that is not in a request, else it is
-// closed; a QUIC connection over the cap is closed), slow
+// client IP is the one its X-Forwarded-For or Forwarded names (proxies.go).
+// Connections are capped (MaxConns, TCP and QUIC apart: a new connection
+// evicts the oldest one that is not in a request, else it is closed), slow
 // headers are cut by ReadHeaderTimeout and idle ones by IdleTimeout, and a
 // response must leave (and a request body arrive) at MinSendRate bytes per
 // second on average over SendWindow, so a client that stops reading is cut

@@ -25,11 +25,12 @@ type connLimiter struct {
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
+	quic  map[*quic.Conn]*quicConn
 	open  map[string]int // by listener
 }
 
 func newConnLimiter(max int, m *metrics) *connLimiter {
-	return &connLimiter{max: max, m: m, conns: map[*trackedConn]struct{}{}, open: map[string]int{}}
+	return &connLimiter{max: max, m: m, conns: map[*trackedConn]struct{}{}, quic: map[*quic.Conn]*quicConn{}, open: map[string]int{}}
 }
 
 // trackedConn is an accepted connection the limiter knows.
@@ -146,14 +147,30 @@ func (ln *limitListener) Accept() (net.Conn, error) {
 
 // quicCapListener holds the QUIC connections of an HTTP/3 listener to the
 // connection cap. QUIC connections are counted apart from TCP ones
-// (listener "h3"); one over the cap is closed as soon as it is accepted.
+// (listener "h3"), against the same number, and like TCP ones: at the cap
+// a new connection evicts the oldest one with no request in flight (a
+// client that connected and went quiet, or one between requests), which
+// is closed with H3_NO_ERROR; when every one is in a request, the new one
+// is closed with H3_EXCESSIVE_LOAD.
 type quicCapListener struct {
 	*quic.EarlyListener
 	lim *connLimiter
 }
 
-// errH3ExcessiveLoad is HTTP/3's H3_EXCESSIVE_LOAD (RFC 9114 §8.1).
-const errH3ExcessiveLoad = 0x0107
+// HTTP/3 error codes (RFC 9114 §8.1).
+const (
+	errH3NoError       = 0x0100
+	errH3ExcessiveLoad = 0x0107
+)
+
+// quicConn is an accepted QUIC connection the limiter knows.
+type quicConn struct {
+	c      *quic.Conn
+	active int       // requests in flight; guarded by connLimiter.mu
+	since  time.Time // when it last became idle (or was accepted)
+}
+
+type quicConnKey struct{}
 
 func (l *quicCapListener) Accept(ctx context.Context) (*quic.Conn, error) {
 	for {
@@ -161,29 +178,73 @@ func (l *quicCapListener) Accept(ctx context.Context) (*quic.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !l.lim.admitQUIC() {
-			l.lim.m.rejected.WithLabelValues("conn_limit").Inc()
+		qc := &quicConn{c: c, since: time.Now()}
+		if !l.lim.admitQUIC(qc) {
 			c.CloseWithError(errH3ExcessiveLoad, "too many connections")
 			continue
 		}
 		go func() {
 			<-c.Context().Done()
 			l.lim.mu.Lock()
-			l.lim.open["h3"]--
+			if l.lim.quic[c] == qc {
+				delete(l.lim.quic, c)
+				l.lim.open["h3"]--
+			}
 			l.lim.mu.Unlock()
 		}()
 		return c, nil
 	}
 }
 
-func (l *connLimiter) admitQUIC() bool {
+// admitQUIC registers qc, evicting or refusing as the cap demands. It
+// reports whether qc may be served.
+func (l *connLimiter) admitQUIC(qc *quicConn) bool {
+	l.mu.Lock()
+	var victim *quicConn
+	if l.max > 0 && len(l.quic) >= l.max {
+		for _, o := range l.quic {
+			if o.active == 0 && (victim == nil || o.since.Before(victim.since)) {
+				victim = o
+			}
+		}
+		if victim == nil {
+			l.mu.Unlock()
+			l.m.rejected.WithLabelValues("conn_limit").Inc()
+			return false
+		}
+		delete(l.quic, victim.c)
+		l.open["h3"]--
+	}
+	l.quic[qc.c] = qc
+	l.open["h3"]++
+	l.mu.Unlock()
+	if victim != nil {
+		l.m.rejected.WithLabelValues("conn_evicted").Inc()
+		victim.c.CloseWithError(errH3NoError, "idle connection closed for a new one")
+	}
+	return true
+}
+
+// quicConnOf is the limiter's record of c, nil if it has none.
+func (l *connLimiter) quicConnOf(c *quic.Conn) *quicConn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.max > 0 && l.open["h3"] >= l.max {
-		return false
+	return l.quic[c]
+}
+
+// quicBusy marks the start (+1) and end (-1) of a request on an HTTP/3
+// connection, found in the request's context.
+func (l *connLimiter) quicBusy(ctx context.Context, d int) {
+	qc, ok := ctx.Value(quicConnKey{}).(*quicConn)
+	if !ok {
+		return
 	}
-	l.open["h3"]++
-	return true
+	l.mu.Lock()
+	qc.active += d
+	if qc.active == 0 {
+		qc.since = time.Now()
+	}
+	l.mu.Unlock()
 }
 
 // rateLimiter is a token bucket per client IP address.

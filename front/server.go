@@ -43,8 +43,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxConns caps the open client TCP connections of all listeners of
 	// Serve and ServeTLS, and apart from those the QUIC connections of
-	// ServeHTTP3 (a QUIC connection over the cap is closed at once, with
-	// H3_EXCESSIVE_LOAD). Zero means no cap.
+	// ServeHTTP3. At the cap a new connection evicts the oldest one with
+	// no request in flight, or is closed when every one is busy (a QUIC
+	// one with H3_EXCESSIVE_LOAD). Zero means no cap.
 	MaxConns int
 	// MinSendRate is the slowest a response may leave, and a request body
 	// arrive, in bytes per second, on average over SendWindow. Zero turns
@@ -217,6 +218,12 @@ func (s *Server) ServeHTTP3(pc net.PacketConn) error {
 		MaxHeaderBytes: s.cfg.MaxHeaderBytes,
 		IdleTimeout:    s.cfg.IdleTimeout,
 		Logger:         s.log.With("listener", "h3"),
+	}
+	srv.ConnContext = func(ctx context.Context, c *quic.Conn) context.Context {
+		if qc := s.conns.quicConnOf(c); qc != nil {
+			ctx = context.WithValue(ctx, quicConnKey{}, qc)
+		}
+		return ctx
 	}
 	ln, err := quic.ListenEarly(pc, srv.TLSConfig, srv.QUICConfig)
 	if err != nil {

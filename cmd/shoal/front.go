@@ -36,7 +36,7 @@ func addFrontFlags(fs *flag.FlagSet) *frontFlags {
 		h2c:            fs.Bool("h2c", false, "also accept cleartext HTTP/2 (prior knowledge) on --listen, for a load balancer in front"),
 		readHeader:     fs.Duration("read-header-timeout", 10*time.Second, "how long a client has to send a request header"),
 		idle:           fs.Duration("idle-timeout", 120*time.Second, "how long a keep-alive client connection may sit without a request"),
-		maxConns:       fs.Int("max-conns", 10000, "open client TCP connections at most; at the cap a new one evicts the oldest idle one; 0 means no cap"),
+		maxConns:       fs.Int("max-conns", 10000, "open client TCP connections at most, and QUIC ones apart; at the cap a new one evicts the oldest idle one; 0 means no cap"),
 		sendWindow:     fs.Duration("min-send-window", 30*time.Second, "the window over which --min-send-rate is measured"),
 		rateLimit:      fs.Float64("rate-limit", 0, "requests per second one client IP address may send on average (429 beyond); 0 disables"),
 		rateBurst:      fs.Int("rate-burst", 0, "requests one client IP may send at once (default twice --rate-limit)"),
