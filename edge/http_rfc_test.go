@@ -984,3 +984,49 @@ func TestLoneEdgeMissCostsTheObjectOnce(t *testing.T) {
 		t.Fatalf("origin sent %d bytes for a %d-byte object", n, len(want))
 	}
 }
+
+// TestRFC9111AgeParsing checks how an upstream Age is read (RFC 9111
+// §5.1): a list's first member counts, the rest is discarded; a first
+// member that is not a non-negative integer makes the response stale (a
+// deliberate choice where §5.1 says SHOULD ignore: see initialAge).
+func TestRFC9111AgeParsing(t *testing.T) {
+	c, o := newScriptedCluster(t, 1, nil)
+	tests := []struct {
+		name  string
+		ages  []string // Age field lines
+		fresh bool
+	}{
+		{"RFC9111-5.1/integer-fresh", []string{"10"}, true},
+		{"RFC9111-5.1/integer-old", []string{"7200"}, false},
+		{"RFC9111-5.1/list-first-member-fresh", []string{"0,7200"}, true},
+		{"RFC9111-5.1/list-first-member-fresh-ows", []string{"0, 7200"}, true},
+		{"RFC9111-5.1/list-first-member-old", []string{"7200,0"}, false},
+		{"RFC9111-5.1/lines-first-fresh", []string{"0", "7200"}, true},
+		{"RFC9111-5.1/lines-first-old", []string{"7200", "0"}, false},
+		{"RFC9111-5.1/invalid-float-stale", []string{"7200.0"}, false},
+		{"RFC9111-5.1/invalid-negative-stale", []string{"-7200"}, false},
+		{"RFC9111-5.1/invalid-nonnumeric-stale", []string{"abc"}, false},
+		{"RFC9111-5.1/invalid-parameter-stale", []string{"7200;foo=bar"}, false},
+		{"RFC9111-1.2.2/overflow-stale", []string{"2147483648"}, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := fmt.Sprintf("/age/%d", i)
+			kv := []string{"ETag", fmt.Sprintf(`"a%d"`, i), "Cache-Control", "max-age=3600", "Date", time.Now().UTC().Format(http.TimeFormat)}
+			for _, a := range tt.ages {
+				kv = append(kv, "Age", a)
+			}
+			o.set(target, 200, body(100+i), kv...)
+			c.get(0, target)
+			resp, b := c.get(0, target)
+			sameBytes(t, "second response", b, body(100+i))
+			hit := strings.HasPrefix(resp.Header.Get("Cache-Status"), "shoal; hit")
+			if hit != tt.fresh {
+				t.Errorf("Age %q: second response Cache-Status %q, want fresh %v", tt.ages, resp.Header.Get("Cache-Status"), tt.fresh)
+			}
+			if n := o.count(http.MethodGet, target, ""); n != map[bool]int{true: 1, false: 2}[tt.fresh] {
+				t.Errorf("Age %q: origin saw %d GETs", tt.ages, n)
+			}
+		})
+	}
+}
