@@ -33,6 +33,7 @@ type scriptedObject struct {
 	status int // 0 means 200
 	header http.Header
 	body   []byte
+	raw    string // when set, GET is answered with these bytes, then a close
 }
 
 type seenRequest struct {
@@ -76,6 +77,16 @@ func (o *scriptedOrigin) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if obj == nil {
 		http.NotFound(w, r)
+		return
+	}
+	if obj.raw != "" && r.Method == http.MethodGet {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			o.t.Errorf("hijack: %v", err)
+			return
+		}
+		io.WriteString(conn, obj.raw)
+		conn.Close()
 		return
 	}
 	for k, vs := range obj.header {
@@ -982,5 +993,97 @@ func TestLoneEdgeMissCostsTheObjectOnce(t *testing.T) {
 	}
 	if n := o.bytes.Load(); n != int64(len(want)) {
 		t.Fatalf("origin sent %d bytes for a %d-byte object", n, len(want))
+	}
+}
+
+// TestRFC9111AgeParsing checks how an upstream Age is read (RFC 9111
+// §5.1): a list's first member counts, the rest is discarded; a first
+// member that is not a non-negative integer makes the response stale (a
+// deliberate choice where §5.1 says SHOULD ignore: see initialAge).
+func TestRFC9111AgeParsing(t *testing.T) {
+	c, o := newScriptedCluster(t, 1, nil)
+	tests := []struct {
+		name  string
+		ages  []string // Age field lines
+		fresh bool
+	}{
+		{"RFC9111-5.1/integer-fresh", []string{"10"}, true},
+		{"RFC9111-5.1/integer-old", []string{"7200"}, false},
+		{"RFC9111-5.1/list-first-member-fresh", []string{"0,7200"}, true},
+		{"RFC9111-5.1/list-first-member-fresh-ows", []string{"0, 7200"}, true},
+		{"RFC9111-5.1/list-first-member-old", []string{"7200,0"}, false},
+		{"RFC9111-5.1/lines-first-fresh", []string{"0", "7200"}, true},
+		{"RFC9111-5.1/lines-first-old", []string{"7200", "0"}, false},
+		{"RFC9111-5.1/invalid-float-stale", []string{"7200.0"}, false},
+		{"RFC9111-5.1/invalid-negative-stale", []string{"-7200"}, false},
+		{"RFC9111-5.1/invalid-nonnumeric-stale", []string{"abc"}, false},
+		{"RFC9111-5.1/invalid-parameter-stale", []string{"7200;foo=bar"}, false},
+		{"RFC9111-1.2.2/overflow-stale", []string{"2147483648"}, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := fmt.Sprintf("/age/%d", i)
+			kv := []string{"ETag", fmt.Sprintf(`"a%d"`, i), "Cache-Control", "max-age=3600", "Date", time.Now().UTC().Format(http.TimeFormat)}
+			for _, a := range tt.ages {
+				kv = append(kv, "Age", a)
+			}
+			o.set(target, 200, body(100+i), kv...)
+			c.get(0, target)
+			resp, b := c.get(0, target)
+			sameBytes(t, "second response", b, body(100+i))
+			hit := strings.HasPrefix(resp.Header.Get("Cache-Status"), "shoal; hit")
+			if hit != tt.fresh {
+				t.Errorf("Age %q: second response Cache-Status %q, want fresh %v", tt.ages, resp.Header.Get("Cache-Status"), tt.fresh)
+			}
+			if n := o.count(http.MethodGet, target, ""); n != map[bool]int{true: 1, false: 2}[tt.fresh] {
+				t.Errorf("Age %q: origin saw %d GETs", tt.ages, n)
+			}
+		})
+	}
+}
+
+// TestRFC9112TransferCodingFromOrigin: an origin response whose transfer
+// coding is unknown is framed by the connection's close (RFC 9112 §6.3),
+// served, and stored when small; its Transfer-Encoding is never stored or
+// sent on. One that would be ambiguous (with Content-Length) or whose
+// coding changes the bytes is refused (502).
+func TestRFC9112TransferCodingFromOrigin(t *testing.T) {
+	c, o := newScriptedCluster(t, 1, nil)
+	date := time.Now().UTC().Format(http.TimeFormat)
+	tests := []struct {
+		name   string
+		te     string
+		extra  string
+		code   int
+		stored bool
+	}{
+		{"RFC9112-6.3/unknown-coding-stored", "ABCDEFGHIJKLMNO", "", 200, true},
+		{"RFC9112-6.3/identity-stored", "identity", "", 200, true},
+		{"RFC9112-6.3/with-content-length-refused", "foo", "Content-Length: 9\r\n", 502, false},
+		{"RFC9112-6.1/gzip-transfer-coding-refused", "gzip", "", 502, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := fmt.Sprintf("/te/%d", i)
+			payload := fmt.Sprintf("body of %d", i)
+			o.mu.Lock()
+			o.objs[target] = &scriptedObject{raw: "HTTP/1.1 200 OK\r\nDate: " + date + "\r\nCache-Control: max-age=3600\r\nTransfer-Encoding: " + tt.te + "\r\n" + tt.extra + "\r\n" + payload}
+			o.mu.Unlock()
+			for round := range 2 {
+				resp, got := c.get(0, target)
+				if resp.StatusCode != tt.code {
+					t.Fatalf("round %d: status %d, want %d", round, resp.StatusCode, tt.code)
+				}
+				if tt.code == 200 && string(got) != payload {
+					t.Errorf("round %d: body %q, want %q", round, got, payload)
+				}
+				if len(resp.TransferEncoding) > 0 || resp.Header.Get("Transfer-Encoding") != "" {
+					t.Errorf("round %d: the origin's Transfer-Encoding reached the client: %q", round, resp.TransferEncoding)
+				}
+			}
+			if n, want := o.count(http.MethodGet, target, ""), map[bool]int{true: 1, false: 2}[tt.stored]; n != want {
+				t.Errorf("origin saw %d GETs, want %d (stored %v)", n, want, tt.stored)
+			}
+		})
 	}
 }

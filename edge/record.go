@@ -458,15 +458,19 @@ func varyStar(h http.Header) bool {
 // initialAge is the response's age when received, in seconds (RFC 9111
 // §4.2.3): the larger of its Age field and of now minus its Date. The
 // edge's requests to the origin are short, so response_delay is taken as
-// zero. An Age that is not one non-negative integer ("7200.0", "-1",
-// "0, 0", two lines) makes the response stale: RFC 9111 §5.1 allows
-// reading the first member or ignoring the field, but either could make an
-// old response look new, and not reusing it is always safe.
+// zero. A list-based Age ("0, 7200", or several lines) is read by its
+// first member, the others discarded (§5.1). A first member that is not a
+// non-negative integer ("7200.0", "-1", "abc", "7200;x=1") makes the
+// response stale: §5.1 says a cache SHOULD ignore such a field, but it
+// comes from a cache upstream that counted some age it could not write,
+// and ignoring it could make an old response look new (ATS, Varnish and
+// Fastly also treat "7200.0" as old); not reusing it is always safe.
 func initialAge(h http.Header, now time.Time) int64 {
 	var age int64
 	if v := h.Values("Age"); len(v) > 0 {
-		n, ok := parseDelta(strings.TrimSpace(v[0]))
-		if !ok || len(v) > 1 {
+		first, _, _ := strings.Cut(v[0], ",")
+		n, ok := parseDelta(strings.Trim(first, " \t"))
+		if !ok {
 			n = maxDeltaSeconds
 		}
 		age = n

@@ -49,8 +49,9 @@ type ClientConfig struct {
 	Base string
 	// Transport performs requests. Nil means a tuned *http.Transport of this
 	// package's own (not http.DefaultTransport): compression off, so ranges
-	// address the identity bytes, and as many idle connections kept as
-	// MaxConcurrent allows in flight.
+	// address the identity bytes, as many idle connections kept as
+	// MaxConcurrent allows in flight, and responses of an unknown transfer
+	// coding framed by the connection's close (framing.go).
 	//
 	// Requests go to Transport.RoundTrip directly: redirects are not followed.
 	Transport http.RoundTripper
@@ -119,7 +120,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	maxConc := orDefault(cfg.MaxConcurrent, 32)
 	c.sem = make(chan struct{}, maxConc)
 	if c.rt == nil {
-		c.rt = newTransport(maxConc)
+		c.rt = framingTransport{newTransport(maxConc)}
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -140,7 +141,7 @@ func newTransport(maxConc int) *http.Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           d.DialContext,
+		DialContext:           framingDialer(d.DialContext), // see framing.go
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          max(100, maxConc),
 		MaxIdleConnsPerHost:   maxConc, // the default of 2 would churn connections

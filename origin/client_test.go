@@ -718,7 +718,8 @@ func TestClientDefaults(t *testing.T) {
 	if got, want := c.backoff, 100*time.Millisecond; got != want {
 		t.Errorf("Backoff: got %v, want %v", got, want)
 	}
-	tr, ok := c.Transport().(*http.Transport)
+	ft, ok := c.Transport().(framingTransport)
+	tr := ft.Transport
 	if !ok || tr == http.DefaultTransport {
 		t.Fatalf("Transport: got %T, want a *http.Transport of our own", c.Transport())
 	}
