@@ -1285,3 +1285,38 @@ func TestRFC9110ViaOnceOnHits(t *testing.T) {
 		})
 	}
 }
+
+// TestRFC9111CacheNormalisations: If-Modified-Since against a stored
+// response without Last-Modified, and Vary'd fields whose values compare
+// case-insensitively.
+func TestRFC9111CacheNormalisations(t *testing.T) {
+	c, o := newScriptedCluster(t, 1, nil)
+	date := time.Now().Add(-time.Minute).UTC().Format(http.TimeFormat)
+	o.set("/nolm", 200, body(40), "ETag", `"n"`, "Cache-Control", "max-age=3600", "Date", date)
+	o.set("/lang", 200, body(41), "ETag", `"l"`, "Cache-Control", "max-age=3600", "Vary", "Accept-Language")
+	c.get(0, "/nolm")
+	c.get(0, "/lang", "Accept-Language", "en, de")
+	tests := []struct {
+		name, target string
+		req          []string
+		code         int
+		hit          bool
+	}{
+		{"RFC9111-4.3.2/ims-without-last-modified-uses-date", "/nolm", []string{"If-Modified-Since", date}, 304, true},
+		{"RFC9111-4.3.2/ims-before-date-200", "/nolm", []string{"If-Modified-Since", oldDate}, 200, true},
+		{"RFC9110-13.1.4/ius-without-last-modified-ignored", "/nolm", []string{"If-Unmodified-Since", oldDate}, 200, true},
+		{"RFC9110-12.5.4/vary-language-case-insensitive", "/lang", []string{"Accept-Language", "eN, De"}, 200, true},
+		{"RFC9111-4.1/vary-other-language-not-selected", "/lang", []string{"Accept-Language", "fr"}, 200, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _ := c.get(0, tt.target, tt.req...)
+			if resp.StatusCode != tt.code {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.code)
+			}
+			if hit := strings.HasPrefix(resp.Header.Get("Cache-Status"), "shoal; hit"); hit != tt.hit {
+				t.Errorf("Cache-Status %q, want a hit: %v", resp.Header.Get("Cache-Status"), tt.hit)
+			}
+		})
+	}
+}
