@@ -2,12 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -302,5 +309,152 @@ func TestNetnsZonesAndSlowPeer(t *testing.T) {
 		t.Errorf("the read with a slow peer cost %s from the origin, want at most a tenth of %s", mibs(got), mibs(size))
 	} else if got > 0 {
 		t.Logf("the read with a slow peer cost %s from the origin", mibs(got))
+	}
+}
+
+// gossipSize is the object size of TestNetnsGossipKillMidDownload:
+// SHOAL_E2E_GOSSIP_SIZE (bytes, or with a KiB, MiB or GiB suffix), else
+// 8 MiB so that the suite stays fast; the record run is at 256MiB.
+func gossipSize(t *testing.T) int64 {
+	t.Helper()
+	v := os.Getenv("SHOAL_E2E_GOSSIP_SIZE")
+	if v == "" {
+		return 8 << 20
+	}
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			v, mult = n, m
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || n > (64<<30)/mult {
+		t.Fatalf("SHOAL_E2E_GOSSIP_SIZE=%q: want a size in bytes, KiB, MiB or GiB", os.Getenv("SHOAL_E2E_GOSSIP_SIZE"))
+	}
+	return n * mult
+}
+
+// killingWriter hashes what it is given and calls kill once after
+// killAt bytes.
+type killingWriter struct {
+	h      hash.Hash
+	n      int64
+	killAt int64
+	kill   func()
+}
+
+func (w *killingWriter) Write(p []byte) (int, error) {
+	w.h.Write(p)
+	w.n += int64(len(p))
+	if w.kill != nil && w.n >= w.killAt {
+		w.kill()
+		w.kill = nil
+	}
+	return len(p), nil
+}
+
+// TestNetnsGossipKillMidDownload is the swarm's acceptance run: eight
+// edges, each on a host of its own, joined by gossip through one seed
+// name that resolves to all of them; an object read through one edge
+// while two others are SIGKILLed a third of the way in. The body is
+// byte-identical, the origin sends at most 1.10x the object (or three
+// segments more, for the small default size), and repair
+// restores full redundancy afterwards, as the survivors' metrics show:
+// no repair pending, segments rebuilt, none failed, and k+m shards of
+// every segment in their stores. SHOAL_E2E_GOSSIP_SIZE sets the size.
+func TestNetnsGossipKillMidDownload(t *testing.T) {
+	nsUsable(t)
+	size := gossipSize(t)
+	www := t.TempDir()
+	o := writeObject(t, www, "release.bin", size, 61)
+	segs := int((size + e2eSegment - 1) / e2eSegment)
+	zones := make([]string, 8)
+	start := time.Now()
+	f := startNSFleet(t, www, zones, nil, "--memory-cache", "64MiB")
+	t.Logf("8 edges up and joined through %s in %v", nsSeedName, time.Since(start).Round(time.Millisecond))
+
+	killed := []int{3, 6}
+	survivors := slices.DeleteFunc([]int{0, 1, 2, 3, 4, 5, 6, 7}, func(i int) bool { return slices.Contains(killed, i) })
+	var killedAt time.Time
+	passesAtKill := map[int]float64{}
+	w := &killingWriter{h: sha256.New(), killAt: size / 3, kill: func() {
+		killedAt = time.Now()
+		for _, i := range killed {
+			f.edges[i].kill(t)
+		}
+		for _, i := range survivors {
+			passesAtKill[i] = scrape(t, f.edges[i]).sum("shoal_repair_passes_total")
+		}
+	}}
+	start = time.Now()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.edges[0].url+o.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(w, resp.Body)
+	resp.Body.Close()
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("reading the body after %d bytes: %v", w.n, err)
+	}
+	if sum := hex.EncodeToString(w.h.Sum(nil)); resp.StatusCode != http.StatusOK || w.n != o.size || sum != o.sum {
+		t.Fatalf("%s: %d bytes, sha256 %s; want 200, %d, %s", resp.Status, w.n, sum, o.size, o.sum)
+	}
+	if killedAt.IsZero() {
+		t.Fatal("no edge was killed during the download")
+	}
+	egress := f.proxy.bytes.Load()
+	ratio := float64(egress) / float64(size)
+	t.Logf("read %s in %v (%.1f MiB/s) with 2 of 8 edges killed at a third; origin sent %s (%.3fx)",
+		mibs(size), took.Round(time.Millisecond), float64(size)/(1<<20)/took.Seconds(), mibs(egress), ratio)
+	// The segments in flight when their coordinators die are fetched
+	// again: a few, which only at the record run's sizes fall under 10%.
+	if limit := max(size*11/10, size+3*e2eSegment); egress > limit {
+		t.Errorf("origin egress %.3fx the object, want at most %.3fx", ratio, float64(limit)/float64(size))
+	}
+
+	// Repair: the survivors rebuild what the dead held, without the origin.
+	// Restored: every survivor ran a pass since the kill, none is pending,
+	// the counts held still for a few seconds, and the stores hold k+m
+	// shards of every segment.
+	f.waitAlive(t, len(survivors))
+	deadline := time.Now().Add(time.Minute + time.Duration(size>>20)*time.Second/2)
+	var pending, rebuilt, failed, shardsOK, shardsErr, stored float64
+	var last string
+	var stillSince time.Time
+	for {
+		pending, rebuilt, failed, shardsOK, shardsErr, stored = 0, 0, 0, 0, 0, 0
+		passed := true
+		for _, i := range survivors {
+			m := scrape(t, f.edges[i])
+			passed = passed && m.sum("shoal_repair_passes_total") > passesAtKill[i]
+			pending += m.sum("shoal_repair_pending_segments")
+			rebuilt += m.sum("shoal_repair_segments_total", "result=rebuilt")
+			failed += m.sum("shoal_repair_segments_total", "result=failed")
+			shardsOK += m.sum("shoal_repair_shards_total", "result=ok")
+			shardsErr += m.sum("shoal_repair_shards_total", "result=error")
+			stored += m.sum("shoal_store_shards")
+		}
+		now := fmt.Sprint(pending, rebuilt, failed, shardsOK, shardsErr, stored)
+		if now != last {
+			last, stillSince = now, time.Now()
+		}
+		if passed && pending == 0 && rebuilt > 0 && int(stored) >= segs*6 && time.Since(stillSince) >= 3*time.Second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redundancy not restored: %v segments pending, %v rebuilt, %v failed; %v shards stored, want %d",
+				pending, rebuilt, failed, stored, segs*6)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("repair: full redundancy %v after the kill (3 s still included): %v segments rebuilt, %v failed; %v shards sent, %v errors; %v shards stored for %d segments",
+		time.Since(killedAt).Round(100*time.Millisecond), rebuilt, failed, shardsOK, shardsErr, stored, segs)
+	if got := f.proxy.bytes.Load(); got != egress {
+		t.Errorf("repair cost %s from the origin, want none", mibs(got-egress))
 	}
 }
