@@ -2,13 +2,12 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"strings"
 	"time"
+
+	"github.com/shoalcdn/shoal/internal/netns"
 )
 
 // With Config.NetNS, every process of a system runs in a network namespace
@@ -49,19 +48,22 @@ const (
 	nsPeerPort   = "7000"
 )
 
-// netEnv is the emulated network of a run.
+// netEnv is the emulated network of a run, on internal/netns.
 type netEnv struct {
+	*netns.Network
 	hub    string   // namespace of the bridge, clients and proxy
 	origin string   // namespace of the origin
 	sites  []string // namespace of each site
-	made   []string // every namespace made, to delete
-	delay  []*delayer
+	delay  []*netns.Delayer
 }
 
-func nsIP(node int) string { return fmt.Sprintf("10.77.0.%d", node) }
+// netnsSubnet is the emulated network's /24.
+const netnsSubnet = "10.77.0"
+
+func nsIP(node int) string { return fmt.Sprintf("%s.%d", netnsSubnet, node) }
 
 // originIP and siteIP are the nodes' addresses; hubIP is the harness's.
-const hubIP = "10.77.0.1"
+const hubIP = netnsSubnet + ".1"
 
 func originIP() string    { return nsIP(2) }
 func siteIP(i int) string { return nsIP(10 + i) }
@@ -69,16 +71,8 @@ func siteIP(i int) string { return nsIP(10 + i) }
 // NetnsUsable says why --netns cannot run here, or nil: it needs root, ip
 // and tc, and for latency (peerRTT > 0) iptables.
 func NetnsUsable(peerRTT time.Duration) error {
-	if os.Geteuid() != 0 {
-		return errors.New("bench: --netns needs root (network namespaces, tc)")
-	}
-	for _, tool := range []string{"ip", "tc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("bench: --netns needs %s (apt-get install -y iproute2): %w", tool, err)
-		}
-	}
-	if _, err := exec.LookPath("iptables"); err != nil && peerRTT > 0 {
-		return fmt.Errorf("bench: --peer-rtt needs iptables (apt-get install -y iptables): %w", err)
+	if err := netns.Usable(peerRTT > 0); err != nil {
+		return fmt.Errorf("bench: --netns: %w", err)
 	}
 	return nil
 }
@@ -91,71 +85,31 @@ func newNetEnv(ctx context.Context, cfg Config, sites int) (_ *netEnv, err error
 	if sites > 200 {
 		return nil, fmt.Errorf("bench: --netns: %d sites: at most 200", sites)
 	}
-	p := fmt.Sprintf("shb%d-", os.Getpid())
-	e := &netEnv{hub: p + "hub", origin: p + "origin"}
+	nw, err := netns.New(ctx, fmt.Sprintf("shb%d-", os.Getpid()), netnsSubnet)
+	if err != nil {
+		return nil, err
+	}
+	e := &netEnv{Network: nw, hub: nw.Hub}
 	defer func() {
 		if err != nil {
 			e.close()
 		}
 	}()
-	run := func(args ...string) error {
-		out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("bench: %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
-	addNS := func(name string) error {
-		if err := run("ip", "netns", "add", name); err != nil {
-			return err
-		}
-		e.made = append(e.made, name)
-		return run("ip", "-n", name, "link", "set", "lo", "up")
-	}
-	if err := addNS(e.hub); err != nil {
-		return e, err
-	}
-	for _, args := range [][]string{
-		{"ip", "-n", e.hub, "link", "add", "br0", "type", "bridge"},
-		{"ip", "-n", e.hub, "addr", "add", hubIP + "/24", "dev", "br0"},
-		{"ip", "-n", e.hub, "link", "set", "br0", "up"},
-	} {
-		if err := run(args...); err != nil {
-			return e, err
-		}
-	}
-	// node adds a namespace wired to the bridge by a veth pair: eth0
-	// inside, hubSide on the bridge.
-	node := func(name, hubSide, ip string) error {
-		if err := addNS(name); err != nil {
-			return err
-		}
-		for _, args := range [][]string{
-			{"ip", "-n", e.hub, "link", "add", hubSide, "type", "veth", "peer", "name", "eth0", "netns", name},
-			{"ip", "-n", e.hub, "link", "set", hubSide, "master", "br0"},
-			{"ip", "-n", e.hub, "link", "set", hubSide, "up"},
-			{"ip", "-n", name, "addr", "add", ip + "/24", "dev", "eth0"},
-			{"ip", "-n", name, "link", "set", "eth0", "up"},
-		} {
-			if err := run(args...); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	bit := func(bps float64) string { return fmt.Sprintf("%.0fbit", bps) }
-	if err := node(e.origin, "vorigin", originIP()); err != nil {
+	o, err := nw.AddHost(ctx, "origin", 2)
+	if err != nil {
 		return e, err
 	}
-	if err := run("tc", "-n", e.origin, "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", bit(cfg.OriginUplink), "burst", "256kb", "latency", "100ms"); err != nil {
+	e.origin = o.NS
+	if err := nw.Run(ctx, "tc", "-n", e.origin, "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", bit(cfg.OriginUplink), "burst", "256kb", "latency", "100ms"); err != nil {
 		return e, err
 	}
 	for i := range sites {
-		name := fmt.Sprintf("%ss%02d", p, i)
-		hubSide := fmt.Sprintf("vs%02d", i)
-		if err := node(name, hubSide, siteIP(i)); err != nil {
+		h, err := nw.AddHost(ctx, fmt.Sprintf("s%02d", i), 10+i)
+		if err != nil {
 			return e, err
 		}
+		name := h.NS
 		e.sites = append(e.sites, name)
 		for _, args := range [][]string{
 			// Uplink: to peers u_i, to the hub (LAN clients, requests to
@@ -165,21 +119,16 @@ func newNetEnv(ctx context.Context, cfg Config, sites int) (_ *netEnv, err error
 			{"tc", "-n", name, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:20", "htb", "rate", "100gbit", "quantum", "60000"},
 			{"tc", "-n", name, "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "ip", "dst", hubIP + "/32", "flowid", "1:20"},
 			// Downlink d_i: what the bridge sends the site.
-			{"tc", "-n", e.hub, "qdisc", "add", "dev", hubSide, "root", "tbf", "rate", bit(cfg.EdgeDownlink), "burst", "1mb", "latency", "100ms"},
+			{"tc", "-n", e.hub, "qdisc", "add", "dev", h.HubSide, "root", "tbf", "rate", bit(cfg.EdgeDownlink), "burst", "1mb", "latency", "100ms"},
 		} {
-			if err := run(args...); err != nil {
+			if err := nw.Run(ctx, args...); err != nil {
 				return e, err
 			}
 		}
 		if cfg.PeerRTT > 0 {
-			// Latency between zones: hold what arrives from other sites
-			// for half the round trip. Incoming, not outgoing: delaying
-			// outgoing packets starved TCP here.
-			if err := run("ip", "netns", "exec", name, "iptables", "-A", "INPUT", "-i", "eth0", "-m", "iprange",
-				"--src-range", siteIP(0)+"-"+nsIP(254), "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"); err != nil {
-				return e, err
-			}
-			q, err := startDelayer(name, 0, cfg.PeerRTT/2)
+			// Latency between sites: hold what arrives from other sites
+			// for half the round trip.
+			q, err := nw.Delay(ctx, name, 0, siteIP(0)+"-"+nsIP(254), cfg.PeerRTT/2)
 			if err != nil {
 				return e, err
 			}
@@ -190,45 +139,20 @@ func newNetEnv(ctx context.Context, cfg Config, sites int) (_ *netEnv, err error
 }
 
 // close deletes the namespaces, and with them their interfaces.
-func (e *netEnv) close() {
-	for _, q := range e.delay {
-		q.close()
-	}
-	e.delay = nil
-	for i := len(e.made) - 1; i >= 0; i-- {
-		exec.Command("ip", "netns", "del", e.made[i]).Run()
-	}
-	e.made = nil
-}
+func (e *netEnv) close() { e.Network.Close() }
 
 // dial connects from the hub namespace.
 func (e *netEnv) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var c net.Conn
-	var derr error
-	if err := inNetns(e.hub, func() error {
-		c, derr = (&net.Dialer{}).DialContext(ctx, network, addr)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	return c, derr
+	return e.Dial(ctx, network, addr)
 }
 
 // listen listens on the hub's address.
-func (e *netEnv) listen() (net.Listener, error) {
-	var ln net.Listener
-	err := inNetns(e.hub, func() error {
-		var err error
-		ln, err = net.Listen("tcp", hubIP+":0")
-		return err
-	})
-	return ln, err
-}
+func (e *netEnv) listen() (net.Listener, error) { return e.Listen() }
 
 // command returns the command line that runs bin with args in namespace
 // ns: `ip netns exec` enters it and execs bin, which keeps its pid.
 func (e *netEnv) command(ns, bin string, args []string) (string, []string) {
-	return "ip", append([]string{"netns", "exec", ns, bin}, args...)
+	return e.Command(ns, bin, args)
 }
 
 // Bounds are the lower bounds of the time to give every site (or client)

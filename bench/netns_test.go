@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoalcdn/shoal/internal/netns"
 )
 
 func TestBounds(t *testing.T) {
@@ -94,7 +96,7 @@ func TestPeerRTT(t *testing.T) {
 	}
 	defer e.close()
 	var echo net.PacketConn
-	if err := inNetns(e.sites[1], func() error {
+	if err := netns.Do(e.sites[1], func() error {
 		var err error
 		echo, err = net.ListenPacket("udp", siteIP(1)+":0")
 		return err
@@ -115,7 +117,7 @@ func TestPeerRTT(t *testing.T) {
 	measure := func(ns string) time.Duration {
 		t.Helper()
 		var c net.Conn
-		if err := inNetns(ns, func() error {
+		if err := netns.Do(ns, func() error {
 			var err error
 			c, err = net.Dial("udp", echo.LocalAddr().String())
 			return err
@@ -147,8 +149,8 @@ func TestPeerRTT(t *testing.T) {
 		t.Errorf("round trip from the hub (not delayed) %v, want well under %v", got, rtt/2)
 	}
 	for _, q := range e.delay {
-		if q.early.Load() != 0 {
-			t.Errorf("%d packets let through early", q.early.Load())
+		if q.Early() != 0 {
+			t.Errorf("%d packets let through early", q.Early())
 		}
 	}
 }

@@ -119,6 +119,7 @@ type testEdge struct {
 	*Edge
 	url    string
 	closed bool
+	pc     net.PacketConn
 }
 
 type cluster struct {
@@ -167,9 +168,9 @@ func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluste
 		}
 		go e.ServePeers(pcs[i])
 		go e.Serve(ln)
-		te := &testEdge{Edge: e, url: "http://" + ln.Addr().String()}
-		c.edges = append(c.edges, te)
 		pc := pcs[i]
+		te := &testEdge{Edge: e, url: "http://" + ln.Addr().String(), pc: pc}
+		c.edges = append(c.edges, te)
 		t.Cleanup(func() {
 			if !te.closed {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -213,6 +214,7 @@ func (c *cluster) connect() {
 func (c *cluster) kill(i int) {
 	c.edges[i].closed = true
 	c.edges[i].Close()
+	c.edges[i].pc.Close()
 }
 
 // get fetches path through edge i with the given header fields.

@@ -111,6 +111,7 @@ type Edge struct {
 
 	hot     *hotObjects
 	records *sizedLRU[string, *Record]
+	purges  *purgeLog // purges known, exchanged with peers (purgelog.go)
 	mem     *sizedLRU[erasure.SegmentID, *memSegment]
 	store   *Store
 
@@ -211,8 +212,12 @@ func New(cfg Config) (*Edge, error) {
 	if e.store, err = OpenStore(scfg); err != nil {
 		return nil, err
 	}
-	for _, r := range e.store.Records() {
-		e.records.Add(r.Key, r) // stale ones are revalidated when asked for
+	// Records kept on disk wait for a peer's purge log (purgelog.go).
+	e.purges = newPurgeLog(scfg.Dir)
+	heldRecords := e.store.Records()
+	if !e.expectsPeers() {
+		e.admitRecords(heldRecords)
+		heldRecords = nil
 	}
 
 	// Each origin client's transport is wrapped to count requests and bytes
@@ -243,6 +248,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.goBackground(func(context.Context) { e.store.Run(e.bgCtx) })
 	e.goBackground(func(context.Context) { e.repair.run(e.bgCtx) })
+	e.goTracked(0, func(ctx context.Context) { e.runPurgeSync(ctx, heldRecords) })
 	e.goBackground(func(context.Context) { e.repair.replace(e.bgCtx) })
 	return e, nil
 }

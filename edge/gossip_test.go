@@ -259,8 +259,16 @@ func TestZonesPlaceWithinZoneThenReadAcross(t *testing.T) {
 	c.waitMembers(15 * time.Second)
 	clearMemory(c)
 	for _, i := range []int{3, 5} {
+		same := counterValueLabel(t, c.edges[i].Edge, "shoal_zone_shard_bytes_total", "locality", "same_zone")
+		other := counterValueLabel(t, c.edges[i].Edge, "shoal_zone_shard_bytes_total", "locality", "other_zone")
 		_, body = c.get(i, "/zoned.bin")
 		sameBytes(t, fmt.Sprintf("zone b alone, edge %d", i), body, want)
+		if d := counterValueLabel(t, c.edges[i].Edge, "shoal_zone_shard_bytes_total", "locality", "same_zone") - same; d <= 0 {
+			t.Errorf("edge %d read from zone b's shards, but its same-zone shard bytes grew by %v", i, d)
+		}
+		if d := counterValueLabel(t, c.edges[i].Edge, "shoal_zone_shard_bytes_total", "locality", "other_zone") - other; d != 0 {
+			t.Errorf("edge %d: %v shard bytes from another zone, with zone a gone", i, d)
+		}
 	}
 	if got := o.bytes.Load() - originBytes; got != 0 {
 		t.Errorf("zone b alone cost %d origin bytes, want 0", got)

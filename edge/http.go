@@ -230,7 +230,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 			w.WriteHeader(rec.Status)
 		})
 	}
-	switch origin.CheckPreconditions(r, rec.ETag, lastMod) {
+	switch origin.CheckPreconditions(r, rec.ETag, imsDate(r, rec, lastMod)) {
 	case http.StatusNotModified:
 		for _, f := range []string{"Content-Type", "Content-Encoding", "Content-Language", "Content-Disposition"} {
 			h.Del(f)

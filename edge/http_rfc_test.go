@@ -2,11 +2,14 @@ package edge
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -14,6 +17,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // scriptedOrigin is a real HTTP origin on loopback whose objects carry the
@@ -1083,6 +1089,233 @@ func TestRFC9112TransferCodingFromOrigin(t *testing.T) {
 			}
 			if n, want := o.count(http.MethodGet, target, ""), map[bool]int{true: 1, false: 2}[tt.stored]; n != want {
 				t.Errorf("origin saw %d GETs, want %d (stored %v)", n, want, tt.stored)
+			}
+		})
+	}
+}
+
+// TestPurgeReachesMembersThatWereAway: a purge told while a member was
+// down reaches it when it comes back (its records on disk wait for a
+// peer's purge log), and one a member missed while cut off reaches it at
+// its next purge log sync. Neither serves the purged bytes.
+func TestPurgeReachesMembersThatWereAway(t *testing.T) {
+	var dirs []string
+	c, o := newScriptedCluster(t, 3, func(cfg *Config) {
+		dirs = append(dirs, t.TempDir())
+		cfg.Store.Dir = dirs[len(dirs)-1]
+	})
+	ctx := t.Context()
+	old, fresh := body(3000), body(3001)
+	for _, p := range []string{"/pg/a", "/pg/b/1"} {
+		o.set(p, 200, old, "ETag", `"v1"`, "Cache-Control", "max-age=3600")
+		for i := range c.edges {
+			if _, b := c.get(i, p); !bytes.Equal(b, old) {
+				t.Fatalf("%s via edge %d: wrong bytes", p, i)
+			}
+		}
+	}
+	// Edge 2 keeps its records on disk.
+	waitFor(t, func() bool { return len(c.edges[2].store.Records()) == 2 })
+	outer := t // the restarted edge lives as long as the test
+
+	t.Run("purge/down-member-learns-on-restart", func(t *testing.T) {
+		self := c.edges[2].Node().Self()
+		c.kill(2)
+		o.set("/pg/a", 200, fresh, "ETag", `"v2"`, "Cache-Control", "max-age=3600")
+		res := c.edges[0].Purge(ctx, "/pg/a", false)
+		if _, failed := res.Failed[self]; !failed || res.Members != 2 {
+			t.Fatalf("purge result %+v: want edge 2 failed", res)
+		}
+		c.restartEdge(outer, 2, self, o.srv.URL, dirs[2])
+		// Edge 2 first: the others' lookups would replicate the new record to it.
+		for _, i := range []int{2, 0, 1} {
+			if _, b := c.get(i, "/pg/a"); !bytes.Equal(b, fresh) {
+				t.Errorf("edge %d served the purged bytes of /pg/a", i)
+			}
+		}
+		// Its other record, not purged, is used again once the log is merged.
+		waitFor(t, func() bool { _, ok := c.edges[2].records.Get("/pg/b/1"); return ok })
+		if _, b := c.get(2, "/pg/b/1"); !bytes.Equal(b, old) {
+			t.Errorf("/pg/b/1 not served")
+		}
+	})
+
+	t.Run("purge/cut-off-member-learns-on-sync", func(t *testing.T) {
+		// Edge 0 takes a prefix purge that edge 1 and 2 do not hear of (as
+		// behind a partition): it only logs and applies it itself.
+		o.set("/pg/b/1", 200, fresh, "ETag", `"v2"`, "Cache-Control", "max-age=3600")
+		c.edges[0].applyPurge(purgeEntry{pattern: "/pg/b/", prefix: true, at: time.Now()})
+		if _, ok := c.edges[1].records.Get("/pg/b/1"); !ok {
+			t.Fatal("edge 1 should still hold /pg/b/1 before its sync")
+		}
+		// The partition heals: edge 1's next sync (every
+		// purgeSyncInterval; here at once) merges edge 0's log.
+		if err := c.edges[1].syncPurgeLog(ctx, c.edges[0].Node().Self()); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := c.edges[1].records.Get("/pg/b/1"); ok {
+			t.Error("edge 1 still holds /pg/b/1 after the sync")
+		}
+		// Edge 2 has not synced yet; if it is asked as coordinator, its
+		// outdated record is refused by edges that know the purge.
+		for _, i := range []int{0, 1} {
+			if _, b := c.get(i, "/pg/b/1"); !bytes.Equal(b, fresh) {
+				t.Errorf("edge %d served the purged bytes of /pg/b/1", i)
+			}
+		}
+		if err := c.edges[2].syncPurgeLog(ctx, c.edges[1].Node().Self()); err != nil {
+			t.Fatal(err)
+		}
+		if _, b := c.get(2, "/pg/b/1"); !bytes.Equal(b, fresh) {
+			t.Error("edge 2 served the purged bytes of /pg/b/1 after its sync")
+		}
+		// Logs that agree are not sent again.
+		if b, err := c.edges[2].Node().Stat(ctx, c.edges[1].Node().Self(), binary.BigEndian.AppendUint64([]byte{statPurgeLog}, c.edges[2].purges.digest())); err != nil || len(b) != 0 {
+			t.Errorf("equal logs: answer of %d bytes (err %v), want none", len(b), err)
+		}
+	})
+}
+
+// restartEdge starts edge i again after a kill, with its peer address
+// and store directory, as a restarted process would.
+func (c *cluster) restartEdge(t *testing.T, i int, self, originURL, dir string) {
+	t.Helper()
+	creds, err := testCreds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers []string
+	for _, e := range c.edges {
+		peers = append(peers, e.Node().Self())
+	}
+	var pc net.PacketConn
+	waitFor(t, func() bool {
+		pc, err = net.ListenPacket("udp", self)
+		return err == nil
+	})
+	e, err := New(Config{
+		Origin:      origin.ClientConfig{Base: originURL, Attempts: 2, Backoff: 10 * time.Millisecond, Timeout: 5 * time.Second},
+		Swarm:       swarm.Config{Self: self, Peers: peers, Credentials: creds, DialTimeout: 500 * time.Millisecond},
+		Layout:      testLayout,
+		MemoryCache: 64 << 20,
+		Store:       StoreConfig{Dir: dir, Limit: 64 << 20},
+		PeerTimeout: 2 * time.Second,
+		Logger:      quietLogger().With("edge", i),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.ServePeers(pc)
+	go e.Serve(ln)
+	c.edges[i] = &testEdge{Edge: e, url: "http://" + ln.Addr().String(), pc: pc}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+		pc.Close()
+	})
+}
+
+func TestPurgeLogEncoding(t *testing.T) {
+	at := time.Unix(1_700_000_000, 123)
+	l := newPurgeLog("")
+	l.add(purgeEntry{pattern: "/a", at: at})
+	l.add(purgeEntry{pattern: "/p/", prefix: true, at: at.Add(time.Second)})
+	if l.add(purgeEntry{pattern: "/a", at: at.Add(-time.Second)}) {
+		t.Error("an older purge of a known pattern counted as news")
+	}
+	es, err := parsePurgeLog(l.encode())
+	if err != nil || len(es) != 2 || es[0].pattern != "/p/" || !es[0].prefix || !es[1].at.Equal(at) {
+		t.Fatalf("round trip: %+v, %v", es, err)
+	}
+	for _, tt := range []struct {
+		key  string
+		when time.Time
+		want bool
+	}{
+		{"/a", at.Add(-time.Hour), true},
+		{"/a\nAccept-Language=fr", at.Add(-time.Hour), true},
+		{"/a", at.Add(time.Hour), false},
+		{"/ab", at.Add(-time.Hour), false},
+		{"/p/x", at, true},
+	} {
+		if got := l.outdated(&Record{Key: tt.key, Fetched: tt.when}); got != tt.want {
+			t.Errorf("outdated(%q, %v) = %v, want %v", tt.key, tt.when.Sub(at), got, tt.want)
+		}
+	}
+	for _, bad := range [][]byte{nil, {0}, {0, 1}, {0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 9, '/'}, {0xff, 0xff}, append(l.encode(), 0)} {
+		if _, err := parsePurgeLog(bad); err == nil {
+			t.Errorf("parsePurgeLog(%x) accepted", bad)
+		}
+	}
+	// Kept on disk.
+	dir := t.TempDir()
+	d := newPurgeLog(dir)
+	d.add(purgeEntry{pattern: "/k", at: at})
+	if got := newPurgeLog(dir).purgedAt("/k"); !got.Equal(at) {
+		t.Errorf("reloaded log: purge of /k at %v, want %v", got, at)
+	}
+}
+
+// TestRFC9110ViaOnceOnHits: a response stored from a forwarded miss (an
+// edge alone) or refreshed by a forwarded 304 carries this edge's Via
+// entry once when served from the cache, after the origin's own.
+func TestRFC9110ViaOnceOnHits(t *testing.T) {
+	c, o := newScriptedCluster(t, 1, nil)
+	tests := []struct {
+		name, cc string
+	}{
+		{"RFC9110-7.6.3/hit-after-forwarded-miss", "max-age=3600"},
+		{"RFC9110-7.6.3/hit-after-forwarded-304", "max-age=0"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := fmt.Sprintf("/via/%d", i)
+			o.set(target, 200, body(64), "ETag", `"via"`, "Cache-Control", tt.cc, "Via", "1.1 upstream")
+			for round := range 3 {
+				resp, _ := c.get(0, target)
+				if got := resp.Header.Values("Via"); len(got) != 2 || got[0] != "1.1 upstream" || got[1] != "1.1 shoal" {
+					t.Errorf("round %d (%s): Via %q, want the origin's then this edge's, once", round, resp.Header.Get("Cache-Status"), got)
+				}
+			}
+		})
+	}
+}
+
+// TestRFC9111CacheNormalisations: If-Modified-Since against a stored
+// response without Last-Modified, and Vary'd fields whose values compare
+// case-insensitively.
+func TestRFC9111CacheNormalisations(t *testing.T) {
+	c, o := newScriptedCluster(t, 1, nil)
+	date := time.Now().Add(-time.Minute).UTC().Format(http.TimeFormat)
+	o.set("/nolm", 200, body(40), "ETag", `"n"`, "Cache-Control", "max-age=3600", "Date", date)
+	o.set("/lang", 200, body(41), "ETag", `"l"`, "Cache-Control", "max-age=3600", "Vary", "Accept-Language")
+	c.get(0, "/nolm")
+	c.get(0, "/lang", "Accept-Language", "en, de")
+	tests := []struct {
+		name, target string
+		req          []string
+		code         int
+		hit          bool
+	}{
+		{"RFC9111-4.3.2/ims-without-last-modified-uses-date", "/nolm", []string{"If-Modified-Since", date}, 304, true},
+		{"RFC9111-4.3.2/ims-before-date-200", "/nolm", []string{"If-Modified-Since", oldDate}, 200, true},
+		{"RFC9110-13.1.4/ius-without-last-modified-ignored", "/nolm", []string{"If-Unmodified-Since", oldDate}, 200, true},
+		{"RFC9110-12.5.4/vary-language-case-insensitive", "/lang", []string{"Accept-Language", "eN, De"}, 200, true},
+		{"RFC9111-4.1/vary-other-language-not-selected", "/lang", []string{"Accept-Language", "fr"}, 200, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _ := c.get(0, tt.target, tt.req...)
+			if resp.StatusCode != tt.code {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.code)
+			}
+			if hit := strings.HasPrefix(resp.Header.Get("Cache-Status"), "shoal; hit"); hit != tt.hit {
+				t.Errorf("Cache-Status %q, want a hit: %v", resp.Header.Get("Cache-Status"), tt.hit)
 			}
 		})
 	}

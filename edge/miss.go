@@ -205,14 +205,16 @@ func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
 // ranges, and responses to credentials not shared, are only relayed.
 func (e *Edge) missResponse(resp *http.Response) error {
 	st, _ := resp.Request.Context().Value(missKey{}).(*missState)
-	resp.Header.Add("Via", viaProto(resp.ProtoMajor, resp.ProtoMinor))
 	if st == nil {
+		resp.Header.Add("Via", viaProto(resp.ProtoMajor, resp.ProtoMinor))
 		return nil
 	}
 	st.headers.Stop()
 	now := time.Now()
 	status := "shoal; fwd=miss; fwd-status=" + strconv.Itoa(resp.StatusCode)
 	defer func() {
+		// Via after the record is made: a hit adds its own (serveObject).
+		resp.Header.Add("Via", viaProto(resp.ProtoMajor, resp.ProtoMinor))
 		resp.Header.Del(shoalCacheControl)
 		resp.Header.Add("Cache-Status", status)
 	}()

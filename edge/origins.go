@@ -208,7 +208,7 @@ func (e *Edge) newProxy(s *site, rt http.RoundTripper) *httputil.ReverseProxy {
 			pr.SetXForwarded()
 			pr.Out.Header.Add("Via", via(pr.In))
 		},
-		Transport:     rt,
+		Transport:     s.client.Limited(rt), // held to --origin-concurrency with the fills
 		FlushInterval: -1,
 		ModifyResponse: func(resp *http.Response) error {
 			if v, ok := resp.Request.Context().Value(cacheStatusKey{}).(string); ok {

@@ -52,6 +52,9 @@ type peerJSON struct {
 	BytesSent     uint64 `json:"bytes_sent"`
 	BytesReceived uint64 `json:"bytes_received"`
 	CorruptShards uint64 `json:"corrupt_shards"`
+	// ShardBytesReceived is the bytes of the verified shards this edge
+	// fetched from the member.
+	ShardBytesReceived uint64 `json:"shard_bytes_received"`
 }
 
 // servePeers answers /admin/peers: the members this edge knows, those in
@@ -68,7 +71,7 @@ func (e *Edge) servePeers(w http.ResponseWriter, r *http.Request) {
 			RTTMillis:     float64(p.RTT.Microseconds()) / 1000,
 			ThroughputBps: p.Throughput, Failures: p.Failures,
 			BytesSent: p.PayloadSent, BytesReceived: p.PayloadReceived,
-			CorruptShards: p.CorruptShards,
+			CorruptShards: p.CorruptShards, ShardBytesReceived: p.ShardBytesReceived,
 		}
 		if p.Down {
 			t := p.DownUntil.UTC()
@@ -93,22 +96,41 @@ func (e *Edge) servePeers(w http.ResponseWriter, r *http.Request) {
 	enc.Encode(doc)
 }
 
-// peerCorruptDesc counts, per peer, the shards it sent that failed
-// verification (the swarm avoids such a peer for a while).
-var peerCorruptDesc = prometheus.NewDesc("shoal_peer_corrupt_shards_total",
-	"Shards received from each peer that failed verification.", []string{"peer"}, nil)
+var (
+	// peerCorruptDesc counts, per peer, the shards it sent that failed
+	// verification (the swarm avoids such a peer for a while).
+	peerCorruptDesc = prometheus.NewDesc("shoal_peer_corrupt_shards_total",
+		"Shards received from each peer that failed verification.", []string{"peer"}, nil)
+	// peerShardBytesDesc counts, per peer, the bytes of the verified
+	// shards this edge fetched from it: where a reader's shards come from.
+	peerShardBytesDesc = prometheus.NewDesc("shoal_peer_shard_bytes_total",
+		"Bytes of verified shards fetched from each peer.", []string{"peer", "zone"}, nil)
+	// zoneShardBytesDesc sums them by whether the peer is in this edge's
+	// zone: placement keeps a zone's reads within it when it has enough
+	// holders, and this shows it.
+	zoneShardBytesDesc = prometheus.NewDesc("shoal_zone_shard_bytes_total",
+		"Bytes of verified shards fetched from peers, by locality: same_zone (a peer of this edge's zone) or other_zone.", []string{"locality"}, nil)
+)
 
 // swarmCollector reports what the swarm measured of each peer.
 type swarmCollector struct{ e *Edge }
 
-func (c swarmCollector) Describe(ch chan<- *prometheus.Desc) { ch <- peerCorruptDesc }
+func (c swarmCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- peerCorruptDesc
+	ch <- peerShardBytesDesc
+	ch <- zoneShardBytesDesc
+}
 
 func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range c.e.node.Peers() {
 		if !p.Self {
 			ch <- prometheus.MustNewConstMetric(peerCorruptDesc, prometheus.CounterValue, float64(p.CorruptShards), p.Addr)
+			ch <- prometheus.MustNewConstMetric(peerShardBytesDesc, prometheus.CounterValue, float64(p.ShardBytesReceived), p.Addr, p.Member.Zone)
 		}
 	}
+	same, other := c.e.node.ShardBytesByZone()
+	ch <- prometheus.MustNewConstMetric(zoneShardBytesDesc, prometheus.CounterValue, float64(same), "same_zone")
+	ch <- prometheus.MustNewConstMetric(zoneShardBytesDesc, prometheus.CounterValue, float64(other), "other_zone")
 }
 
 // limitOrigin paces the bytes read from the origin's responses by l, a

@@ -17,7 +17,9 @@ import (
 // Purge and invalidation, fleet-wide.
 //
 // The fleet needs no new peer operation for this: a purge is a Stat with
-// its own mode, sent by the edge that takes it to every other member. Each
+// its own mode (statPurgeStamped, purgelog.go: the purge with its time,
+// which members log and exchange so that one that was down learns it
+// later), sent by the edge that takes it to every other member. Each
 // member drops its records of the keys (in memory and on disk); the next
 // request for one looks it up at the origin again, once for the fleet.
 // Segments are left alone: they are named by the object's validator, so a
@@ -27,6 +29,8 @@ import (
 //	statPurgePrefix (5) prefix: drop the records of every key starting
 //	                            with prefix
 //
+// (4 and 5 are still answered, logged with the time received, for members
+// that send them; this version sends statPurgeStamped.)
 // Both are answered with nothing. A key fits: targets are at most
 // swarm.MaxKey-1 bytes (ServeHTTP refuses longer ones).
 const (
@@ -51,12 +55,12 @@ type PurgeResult struct {
 // starts with it) on this edge and on every other member of the fleet,
 // waiting at most a second for them.
 func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
+	// Logged, so that members that do not hear of it now learn it later
+	// (purgelog.go).
+	en := purgeEntry{pattern: key, prefix: prefix, at: time.Now()}
+	e.purges.add(en)
 	res := PurgeResult{Purged: e.purgeLocal(key, prefix)}
-	mode := byte(statPurge)
-	if prefix {
-		mode = statPurgePrefix
-	}
-	payload := append([]byte{mode}, key...)
+	payload := stampedPurge(en)
 	if len(payload) > swarm.MaxKey {
 		return res // longer than any target: the fleet holds no such key
 	}

@@ -29,6 +29,8 @@ import (
 //	                unless the record held is already another version
 //	statWarm    (6) fill request: read the segment into the memory tier
 //	                (prefetch warm=all, prefetch.go); answer with nothing
+//	statPurge (4), statPurgePrefix (5): purge.go
+//	statPurgeStamped (7), statPurgeLog (8): purgelog.go
 const (
 	statResolve = 1
 	statReplica = 2
@@ -98,6 +100,12 @@ func (e *Edge) lookup(ctx context.Context, key string, stale *Record) (*Record, 
 			}
 			if perr != nil || r.Key != key {
 				e.log.WarnContext(ctx, "peer sent a bad record", "peer", peer, "key", key, "err", perr)
+				continue
+			}
+			if e.purges.outdated(r) {
+				// The peer missed a purge of it: it learns of it at its
+				// next purge log sync (purgelog.go).
+				e.log.InfoContext(ctx, "peer sent a purged record", "peer", peer, "key", key)
 				continue
 			}
 			r.revalidated = b[0]&2 != 0
@@ -331,6 +339,9 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		if _, _, err := e.sites.split(r.Key); err != nil {
 			return nil, err
 		}
+		if e.purges.outdated(r) {
+			return nil, nil // from a member that missed a purge (purgelog.go)
+		}
 		if old, ok := e.records.Get(r.Key); !ok || !old.Fetched.After(r.Fetched) {
 			e.keepRecord(r)
 		}
@@ -338,8 +349,17 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 	case statWarm:
 		return e.warm(ctx, payload[1:])
 	case statPurge, statPurgePrefix:
-		e.purgeLocal(string(payload[1:]), payload[0] == statPurgePrefix)
+		e.applyPurge(purgeEntry{pattern: string(payload[1:]), prefix: payload[0] == statPurgePrefix, at: time.Now()})
 		return nil, nil
+	case statPurgeStamped:
+		en, err := parseStampedPurge(payload[1:])
+		if err != nil {
+			return nil, err
+		}
+		e.applyPurge(en)
+		return nil, nil
+	case statPurgeLog:
+		return e.answerPurgeLog(payload[1:])
 	default:
 		return nil, fmt.Errorf("edge: unknown stat mode %d", payload[0])
 	}

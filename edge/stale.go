@@ -130,3 +130,18 @@ func updatedHeader(stored, fresh http.Header) http.Header {
 	}
 	return h
 }
+
+// imsDate is the date a stored response's If-Modified-Since is evaluated
+// against (RFC 9111 §4.3.2): its Last-Modified, else its Date, else when
+// it was received. The fallback applies to If-Modified-Since alone: an
+// If-Unmodified-Since without a Last-Modified is still ignored (RFC 9110
+// §13.1.4).
+func imsDate(r *http.Request, rec *Record, lastMod time.Time) time.Time {
+	if !lastMod.IsZero() || r.Header.Get("If-Modified-Since") == "" || r.Header.Get("If-Unmodified-Since") != "" {
+		return lastMod
+	}
+	if d, err := http.ParseTime(rec.Header.Get("Date")); err == nil && !d.After(rec.Fetched) {
+		return d
+	}
+	return rec.Fetched
+}

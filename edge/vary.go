@@ -44,6 +44,12 @@ func varyFields(h http.Header) (fields []string, star bool) {
 	return slices.Compact(fields), star
 }
 
+// caseless are the fields whose values compare case-insensitively:
+// language ranges, content codings and charsets (RFC 9110 §12.5.4,
+// §8.4.1, §12.5.2); their variant keys are lower-cased, so "eN, De"
+// selects the variant of "en, de".
+var caseless = map[string]bool{"Accept-Language": true, "Accept-Encoding": true, "Accept-Charset": true}
+
 // variantKey is the key of the variant a request with header h selects
 // among the responses of target that vary on fields.
 func variantKey(target string, fields []string, h http.Header) string {
@@ -60,10 +66,14 @@ func variantKey(target string, fields []string, h http.Header) string {
 				parts = append(parts, strings.TrimSpace(p))
 			}
 		}
+		v := strings.Join(parts, ",")
+		if caseless[f] {
+			v = strings.ToLower(v)
+		}
 		b.WriteByte('\n')
 		b.WriteString(f)
 		b.WriteByte('=')
-		b.WriteString(strings.Join(parts, ","))
+		b.WriteString(v)
 	}
 	return b.String()
 }

@@ -12,6 +12,8 @@
 # ~/.cache/shoal/cache-tests). Ports: 18000 (test server), 18080 (edge),
 # 17000/udp (peers), override with CT_SERVER_PORT, CT_EDGE_PORT,
 # CT_PEER_PORT. Prints a summary; writes the raw results to $1 if given.
+# CT_ID=<test id> runs that one test with the suite's dump of every
+# request and response, and no summary.
 set -euo pipefail
 
 version=0.4.5
@@ -59,6 +61,11 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 
+if [ -n "${CT_ID:-}" ]; then
+	(cd "$pkg" && npm_config_base="http://127.0.0.1:$edge_port" npm_config_id="$CT_ID" npm_package_config_id="$CT_ID" \
+		node --no-warnings cli.mjs)
+	exit 0
+fi
 (cd "$pkg" && npm_config_base="http://127.0.0.1:$edge_port" npm_config_id="" npm_package_config_id="" \
 	node --no-warnings cli.mjs) >"$work/results.json"
 [ -n "$out" ] && cp "$work/results.json" "$out"

@@ -168,7 +168,10 @@ type Node struct {
 	accepted map[*quic.Conn]struct{}
 	down     map[string]downState
 	stats    map[string]*peerStats // measured, by peer address
-	upload   *rate.Limiter         // nil: no limit
+	// zoneShards counts the shard bytes fetched from peers of this zone
+	// [0] and of other zones [1]; n.mu guards it.
+	zoneShards [2]uint64
+	upload     *rate.Limiter // nil: no limit
 	// closed: Shutdown or Close was called; accept nothing more.
 	closed bool
 	// stopped: connections are closed; make no more calls. Between the
@@ -933,6 +936,9 @@ type PeerInfo struct {
 	// AvoidedUntil is when it is asked again after the last one.
 	CorruptShards uint64
 	AvoidedUntil  time.Time
+	// ShardBytesReceived counts the bytes of the shards fetched from the
+	// peer that verified, since this node started.
+	ShardBytesReceived uint64
 }
 
 // Peers returns every member with its connection state, in member order.
@@ -947,7 +953,7 @@ func (n *Node) Peers() []PeerInfo {
 		if s := n.stats[m]; s != nil {
 			p.PayloadSent, p.PayloadReceived = s.sent, s.received
 			p.Throughput, p.Failures = s.rate, s.decayedFailures(now)
-			p.CorruptShards = s.corrupt
+			p.CorruptShards, p.ShardBytesReceived = s.corrupt, s.shards
 			if now.Before(s.avoidUntil) {
 				p.AvoidedUntil = s.avoidUntil
 			}

@@ -12,6 +12,7 @@ import (
 // verification.
 type peerStats struct {
 	sent, received uint64  // payload bytes (shards, segments, records)
+	shards         uint64  // bytes of shards fetched that verified
 	rate           float64 // bytes/s of recent shard bodies, smoothed; 0 unknown
 	failures       float64 // recent failures, decaying with failureHalfLife
 	lastFailure    time.Time
@@ -56,6 +57,14 @@ func (n *Node) observe(peer string, op Op, result string, sent, received int, to
 	s.received += uint64(received)
 	switch result {
 	case "ok":
+		if op == OpGetShard {
+			s.shards += uint64(received)
+			if n.ZoneOf(peer) == n.cfg.Zone {
+				n.zoneShards[0] += uint64(received)
+			} else {
+				n.zoneShards[1] += uint64(received)
+			}
+		}
 		if op == OpGetShard && received >= rateMinBytes && took > 0 {
 			r := float64(received) / took.Seconds()
 			if s.rate == 0 {
@@ -72,6 +81,16 @@ func (n *Node) observe(peer string, op Op, result string, sent, received int, to
 		s.failures = s.decayedFailures(now) + 1
 		s.lastFailure = now
 	}
+}
+
+// ShardBytesByZone returns the bytes of the shards this node fetched from
+// peers that verified, since it started: from members of its own zone
+// (same) and of other zones (other), each peer's zone as membership said
+// when the shard arrived.
+func (n *Node) ShardBytesByZone() (same, other uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.zoneShards[0], n.zoneShards[1]
 }
 
 // countServed records payload bytes this node exchanged with peer as the

@@ -15,8 +15,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -419,6 +421,96 @@ func TestE2EAbuseRateLimitBehindProxy(t *testing.T) {
 	}
 	if n := f.proxy.nreqs(); n > 2 {
 		t.Errorf("the origin saw %d requests; the limited ones must not reach it", n)
+	}
+}
+
+// TestE2EAbuseForwardFlood: requests the edge forwards to the origin
+// (unsafe methods, a lone edge's forwarded misses) are held to
+// --origin-concurrency like fills: a flood of them that the origin is slow
+// to answer never has more than the cap in flight at the origin, the rest
+// wait their turn and are all answered in the end, and a cached object is
+// served byte for byte meanwhile.
+func TestE2EAbuseForwardFlood(t *testing.T) {
+	shoalBinary(t)
+	const limit = 4
+	body := bytes.Repeat([]byte("shoal forward flood "), 3<<10)
+	var inflight, peak atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ok.bin" {
+			w.Header().Set("Cache-Control", "public, max-age=3600")
+			w.Header().Set("ETag", `"ok"`)
+			http.ServeContent(w, r, "ok.bin", time.Unix(1e9, 0), bytes.NewReader(body))
+			return
+		}
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "done "+r.Method)
+	}))
+	defer srv.Close()
+	peer := freeUDP(t)
+	e := startEdge(t, edgeSpec{name: "edge", origin: srv.URL, tlsDir: fleetTLS(t), peer: peer, peers: []string{peer},
+		extra: []string{"--origin-concurrency", fmt.Sprint(limit), "--forward-misses"}})
+	e.waitReady(t)
+	want := sha256.Sum256(body)
+	o := object{path: "/ok.bin", size: int64(len(body)), sum: hex.EncodeToString(want[:])}
+	honest(t, e, o) // cached from here on
+
+	const flood = 24
+	var wg sync.WaitGroup
+	answers := make(chan string, flood)
+	c := &http.Client{Timeout: 60 * time.Second}
+	for i := range flood {
+		wg.Go(func() {
+			method, path := "POST", fmt.Sprintf("/post/%d", i)
+			if i%2 == 1 {
+				method, path = "GET", fmt.Sprintf("/miss/%d", i) // a forwarded miss
+			}
+			req, _ := http.NewRequest(method, e.url+path, strings.NewReader("x"))
+			resp, err := c.Do(req)
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+		})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for inflight.Load() < limit {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d forwarded requests in flight at the origin after 20 s, want %d", inflight.Load(), limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// While the origin holds the cap's worth, the others wait at the edge,
+	// and cached hits are served.
+	for range 5 {
+		honest(t, e, o)
+	}
+	if p := peak.Load(); p > limit {
+		t.Errorf("%d forwarded requests in flight at the origin with --origin-concurrency %d", p, limit)
+	}
+	close(release)
+	wg.Wait()
+	close(answers)
+	for a := range answers {
+		if a != "200 done POST" && a != "200 done GET" {
+			t.Errorf("a forwarded request: %q, want 200 done", a)
+		}
+	}
+	if p := peak.Load(); p > limit {
+		t.Errorf("%d forwarded requests in flight at the origin with --origin-concurrency %d", p, limit)
 	}
 }
 

@@ -19,7 +19,7 @@ func adminPeers(e *edgeProc, token string) (map[string]string, string, error) {
 		return nil, "", err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	resp, err := e.client(2 * time.Second).Do(req)
 	if err != nil {
 		return nil, "", err
 	}

@@ -128,6 +128,13 @@ type proc struct {
 
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
+	return startProcIn(t, name, env, nil, args...)
+}
+
+// startProcIn is startProc with the binary run by wrap, a command line
+// that execs it (ip netns exec NS), when wrap is not empty.
+func startProcIn(t *testing.T, name string, env, wrap []string, args ...string) *proc {
+	t.Helper()
 	bin := shoalBinary(t)
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
@@ -136,6 +143,9 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...) // cancel sends SIGKILL
+	if len(wrap) > 0 {
+		cmd = exec.CommandContext(ctx, wrap[0], slices.Concat(wrap[1:], []string{bin}, args)...)
+	}
 	cmd.Env = append(cleanEnv(), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Die with the test binary, even when a timeout kills it before the
@@ -287,12 +297,19 @@ type countingProxy struct {
 
 func startProxy(t *testing.T, origin string) *countingProxy {
 	t.Helper()
+	return startProxyOn(t, origin, nil, nil)
+}
+
+// startProxyOn is startProxy listening on ln and dialling the origin with
+// dial (in a network namespace); nil means loopback.
+func startProxyOn(t *testing.T, origin string, ln net.Listener, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *countingProxy {
+	t.Helper()
 	target, err := url.Parse(origin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cp := &countingProxy{}
-	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}
+	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64, DialContext: dial}
 	rp := &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
 		Transport: tr,
@@ -301,7 +318,7 @@ func startProxy(t *testing.T, origin string) *countingProxy {
 			return nil
 		},
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entry := r.Method + " " + r.URL.RequestURI()
 		if rg := r.Header.Get("Range"); rg != "" {
 			entry += " Range: " + rg
@@ -322,6 +339,11 @@ func startProxy(t *testing.T, origin string) *countingProxy {
 		}
 		rp.ServeHTTP(w, r)
 	}))
+	if ln != nil {
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		tr.CloseIdleConnections()
@@ -367,6 +389,16 @@ type edgeProc struct {
 	url, admin string // http://client, http://admin
 	listen     string // client host:port
 	peer       string // peer address, as in --peers
+	// dial, when set, reaches the edge (in a network namespace).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// client returns an HTTP client that reaches the edge.
+func (e *edgeProc) client(timeout time.Duration) *http.Client {
+	if e.dial == nil {
+		return &http.Client{Timeout: timeout}
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: e.dial, DisableCompression: true, DisableKeepAlives: true}}
 }
 
 // edgeSpec says how to start one edge.
@@ -398,7 +430,7 @@ func startEdge(t *testing.T, s edgeSpec) *edgeProc {
 // waitReady waits for the edge's /readyz to answer 200.
 func (e *edgeProc) waitReady(t *testing.T) {
 	t.Helper()
-	c := &http.Client{Timeout: time.Second}
+	c := e.client(time.Second)
 	waitFor(t, e.proc, "200 from /readyz", func() bool {
 		resp, err := c.Get(e.admin + "/readyz")
 		if err != nil {
@@ -580,7 +612,7 @@ type promMetrics []sample
 
 func scrape(t *testing.T, e *edgeProc) promMetrics {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(e.admin + "/metrics")
+	resp, err := e.client(5 * time.Second).Get(e.admin + "/metrics")
 	if err != nil {
 		t.Fatalf("scraping %s: %v", e.name, err)
 	}

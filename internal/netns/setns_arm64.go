@@ -1,6 +1,6 @@
 //go:build linux
 
-package bench
+package netns
 
 // sysSetns is setns(2)'s number, which package syscall does not name here.
 const sysSetns = 268

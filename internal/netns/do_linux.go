@@ -1,4 +1,4 @@
-package bench
+package netns
 
 import (
 	"errors"
@@ -8,11 +8,11 @@ import (
 	"syscall"
 )
 
-// inNetns runs f on an OS thread switched into the network namespace
+// Do runs f on an OS thread switched into the network namespace
 // /run/netns/name, so that the sockets f creates (a dial, a listener)
 // belong to it; the thread is switched back afterwards. A socket keeps its
 // namespace for its life, whatever thread later uses it.
-func inNetns(name string, f func() error) error {
+func Do(name string, f func() error) error {
 	target, err := os.Open("/run/netns/" + name)
 	if err != nil {
 		return err
@@ -27,13 +27,13 @@ func inNetns(name string, f func() error) error {
 	defer self.Close()
 	if err := setns(target.Fd()); err != nil {
 		runtime.UnlockOSThread()
-		return fmt.Errorf("bench: entering network namespace %s: %w", name, err)
+		return fmt.Errorf("netns: entering network namespace %s: %w", name, err)
 	}
 	ferr := f()
 	if err := setns(self.Fd()); err != nil {
 		// The thread stays locked, so the runtime ends it with this
 		// goroutine rather than reuse it in the wrong namespace.
-		return fmt.Errorf("bench: leaving network namespace %s: %w", name, err)
+		return fmt.Errorf("netns: leaving network namespace %s: %w", name, err)
 	}
 	runtime.UnlockOSThread()
 	return ferr
@@ -41,7 +41,7 @@ func inNetns(name string, f func() error) error {
 
 func setns(fd uintptr) error {
 	if sysSetns == 0 {
-		return errors.New("bench: setns: not known on this architecture")
+		return errors.New("netns: setns: not known on this architecture")
 	}
 	if _, _, e := syscall.RawSyscall(sysSetns, fd, syscall.CLONE_NEWNET, 0); e != 0 {
 		return e

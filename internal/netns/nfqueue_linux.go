@@ -1,4 +1,4 @@
-package bench
+package netns
 
 import (
 	"encoding/binary"
@@ -9,10 +9,9 @@ import (
 	"time"
 )
 
-// A delayer holds the packets an iptables NFQUEUE rule hands it for a
-// fixed time, then lets them through: the latency between zones of the
-// emulated network, since this kernel has no netem. It speaks
-// nfnetlink_queue directly over a netlink socket made in the site's
+// A Delayer holds the packets an iptables NFQUEUE rule hands it for a
+// fixed time, then lets them through: latency on an emulated network where the kernel has no netem. It speaks
+// nfnetlink_queue directly over a netlink socket made in the host's
 // namespace, in copy-meta mode (packets stay in the kernel; only their ids
 // come up), and answers with batch verdicts: accepting id n accepts every
 // earlier packet still queued, so the kernel's queue stays in order and a
@@ -52,15 +51,15 @@ const (
 	delayerReadPeriod = 200 * time.Millisecond
 )
 
-// delayer delays the packets of one NFQUEUE queue in one namespace.
-type delayer struct {
+// Delayer delays the packets of one NFQUEUE queue in one namespace.
+type Delayer struct {
 	fd      int
 	queue   uint16
 	delay   time.Duration
 	pending chan delayed
 	stop    atomic.Bool
 	wg      sync.WaitGroup
-	// Delayed and Dropped count the packets handled, and those let
+	// delayed and early count the packets handled, and those let
 	// through early because the pending queue was full.
 	delayed, early atomic.Int64
 }
@@ -70,21 +69,23 @@ type delayed struct {
 	due time.Time
 }
 
-// startDelayer binds queue in namespace ns and delays its packets by d.
-func startDelayer(ns string, queue uint16, d time.Duration) (*delayer, error) {
+// StartDelayer binds queue in namespace ns (a name under /run/netns) and
+// delays its packets by d. An iptables rule in ns sends them to the queue
+// (-j NFQUEUE --queue-num queue --queue-bypass); Network.Delay does both.
+func StartDelayer(ns string, queue uint16, d time.Duration) (*Delayer, error) {
 	fd := -1
-	err := inNetns(ns, func() error {
+	err := Do(ns, func() error {
 		var err error
 		fd, err = syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, netlinkNetfilter)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bench: netlink socket in %s: %w", ns, err)
+		return nil, fmt.Errorf("netns: netlink socket in %s: %w", ns, err)
 	}
-	q := &delayer{fd: fd, queue: queue, delay: d, pending: make(chan delayed, delayerQueueLen)}
-	fail := func(err error) (*delayer, error) {
+	q := &Delayer{fd: fd, queue: queue, delay: d, pending: make(chan delayed, delayerQueueLen)}
+	fail := func(err error) (*Delayer, error) {
 		syscall.Close(fd)
-		return nil, fmt.Errorf("bench: NFQUEUE %d in %s: %w", queue, ns, err)
+		return nil, fmt.Errorf("netns: NFQUEUE %d in %s: %w", queue, ns, err)
 	}
 	if err := syscall.Bind(fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
 		return fail(err)
@@ -116,7 +117,7 @@ type nlAttr struct {
 
 // send sends one nfnetlink_queue message; with ack, it waits for the
 // kernel's answer and returns its error.
-func (q *delayer) send(msg uint16, attrs []nlAttr, ack bool) error {
+func (q *Delayer) send(msg uint16, attrs []nlAttr, ack bool) error {
 	b := make([]byte, nlmsgHdrLen, 64)
 	b = append(b, syscall.AF_UNSPEC, 0)
 	b = binary.BigEndian.AppendUint16(b, q.queue)
@@ -165,7 +166,7 @@ func (q *delayer) send(msg uint16, attrs []nlAttr, ack bool) error {
 
 // read takes the queued packets' ids as they come and hands them to
 // release with their due time.
-func (q *delayer) read() {
+func (q *Delayer) read() {
 	defer close(q.pending)
 	buf := make([]byte, 1<<16)
 	for !q.stop.Load() {
@@ -213,7 +214,7 @@ func packetID(attrs []byte) (uint32, bool) {
 
 // release lets packets through once they are due, the oldest first, as
 // one batch verdict for every packet due.
-func (q *delayer) release() {
+func (q *Delayer) release() {
 	for p := range q.pending {
 		if d := time.Until(p.due); d > 0 {
 			time.Sleep(d)
@@ -240,14 +241,22 @@ func (q *delayer) release() {
 }
 
 // verdict accepts packet id and every earlier one still queued.
-func (q *delayer) verdict(id uint32) {
+func (q *Delayer) verdict(id uint32) {
 	v := binary.BigEndian.AppendUint32(nil, nfAccept)
 	v = binary.BigEndian.AppendUint32(v, id)
 	q.send(nfqnlMsgVerdictBatch, []nlAttr{{nfqaVerdictHdr, v}}, false)
 }
 
-// close stops delaying; packets still held are let through.
-func (q *delayer) close() error {
+// Delayed counts the packets delayed so far; Early those let through at
+// once because the pending queue was full (none, unless the link carries
+// more than delayerQueueLen packets per delay).
+func (q *Delayer) Delayed() int64 { return q.delayed.Load() }
+
+// Early: see Delayed.
+func (q *Delayer) Early() int64 { return q.early.Load() }
+
+// Close stops delaying; packets still held are let through.
+func (q *Delayer) Close() error {
 	q.stop.Store(true)
 	q.wg.Wait()
 	return syscall.Close(q.fd)
