@@ -36,7 +36,11 @@ import (
 // edge does not export them). Each life of an edge (from the start of the
 // load, or from its restart, until it is killed or the load ends) is
 // checked on its own: its last sample against its first sample taken at
-// least the warm-up after the life began, within the bounds below. A
+// least its warm-up after the life began, within the bounds below. A life
+// from the start of the load has the run's warm-up; a restarted edge's
+// life has a shorter one (soakTimes), fitted to how long a life lasts
+// between kills, so that restarted edges are checked too, not only the
+// edges never killed. A
 // wrong byte ends the run with an error; a failed request or an exceeded
 // bound fails it (SoakResult.Passed false).
 
@@ -67,6 +71,9 @@ type SoakLife struct {
 	Start  float64 `json:"start_s"`
 	End    float64 `json:"end_s"`
 	Killed bool    `json:"killed"`
+	// WarmupSeconds is this life's warm-up: the run's for a life from
+	// the start of the load, the restart warm-up for a restarted edge.
+	WarmupSeconds float64 `json:"warmup_s"`
 	// Warm is the first sample taken at least the warm-up after Start,
 	// Last the last one; nil if none was.
 	Warm *SoakSample `json:"warm,omitempty"`
@@ -95,8 +102,10 @@ type SoakResult struct {
 	ClientsPerSite int     `json:"clients_per_site"`
 	Seconds        float64 `json:"seconds"`
 	WarmupSeconds  float64 `json:"warmup_s"`
-	SampleSeconds  float64 `json:"sample_every_s"`
-	KillEvery      float64 `json:"kill_every_s,omitempty"`
+	// RestartWarmupSeconds is the warm-up of a restarted edge's life.
+	RestartWarmupSeconds float64 `json:"restart_warmup_s,omitempty"`
+	SampleSeconds        float64 `json:"sample_every_s"`
+	KillEvery            float64 `json:"kill_every_s,omitempty"`
 	// MissedSamples counts samples skipped because a scrape failed.
 	MissedSamples int `json:"missed_samples,omitempty"`
 	// Source says where goroutines, memory and files were read:
@@ -135,15 +144,38 @@ func soakBounds() string {
 }
 
 // soakTimes are the soak's warm-up, sampling interval and restart pause
-// for a load of d.
-func soakTimes(d, killEvery time.Duration) (warmup, every, pause time.Duration) {
+// for a load of d on sites edges with a kill every killEvery, and the
+// warm-up of a restarted edge's life. Sites 1..sites-1 are killed in turn,
+// so a restarted edge lives about killEvery × (sites-1): its warm-up is a
+// third of that (the rest of the life is what is checked), at least two
+// sampling intervals, at most the run's warm-up. (A 30-minute run on 8
+// sites with a kill every 15 s: lives of about 105 s, warm-up 1 min; with
+// a kill every minute: lives of about 7 min, warm-up 140 s.)
+func soakTimes(d, killEvery time.Duration, sites int) (warmup, restartWarmup, every, pause time.Duration) {
 	warmup = min(max(d/5, 2*time.Second), 5*time.Minute)
 	every = min(max(d/40, 500*time.Millisecond), 30*time.Second)
 	pause = time.Second
-	if killEvery > 0 {
+	restartWarmup = warmup
+	if killEvery > 0 && sites > 1 {
 		pause = min(killEvery/4, 2*time.Second)
+		life := killEvery * time.Duration(sites-1)
+		restartWarmup = min(warmup, max(2*every, life/3))
 	}
-	return warmup, every, pause
+	return warmup, restartWarmup, every, pause
+}
+
+// pickWarm sets the life's warm-up and its warm-up sample: the first
+// taken at least warmup after the life began.
+func (l *SoakLife) pickWarm(warmup time.Duration) {
+	l.WarmupSeconds = warmup.Seconds()
+	l.Warm = nil
+	for _, s := range l.Samples {
+		if s.Seconds-l.Start >= l.WarmupSeconds {
+			w := s
+			l.Warm = &w
+			return
+		}
+	}
 }
 
 // check compares the life's last sample with its warm-up sample.
@@ -274,14 +306,15 @@ func (r *runner) soak(ctx context.Context, n int) (_ *SoakResult, err error) {
 	if err := r.warm(ctx, d); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
-	warmup, every, pause := soakTimes(cfg.Duration, cfg.KillEvery)
+	warmup, restartWarmup, every, pause := soakTimes(cfg.Duration, cfg.KillEvery, n)
 	res := &SoakResult{Sites: n, ClientsPerSite: cfg.Clients, Seconds: cfg.Duration.Seconds(), WarmupSeconds: warmup.Seconds(),
 		SampleSeconds: every.Seconds(), Source: "metrics", Bounds: soakBounds()}
 	if cfg.KillEvery > 0 {
 		res.KillEvery = cfg.KillEvery.Seconds()
+		res.RestartWarmupSeconds = restartWarmup.Seconds()
 	}
-	r.progressf("bench soak: %d sites × %s for %v, an edge killed and restarted every %v; warm-up %v, samples every %v; bounds: %s",
-		n, plural(cfg.Clients, "client"), cfg.Duration, cfg.KillEvery, warmup, every, res.Bounds)
+	r.progressf("bench soak: %d sites × %s for %v, an edge killed and restarted every %v; warm-up %v (%v after a restart), samples every %v; bounds: %s",
+		n, plural(cfg.Clients, "client"), cfg.Duration, cfg.KillEvery, warmup, restartWarmup, every, res.Bounds)
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Timeout)
 	defer cancel()
@@ -346,7 +379,7 @@ func (r *runner) soak(ctx context.Context, n int) (_ *SoakResult, err error) {
 		}
 	}
 
-	ctlErr := r.soakControl(ctx, d, res, start, end, warmup, every, pause, &load)
+	ctlErr := r.soakControl(ctx, d, res, start, end, warmup, restartWarmup, every, pause, &load)
 	if ctlErr != nil {
 		cancel()
 	}
@@ -408,7 +441,7 @@ func (res *SoakResult) judge() {
 // soakControl samples the edges, kills and restarts them on schedule, and
 // returns at end. It alone changes d's sites and processes while the load
 // runs (the clients hold their URLs, which a restart keeps).
-func (r *runner) soakControl(ctx context.Context, d *deployment, res *SoakResult, start, end time.Time, warmup, every, pause time.Duration, load *soakLoad) error {
+func (r *runner) soakControl(ctx context.Context, d *deployment, res *SoakResult, start, end time.Time, warmup, restartWarmup, every, pause time.Duration, load *soakLoad) error {
 	n := len(d.sites)
 	live := make([]int, n) // index into res.Lives of each site's current life
 	for i := range n {
@@ -417,7 +450,6 @@ func (r *runner) soakControl(ctx context.Context, d *deployment, res *SoakResult
 	}
 	since := func() float64 { return time.Since(start).Seconds() }
 	fromProc := map[string]bool{}
-	warmAt := map[int]int{} // by life, the index of its warm-up sample
 	// A scrape that fails on a loaded machine skips a sample; an edge that
 	// died on its own fails the run.
 	sample := func(i int) error {
@@ -435,9 +467,6 @@ func (r *runner) soakControl(ctx context.Context, d *deployment, res *SoakResult
 		}
 		l := &res.Lives[live[i]]
 		s.Seconds = since()
-		if _, ok := warmAt[live[i]]; !ok && s.Seconds-l.Start >= warmup.Seconds() {
-			warmAt[live[i]] = len(l.Samples)
-		}
 		l.Samples = append(l.Samples, s)
 		return nil
 	}
@@ -454,9 +483,10 @@ func (r *runner) soakControl(ctx context.Context, d *deployment, res *SoakResult
 				last := l.Samples[len(l.Samples)-1]
 				l.Last = &last
 			}
-			if k, ok := warmAt[i]; ok {
-				w := l.Samples[k]
-				l.Warm = &w
+			if l.Start > 0 {
+				l.pickWarm(restartWarmup)
+			} else {
+				l.pickWarm(warmup)
 			}
 		}
 	}()
@@ -474,7 +504,7 @@ func (r *runner) soakControl(ctx context.Context, d *deployment, res *SoakResult
 		}
 		// Kill only when the next life has time for its warm-up and a
 		// sample after it.
-		if r.cfg.KillEvery > 0 && !now.Before(nextKill) && end.Sub(now) <= pause+warmup+2*every+time.Second {
+		if r.cfg.KillEvery > 0 && !now.Before(nextKill) && end.Sub(now) <= pause+restartWarmup+2*every+time.Second {
 			nextKill = end // no more kills
 		}
 		if r.cfg.KillEvery > 0 && !now.Before(nextKill) && now.Before(end) {
@@ -552,8 +582,12 @@ func (r *runner) killRestart(ctx context.Context, d *deployment, site int, pause
 func (r *Report) soakMarkdown(w func(string, ...any)) {
 	s := r.Soak
 	w("### %d sites, %s\n\n", s.Sites, plural(s.ClientsPerSite, "client")+" per site")
-	w("- bounds: %s (warm-up %s from the start of the load or of a restart; samples every %s; read from %s)\n",
-		s.Bounds, secString(s.WarmupSeconds), secString(s.SampleSeconds), s.Source)
+	restart := ""
+	if s.RestartWarmupSeconds > 0 {
+		restart = ", " + secString(s.RestartWarmupSeconds) + " from a restart"
+	}
+	w("- bounds: %s (warm-up %s from the start of the load%s; samples every %s; read from %s)\n",
+		s.Bounds, secString(s.WarmupSeconds), restart, secString(s.SampleSeconds), s.Source)
 	w("- %d requests (%d ranged), %s delivered, origin %s; %d kills and restarts, %d failovers; %d failed requests, %d wrong responses\n",
 		s.Requests, s.RangedRequests, sizeString(s.Bytes), sizeString(s.OriginBytes), len(s.Kills), s.Failovers, s.FailedRequests, s.WrongResponses)
 	if s.MissedSamples > 0 {

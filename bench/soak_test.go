@@ -210,3 +210,104 @@ func TestSoakConfig(t *testing.T) {
 		t.Errorf("one site without kills: %v", err)
 	}
 }
+
+// TestSoakTimes: a restarted edge's warm-up is fitted to how long it lives
+// between kills, so that its life is checked; the run's warm-up stays for
+// the lives from the start of the load.
+func TestSoakTimes(t *testing.T) {
+	for _, tt := range []struct {
+		d, killEvery           time.Duration
+		sites                  int
+		warmup, restart, every time.Duration
+	}{
+		// The 30-minute record: kill every 15 s over 7 sites, lives ≈ 105 s.
+		{30 * time.Minute, 15 * time.Second, 8, 5 * time.Minute, time.Minute, 30 * time.Second},
+		// A kill every minute: lives ≈ 7 min, warm-up a third of that.
+		{30 * time.Minute, time.Minute, 8, 5 * time.Minute, 140 * time.Second, 30 * time.Second},
+		// Few kills: never more than the run's warm-up.
+		{30 * time.Minute, 10 * time.Minute, 8, 5 * time.Minute, 5 * time.Minute, 30 * time.Second},
+		// The defaults: 60 s, a kill every 15 s over 7 sites.
+		{time.Minute, 15 * time.Second, 8, 12 * time.Second, 12 * time.Second, 1500 * time.Millisecond},
+		// TestSoakEndToEnd's: lives ≈ 6 s, at least two samples of warm-up.
+		{10 * time.Second, 3 * time.Second, 3, 2 * time.Second, 2 * time.Second, 500 * time.Millisecond},
+		{10 * time.Second, time.Second, 3, 2 * time.Second, time.Second, 500 * time.Millisecond},
+		// No kills.
+		{time.Minute, -1, 8, 12 * time.Second, 12 * time.Second, 1500 * time.Millisecond},
+	} {
+		warmup, restart, every, _ := soakTimes(tt.d, tt.killEvery, tt.sites)
+		if warmup != tt.warmup || restart != tt.restart || every != tt.every {
+			t.Errorf("soakTimes(%v, %v, %d) = warm-up %v, restart warm-up %v, every %v; want %v, %v, %v",
+				tt.d, tt.killEvery, tt.sites, warmup, restart, every, tt.warmup, tt.restart, tt.every)
+		}
+		// A restarted life of the expected length has its warm-up sample
+		// and at least one sample after it.
+		if tt.killEvery > 0 {
+			life := tt.killEvery * time.Duration(tt.sites-1)
+			if restart+every > life && restart < tt.warmup {
+				t.Errorf("soakTimes(%v, %v, %d): restart warm-up %v + a sample %v does not fit a life of %v", tt.d, tt.killEvery, tt.sites, restart, every, life)
+			}
+		}
+	}
+}
+
+// TestSoakRestartedLivesChecked: with the 30-minute record's timing (the
+// run's warm-up 5 min, a restarted life's 1 min, lives of about 105 s), a
+// restarted life is checked against its own warm-up sample, so a leak in
+// it fails the run, while a life shorter than its warm-up is reported
+// unchecked; before, a restarted life had to outlive the run's 5-minute
+// warm-up and none did.
+func TestSoakRestartedLivesChecked(t *testing.T) {
+	warmup, restart, every, _ := soakTimes(30*time.Minute, 15*time.Second, 8)
+	// samples from start to end every 30 s, 50 goroutines each, and
+	// leaked more in the last.
+	life := func(site int, start, end float64, leaked int64) SoakLife {
+		l := SoakLife{Site: site, Start: start, End: end}
+		for ts := start + 1; ts <= end; ts += every.Seconds() {
+			l.Samples = append(l.Samples, SoakSample{Seconds: ts, Goroutines: 50, RSS: 300 << 20, FDs: 20})
+		}
+		l.Samples[len(l.Samples)-1].Goroutines += leaked
+		l.Last = &l.Samples[len(l.Samples)-1]
+		return l
+	}
+	lives := []SoakLife{
+		life(0, 0, 1800, 0),      // never killed
+		life(1, 120, 225, 0),     // a restarted life of 105 s, flat
+		life(2, 240, 345, 500),   // a restarted life of 105 s leaking goroutines
+		life(3, 1750, 1800, 500), // restarted 50 s before the end: too short
+	}
+	for i := range lives {
+		if lives[i].Start > 0 {
+			lives[i].pickWarm(restart)
+		} else {
+			lives[i].pickWarm(warmup)
+		}
+	}
+	res := SoakResult{Lives: lives}
+	res.judge()
+	l := res.Lives
+	if !l[0].Checked || l[0].Warm.Seconds < 300 {
+		t.Errorf("the never-killed life: checked %v from %v", l[0].Checked, l[0].Warm)
+	}
+	if !l[1].Checked || l[1].Warm.Seconds-l[1].Start < 60 || l[1].Last.Seconds <= l[1].Warm.Seconds || len(l[1].Failures) > 0 || l[1].WarmupSeconds != 60 {
+		t.Errorf("a flat restarted life: checked %v, warm %+v, last %+v, failures %v", l[1].Checked, l[1].Warm, l[1].Last, l[1].Failures)
+	}
+	if !l[2].Checked || len(l[2].Failures) != 1 || !strings.HasPrefix(l[2].Failures[0], "goroutines") {
+		t.Errorf("a leaking restarted life: checked %v, failures %v", l[2].Checked, l[2].Failures)
+	}
+	if l[3].Checked || l[3].Warm != nil {
+		t.Errorf("a life shorter than its warm-up was checked: %+v", l[3])
+	}
+	if res.Passed || len(res.Failures) != 1 || !strings.Contains(res.Failures[0], "site 2 (life from 240 s)") {
+		t.Errorf("passed %v, failures %v: want the leaking restarted life named", res.Passed, res.Failures)
+	}
+	// With the run's warm-up for every life, as before, neither restarted
+	// life would have been checked.
+	for _, i := range []int{1, 2} {
+		old := lives[i]
+		old.Failures, old.Checked = nil, false
+		old.pickWarm(warmup)
+		if old.check(); old.Checked {
+			t.Errorf("life %d checked with the run's warm-up: the test does not show the change", i)
+		}
+	}
+}

@@ -609,7 +609,7 @@ func edgeFlags(t *testing.T) map[string]bool {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Run()
 	flags := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^  -([a-z-]+)`).FindAllStringSubmatch(out.String(), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(out.String(), -1) {
 		flags[m[1]] = true
 	}
 	if !flags["origin"] || !flags["peers"] {

@@ -36,7 +36,7 @@ type Certs struct {
 type loadedCert struct {
 	certPEM, keyPEM []byte
 	cert            *tls.Certificate
-	bad             []byte // the last certificate PEM that failed to load, so it is logged once
+	bad             []byte // the last certificate and key PEM that failed to load, so they are logged once
 }
 
 // DefaultReloadEvery is how often, at most, Certs looks at its files.
@@ -114,13 +114,14 @@ func (c *Certs) reload(now time.Time) {
 			old.bad = nil // back to what is loaded: a later breakage is news again
 			continue
 		}
-		if old.bad != nil && bytes.Equal(certPEM, old.bad) {
-			continue // already said; a certificate and its key may land a moment apart
+		pair := append(append(append([]byte(nil), certPEM...), 0), keyPEM...)
+		if old.bad != nil && bytes.Equal(pair, old.bad) {
+			continue // already said; the next change of either file is tried
 		}
 		lc, err := loadCert(f)
 		if err != nil || lc.cert == nil {
 			c.log.Error("a changed certificate does not load; keeping the one loaded", "cert", f.Cert, "key", f.Key, "err", err)
-			old.bad = certPEM
+			old.bad = pair // a certificate and its key may land a moment apart
 			continue
 		}
 		c.log.Info("certificate reloaded", "cert", f.Cert, "names", lc.cert.Leaf.DNSNames, "not_after", lc.cert.Leaf.NotAfter)

@@ -85,6 +85,33 @@ func TestCertsSNIAndReload(t *testing.T) {
 	}
 }
 
+// TestCertsRenewalCertFirst: a renewal that writes the new certificate
+// before its key is taken up once the key lands (the pair that failed to
+// load in between is not remembered as bad for good).
+func TestCertsRenewalCertFirst(t *testing.T) {
+	dir := t.TempDir()
+	a := selfSigned(t, dir, "a", 1, "a.test")
+	c, err := LoadCerts([]CertFile{a}, time.Millisecond, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := selfSigned(t, t.TempDir(), "a", 2, "a.test")
+	newCert, _ := os.ReadFile(next.Cert)
+	newKey, _ := os.ReadFile(next.Key)
+	os.WriteFile(a.Cert, newCert, 0o644) // the key still the old one
+	for range 3 {
+		time.Sleep(2 * time.Millisecond)
+		if got := serialFor(t, c, "a.test"); got != 1 {
+			t.Fatalf("new certificate with the old key: serial %d, want the old 1", got)
+		}
+	}
+	os.WriteFile(a.Key, newKey, 0o600)
+	time.Sleep(2 * time.Millisecond)
+	if got := serialFor(t, c, "a.test"); got != 2 {
+		t.Errorf("after the key landed too: serial %d, want 2", got)
+	}
+}
+
 func TestLoadCertsErrors(t *testing.T) {
 	dir := t.TempDir()
 	a := selfSigned(t, dir, "a", 1, "a.test")

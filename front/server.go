@@ -26,6 +26,10 @@ type Config struct {
 	// Certs are the certificates of ServeTLS and ServeHTTP3. Nil means
 	// neither can be used.
 	Certs *Certs
+	// H3Port is the UDP port Alt-Svc advertises for HTTP/3. Zero means
+	// the port of ServeHTTP3's socket; set it when clients reach that
+	// socket on another port (a Kubernetes Service, NAT).
+	H3Port int
 	// H2C accepts cleartext HTTP/2 with prior knowledge on Serve's
 	// listeners, for a load balancer that speaks it to its backends.
 	H2C bool
@@ -111,6 +115,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SendWindow <= 0 {
 		cfg.SendWindow = 30 * time.Second
+	}
+	if cfg.H3Port < 0 || cfg.H3Port > 65535 {
+		return nil, fmt.Errorf("front: H3Port %d out of range", cfg.H3Port)
 	}
 	if cfg.MinSendRate < 0 || cfg.RateLimit < 0 || cfg.MaxConns < 0 || cfg.RateBurst < 0 {
 		return nil, errors.New("front: negative limit")
@@ -238,7 +245,11 @@ func (s *Server) ServeHTTP3(pc net.PacketConn) error {
 	s.h3 = append(s.h3, srv)
 	s.h3ln = append(s.h3ln, ln)
 	s.mu.Unlock()
-	v := `h3=":` + strconv.Itoa(udp.Port) + `"; ma=86400`
+	port := udp.Port
+	if s.cfg.H3Port > 0 {
+		port = s.cfg.H3Port
+	}
+	v := `h3=":` + strconv.Itoa(port) + `"; ma=86400`
 	s.altSvc.Store(&v)
 	err = srv.ServeListener(&quicCapListener{EarlyListener: ln, lim: s.conns})
 	if errors.Is(err, quic.ErrServerClosed) {

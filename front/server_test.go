@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,5 +183,39 @@ func BenchmarkFraming(b *testing.B) {
 	for b.Loop() {
 		f.feed(req)
 		f.next()
+	}
+}
+
+// TestAltSvcPort: Alt-Svc names H3Port when set (clients reach the QUIC
+// socket through a Service on another port), else the socket's own.
+func TestAltSvcPort(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	for _, port := range []int{0, 443} {
+		tf := startTestFront(t, Config{Handler: ok, H3Port: port})
+		want := tf.quic[strings.LastIndex(tf.quic, ":")+1:]
+		if port != 0 {
+			want = "443"
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: tf.pool, ServerName: "a.test"}}}
+		// ServeHTTP3 sets Alt-Svc once its socket is up.
+		var got string
+		for i := 0; got == "" && i < 100; i++ {
+			resp, err := c.Get("https://" + tf.tls + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			got = resp.Header.Get("Alt-Svc")
+			if got == "" {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if want := `h3=":` + want + `"; ma=86400`; got != want {
+			t.Errorf("H3Port %d: Alt-Svc %q, want %q", port, got, want)
+		}
+		c.CloseIdleConnections()
+	}
+	if _, err := New(Config{Handler: ok, H3Port: 70000}); err == nil {
+		t.Error("H3Port 70000 accepted")
 	}
 }

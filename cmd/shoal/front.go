@@ -17,6 +17,7 @@ import (
 // (package front).
 type frontFlags struct {
 	tlsListen, h3Listen *string
+	h3Port              *int
 	certs, keys         listFlag
 	h2c                 *bool
 	maxHeader           int64
@@ -33,6 +34,7 @@ func addFrontFlags(fs *flag.FlagSet) *frontFlags {
 	f := &frontFlags{
 		tlsListen:      fs.String("tls-listen", "", "client HTTPS listen address (HTTP/1.1 and HTTP/2); empty disables"),
 		h3Listen:       fs.String("h3-listen", "", "client HTTP/3 listen address (UDP), with the --tls-cert certificates, advertised by Alt-Svc; empty disables"),
+		h3Port:         fs.Int("h3-advertise-port", 0, "the UDP port Alt-Svc names for HTTP/3, when clients reach --h3-listen on another port (a Kubernetes Service, NAT); 0: the --h3-listen port"),
 		h2c:            fs.Bool("h2c", false, "also accept cleartext HTTP/2 (prior knowledge) on --listen, for a load balancer in front"),
 		readHeader:     fs.Duration("read-header-timeout", 10*time.Second, "how long a client has to send a request header"),
 		idle:           fs.Duration("idle-timeout", 120*time.Second, "how long a keep-alive client connection may sit without a request"),
@@ -81,6 +83,7 @@ func (f *frontFlags) serve(e *edge.Edge, ln net.Listener, log *slog.Logger, errc
 		Handler:           e,
 		Certs:             certs,
 		H2C:               *f.h2c,
+		H3Port:            *f.h3Port,
 		MaxHeaderBytes:    int(min(f.maxHeader, 1<<30)),
 		ReadHeaderTimeout: *f.readHeader,
 		IdleTimeout:       *f.idle,

@@ -505,6 +505,25 @@ func TestInstallOnAPIServer(t *testing.T) {
 		if !slices.Equal(kinds, want) {
 			t.Errorf("kinds installed: %v, want %v", kinds, want)
 		}
+
+		// Client HTTPS and HTTP/3 (with the Certificate CRD made above):
+		// the API server takes a LoadBalancer with TCP and UDP on one port
+		// and one nodePort, and the chart's client Certificate.
+		s.createNamespace(t, "shoal-client-tls", true)
+		helm("install", "shoal", chartDir(t), "--namespace", "shoal-client-tls", "-f", ciValues(t)["client-tls"])
+		m = s.installed(t, "shoal", "shoal-client-tls")
+		if m.get("Certificate", "shoal-client-0") == nil {
+			t.Errorf("client-tls: no Certificate shoal-client-0 stored")
+		}
+		var svc corev1.Service
+		s.get(t, "v1", "Service", "shoal-client-tls", "shoal", &svc)
+		ports := map[string]string{}
+		for _, p := range svc.Spec.Ports {
+			ports[p.Name] = fmt.Sprintf("%s/%d/%d", p.Protocol, p.Port, p.NodePort)
+		}
+		if ports["https"] != "TCP/443/30443" || ports["h3"] != "UDP/443/30443" {
+			t.Errorf("client-tls: the stored Service has ports %v, want https TCP and h3 UDP on 443 with nodePort 30443", ports)
+		}
 	})
 }
 

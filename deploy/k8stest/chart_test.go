@@ -243,6 +243,8 @@ func checkCombination(t *testing.T, name string, m manifest) {
 		if !slices.Contains(edge.Args, "--origin-timeout=30s") || edge.Args[len(edge.Args)-1] != "--origin-timeout=10s" {
 			t.Errorf("extraArgs should come last (and win): %v", edge.Args)
 		}
+	case "client-tls":
+		checkClientTLS(t, m, spec, edge)
 	case "everything":
 		for _, k := range []string{"Certificate", "ServiceMonitor", "Ingress", "NetworkPolicy", "ClusterRole", "Deployment"} {
 			if len(m.all(k)) == 0 {
@@ -366,7 +368,9 @@ func checkPod(t *testing.T, m manifest, p podTemplate, secrets, configMaps map[s
 	volumes := map[string]corev1.Volume{}
 	for _, v := range spec.Volumes {
 		volumes[v.Name] = v
-		if s := v.Secret; s != nil && !secrets[s.SecretName] && !strings.Contains(s.SecretName, "fleet") {
+		// The user's own Secrets: "fleet" ones in the ci values, and
+		// clientTLS.secrets (client-tls-<n> volumes).
+		if s := v.Secret; s != nil && !secrets[s.SecretName] && !strings.Contains(s.SecretName, "fleet") && !strings.HasPrefix(v.Name, "client-tls-") {
 			t.Errorf("%s: volume %s: Secret %s is not rendered", p.Owner, v.Name, s.SecretName)
 		}
 		if c := v.ConfigMap; c != nil && !configMaps[c.Name] {
@@ -813,5 +817,79 @@ func TestRequiredValues(t *testing.T) {
 				t.Errorf("got %v, want an error with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// checkClientTLS checks the client-tls combination: HTTPS and HTTP/3 on
+// 8443 (TCP and UDP), advertised at the Service's 443; one --tls-cert and
+// --tls-key per Secret, the user's first, each Secret mounted whole as a
+// directory (not subPath, so renewals reach the pod); a cert-manager
+// Certificate for the chart-made one; the Service and NetworkPolicy open
+// TCP and UDP.
+func checkClientTLS(t *testing.T, m manifest, spec *corev1.PodSpec, edge *corev1.Container) {
+	t.Helper()
+	var certs, keys []string
+	for _, a := range edge.Args {
+		if v, ok := strings.CutPrefix(a, "--tls-cert="); ok {
+			certs = append(certs, v)
+		}
+		if v, ok := strings.CutPrefix(a, "--tls-key="); ok {
+			keys = append(keys, v)
+		}
+	}
+	f := flags(edge)
+	if f["tls-listen"] != ":8443" || f["h3-listen"] != ":8443" || f["h3-advertise-port"] != "443" {
+		t.Errorf("--tls-listen=%q --h3-listen=%q --h3-advertise-port=%q, want :8443, :8443, 443", f["tls-listen"], f["h3-listen"], f["h3-advertise-port"])
+	}
+	secrets := []string{"downloads-example-com-tls", "media-example-com-tls"}
+	if len(certs) != len(secrets) || len(keys) != len(secrets) {
+		t.Fatalf("--tls-cert %v --tls-key %v: want one of each per Secret %v", certs, keys, secrets)
+	}
+	for i, name := range secrets {
+		var mount *corev1.VolumeMount
+		for j := range edge.VolumeMounts {
+			if vm := &edge.VolumeMounts[j]; vm.MountPath+"/tls.crt" == certs[i] {
+				mount = vm
+			}
+		}
+		if mount == nil || mount.SubPath != "" || !mount.ReadOnly || mount.MountPath+"/tls.key" != keys[i] {
+			t.Errorf("--tls-cert %s: mount %+v, want a whole read-only directory holding tls.crt and tls.key", certs[i], mount)
+			continue
+		}
+		v := volume(spec, mount.Name)
+		if v == nil || v.Secret == nil || v.Secret.SecretName != name {
+			t.Errorf("--tls-cert %s: volume %+v, want the Secret %s", certs[i], v, name)
+		}
+	}
+	c := m.get("Certificate", "shoal-client-0")
+	if c == nil || c.Certificate.Spec.SecretName != "media-example-com-tls" || !slices.Equal(c.Certificate.Spec.DNSNames, []string{"media.example.com"}) ||
+		c.Certificate.Spec.IssuerRef.Kind != "ClusterIssuer" || c.Certificate.Spec.IssuerRef.Name != "letsencrypt" {
+		t.Errorf("cert-manager Certificate for media.example.com: %+v", c)
+	} else if !slices.Contains(c.Certificate.Spec.Usages, "server auth") {
+		t.Errorf("client certificate usages %v", c.Certificate.Spec.Usages)
+	}
+	if len(m.all("Certificate")) != 1 {
+		t.Errorf("%d Certificates, want the one for media.example.com (none for the user's own Secret or the generated peer certificate)", len(m.all("Certificate")))
+	}
+	if !hasPort(spec, "https", corev1.ProtocolTCP) || !hasPort(spec, "h3", corev1.ProtocolUDP) {
+		t.Errorf("the edge container lacks the https (TCP) or h3 (UDP) port")
+	}
+	svc := m.get("Service", "shoal").Obj.(*corev1.Service)
+	got := map[string]string{}
+	for _, p := range svc.Spec.Ports {
+		got[p.Name] = fmt.Sprintf("%s %d->%s node %d", p.Protocol, p.Port, p.TargetPort.String(), p.NodePort)
+	}
+	if got["https"] != "TCP 443->https node 30443" || got["h3"] != "UDP 443->h3 node 30443" {
+		t.Errorf("client Service ports %v: want https TCP and h3 UDP on 443 (node 30443)", got)
+	}
+	np := m.get("NetworkPolicy", "shoal-edge").Obj.(*networkingv1.NetworkPolicy)
+	open := map[string]bool{}
+	for _, r := range np.Spec.Ingress {
+		for _, p := range r.Ports {
+			open[p.Port.String()+"/"+string(*p.Protocol)] = true
+		}
+	}
+	if !open["https/TCP"] || !open["h3/UDP"] {
+		t.Errorf("NetworkPolicy opens %v: want https/TCP and h3/UDP", open)
 	}
 }

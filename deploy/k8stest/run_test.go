@@ -342,6 +342,9 @@ func TestRenderedPodsRun(t *testing.T) {
 		fv     fieldValues
 		// extra objects standing in for what the user or cert-manager makes
 		extra func(t *testing.T, m manifest) manifest
+		// check runs more checks against the running edge, whose volumes
+		// are under edgeDir/volumes, with the reference origin up.
+		check func(t *testing.T, m manifest, edgeDir string, httpsPort int)
 	}{
 		{name: "statefulset-origin", values: []string{"-f", ciValues(t)["origin"]},
 			fv: fieldValues{PodName: "shoal-edge-1", PodIP: "127.0.0.1", HostIP: "127.0.0.1"}},
@@ -357,17 +360,21 @@ func TestRenderedPodsRun(t *testing.T) {
 			"--set", "membership.gossipKey.source=none", "--set", "edge.peerUploadLimit=10MB,edge.originLimit=5MB"},
 			fv:    fieldValues{PodName: "shoal-edge-2", PodIP: "127.0.0.1", HostIP: "127.0.0.1"},
 			extra: certManagerSecret},
+		{name: "client-tls", values: []string{"-f", ciValues(t)["client-tls"], "--set", "edge.origin=", "--set", "referenceOrigin.enabled=true",
+			"--set", "service.type=ClusterIP,service.httpsNodePort=0", "--set", "storage.type=memory"},
+			fv:    fieldValues{PodName: "shoal-edge-0", PodIP: "127.0.0.1", HostIP: "127.0.0.1"},
+			extra: clientTLSSecrets, check: checkClientTLSRuns},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ports := freePorts(t, 5)
-			httpPort, peer, admin, originPort, gossip := ports[0], ports[1], ports[2], ports[3], ports[4]
+			ports := freePorts(t, 6)
+			httpPort, peer, admin, originPort, gossip, https := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5]
 			var values []string
 			for _, v := range tc.values {
 				values = append(values, strings.ReplaceAll(v, "PEER", fmt.Sprint(peer)))
 			}
 			values = append(values,
-				"--set", fmt.Sprintf("edge.ports.http=%d,edge.ports.peer=%d,edge.ports.admin=%d,edge.ports.gossip=%d", httpPort, peer, admin, gossip),
+				"--set", fmt.Sprintf("edge.ports.http=%d,edge.ports.peer=%d,edge.ports.admin=%d,edge.ports.gossip=%d,edge.ports.https=%d", httpPort, peer, admin, gossip, https),
 				"--set", fmt.Sprintf("referenceOrigin.port=%d", originPort),
 				"--set", "edge.drainDelay=500ms,edge.drainTimeout=5s,edge.logFormat=text")
 			m := render(t, values...)
@@ -408,6 +415,9 @@ func TestRenderedPodsRun(t *testing.T) {
 					if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, want) {
 						t.Errorf("GET %d: Cache-Status %q, want %s", i, cs, want)
 					}
+				}
+				if tc.check != nil {
+					tc.check(t, m, filepath.Join(dir, "edge"), https)
 				}
 				origin.stop(t, 15*time.Second)
 			}

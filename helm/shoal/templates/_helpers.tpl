@@ -268,3 +268,17 @@ binary's default). */}}
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The client certificates' Secrets (clientTLS), in --tls-cert order: the
+listed ones, then those of the chart's cert-manager Certificates. One per
+line.
+*/}}
+{{- define "shoal.clientTLSSecrets" -}}
+{{- range .Values.clientTLS.secrets }}
+{{ . }}
+{{- end }}
+{{- range .Values.clientTLS.certificates }}
+{{ .secretName }}
+{{- end }}
+{{- end }}
