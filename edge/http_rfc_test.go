@@ -1256,6 +1256,7 @@ func TestPurgeLogEncoding(t *testing.T) {
 	dir := t.TempDir()
 	d := newPurgeLog(dir)
 	d.add(purgeEntry{pattern: "/k", at: at})
+	d.save()
 	if got := newPurgeLog(dir).purgedAt("/k"); !got.Equal(at) {
 		t.Errorf("reloaded log: purge of /k at %v, want %v", got, at)
 	}

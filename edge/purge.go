@@ -60,8 +60,17 @@ func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 	// (purgelog.go).
 	en := purgeEntry{pattern: key, prefix: prefix, at: time.Now()}
 	e.purges.add(en)
+	e.purges.save()
 	res := PurgeResult{Purged: e.purgeLocal(key, prefix)}
 	payload := stampedPurge(en)
+	if len(payload) > swarm.MaxKey {
+		// Too long to carry its time: told the older way (receivers log
+		// it with the time they receive it).
+		payload = append([]byte{statPurge}, key...)
+		if prefix {
+			payload[0] = statPurgePrefix
+		}
+	}
 	if len(payload) > swarm.MaxKey {
 		return res // longer than any target: the fleet holds no such key
 	}
