@@ -115,7 +115,14 @@ func (c *framingConn) Read(b []byte) (int, error) {
 	if method == "" {
 		return n, err
 	}
-	// A response starts here: read its header block(s) before the client.
+	// A response starts here. Most come whole in this read without a
+	// Transfer-Encoding, interim or final: passed on as they are.
+	if end := bytes.Index(b[:n], []byte("\r\n\r\n")); end >= 0 {
+		if status, ok := statusOf(b[:end+4]); ok && status >= 200 && !bytes.Contains(bytes.ToLower(b[:end]), []byte("\ntransfer-encoding:")) {
+			return n, err
+		}
+	}
+	// Else read its header block(s) before the client.
 	buf := append([]byte(nil), b[:n]...)
 	c.pending, c.err = c.frame(buf, err, method)
 	n = copy(b, c.pending)
