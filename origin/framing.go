@@ -118,7 +118,7 @@ func (c *framingConn) Read(b []byte) (int, error) {
 	// A response starts here. Most come whole in this read without a
 	// Transfer-Encoding, interim or final: passed on as they are.
 	if end := bytes.Index(b[:n], []byte("\r\n\r\n")); end >= 0 {
-		if status, ok := statusOf(b[:end+4]); ok && status >= 200 && !bytes.Contains(bytes.ToLower(b[:end]), []byte("\ntransfer-encoding:")) {
+		if status, ok := statusOf(b[:end+4]); ok && status >= 200 && plainFraming(b[:end]) {
 			return n, err
 		}
 	}
@@ -177,6 +177,30 @@ func (c *framingConn) frame(buf []byte, err error, method string) ([]byte, error
 		}
 		return out, err
 	}
+}
+
+// plainFraming reports whether a header block (without its empty line)
+// has no Transfer-Encoding, or one line of "chunked" alone: what the
+// client parses itself.
+func plainFraming(head []byte) bool {
+	seen := false
+	for len(head) > 0 {
+		line := head
+		if i := bytes.Index(head, []byte("\r\n")); i >= 0 {
+			line, head = head[:i], head[i+2:]
+		} else {
+			head = nil
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !bytes.EqualFold(name, []byte("Transfer-Encoding")) {
+			continue
+		}
+		if seen || !bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked")) {
+			return false
+		}
+		seen = true
+	}
+	return true
 }
 
 // readMore appends what one Read of c returns to buf.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,4 +153,42 @@ func TestFramingUnknownTransferCoding(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkFramingGet measures a 64 KiB GET over one kept-alive
+// connection through the origin client's transport (framingConn on the
+// path) against a plain *http.Transport.
+func BenchmarkFramingGet(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 64<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	c, err := NewClient(ClientConfig{Base: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{{"framing", c.Transport()}, {"plain", plainTransport()}} {
+		b.Run(tt.name, func(b *testing.B) {
+			hc := &http.Client{Transport: tt.rt}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				resp, err := hc.Get(srv.URL)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}
+
+// plainTransport is the client's transport without framingConn.
+func plainTransport() *http.Transport {
+	t := newTransport(32)
+	t.DialContext = (&net.Dialer{}).DialContext
+	return t
 }
