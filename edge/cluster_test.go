@@ -214,7 +214,9 @@ func (c *cluster) connect() {
 func (c *cluster) kill(i int) {
 	c.edges[i].closed = true
 	c.edges[i].Close()
-	c.edges[i].pc.Close()
+	if pc := c.edges[i].pc; pc != nil {
+		pc.Close()
+	}
 }
 
 // get fetches path through edge i with the given header fields.
