@@ -192,3 +192,30 @@ func plainTransport() *http.Transport {
 	t.DialContext = (&net.Dialer{}).DialContext
 	return t
 }
+
+// FuzzFramingHeader: a response header block never panics the framing
+// rewrite, and a rewritten one keeps no Transfer-Encoding or
+// Content-Length and is still one header block.
+func FuzzFramingHeader(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\nX: 1\r\n\r\n"), "GET")
+	f.Add([]byte("HTTP/1.1 204 No Content\r\nTransfer-Encoding: identity\r\n\r\n"), "HEAD")
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), "GET")
+	f.Fuzz(func(t *testing.T, block []byte, method string) {
+		status, ok := statusOf(block)
+		plainFraming(block)
+		if !ok || !bytes.HasSuffix(block, []byte("\r\n\r\n")) {
+			return
+		}
+		head, _ := rewriteHeader(block, status, method)
+		if head == nil {
+			return
+		}
+		lower := bytes.ToLower(head)
+		if bytes.Contains(lower, []byte("\r\ntransfer-encoding:")) || bytes.Contains(lower, []byte("\r\ncontent-length:")) {
+			t.Fatalf("rewritten header keeps framing fields: %q", head)
+		}
+		if !bytes.HasSuffix(head, []byte("\r\n\r\n")) || bytes.Count(head, []byte("\r\n\r\n")) != 1 {
+			t.Fatalf("rewritten header is not one block: %q", head)
+		}
+	})
+}
