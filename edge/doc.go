@@ -36,8 +36,9 @@
 // revalidation with conditional HEADs at the object's coordinator and
 // stale-while-revalidate / stale-if-error (stale.go); ranges, merged and
 // bounded, and multipart/byteranges (ranges.go); invalidation by unsafe
-// methods and purge, fleet-wide through a Stat mode (purge.go); variants
-// (vary.go). An edge that is a fleet of its own forwards a GET miss as the
+// methods and purge, fleet-wide through a Stat mode (purge.go), with a
+// purge log members exchange so that one that was down or cut off learns
+// the purges it missed (purgelog.go); variants (vary.go). An edge that is a fleet of its own forwards a GET miss as the
 // client's own request, one origin request per miss, and stores the
 // response from it (miss.go).
 //

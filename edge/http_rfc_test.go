@@ -1256,6 +1256,7 @@ func TestPurgeLogEncoding(t *testing.T) {
 	dir := t.TempDir()
 	d := newPurgeLog(dir)
 	d.add(purgeEntry{pattern: "/k", at: at})
+	d.save()
 	if got := newPurgeLog(dir).purgedAt("/k"); !got.Equal(at) {
 		t.Errorf("reloaded log: purge of /k at %v, want %v", got, at)
 	}
@@ -1316,6 +1317,57 @@ func TestRFC9111CacheNormalisations(t *testing.T) {
 			}
 			if hit := strings.HasPrefix(resp.Header.Get("Cache-Status"), "shoal; hit"); hit != tt.hit {
 				t.Errorf("Cache-Status %q, want a hit: %v", resp.Header.Get("Cache-Status"), tt.hit)
+			}
+		})
+	}
+}
+
+// TestRFC9111FleetStoresOtherStatuses: in a fleet, a final status other
+// than 200 that may be stored (RFC 9111 §3: cacheable by default with
+// freshness, or any with explicit freshness) is stored whole on the edge
+// that forwarded it, and its next request there is a hit; what may not
+// be stored is forwarded every time.
+func TestRFC9111FleetStoresOtherStatuses(t *testing.T) {
+	c, o := newScriptedCluster(t, 3, nil)
+	lm := time.Now().Add(-100 * time.Hour).UTC().Format(http.TimeFormat)
+	tests := []struct {
+		name   string
+		status int
+		header []string
+		req    []string
+		stored bool
+	}{
+		{"RFC9111-3/404-max-age-stored", 404, []string{"Cache-Control", "max-age=60"}, nil, true},
+		{"RFC9110-15.4.1/300-heuristic-stored", 300, []string{"Last-Modified", lm}, nil, true},
+		{"RFC9111-3/410-s-maxage-stored", 410, []string{"Cache-Control", "s-maxage=60"}, nil, true},
+		{"RFC9111-3/404-no-freshness-not-stored", 404, nil, nil, false},
+		{"RFC9111-5.2.2.5/404-no-store-not-stored", 404, []string{"Cache-Control", "max-age=60, no-store"}, nil, false},
+		{"RFC9111-4.1/404-vary-not-stored", 404, []string{"Cache-Control", "max-age=60", "Vary", "Accept-Language"}, nil, false},
+		{"RFC9111-3.5/404-authorization-not-stored", 404, []string{"Cache-Control", "max-age=60"}, []string{"Authorization", "Bearer x"}, false},
+		{"RFC9111-3/402-no-freshness-not-stored", 402, []string{"Last-Modified", lm}, nil, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := fmt.Sprintf("/status/%d", i)
+			want := body(200 + i)
+			o.set(target, tt.status, want, tt.header...)
+			for round := range 3 {
+				resp, got := c.get(0, target, tt.req...)
+				if resp.StatusCode != tt.status {
+					t.Fatalf("round %d: status %d, want %d", round, resp.StatusCode, tt.status)
+				}
+				sameBytes(t, "body", got, want)
+				hit := strings.HasPrefix(resp.Header.Get("Cache-Status"), "shoal; hit")
+				if round > 0 && hit != tt.stored {
+					t.Errorf("round %d: Cache-Status %q, want stored %v", round, resp.Header.Get("Cache-Status"), tt.stored)
+				}
+			}
+			if n, want := o.count(http.MethodGet, target, ""), map[bool]int{true: 1, false: 3}[tt.stored]; n != want {
+				t.Errorf("origin saw %d GETs, want %d", n, want)
+			}
+			// Another edge has no copy: it forwards.
+			if resp, got := c.get(1, target, tt.req...); resp.StatusCode != tt.status || !bytes.Equal(got, want) {
+				t.Errorf("edge 1: status %d, %d bytes", resp.StatusCode, len(got))
 			}
 		})
 	}

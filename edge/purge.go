@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,8 +60,17 @@ func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 	// (purgelog.go).
 	en := purgeEntry{pattern: key, prefix: prefix, at: time.Now()}
 	e.purges.add(en)
+	e.purges.save()
 	res := PurgeResult{Purged: e.purgeLocal(key, prefix)}
 	payload := stampedPurge(en)
+	if len(payload) > swarm.MaxKey {
+		// Too long to carry its time: told the older way (receivers log
+		// it with the time they receive it).
+		payload = append([]byte{statPurge}, key...)
+		if prefix {
+			payload[0] = statPurgePrefix
+		}
+	}
 	if len(payload) > swarm.MaxKey {
 		return res // longer than any target: the fleet holds no such key
 	}
@@ -143,6 +153,9 @@ func (e *Edge) afterForward(resp *http.Response) {
 	resp.Header.Add("Via", viaProto(resp.ProtoMajor, resp.ProtoMinor))
 	resp.Header.Del(shoalCacheControl)
 	f, ok := resp.Request.Context().Value(forwardedKey{}).(forwarded)
+	if ok && !f.unsafe {
+		e.keepForwarded(resp, f)
+	}
 	if !ok || !f.unsafe || resp.StatusCode >= 400 {
 		return
 	}
@@ -244,4 +257,41 @@ func purgeTarget(rawURL, rawPrefix string) (string, bool, error) {
 		return rawPrefix, true, nil
 	}
 	return "", false, errors.New("give url= or prefix=")
+}
+
+// keepForwarded stores on this edge a forwarded response of a status
+// other than 200 that the fleet's own fetches could not get (they are
+// ranges of a 200's body): a 301, a 404 or a 410 with freshness, say.
+// It is small (one segment at most: newBodyRecord) and stored whole, its
+// record kept here only, so that the next request here is a hit; the
+// other members keep forwarding until they fetch it themselves. Only a
+// plain GET's response is kept: no Range, preconditions or credentials,
+// and no Vary (the request may have sent the fields it names).
+func (e *Edge) keepForwarded(resp *http.Response, f forwarded) {
+	req := resp.Request
+	switch {
+	case req.Method != http.MethodGet, e.signed != nil, resp.StatusCode == http.StatusOK,
+		req.Header.Get("Range") != "", hasConditionals(req.Header), req.Header.Get("Authorization") != "",
+		len(resp.Header.Values("Vary")) > 0:
+		return
+	}
+	key := f.site.key(f.target)
+	if len(key) > swarm.MaxKey-1 {
+		return
+	}
+	now := time.Now()
+	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, "", e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	if rec == nil || rec.Status == 0 || !rec.Fresh(now) {
+		return
+	}
+	e.keepRecord(rec)
+	if vs := resp.Header["Cache-Status"]; len(vs) > 0 {
+		vs[len(vs)-1] = fmt.Sprintf("shoal; fwd=miss; stored; fwd-status=%d; ttl=%d", rec.Status, int64(rec.Expires.Sub(now)/time.Second))
+	}
+	resp.Header.Set("Age", strconv.FormatInt(rec.Age, 10))
+	if rec.Size == 0 {
+		return
+	}
+	p := &pendingMiss{done: make(chan struct{})}
+	resp.Body = &segmentTee{e: e, rec: rec, body: resp.Body, buf: make([]byte, e.coder.EncodedLen(int(rec.Size))), p: p}
 }

@@ -109,7 +109,7 @@ func newPurgeLog(dir string) *purgeLog {
 }
 
 // add merges en and reports whether it was news: no purge of its pattern
-// as recent was known.
+// as recent was known. The file is written by save.
 func (l *purgeLog) add(en purgeEntry) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -126,15 +126,16 @@ func (l *purgeLog) add(en purgeEntry) bool {
 		}
 		delete(l.entries, oldest)
 	}
-	l.saveLocked()
 	return true
 }
 
-// saveLocked writes the log to its file (atomically: a new file renamed).
-func (l *purgeLog) saveLocked() {
+// save writes the log to its file (atomically: a new file renamed).
+func (l *purgeLog) save() {
 	if l.path == "" {
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	tmp := l.path + ".tmp"
 	if err := os.WriteFile(tmp, l.encodeLocked(), 0o644); err == nil {
 		os.Rename(tmp, l.path)
@@ -275,6 +276,7 @@ func (e *Edge) applyPurge(en purgeEntry) int {
 	if !e.purges.add(en) {
 		return 0
 	}
+	e.purges.save()
 	return e.purgeLocal(en.pattern, en.prefix)
 }
 
@@ -284,10 +286,17 @@ func (e *Edge) mergePurgeLog(b []byte) error {
 	if err != nil {
 		return err
 	}
+	news := false
 	for _, en := range es {
-		if n := e.applyPurge(en); n > 0 {
-			e.log.Info("purge learned from a peer", "pattern", en.pattern, "prefix", en.prefix, "at", en.at, "dropped", n)
+		if !e.purges.add(en) {
+			continue
 		}
+		news = true
+		n := e.purgeLocal(en.pattern, en.prefix)
+		e.log.Info("purge learned from a peer", "pattern", en.pattern, "prefix", en.prefix, "at", en.at, "dropped", n)
+	}
+	if news {
+		e.purges.save()
 	}
 	return nil
 }

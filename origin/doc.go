@@ -10,6 +10,9 @@
 //     Last-Modified date, plus the total size); when the origin holds another
 //     version, the fetch fails with [ErrChanged] instead of returning bytes of a
 //     mix of versions.
+//     Its default transport also accepts, on plain-HTTP origins, a response of
+//     an unknown transfer coding, framed by the connection's close (RFC 9112
+//     §6.3), which Go's client refuses; see framing.go.
 //   - [Server], a reference origin that serves the regular files of one directory
 //     with strong content-hash ETags, single byte ranges and the RFC 9110
 //     conditional requests. `shoal origin`, the demo and the tests run it.

@@ -115,7 +115,14 @@ func (c *framingConn) Read(b []byte) (int, error) {
 	if method == "" {
 		return n, err
 	}
-	// A response starts here: read its header block(s) before the client.
+	// A response starts here. Most come whole in this read without a
+	// Transfer-Encoding, interim or final: passed on as they are.
+	if end := bytes.Index(b[:n], []byte("\r\n\r\n")); end >= 0 {
+		if status, ok := statusOf(b[:end+4]); ok && status >= 200 && plainFraming(b[:end]) {
+			return n, err
+		}
+	}
+	// Else read its header block(s) before the client.
 	buf := append([]byte(nil), b[:n]...)
 	c.pending, c.err = c.frame(buf, err, method)
 	n = copy(b, c.pending)
@@ -170,6 +177,30 @@ func (c *framingConn) frame(buf []byte, err error, method string) ([]byte, error
 		}
 		return out, err
 	}
+}
+
+// plainFraming reports whether a header block (without its empty line)
+// has no Transfer-Encoding, or one line of "chunked" alone: what the
+// client parses itself.
+func plainFraming(head []byte) bool {
+	seen := false
+	for len(head) > 0 {
+		line := head
+		if i := bytes.Index(head, []byte("\r\n")); i >= 0 {
+			line, head = head[:i], head[i+2:]
+		} else {
+			head = nil
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok || !bytes.EqualFold(name, []byte("Transfer-Encoding")) {
+			continue
+		}
+		if seen || !bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked")) {
+			return false
+		}
+		seen = true
+	}
+	return true
 }
 
 // readMore appends what one Read of c returns to buf.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,4 +153,69 @@ func TestFramingUnknownTransferCoding(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkFramingGet measures a 64 KiB GET over one kept-alive
+// connection through the origin client's transport (framingConn on the
+// path) against a plain *http.Transport.
+func BenchmarkFramingGet(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 64<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	c, err := NewClient(ClientConfig{Base: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{{"framing", c.Transport()}, {"plain", plainTransport()}} {
+		b.Run(tt.name, func(b *testing.B) {
+			hc := &http.Client{Transport: tt.rt}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				resp, err := hc.Get(srv.URL)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}
+
+// plainTransport is the client's transport without framingConn.
+func plainTransport() *http.Transport {
+	t := newTransport(32)
+	t.DialContext = (&net.Dialer{}).DialContext
+	return t
+}
+
+// FuzzFramingHeader: a response header block never panics the framing
+// rewrite, and a rewritten one keeps no Transfer-Encoding or
+// Content-Length and is still one header block.
+func FuzzFramingHeader(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\nX: 1\r\n\r\n"), "GET")
+	f.Add([]byte("HTTP/1.1 204 No Content\r\nTransfer-Encoding: identity\r\n\r\n"), "HEAD")
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), "GET")
+	f.Fuzz(func(t *testing.T, block []byte, method string) {
+		status, ok := statusOf(block)
+		plainFraming(block)
+		if !ok || !bytes.HasSuffix(block, []byte("\r\n\r\n")) {
+			return
+		}
+		head, _ := rewriteHeader(block, status, method)
+		if head == nil {
+			return
+		}
+		lower := bytes.ToLower(head)
+		if bytes.Contains(lower, []byte("\r\ntransfer-encoding:")) || bytes.Contains(lower, []byte("\r\ncontent-length:")) {
+			t.Fatalf("rewritten header keeps framing fields: %q", head)
+		}
+		if !bytes.HasSuffix(head, []byte("\r\n\r\n")) || bytes.Count(head, []byte("\r\n\r\n")) != 1 {
+			t.Fatalf("rewritten header is not one block: %q", head)
+		}
+	})
 }
