@@ -13,11 +13,14 @@
 # the fix). The corpus grown along the way lives in Go's cache
 # ($(go env GOCACHE)/fuzz), so later runs start from where earlier ones got.
 # FUZZ_PARALLEL sets -parallel (default 1: the machine is shared).
+# FUZZ_ONLY, an extended regular expression, runs only the targets whose
+# name matches it (e.g. FUZZ_ONLY='^Fuzz(PurgeLog|ClientAddr)$').
 set -uo pipefail
 
 duration=${1:-3m}
 pattern=${2:-./...}
 parallel=${FUZZ_PARALLEL:-1}
+only=${FUZZ_ONLY:-}
 cd "$(dirname "$0")/.."
 
 logdir=$(mktemp -d -t shoal-fuzz-XXXXXX)
@@ -30,6 +33,9 @@ start=$(date +%s)
 for pkg in $(go list "$pattern"); do
 	targets=$(go test -list 'Fuzz.*' "$pkg" 2>/dev/null | grep '^Fuzz' || true)
 	for target in $targets; do
+		if [[ -n $only ]] && ! grep -qE "$only" <<<"$target"; then
+			continue
+		fi
 		total=$((total + 1))
 		log="$logdir/$(echo "$pkg" | tr / _)-$target.log"
 		printf '%-48s %-28s ' "$pkg" "$target"
