@@ -30,7 +30,8 @@ type peerJSON struct {
 	// Gossip is the member's gossip address, empty with a static list.
 	Gossip string `json:"gossip,omitempty"`
 	Self   bool   `json:"self,omitempty"`
-	// State is what membership says: alive, dead or left.
+	// State is what membership says: alive, suspect (missed its probes,
+	// not yet declared dead; still in placement), dead or left.
 	State string `json:"state"`
 	// Since is when the member entered State, RFC 3339.
 	Since time.Time `json:"since"`

@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -366,4 +370,87 @@ func (w *memberlistLog) Write(p []byte) (int, error) {
 	}
 	w.log.Log(context.Background(), level, msg, "component", "memberlist")
 	return len(p), nil
+}
+
+// suspicions is the members memberlist suspects, by ID, with when this
+// node first saw each suspected.
+type suspicions map[string]time.Time
+
+// apply returns m as suspect when it is suspected and alive otherwise.
+func (s suspicions) apply(m Member) Member {
+	if since, ok := s[m.ID]; ok && m.State == StateAlive {
+		m.State, m.Since = StateSuspect, since
+	}
+	return m
+}
+
+// suspects returns the members memberlist suspects now: they missed
+// their probes and are not yet declared dead. Nil without gossip. It
+// takes memberlist's node lock: not from within memberlist's callbacks.
+func (n *Node) suspects() suspicions {
+	n.memMu.Lock()
+	ml := n.ml
+	n.memMu.Unlock()
+	if ml == nil {
+		return nil
+	}
+	// memberlist's locks are taken without memMu: its callbacks take
+	// memMu under them.
+	states := memberlistStates(ml)
+	now := time.Now()
+	n.memMu.Lock()
+	defer n.memMu.Unlock()
+	next := suspicions{}
+	for id, st := range states {
+		if st != memberlist.StateSuspect || id == n.nodeID() {
+			continue
+		}
+		since, ok := n.mem.suspect[id]
+		if !ok {
+			since = now
+		}
+		next[id] = since
+	}
+	n.mem.suspect = next
+	return maps.Clone(next)
+}
+
+// memberlistStates reads memberlist's own state of each node (alive,
+// suspect, dead, left), by name. memberlist v0.7 exports no such view:
+// the Nodes that Members hands out carry a State field it never sets
+// (its nodeState's own State shadows it). So this reads its node table,
+// Memberlist.nodes ([]*nodeState), by reflection, under its node lock,
+// Memberlist.nodeLock. It returns nil when memberlist's layout is not
+// the one expected (an upgrade changed it): members then show alive
+// until declared dead, and TestGossipSuspect fails.
+func memberlistStates(ml *memberlist.Memberlist) map[string]memberlist.NodeStateType {
+	v := reflect.ValueOf(ml).Elem()
+	lockF, nodesF := v.FieldByName("nodeLock"), v.FieldByName("nodes")
+	if !lockF.IsValid() || lockF.Type() != reflect.TypeFor[sync.RWMutex]() ||
+		!nodesF.IsValid() || nodesF.Kind() != reflect.Slice {
+		return nil
+	}
+	ptr := nodesF.Type().Elem()
+	if ptr.Kind() != reflect.Pointer || ptr.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	nameF, okName := ptr.Elem().FieldByName("Name")
+	stateF, okState := ptr.Elem().FieldByName("State") // nodeState's, not Node's
+	if !okName || !okState || len(stateF.Index) != 1 || nameF.Type.Kind() != reflect.String ||
+		stateF.Type != reflect.TypeFor[memberlist.NodeStateType]() {
+		return nil
+	}
+	lock := (*sync.RWMutex)(unsafe.Pointer(lockF.UnsafeAddr()))
+	lock.RLock()
+	defer lock.RUnlock()
+	out := make(map[string]memberlist.NodeStateType, nodesF.Len())
+	for i := range nodesF.Len() {
+		ns := nodesF.Index(i)
+		if ns.IsNil() {
+			continue
+		}
+		ns = ns.Elem()
+		out[ns.FieldByIndex(nameF.Index).String()] = memberlist.NodeStateType(ns.FieldByIndex(stateF.Index).Int())
+	}
+	return out
 }

@@ -174,6 +174,71 @@ func TestGossipJoinLeaveCrash(t *testing.T) {
 	}
 }
 
+// TestGossipSuspect: a member that stops answering is first suspect, and
+// still in placement, in MemberList and Peers, then dead and out; the
+// others are never dead. It also guards memberlistStates, which
+// reads memberlist's internals: an upgrade that changes them fails here.
+func TestGossipSuspect(t *testing.T) {
+	nodes, _ := gossipFleet(t, 4, nil)
+	waitMembers(t, nodes, addrsOf(nodes), 10*time.Second)
+	if states := memberlistStates(nodes[0].ml); len(states) != 4 {
+		t.Fatalf("memberlist's node table as read: %v, want 4 nodes", states)
+	}
+	crashed := nodes[3]
+	crashed.stop()
+	start := time.Now()
+	var sawSuspect, sawDead bool
+	var suspectSince time.Time
+	for deadline := time.Now().Add(15 * time.Second); !sawDead && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		ms := nodes[0].MemberList()
+		switch st := stateOf(ms, crashed.addr); st {
+		case StateSuspect:
+			if !sawSuspect {
+				t.Logf("suspect after %v", time.Since(start).Round(time.Millisecond))
+				for _, m := range ms {
+					if m.Addr == crashed.addr {
+						suspectSince = m.Since
+					}
+				}
+			}
+			sawSuspect = true
+			if !slices.Contains(nodes[0].Members(), crashed.addr) {
+				t.Errorf("a suspect member is out of placement")
+			}
+			var inPeers MemberState
+			for _, p := range nodes[0].Peers() {
+				if p.Addr == crashed.addr {
+					inPeers = p.Member.State
+				}
+			}
+			if inPeers != StateSuspect && inPeers != StateDead && inPeers != "" {
+				t.Errorf("Peers says %q of a member MemberList says is suspect", inPeers)
+			}
+		case StateDead:
+			sawDead = true
+			t.Logf("dead after %v", time.Since(start).Round(time.Millisecond))
+		case StateAlive:
+		default:
+			t.Fatalf("the crashed member is %q", st)
+		}
+		for _, n := range nodes[:3] {
+			// Suspect for a moment is possible on a loaded machine; dead is not.
+			if st := stateOf(ms, n.addr); st != StateAlive && st != StateSuspect {
+				t.Errorf("live member %s is %q", n.addr, st)
+			}
+		}
+	}
+	if !sawSuspect || !sawDead {
+		t.Fatalf("the crashed member: suspect seen %v, dead seen %v; want both", sawSuspect, sawDead)
+	}
+	if suspectSince.Before(start) {
+		t.Errorf("suspect since %v, before the crash at %v", suspectSince, start)
+	}
+	if slices.Contains(nodes[0].Members(), crashed.addr) {
+		t.Error("a dead member is still in placement")
+	}
+}
+
 func stateOf(ms []Member, addr string) MemberState {
 	for _, m := range ms {
 		if m.Addr == addr {

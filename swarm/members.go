@@ -16,14 +16,16 @@ import (
 // MemberState is what membership says of a member.
 type MemberState string
 
-// Member states. Alive members take part in placement (memberlist keeps a
-// suspect member alive until it is declared dead); a member that failed its
-// probes long enough is dead, one that said goodbye has left, and both are
-// dropped from placement at once.
+// Member states. Alive and suspect members take part in placement: a
+// suspect one missed its probes and others are asked to confirm, and
+// memberlist keeps it until it is declared dead or refutes the suspicion.
+// A member that failed its probes long enough is dead, one that said
+// goodbye has left, and both are dropped from placement at once.
 const (
-	StateAlive MemberState = "alive"
-	StateDead  MemberState = "dead"
-	StateLeft  MemberState = "left"
+	StateAlive   MemberState = "alive"
+	StateSuspect MemberState = "suspect"
+	StateDead    MemberState = "dead"
+	StateLeft    MemberState = "left"
 )
 
 // Member is one member of the fleet as membership knows it.
@@ -37,7 +39,7 @@ type Member struct {
 	Zone string
 	// Gossip is the member's gossip address, empty with a static list.
 	Gossip string
-	// State is alive, dead or left.
+	// State is alive, suspect, dead or left.
 	State MemberState
 	// Since is when the member entered State, as this node saw it.
 	Since time.Time
@@ -78,6 +80,9 @@ type membership struct {
 	gone map[string]Member
 	// live is the source of the view, by ID.
 	live map[string]Member
+	// suspect holds, by ID, when this node first saw memberlist suspect
+	// each member it suspects now; see suspects.
+	suspect map[string]time.Time
 }
 
 // maxGone bounds how many departed members are remembered for display.
@@ -91,10 +96,11 @@ func (n *Node) Members() []string { return slices.Clone(n.mem.view.Load().all) }
 // state: those in placement first (by address), then those that recently
 // died or left.
 func (n *Node) MemberList() []Member {
+	sus := n.suspects()
 	v := n.mem.view.Load()
 	out := make([]Member, 0, len(v.all))
 	for _, a := range v.all {
-		out = append(out, v.byAddr[a])
+		out = append(out, sus.apply(v.byAddr[a]))
 	}
 	n.memMu.Lock()
 	var gone []Member

@@ -124,8 +124,9 @@ type Config struct {
 	// fetch. Zero means 60s.
 	ServeTimeout time.Duration
 	// OnMembersChange, if set, is called after every change of the member
-	// set (a join, a leave, a death). It must not block: it runs with
-	// membership locked.
+	// set (a join, a leave, a death). It must not block, nor call
+	// MemberList or Peers: it runs with membership (and memberlist's
+	// node table) locked.
 	OnMembersChange func()
 	// UploadLimit caps the shard and segment bytes this node sends to peers
 	// (answers to GetShard and Fill, PutShard pushes), in bytes per
@@ -943,13 +944,14 @@ type PeerInfo struct {
 
 // Peers returns every member with its connection state, in member order.
 func (n *Node) Peers() []PeerInfo {
+	sus := n.suspects()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
 	v := n.mem.view.Load()
 	out := make([]PeerInfo, 0, len(v.all))
 	for _, m := range v.all {
-		p := PeerInfo{Addr: m, Self: m == n.cfg.Self, Member: v.byAddr[m]}
+		p := PeerInfo{Addr: m, Self: m == n.cfg.Self, Member: sus.apply(v.byAddr[m])}
 		if s := n.stats[m]; s != nil {
 			p.PayloadSent, p.PayloadReceived = s.sent, s.received
 			p.Throughput, p.Failures = s.rate, s.decayedFailures(now)

@@ -300,8 +300,9 @@ func TestNetnsZonesAndSlowPeer(t *testing.T) {
 		t.Fatalf("the zone-a reader fetched no shard bytes from peers")
 	}
 	// Its fair share is a third; the others hold enough for every segment.
-	if slowBytes > 0.1*total {
-		t.Errorf("the slow peer served %v of %v shard bytes (%.0f%%), want at most 10%%", slowBytes, total, 100*slowBytes/total)
+	// The first segments may still ask it, before its RTT shows it slow.
+	if slowBytes > total/6 {
+		t.Errorf("the slow peer served %v of %v shard bytes (%.0f%%), want at most half its fair share of a third", slowBytes, total, 100*slowBytes/total)
 	}
 	// The zone holds every shard: the origin is spared, but for a segment
 	// whose reads all failed under this shared machine's load.
