@@ -131,6 +131,13 @@ type cluster struct {
 // front of o, with real QUIC between them and real HTTP in front.
 func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluster {
 	t.Helper()
+	return newClusterConns(t, o, n, tweak, nil)
+}
+
+// newClusterConns is newCluster with each edge's peer socket passed
+// through wrap, if set.
+func newClusterConns(t testing.TB, o *testOrigin, n int, tweak func(*Config), wrap func(i int, pc net.PacketConn) net.PacketConn) *cluster {
+	t.Helper()
 	creds, err := testCreds()
 	if err != nil {
 		t.Fatal(err)
@@ -165,11 +172,14 @@ func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluste
 		if err != nil {
 			t.Fatal(err)
 		}
-		go e.ServePeers(pcs[i])
+		pc := pcs[i]
+		if wrap != nil {
+			pc = wrap(i, pc)
+		}
+		go e.ServePeers(pc)
 		go e.Serve(ln)
 		te := &testEdge{Edge: e, url: "http://" + ln.Addr().String()}
 		c.edges = append(c.edges, te)
-		pc := pcs[i]
 		t.Cleanup(func() {
 			if !te.closed {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

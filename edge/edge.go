@@ -149,6 +149,9 @@ type memSegment struct {
 	held int
 	// verified is set once data has matched the object's signed manifest.
 	verified atomic.Bool
+	// placed follows the shards of a segment this edge filled, nil
+	// otherwise (placement.go).
+	placed atomic.Pointer[placement]
 }
 
 func (s *memSegment) cost() int64 { return int64(max(len(s.data), s.held)) }
