@@ -129,8 +129,12 @@ func (e *Edge) serveFill(ctx context.Context, payload []byte) (*swarm.Segment, e
 // placed answer, else from the answer itself.
 func (e *Edge) fillAt(ctx context.Context, coord string, r *Record, id erasure.SegmentID, n int, holders []string) (segRead, error) {
 	req := &fillRequest{Record: r, Segment: id.Index}
-	s, err := e.fillWatched(ctx, coord, placedPayload(req))
-	if err != nil && olderCoordinator(err) {
+	payload := req.Append(nil)
+	if e.cfg.PlacedFills {
+		payload = placedPayload(req)
+	}
+	s, err := e.fillWatched(ctx, coord, payload)
+	if err != nil && e.cfg.PlacedFills && olderCoordinator(err) {
 		s, err = e.fillWatched(ctx, coord, req.Append(nil))
 	}
 	if err != nil {
@@ -178,22 +182,18 @@ func checkFilled(s *swarm.Segment, r *Record, id erasure.SegmentID, n int, coord
 // A Fill's answer takes as long as the coordinator's origin fetch and
 // placement, so no byte flows meanwhile, and a coordinator that died
 // without closing its connections (kill -9, a power cut) would hold its
-// requesters until the QUIC idle timeout. While a Fill is unanswered the
-// requester probes the coordinator every fillProbeAfter: a live node answers
-// a probe at once, however long its fill takes. One that answers neither of
-// two probes in a row within fillProbeTimeout each is taken for dead (after
-// about 2 s rather than the idle timeout's 3 to 5), and the requester moves
-// on to the next rank, which first looks for the segment at its holders. A slow but live coordinator is waited for, so the origin
-// still sees one fetch per segment.
-const (
-	fillProbeAfter   = 500 * time.Millisecond
-	fillProbeTimeout = 750 * time.Millisecond
-)
+// requesters until the QUIC idle timeout. With Config.FillProbe, while a
+// Fill is unanswered the requester probes the coordinator every FillProbe:
+// a live node answers a probe at once, however long its fill takes. One
+// that answers neither of two probes in a row, each given 1.5 × FillProbe,
+// is taken for dead, and the requester moves on to the next rank, which
+// first looks for the segment at its holders. A slow but live coordinator
+// is waited for, so the origin still sees one fetch per segment.
 
 // errCoordinatorSilent: the segment's coordinator stopped answering.
 var errCoordinatorSilent = errors.New("edge: segment coordinator stopped answering")
 
-// fillWatched is node.Fill watched by probes (see fillProbeAfter).
+// fillWatched is node.Fill watched by probes (see Config.FillProbe).
 func (e *Edge) fillWatched(ctx context.Context, coord string, payload []byte) (*swarm.Segment, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -201,12 +201,15 @@ func (e *Edge) fillWatched(ctx context.Context, coord string, payload []byte) (*
 		s   *swarm.Segment
 		err error
 	}
+	if e.cfg.FillProbe <= 0 {
+		return e.node.Fill(ctx, coord, payload)
+	}
 	ch := make(chan answer, 1)
 	go func() {
 		s, err := e.node.Fill(ctx, coord, payload)
 		ch <- answer{s, err}
 	}()
-	t := time.NewTimer(fillProbeAfter)
+	t := time.NewTimer(e.cfg.FillProbe)
 	defer t.Stop()
 	for {
 		select {
@@ -218,7 +221,7 @@ func (e *Edge) fillWatched(ctx context.Context, coord string, payload []byte) (*
 		// congested link or a stalled scheduler, and a live coordinator
 		// given up for dead costs the origin a second fetch.
 		if e.alive(ctx, coord) || e.alive(ctx, coord) {
-			t.Reset(fillProbeAfter)
+			t.Reset(e.cfg.FillProbe)
 			continue
 		}
 		select {
@@ -236,11 +239,11 @@ func (e *Edge) fillWatched(ctx context.Context, coord string, payload []byte) (*
 	}
 }
 
-// alive reports whether peer answers a probe within fillProbeTimeout: a
+// alive reports whether peer answers a probe within 1.5 × FillProbe: a
 // GetShard of a shard no segment has (the zero ID), which a live node
 // answers "not found" from its index without touching a disk.
 func (e *Edge) alive(ctx context.Context, peer string) bool {
-	pctx, cancel := context.WithTimeout(ctx, fillProbeTimeout)
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.FillProbe*3/2)
 	defer cancel()
 	_, _, err := e.node.GetShard(pctx, peer, erasure.ShardID{})
 	var re *swarm.RemoteError

@@ -60,7 +60,7 @@ func TestPlacedFillPayload(t *testing.T) {
 // descriptors, not segments.
 func TestPlacedFillReadsFromHolders(t *testing.T) {
 	o := newTestOrigin(t, "public, max-age=3600")
-	c := newCluster(t, o, 4, nil)
+	c := newCluster(t, o, 4, func(cfg *Config) { cfg.PlacedFills = true })
 	const size = 3<<20 + 777
 	want := o.put(t, "/placed.bin", size, 5)
 	_, got := c.get(0, "/placed.bin")
@@ -149,6 +149,7 @@ func TestFillSurvivesSilentCoordinator(t *testing.T) {
 	var silent *silentConn
 	n := 0
 	gateVictim := func(cfg *Config) {
+		cfg.FillProbe = 500 * time.Millisecond
 		if n == victim {
 			cfg.Origin.Base = gate.URL
 		}
