@@ -132,6 +132,13 @@ type cluster struct {
 // front of o, with real QUIC between them and real HTTP in front.
 func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluster {
 	t.Helper()
+	return newClusterConns(t, o, n, tweak, nil)
+}
+
+// newClusterConns is newCluster with each edge's peer socket passed
+// through wrap, if set.
+func newClusterConns(t testing.TB, o *testOrigin, n int, tweak func(*Config), wrap func(i int, pc net.PacketConn) net.PacketConn) *cluster {
+	t.Helper()
 	creds, err := testCreds()
 	if err != nil {
 		t.Fatal(err)
@@ -166,9 +173,12 @@ func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluste
 		if err != nil {
 			t.Fatal(err)
 		}
-		go e.ServePeers(pcs[i])
-		go e.Serve(ln)
 		pc := pcs[i]
+		if wrap != nil {
+			pc = wrap(i, pc)
+		}
+		go e.ServePeers(pc)
+		go e.Serve(ln)
 		te := &testEdge{Edge: e, url: "http://" + ln.Addr().String(), pc: pc}
 		c.edges = append(c.edges, te)
 		t.Cleanup(func() {

@@ -20,7 +20,19 @@
 //     it could not make (too many in flight, a slow or dying holder) are
 //     made again from memory, with backoff; so are those of a coordinator
 //     that crashes right after a fill, by the edges that read through it
-//     (repair.go).
+//     (repair.go). With Config.PlacedFills (--placed-fills, off by
+//     default) the Fill asks for a placed answer (placement.go): once
+//     k shards are at their holders the coordinator answers with the
+//     segment's descriptor alone, and the requester reads k shards from k
+//     holders as in step 3, so that in a flash crowd every site's copy is
+//     uploaded by several holders, not all by the coordinator; a segment
+//     whose shards could not be placed, or not read, comes whole in the
+//     Fill's answer instead. With Config.FillProbe (--fill-probe, off by
+//     default) the requester probes a coordinator whose Fill goes
+//     unanswered; one that answers neither of two probes is taken for
+//     dead and the next rank asked. A member that fills a segment it is
+//     not the first-ranked coordinator of reads the segment's holders
+//     before the origin (the one given up for dead may have placed it).
 //
 // Steps 2 to 4 run once per segment at a time on an edge, however many
 // clients want it.

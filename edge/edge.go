@@ -87,6 +87,23 @@ type Config struct {
 	// per miss). Off by default, so origin egress stays 1.0× the bytes
 	// asked for; for small-object sites and conformance runs.
 	ForwardMisses bool
+	// PlacedFills makes this edge ask a segment's coordinator for a placed
+	// answer to its Fill (placement.go): the descriptor once k shards are
+	// at their holders, the shards then read from k holders, so that a
+	// flash crowd's copies are uploaded by every holder rather than the
+	// coordinator alone. Off by default: on a CPU-starved machine (tests
+	// under -race on a loaded box) the longer wait for the answer made
+	// reads time out and refetch from the origin. Every edge answers
+	// placed Fills whatever this says.
+	PlacedFills bool
+	// FillProbe is how long a Fill at a segment's coordinator may go
+	// unanswered before this edge probes the coordinator (placement.go);
+	// one that answers neither of two probes, each given 1.5 × FillProbe,
+	// is taken for dead and the next rank asked. Zero means no probes: a
+	// dead coordinator's Fill ends with the QUIC idle timeout (3 s). Off
+	// by default: on a CPU-starved machine a live coordinator missed its
+	// probes and its segment was fetched from the origin twice.
+	FillProbe time.Duration
 	// MaxRanges is how many ranges one request may ask for, after
 	// overlapping and nearby ranges are merged; beyond it the Range field
 	// is ignored and the whole object sent. Zero means 16.
@@ -150,6 +167,9 @@ type memSegment struct {
 	held int
 	// verified is set once data has matched the object's signed manifest.
 	verified atomic.Bool
+	// placed follows the shards of a segment this edge filled, nil
+	// otherwise (placement.go).
+	placed atomic.Pointer[placement]
 }
 
 func (s *memSegment) cost() int64 { return int64(max(len(s.data), s.held)) }

@@ -26,6 +26,8 @@ type metrics struct {
 	corruptShards *prometheus.CounterVec
 	fills         *prometheus.CounterVec
 	pushes        *prometheus.CounterVec
+	placedFills   prometheus.Counter
+	abandoned     prometheus.Counter
 	hedges        prometheus.Counter
 	hedgesWon     prometheus.Counter
 	retries       prometheus.Counter
@@ -73,6 +75,12 @@ func newMetrics(e *Edge) *metrics {
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_shard_pushes_total", Help: "Shards pushed to their holders after a fill, by result.",
 		}, []string{"result"}),
+		placedFills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_fills_placed_total", Help: "Fills answered to a peer with the descriptor alone, the segment's shards being at their holders (the peer reads them there).",
+		}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shoal_fills_abandoned_total", Help: "Fills at a segment coordinator given up because it stopped answering probes (then asked of the next rank).",
+		}),
 		repairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_shard_repairs_total", Help: "Own shards rebuilt from a decoded segment because the store had lost them.",
 		}),
@@ -100,7 +108,7 @@ func newMetrics(e *Edge) *metrics {
 	}
 	m.reg.MustRegister(swarmCollector{e})
 	m.reg.MustRegister(m.servedBytes, m.requests, m.originReqs, m.originBytes, m.peerRequests, m.peerBytes,
-		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.hedges, m.hedgesWon, m.retries, m.repairs,
+		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.placedFills, m.abandoned, m.hedges, m.hedgesWon, m.retries, m.repairs,
 		m.requestDuration, m.segmentDuration, m.peerDuration, m.originDuration, peerCollector{e},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_hit_ratio", Help: "Share of client body bytes this edge served without the origin (memory, disk, peers), since start.",

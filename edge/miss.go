@@ -334,9 +334,10 @@ func (t *segmentTee) finish() {
 			return
 		}
 		seg := t.buf[:t.rec.Size:t.rec.Size]
-		e.mem.Add(id, &memSegment{d: d, data: seg, held: len(t.buf)})
+		ms := &memSegment{d: d, data: seg, held: len(t.buf)}
+		e.mem.Add(id, ms)
 		e.m.fills.WithLabelValues(srcOrigin).Inc()
-		e.place(id, d, shards)
+		ms.placed.Store(e.place(id, d, shards))
 	})
 }
 

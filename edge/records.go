@@ -366,12 +366,5 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 }
 
 func (h *peerHandler) Fill(ctx context.Context, payload []byte) (*swarm.Segment, error) {
-	f, err := parseFillRequest(payload)
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := (*Edge)(h).sites.split(f.Record.Key); err != nil {
-		return nil, err
-	}
-	return (*Edge)(h).fill(ctx, f.Record, f.Segment)
+	return (*Edge)(h).serveFill(ctx, payload)
 }

@@ -104,10 +104,9 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 	e.log.DebugContext(ctx, "segment not in the fleet, filling", "segment", id.String(), "err", err)
 
 	self := e.node.Self()
-	var payload []byte
 	for _, coord := range e.node.Rank(swarm.SegmentKey(id)) {
 		if coord == self {
-			s, err := e.fill(ctx, r, id.Index)
+			s, _, err := e.fill(ctx, r, id.Index)
 			if err != nil {
 				return out, err
 			}
@@ -117,20 +116,9 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 		if !e.node.Alive(coord) {
 			continue
 		}
-		if payload == nil {
-			payload = (&fillRequest{Record: r, Segment: id.Index}).Append(nil)
-		}
-		s, err := e.node.Fill(ctx, coord, payload)
+		out, err := e.fillAt(ctx, coord, r, id, int(n), holders)
 		switch {
 		case err == nil:
-			if s.Descriptor.Length != int(n) || s.Descriptor.Params != r.Layout.Params {
-				return out, fmt.Errorf("edge: coordinator %s sent segment %v of %d bytes, want %d", coord, id, s.Descriptor.Length, n)
-			}
-			if keepInMemory(ctx) {
-				e.mem.Add(id, &memSegment{d: s.Descriptor, data: s.Data})
-				e.repair.filledAt(id, coord)
-			}
-			out = segRead{s.Data, fillSource(s)}
 			return out, nil
 		case ctx.Err() != nil:
 			return out, ctx.Err()
@@ -381,8 +369,9 @@ func (e *Edge) repairOwn(id erasure.SegmentID, d *erasure.Descriptor, seg []byte
 
 // fill produces a segment as its coordinator, once per segment at a time
 // across all requesters: from memory if a previous fill left it there,
-// else from the origin, placing the shards on their holders.
-func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Segment, err error) {
+// else from the origin, placing the shards on their holders. The
+// placement, when known, follows those shards (placement.go).
+func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Segment, _ *placement, err error) {
 	id := erasure.SegmentID{Object: r.ID(), Index: idx}
 	ctx, span := e.tracer.Start(ctx, "edge.fill", traceAttrs(
 		attribute.String("shoal.object", r.Key), attribute.Int64("shoal.segment.index", int64(idx))))
@@ -395,55 +384,84 @@ func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Segmen
 	ch := e.fills.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
 		if s, ok := e.mem.Get(id); ok && s.d != nil {
 			e.m.fills.WithLabelValues(srcMemory).Inc()
-			return &swarm.Segment{Descriptor: s.d, Data: s.data, Source: srcMemory}, nil
+			return filled{&swarm.Segment{Descriptor: s.d, Data: s.data, Source: srcMemory}, s.placed.Load()}, nil
 		}
 		// Detached: the fill serves every requester waiting on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
-		if s, ok := e.fromOtherZones(fctx, r, id); ok {
+		if s, ok := e.placedMeanwhile(fctx, r, id); ok {
+			e.m.fills.WithLabelValues(srcPeer).Inc()
+			return filled{s, nil}, nil
+		}
+		if s, p, ok := e.fromOtherZones(fctx, r, id); ok {
 			e.m.fills.WithLabelValues(srcOtherZone).Inc()
-			return s, nil
+			return filled{s, p}, nil
 		}
-		s, err := e.fetchAndPlace(fctx, r, idx)
-		if err == nil {
-			e.m.fills.WithLabelValues(srcOrigin).Inc()
+		s, p, err := e.fetchAndPlace(fctx, r, idx)
+		if err != nil {
+			return nil, err
 		}
-		return s, err
+		e.m.fills.WithLabelValues(srcOrigin).Inc()
+		return filled{s, p}, nil
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return nil, nil, res.Err
 		}
-		s := res.Val.(*swarm.Segment)
-		span.SetAttributes(attribute.String("shoal.source", s.Source), attribute.Bool("shoal.coalesced", res.Shared))
-		return s, nil
+		f := res.Val.(filled)
+		span.SetAttributes(attribute.String("shoal.source", f.s.Source), attribute.Bool("shoal.coalesced", res.Shared))
+		return f.s, f.p, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
+}
+
+// placedMeanwhile reads segment id from its holders when this edge fills
+// it without being its first-ranked coordinator: the requester gave up on
+// the members ranked above (dead, or silent on a congested link), and one
+// of them may have placed the segment by now, in which case fetching it
+// from the origin again would cost the origin a second copy.
+func (e *Edge) placedMeanwhile(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, bool) {
+	if rank := e.node.Rank(swarm.SegmentKey(id)); len(rank) == 0 || rank[0] == e.node.Self() {
+		return nil, false
+	}
+	_, n := r.Layout.Segment(int64(id.Index), r.Size)
+	data, d, _, err := e.gather(ctx, id, int(n), e.node.Holders(id, r.Layout.Params.Total()))
+	if err != nil {
+		return nil, false
+	}
+	e.mem.Add(id, &memSegment{d: d, data: data})
+	return &swarm.Segment{Descriptor: d, Data: data, Source: srcPeer}, true
+}
+
+// filled is the result of a fill: the segment and its placement.
+type filled struct {
+	s *swarm.Segment
+	p *placement
 }
 
 // fetchAndPlace fetches segment idx from the origin, codes it, keeps it in
 // the memory tier and sends each shard to its holder.
-func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, error) {
+func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, *placement, error) {
 	id := erasure.SegmentID{Object: r.ID(), Index: idx}
 	off, n := r.Layout.Segment(int64(idx), r.Size)
 	ctx, span := e.tracer.Start(ctx, "origin.fetch", traceAttrs(
 		attribute.String("shoal.segment", id.String()), attribute.Int64("shoal.offset", off), attribute.Int64("shoal.bytes", n)))
 	defer span.End()
 	if r.Status != 0 {
-		return nil, fmt.Errorf("edge: a stored %d response to %s cannot be fetched by the fleet", r.Status, r.Key)
+		return nil, nil, fmt.Errorf("edge: a stored %d response to %s cannot be fetched by the fleet", r.Status, r.Key)
 	}
 	if targetOf(r.Key) != r.Key {
 		// A variant selected by client fields (vary.go): a fetch of the
 		// fleet's own would get another one.
-		return nil, fmt.Errorf("edge: segment %d of a variant of %s cannot be fetched by the fleet", idx, targetOf(r.Key))
+		return nil, nil, fmt.Errorf("edge: segment %d of a variant of %s cannot be fetched by the fleet", idx, targetOf(r.Key))
 	}
 	// The segment is read straight into the buffer its shards will live
 	// in: systematic coding leaves the data shards as these very bytes.
 	o, target, err := e.sites.split(r.Key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	buf := make([]byte, e.coder.EncodedLen(int(n)))
 	if err := o.client.FetchRange(ctx, target, r.IfRange(), r.Size, off, buf[:n]); err != nil {
@@ -452,28 +470,32 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 			// The object changed under the fleet: forget this version so the
 			// next request looks it up again, and say so to whoever asked.
 			e.forgetRecord(r)
-			return nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w: %w", r.Key, idx, swarm.ErrStale, err)
+			return nil, nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w: %w", r.Key, idx, swarm.ErrStale, err)
 		}
-		return nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w", r.Key, idx, err)
+		return nil, nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w", r.Key, idx, err)
 	}
 	_, espan := e.tracer.Start(ctx, "erasure.encode", traceAttrs(attribute.Int64("shoal.bytes", n)))
 	shards, d, err := e.coder.EncodeInPlace(buf, int(n))
 	espan.End()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	seg := buf[:n:n]
-	e.mem.Add(id, &memSegment{d: d, data: seg, held: len(buf)})
-	e.place(id, d, shards)
-	return &swarm.Segment{Descriptor: d, Data: seg, Source: srcOrigin}, nil
+	ms := &memSegment{d: d, data: seg, held: len(buf)}
+	e.mem.Add(id, ms)
+	p := e.place(id, d, shards)
+	ms.placed.Store(p)
+	return &swarm.Segment{Descriptor: d, Data: seg, Source: srcOrigin}, p, nil
 }
 
 // place stores this edge's shards of a segment and pushes the others to
 // their holders in the background, at most cap(pushSem) at a time; beyond
-// that it drops them and counts it.
-func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte) {
+// that it drops them and counts it. The placement it returns follows them.
+func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte) *placement {
 	self := e.node.Self()
-	for i, h := range e.node.Holders(id, len(shards)) {
+	holders := e.node.Holders(id, len(shards))
+	p := newPlacement(e.cfg.Layout.Params.K, len(holders))
+	for i, h := range holders {
 		sid := erasure.ShardID{Segment: id, Index: uint8(i)}
 		if h == self {
 			// A copy: the shards share one allocation that should not stay
@@ -482,18 +504,22 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 			// down rather than lose the fleet's copies.
 			data := bytes.Clone(shards[i])
 			if !e.diskWrite(true, func() {
-				if err := e.store.PutShard(sid, d, data); err != nil {
+				err := e.store.PutShard(sid, d, data)
+				if err != nil {
 					e.log.Debug("own shard not stored", "shard", sid.String(), "err", err)
 				}
+				p.settle(err == nil)
 			}) {
 				e.m.pushes.WithLabelValues("dropped").Inc()
 				e.repair.unplace(id)
+				p.settle(false)
 			}
 			continue
 		}
 		if !e.node.Alive(h) {
 			e.m.pushes.WithLabelValues("skipped").Inc()
 			e.repair.unplace(id)
+			p.settle(false)
 			continue
 		}
 		if !e.acquirePush() {
@@ -502,18 +528,25 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 			// shard rebuilds it when it next reads the segment.
 			e.m.pushes.WithLabelValues("dropped").Inc()
 			e.repair.unplace(id)
+			p.settle(false)
 			continue
 		}
 		data := shards[i]
-		e.goBackground(func(ctx context.Context) {
+		if !e.goTracked(e.cfg.PeerTimeout, func(ctx context.Context) {
 			defer func() { <-e.pushSem }()
-			if err := e.node.PutShard(ctx, h, sid, d, data); err != nil {
+			err := e.node.PutShard(ctx, h, sid, d, data)
+			p.settle(err == nil)
+			if err != nil {
 				e.m.pushes.WithLabelValues("error").Inc()
 				e.log.Debug("shard push failed", "peer", h, "shard", sid.String(), "err", err)
 				e.repair.unplace(id)
 				return
 			}
 			e.m.pushes.WithLabelValues("ok").Inc()
-		})
+		}) {
+			<-e.pushSem
+			p.settle(false)
+		}
 	}
+	return p
 }

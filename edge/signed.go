@@ -157,7 +157,7 @@ func (e *Edge) checkSigned(ctx context.Context, r *Record, idx uint32, data []by
 	e.signed.failures.WithLabelValues("mismatch").Inc()
 	e.log.ErrorContext(ctx, "a segment does not match its signed manifest; fetching it from the origin", "key", r.Key, "segment", idx, "source", src, "err", err)
 	e.mem.Remove(id)
-	s, err := e.fetchAndPlace(ctx, r, idx)
+	s, _, err := e.fetchAndPlace(ctx, r, idx)
 	if err != nil {
 		return nil, "", err
 	}

@@ -20,10 +20,10 @@ const srcOtherZone = "other_zone"
 // zones in name order), then places its shards within its own zone, so
 // that the zone's next readers find them there. The coordinator runs it
 // once per segment for the zone.
-func (e *Edge) fromOtherZones(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, bool) {
+func (e *Edge) fromOtherZones(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, *placement, bool) {
 	zones := e.node.Zones()
 	if len(zones) < 2 {
-		return nil, false
+		return nil, nil, false
 	}
 	_, n := r.Layout.Segment(int64(id.Index), r.Size)
 	total := r.Layout.Params.Total()
@@ -38,21 +38,24 @@ func (e *Edge) fromOtherZones(ctx context.Context, r *Record, id erasure.Segment
 		span.End()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, false
+				return nil, nil, false
 			}
 			e.log.DebugContext(ctx, "segment not in another zone", "zone", z, "segment", id.String(), "err", err)
 			continue
 		}
-		e.mem.Add(id, &memSegment{d: d, data: data})
+		ms := &memSegment{d: d, data: data}
+		e.mem.Add(id, ms)
+		var p *placement
 		shards, nd, err := e.coder.Encode(data)
 		if err == nil && nd.Equal(d) {
-			e.place(id, d, shards)
+			p = e.place(id, d, shards)
+			ms.placed.Store(p)
 		} else {
 			e.log.Warn("re-encoding a segment from another zone did not reproduce its descriptor", "segment", id.String(), "err", err)
 		}
-		return &swarm.Segment{Descriptor: d, Data: data, Source: srcPeer}, true
+		return &swarm.Segment{Descriptor: d, Data: data, Source: srcPeer}, p, true
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 // nearestFirst orders shard indices by the measured cost of fetching a

@@ -24,7 +24,9 @@
 // per request. The requests are GetShard, PutShard, Stat and Fill; the wire
 // format is documented in protocol.go. Stat and Fill carry payloads that the
 // edge defines and answers through a Handler; shards are served from a
-// ShardStore. A peer that fails is marked down with exponential backoff so
+// ShardStore. A Fill answer is the whole segment, or, when the edge's
+// payload asked for it, a placed answer: the descriptor alone, the
+// segment's shards being at their holders for the requester to read. A peer that fails is marked down with exponential backoff so
 // readers skip it without waiting; one that sends a shard failing
 // verification is avoided for a minute. What a node measures of each peer
 // (smoothed RTT, shard throughput, decaying failures) orders holders

@@ -45,7 +45,13 @@ type Handler interface {
 // Segment is a whole segment with its descriptor, as a Fill returns it.
 type Segment struct {
 	Descriptor *erasure.Descriptor
-	Data       []byte
+	// Data is the segment's bytes, verified against Descriptor. Nil (for a
+	// segment that is not empty) is a placed answer: the coordinator put
+	// the segment's shards on their holders, and the requester reads them
+	// from there, k holders at a time, rather than the whole segment from
+	// the coordinator's uplink. A Handler answers so only when the payload
+	// asks for it.
+	Data []byte
 	// Source says where the coordinator found the segment: "origin" when it
 	// had to fetch it, else the tier that had it ("memory", "disk", "peer").
 	Source string
@@ -613,6 +619,9 @@ func checkAnswer(op Op, r *Response) error {
 		want := r.Descriptor.ShardLen
 		if op == OpFill {
 			want = r.Descriptor.Length
+			if r.BodyLen == 0 {
+				want = 0 // a placed answer
+			}
 		}
 		if r.BodyLen != want {
 			return fmt.Errorf("swarm: %v answer of %d bytes, descriptor says %d", op, r.BodyLen, want)
@@ -889,12 +898,15 @@ func (n *Node) Stat(ctx context.Context, peer string, key []byte) ([]byte, error
 
 // Fill asks peer, a segment's coordinator, to produce the segment that
 // payload names: the returned segment has been verified against the
-// returned descriptor.
+// returned descriptor, or is a placed answer (Data nil, see Segment).
 func (n *Node) Fill(ctx context.Context, peer string, payload []byte) (*Segment, error) {
 	if len(payload) == 0 || len(payload) > MaxPayload {
 		return nil, fmt.Errorf("swarm: fill: payload of %d bytes (want 1..%d)", len(payload), MaxPayload)
 	}
 	resp, body, err := n.roundTrip(ctx, peer, &Request{Op: OpFill, Payload: payload}, nil, func(r *Response, body []byte) error {
+		if len(body) == 0 && r.Descriptor.Length > 0 {
+			return nil // placed: the shards are verified as they are read
+		}
 		if err := r.Descriptor.VerifySegment(body); err != nil {
 			return fmt.Errorf("swarm: segment from %s: %w", peer, err)
 		}
@@ -902,6 +914,9 @@ func (n *Node) Fill(ctx context.Context, peer string, payload []byte) (*Segment,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if len(body) == 0 && resp.Descriptor.Length > 0 {
+		body = nil
 	}
 	return &Segment{Descriptor: resp.Descriptor, Data: body, Source: resp.Message}, nil
 }

@@ -458,6 +458,18 @@ func TestStatAndFill(t *testing.T) {
 		t.Errorf("Fill: got source %q, want %q", got.Source, "origin")
 	}
 
+	// A placed answer: the descriptor alone.
+	sh.set(&funcHandler{fill: func(context.Context, []byte) (*Segment, error) {
+		return &Segment{Descriptor: d, Source: "origin"}, nil
+	}})
+	got, err = a.Fill(ctx, b.addr, []byte("fill me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Data != nil || !got.Descriptor.Equal(d) || got.Source != "origin" {
+		t.Errorf("placed Fill: got %d bytes, %+v, %q; want no data, the descriptor, \"origin\"", len(got.Data), got.Descriptor, got.Source)
+	}
+
 	// An empty Stat record is a valid answer.
 	sh.set(&funcHandler{stat: func(context.Context, []byte) ([]byte, error) { return nil, nil }})
 	if rec, err := a.Stat(ctx, b.addr, []byte("k")); err != nil || len(rec) != 0 {

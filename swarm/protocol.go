@@ -40,7 +40,10 @@ import (
 //	  GetShard  2 + D descriptor, 4 shard length (= descriptor's), shard bytes
 //	  PutShard  nothing
 //	  Stat      4 payload length (<= MaxPayload), payload bytes
-//	  Fill      2 + D descriptor, 4 segment length (= descriptor's), segment bytes
+//	  Fill      2 + D descriptor, 4 segment length (= descriptor's), segment bytes;
+//	            or a segment length of 0 for a segment that is not empty: a
+//	            placed answer, the segment's shards are at their holders
+//	            (the payload asked for one; see Segment)
 //
 // Stat and Fill payloads are opaque here: the edge defines them.
 
@@ -271,12 +274,8 @@ func ReadResponse(rd io.Reader, op Op) (*Response, error) {
 		if r.BodyLen, err = readLen32(rd, MaxBody, "body"); err != nil {
 			return nil, err
 		}
-		want := r.Descriptor.ShardLen
-		if op == OpFill {
-			want = r.Descriptor.Length
-		}
-		if r.BodyLen != want {
-			return nil, fmt.Errorf("%w: body length %d, descriptor says %d", ErrFrame, r.BodyLen, want)
+		if err := checkBodyLen(op, r); err != nil {
+			return nil, err
 		}
 	case OpStat:
 		r.BodyLen, err = readLen32(rd, MaxPayload, "payload")
@@ -288,6 +287,23 @@ func ReadResponse(rd io.Reader, op Op) (*Response, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// checkBodyLen checks the body length of an OK GetShard or Fill response
+// against its descriptor: a shard's length, a segment's, or 0 for a placed
+// Fill answer.
+func checkBodyLen(op Op, r *Response) error {
+	want := r.Descriptor.ShardLen
+	if op == OpFill {
+		want = r.Descriptor.Length
+		if r.BodyLen == 0 {
+			return nil
+		}
+	}
+	if r.BodyLen != want {
+		return fmt.Errorf("%w: body length %d, descriptor says %d", ErrFrame, r.BodyLen, want)
+	}
+	return nil
 }
 
 func frameErr(what string, err error) error {

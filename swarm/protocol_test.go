@@ -248,6 +248,7 @@ func testResponses(t testing.TB) []testResponse {
 		)
 	}
 	out = append(out,
+		testResponse{"fill/placed", OpFill, &Response{Descriptor: d, Message: "origin"}},
 		testResponse{"stat/empty", OpStat, &Response{}},
 		testResponse{"stat/max_payload", OpStat, &Response{BodyLen: MaxPayload}},
 	)
@@ -349,6 +350,7 @@ func TestReadResponseMalformed(t *testing.T) {
 		{"get_shard body of segment length", OpGetShard, ok(OpGetShard, func(r *Response) { r.BodyLen = d.Length })},
 		{"fill body of shard length", OpFill, ok(OpFill, func(r *Response) { r.BodyLen = d.ShardLen })},
 		{"fill body longer than descriptor", OpFill, ok(OpFill, func(r *Response) { r.BodyLen++ })},
+		{"get_shard body of 0 bytes", OpGetShard, ok(OpGetShard, func(r *Response) { r.BodyLen = 0 })},
 		{"descriptor with k=0", OpGetShard, badDesc},
 		{"stat payload over MaxPayload", OpStat, statLen(MaxPayload + 1)},
 		{"stat payload length 4G", OpStat, statLen(0xffffffff)},

@@ -1,0 +1,251 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// Placed fills. A segment's coordinator fetches it from the origin once
+// for the fleet; the edges that asked it to Fill meanwhile used to receive
+// the whole segment from it, so in a flash crowd the coordinator's uplink
+// carried every site's copy while the other sites' uplinks idled. A Fill
+// may instead ask for a placed answer: the coordinator answers with the
+// segment's descriptor alone once its shards are on their holders (at
+// least k of them), and the requester reads k shards from k holders like
+// any other read (nearest first, hedged, each shard verified, the segment
+// verified after decoding). Each site's copy is then uploaded by several
+// holders, so the fleet's aggregate uplink carries the crowd. When the
+// shards cannot be read after all (a holder died in between), the
+// requester asks the coordinator again for the whole segment, which it
+// still holds in memory.
+
+// fillPlaced is set in the first byte of a Fill payload (the top bit of
+// its segment index, which no layout reaches) to ask for a placed answer.
+// An edge from before placed answers rejects such a payload as a malformed
+// record, and the requester then asks again without it.
+const fillPlaced = 0x80
+
+func placedPayload(f *fillRequest) []byte {
+	b := f.Append(nil)
+	b[0] |= fillPlaced
+	return b
+}
+
+// olderCoordinator reports whether err is the answer of an edge that
+// does not know placed fills to a placed Fill payload.
+func olderCoordinator(err error) bool {
+	var re *swarm.RemoteError
+	return errors.As(err, &re) && re.Status == swarm.StatusFailed && strings.Contains(re.Message, errRecord.Error())
+}
+
+// placement follows the shards of one segment that a fill puts on their
+// holders: enough is closed once k of them are at their holders, done once
+// every shard has been stored, pushed, or given up on.
+type placement struct {
+	k       int32
+	pending atomic.Int32
+	placed  atomic.Int32
+	enough  chan struct{}
+	done    chan struct{}
+}
+
+func newPlacement(k, shards int) *placement {
+	p := &placement{k: int32(k), enough: make(chan struct{}), done: make(chan struct{})}
+	p.pending.Store(int32(shards))
+	if shards == 0 {
+		close(p.done)
+	}
+	return p
+}
+
+// settle records the outcome of one shard.
+func (p *placement) settle(ok bool) {
+	if ok && p.placed.Add(1) == p.k {
+		close(p.enough)
+	}
+	if p.pending.Add(-1) == 0 {
+		close(p.done)
+	}
+}
+
+// waitPlaced waits, at most the peer timeout, until k of p's shards are at
+// their holders (true) or every shard is settled with fewer (false). The
+// requester need not wait for the others: it reads the first k that
+// answer.
+func (e *Edge) waitPlaced(ctx context.Context, p *placement) bool {
+	if p == nil {
+		return false
+	}
+	t := time.NewTimer(e.cfg.PeerTimeout)
+	defer t.Stop()
+	select {
+	case <-p.enough:
+		return true
+	case <-p.done:
+		return p.placed.Load() >= p.k
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// serveFill answers a peer's Fill: the whole segment, or, when the payload
+// asks for it and the shards are placed, the descriptor alone.
+func (e *Edge) serveFill(ctx context.Context, payload []byte) (*swarm.Segment, error) {
+	placed := len(payload) > 0 && payload[0]&fillPlaced != 0
+	if placed {
+		payload = slices.Clone(payload)
+		payload[0] &^= fillPlaced
+	}
+	f, err := parseFillRequest(payload)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := e.sites.split(f.Record.Key); err != nil {
+		return nil, err
+	}
+	s, p, err := e.fill(ctx, f.Record, f.Segment)
+	if err != nil || !placed {
+		return s, err
+	}
+	if !e.waitPlaced(ctx, p) {
+		e.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil)
+		return s, nil
+	}
+	e.m.placedFills.Inc()
+	return &swarm.Segment{Descriptor: s.Descriptor, Source: s.Source}, nil
+}
+
+// fillAt asks coord, the segment's coordinator, to fill segment id of n
+// bytes, for a placed answer first, and reads it: from the holders after a
+// placed answer, else from the answer itself.
+func (e *Edge) fillAt(ctx context.Context, coord string, r *Record, id erasure.SegmentID, n int, holders []string) (segRead, error) {
+	req := &fillRequest{Record: r, Segment: id.Index}
+	payload := req.Append(nil)
+	if e.cfg.PlacedFills {
+		payload = placedPayload(req)
+	}
+	s, err := e.fillWatched(ctx, coord, payload)
+	if err != nil && e.cfg.PlacedFills && olderCoordinator(err) {
+		s, err = e.fillWatched(ctx, coord, req.Append(nil))
+	}
+	if err != nil {
+		return segRead{}, err
+	}
+	if err := checkFilled(s, r, id, n, coord); err != nil {
+		return segRead{}, err
+	}
+	if s.Data == nil {
+		data, d, _, gerr := e.gather(ctx, id, n, holders)
+		if gerr == nil {
+			if keepInMemory(ctx) {
+				e.mem.Add(id, &memSegment{d: d, data: data})
+			}
+			return segRead{data, fillSource(s)}, nil
+		}
+		if ctx.Err() != nil {
+			return segRead{}, ctx.Err()
+		}
+		e.log.DebugContext(ctx, "placed segment not readable from its holders, asking for it whole", "coordinator", coord, "segment", id.String(), "err", gerr)
+		if s, err = e.fillWatched(ctx, coord, req.Append(nil)); err != nil {
+			return segRead{}, err
+		}
+		if err := checkFilled(s, r, id, n, coord); err != nil {
+			return segRead{}, err
+		}
+		if s.Data == nil {
+			return segRead{}, fmt.Errorf("edge: coordinator %s answered a whole-segment Fill of %v with a placed answer", coord, id)
+		}
+	}
+	if keepInMemory(ctx) {
+		e.mem.Add(id, &memSegment{d: s.Descriptor, data: s.Data})
+		e.repair.filledAt(id, coord)
+	}
+	return segRead{s.Data, fillSource(s)}, nil
+}
+
+func checkFilled(s *swarm.Segment, r *Record, id erasure.SegmentID, n int, coord string) error {
+	if s.Descriptor.Length != n || s.Descriptor.Params != r.Layout.Params {
+		return fmt.Errorf("edge: coordinator %s sent segment %v of %d bytes, want %d", coord, id, s.Descriptor.Length, n)
+	}
+	return nil
+}
+
+// A Fill's answer takes as long as the coordinator's origin fetch and
+// placement, so no byte flows meanwhile, and a coordinator that died
+// without closing its connections (kill -9, a power cut) would hold its
+// requesters until the QUIC idle timeout. With Config.FillProbe, while a
+// Fill is unanswered the requester probes the coordinator every FillProbe:
+// a live node answers a probe at once, however long its fill takes. One
+// that answers neither of two probes in a row, each given 1.5 × FillProbe,
+// is taken for dead, and the requester moves on to the next rank, which
+// first looks for the segment at its holders. A slow but live coordinator
+// is waited for, so the origin still sees one fetch per segment.
+
+// errCoordinatorSilent: the segment's coordinator stopped answering.
+var errCoordinatorSilent = errors.New("edge: segment coordinator stopped answering")
+
+// fillWatched is node.Fill watched by probes (see Config.FillProbe).
+func (e *Edge) fillWatched(ctx context.Context, coord string, payload []byte) (*swarm.Segment, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		s   *swarm.Segment
+		err error
+	}
+	if e.cfg.FillProbe <= 0 {
+		return e.node.Fill(ctx, coord, payload)
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		s, err := e.node.Fill(ctx, coord, payload)
+		ch <- answer{s, err}
+	}()
+	t := time.NewTimer(e.cfg.FillProbe)
+	defer t.Stop()
+	for {
+		select {
+		case a := <-ch:
+			return a.s, a.err
+		case <-t.C:
+		}
+		// Two probes in a row must go unanswered: one can be lost to a
+		// congested link or a stalled scheduler, and a live coordinator
+		// given up for dead costs the origin a second fetch.
+		if e.alive(ctx, coord) || e.alive(ctx, coord) {
+			t.Reset(e.cfg.FillProbe)
+			continue
+		}
+		select {
+		case a := <-ch: // answered meanwhile
+			return a.s, a.err
+		default:
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		cancel()
+		<-ch
+		e.m.abandoned.Inc()
+		return nil, fmt.Errorf("edge: fill at %s: %w", coord, errCoordinatorSilent)
+	}
+}
+
+// alive reports whether peer answers a probe within 1.5 × FillProbe: a
+// GetShard of a shard no segment has (the zero ID), which a live node
+// answers "not found" from its index without touching a disk.
+func (e *Edge) alive(ctx context.Context, peer string) bool {
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.FillProbe*3/2)
+	defer cancel()
+	_, _, err := e.node.GetShard(pctx, peer, erasure.ShardID{})
+	var re *swarm.RemoteError
+	return err == nil || errors.Is(err, swarm.ErrNotFound) || errors.As(err, &re)
+}
