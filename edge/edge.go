@@ -91,10 +91,11 @@ type Config struct {
 	// answer to its Fill (placement.go): the descriptor once k shards are
 	// at their holders, the shards then read from k holders, so that a
 	// flash crowd's copies are uploaded by every holder rather than the
-	// coordinator alone. Off by default: on a CPU-starved machine (tests
-	// under -race on a loaded box) the longer wait for the answer made
-	// reads time out and refetch from the origin. Every edge answers
-	// placed Fills whatever this says.
+	// coordinator alone. Off in the zero Config; shoal edge turns it on
+	// (--placed-fills, measured faster on a quiet machine: bench/README.md).
+	// On a CPU-starved machine (tests under -race on a loaded box) the
+	// longer wait for the answer made reads time out and refetch from the
+	// origin. Every edge answers placed Fills whatever this says.
 	PlacedFills bool
 	// FillProbe is how long a Fill at a segment's coordinator may go
 	// unanswered before this edge probes the coordinator (placement.go);

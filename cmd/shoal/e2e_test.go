@@ -218,24 +218,58 @@ func (p *proc) exitCode(t *testing.T, d time.Duration) int {
 }
 
 // freeTCP and freeUDP return a loopback address that was free a moment ago.
+// handedOut holds every address freeTCP and freeUDP returned in this test
+// process. The port of a closed probe socket is free for the kernel to
+// give out again, and it did: two edges of one test were handed the same
+// --listen port. An address is never handed out twice.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freeAddr returns an address on 127.0.0.1 that probe could bind and that
+// no earlier call returned.
+func freeAddr(t *testing.T, probe func() (string, error)) string {
+	t.Helper()
+	for range 100 {
+		addr, err := probe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		handedOut.Lock()
+		seen := handedOut.addrs[addr]
+		handedOut.addrs[addr] = true
+		handedOut.Unlock()
+		if !seen {
+			return addr
+		}
+	}
+	t.Fatal("no free address on 127.0.0.1 not handed out before")
+	return ""
+}
+
 func freeTCP(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return freeAddr(t, func() (string, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		defer ln.Close()
+		return "tcp " + ln.Addr().String(), nil
+	})[len("tcp "):]
 }
 
 func freeUDP(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().String()
+	return freeAddr(t, func() (string, error) {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		defer pc.Close()
+		return "udp " + pc.LocalAddr().String(), nil
+	})[len("udp "):]
 }
 
 // waitFor polls ok until it returns true, failing the test if p exits or

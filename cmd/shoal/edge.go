@@ -41,7 +41,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		trustKeys   = fs.String("trust-key", "", "comma-separated public keys (from 'shoal keygen'); if set, every segment is checked against the object's signed manifest before it is served")
 		requireSig  = fs.Bool("require-signed", false, "refuse objects without a valid signed manifest (needs --trust-key)")
 		maxHeur     = fs.Duration("max-heuristic-freshness", 24*time.Hour, "cap of the freshness guessed from Last-Modified when the origin sends no lifetime")
-		placedFills = fs.Bool("placed-fills", false, "ask a segment's coordinator to answer a Fill once the shards are placed, and read them from the holders: spreads a flash crowd's uploads over every holder (experimental)")
+		placedFills = fs.Bool("placed-fills", true, "ask a segment's coordinator to answer a Fill once the shards are placed, and read them from the holders: spreads a flash crowd's uploads over every holder (--placed-fills=false: the coordinator sends the whole segment)")
 		fillProbe   = fs.Duration("fill-probe", 0, "probe a segment's coordinator after this long without an answer to a Fill, and ask the next one after two unanswered probes (0: wait for the QUIC idle timeout; e.g. 500ms)")
 		fwdMisses   = fs.Bool("forward-misses", false, "an edge alone in its fleet forwards a cold GET miss as the client's own request: one origin request per miss, but a response longer than one segment is cut after its header and the bytes already sent are wasted")
 		staleOnErr  = fs.Duration("serve-stale-on-error", 0, "how long past freshness an object may be served while the origin fails, unless its response forbids it or sets stale-if-error (0: never)")
