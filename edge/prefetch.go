@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Prefetch (preheat): POST /admin/prefetch on the admin listener starts a
@@ -171,6 +172,12 @@ func parsePrefetchRequest(r *http.Request) (*PrefetchRequest, error) {
 		return nil, fmt.Errorf("%d URLs, at most %d per job", len(req.URLs), prefetchMaxURLs)
 	}
 	for i, s := range req.URLs {
+		if !utf8.ValidString(s) {
+			// JSON cannot carry such a string back (it would come back
+			// with U+FFFD), and no request target holds raw bytes that
+			// are not UTF-8 in practice: percent-encode them.
+			return nil, fmt.Errorf("url %q: not valid UTF-8 (percent-encode other bytes)", s)
+		}
 		key, err := prefetchKey(s)
 		if err != nil {
 			return nil, fmt.Errorf("url %q: %v", s, err)
