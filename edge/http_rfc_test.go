@@ -188,7 +188,6 @@ func TestRFC9111Storing(t *testing.T) {
 		{"RFC9111-5.2.2.7/private-qualified-drops-field", 200, []string{"Cache-Control", `max-age=3600, private="X-Secret"`, "X-Secret", "s"}, nil, true, []string{"X-Secret"}},
 		{"RFC9111-5.2.2.4/no-cache-qualified-drops-field", 200, []string{"Cache-Control", `max-age=3600, no-cache="X-Secret"`, "X-Secret", "s"}, nil, true, []string{"X-Secret"}},
 		{"RFC9111-3.1/connection-named-not-stored", 200, []string{"Cache-Control", "max-age=3600", "Connection", "X-Hop", "X-Hop", "1"}, nil, true, []string{"X-Hop"}},
-		{"RFC9111-3/status-404-not-stored", 404, []string{"Cache-Control", "max-age=3600"}, nil, false, nil},
 		{"RFC9111-4.1/vary-star-not-stored", 200, []string{"Cache-Control", "max-age=3600", "Vary", "*"}, nil, false, nil},
 		{"RFC9111-4.1/vary-variant-without-field-stored", 200, []string{"Cache-Control", "max-age=3600", "Vary", "Accept-Language"}, nil, true, nil},
 		{"RFC9111-4.1/vary-fleet-forwards-request-with-field", 200, []string{"Cache-Control", "max-age=3600", "Vary", "Accept-Language"}, []string{"Accept-Language", "fr"}, false, nil},

@@ -117,6 +117,14 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, v
 		}
 		return false
 	}
+	// A forwarded miss of key may have ended between the look at the
+	// records above and LoadOrStore: it keeps its record before it drops
+	// its pending entry, so a second look finds that record.
+	if cur, ok := e.records.Get(key); ok && (cur.Fresh(time.Now()) || !variant && e.whileRevalidating(cur, time.Now())) {
+		e.pending.Delete(key)
+		p.finish()
+		return false
+	}
 	defer func() {
 		e.pending.Delete(key)
 		p.finish()
