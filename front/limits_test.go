@@ -129,8 +129,10 @@ func TestQUICConnCapEvictsIdle(t *testing.T) {
 			t.Fatalf("a request in flight on a connection at the cap: %q, %v", b, err)
 		}
 	}
-	if n := rejectedCount(t, tf.srv, ("conn_limit")); n != 1 {
-		t.Errorf("conn_limit = %v, want 1", n)
+	// At least once: a refused client's handshake may be tried again (a
+	// retransmitted Initial), and each attempt is refused and counted.
+	if n := rejectedCount(t, tf.srv, ("conn_limit")); n < 1 {
+		t.Errorf("conn_limit = %v, want at least 1", n)
 	}
 	getOK("a newcomer once the requests finished", client())
 }
