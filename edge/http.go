@@ -98,25 +98,43 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if r.Method == http.MethodGet && r.Header.Get("Range") == "" {
-		if vk := e.requestKey(key, r.Header); vk != key {
-			e.serveVariant(ctx, sw, r, vk)
+	plainGet := r.Method == http.MethodGet && r.Header.Get("Range") == ""
+	switch vk := e.requestKey(key, r.Header); {
+	case vk != key && e.fleetVariant(vk):
+		// A variant the fleet fetches with its own requests (vary.go).
+		if plainGet && e.forwardMiss(sw, r, vk, false) {
 			return
 		}
+		key = vk
+	case vk != key && plainGet:
+		e.serveVariant(ctx, sw, r, vk)
+		return
+	case plainGet:
 		if e.forwardMiss(sw, r, key, false) {
 			return
 		}
 	}
 	rec, fromOrigin, err := e.record(ctx, key, nil)
+	if err == nil && !rec.Pass && !selects(rec, r.Header) {
+		// The record is of another variant than the one r selects: learn
+		// how the target varies, and look up r's variant if the fleet can
+		// fetch it.
+		target := targetOf(key)
+		vk := variantKey(target, e.learnVary(target, rec.Header), r.Header)
+		if vk == key || !e.fleetVariant(vk) {
+			e.forward(sw, r, "shoal; fwd=miss; detail=vary")
+			return
+		}
+		key = vk
+		if rec, fromOrigin, err = e.record(ctx, key, nil); err == nil && !rec.Pass && !selects(rec, r.Header) {
+			e.forward(sw, r, "shoal; fwd=miss; detail=vary")
+			return
+		}
+	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		e.log.WarnContext(ctx, "object lookup failed", "key", key, "err", err)
 		httpError(sw, originStatus(err), "origin unavailable")
-		return
-	}
-	if !rec.Pass && !selects(rec, r.Header) {
-		// The fleet holds the variant for requests without these fields.
-		e.forward(sw, r, "shoal; fwd=miss; detail=vary")
 		return
 	}
 	if r.Header.Get("Authorization") != "" && !rec.Pass && !sharedWithAuthorization(rec) {

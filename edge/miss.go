@@ -246,7 +246,7 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		// The variant this response is: learned from its Vary.
 		target := targetOf(st.key)
 		key = variantKey(target, e.learnVary(target, resp.Header), st.reqHeader)
-		if key != target && (resp.ContentLength > e.cfg.Layout.SegmentSize || len(key) >= swarm.MaxKey-2) {
+		if key != target && (len(key) >= swarm.MaxKey-2 || resp.ContentLength > e.cfg.Layout.SegmentSize && !e.fleetVariant(key)) {
 			return nil // a variant the fleet could not refetch: relayed only
 		}
 	}
@@ -371,9 +371,10 @@ func clientRequest(r *http.Request) *http.Request {
 	return r
 }
 
-// serveVariant answers a plain GET that selects the variant stored, or to
-// be stored, under key vk (vary.go): from the edge's copy while it is
-// fresh and its segment at hand, else by forwarding the client's request.
+// serveVariant answers a plain GET that selects a variant the fleet does
+// not fetch (vary.go), stored or to be stored under key vk: from the
+// edge's copy while it is fresh and its segment at hand, else by
+// forwarding the client's request.
 func (e *Edge) serveVariant(ctx context.Context, w http.ResponseWriter, r *http.Request, vk string) {
 	if e.forwardMiss(w, r, vk, true) {
 		return

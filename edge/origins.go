@@ -144,9 +144,10 @@ func (ss *sites) forHost(host string) *site {
 	return ss.byHost["*"]
 }
 
-// split returns the site of a cache key and the request target (with its
-// variant suffix, if any) to send to that site's origin.
+// split returns the site of a cache key and the request target to send to
+// that site's origin (without a variant's fields: variantFields).
 func (ss *sites) split(key string) (*site, string, error) {
+	key = targetOf(key)
 	if ss.all != nil {
 		return ss.all, key, nil
 	}

@@ -452,9 +452,9 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 	if r.Status != 0 {
 		return nil, nil, fmt.Errorf("edge: a stored %d response to %s cannot be fetched by the fleet", r.Status, r.Key)
 	}
-	if targetOf(r.Key) != r.Key {
-		// A variant selected by client fields (vary.go): a fetch of the
-		// fleet's own would get another one.
+	if targetOf(r.Key) != r.Key && !e.fleetVariant(r.Key) {
+		// A variant selected by fields the fleet does not send (vary.go):
+		// a fetch of its own would get another one.
 		return nil, nil, fmt.Errorf("edge: segment %d of a variant of %s cannot be fetched by the fleet", idx, targetOf(r.Key))
 	}
 	// The segment is read straight into the buffer its shards will live
@@ -464,7 +464,7 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 		return nil, nil, err
 	}
 	buf := make([]byte, e.coder.EncodedLen(int(n)))
-	if err := o.client.FetchRange(ctx, target, r.IfRange(), r.Size, off, buf[:n]); err != nil {
+	if err := o.client.FetchVariantRange(ctx, target, variantFields(r.Key), r.IfRange(), r.Size, off, buf[:n]); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		if errors.Is(err, origin.ErrChanged) {
 			// The object changed under the fleet: forget this version so the

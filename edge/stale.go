@@ -71,9 +71,11 @@ func (e *Edge) refreshInBackground(key string, refresh func(ctx context.Context)
 // the origin evaluates If-None-Match first). A 304 refreshes old with the
 // fields it carries (RFC 9111 §4.3.4); anything else makes a new record.
 func (e *Edge) headOrigin(ctx context.Context, key string, old *Record) (*Record, error) {
-	var cond http.Header
+	cond := variantFields(key) // a variant's fields select it (vary.go)
 	if old != nil {
-		cond = http.Header{}
+		if cond == nil {
+			cond = http.Header{}
+		}
 		if old.ETag != "" {
 			cond.Set("If-None-Match", old.ETag)
 		}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // Vary (RFC 9111 §4.1). A variant is stored under its own key: the
@@ -15,15 +17,18 @@ import (
 // newline cannot occur in a request target, so variant keys never clash
 // with targets.
 //
-// The fleet fetches with requests of its own (the coordinator's HEAD, the
-// segment coordinators' ranged GETs) that carry none of the client's
-// fields, so what a fleet stores is the variant of requests without them,
-// under the target itself; a request that sends any of them is forwarded.
-// An edge alone forwards the client's own GET on a miss (miss.go) and so
-// also stores the variants of requests that send the fields, when the
-// object is one segment: it learns which fields the target varies on from
-// the responses, and keys later requests by them. "Vary: *" is never
-// stored.
+// An edge learns which fields a target varies on from the responses (the
+// record of the target, or a forwarded miss's response) and keys later
+// requests by them. The fleet fetches a variant with requests of its own
+// (the coordinator's HEAD, the segment coordinators' ranged GETs) that
+// carry the fields its key names, so a variant is looked up, stored,
+// placed and collapsed like any object, under its own key (fleetVariant).
+// Variants selected by credentials, cookies or fields that steer a fetch
+// (Authorization, Cookie, conditionals, Range, hop-by-hop fields) are not
+// fetched by the fleet: their values would travel between members and
+// into records, and the fleet's fetches set some of them itself; such a
+// request is forwarded, and an edge alone (miss.go) stores the variant of
+// one segment from the forwarded response. "Vary: *" is never stored.
 
 // varyFields returns the canonical names a Vary field lists, sorted and
 // unique, and whether it lists "*".
@@ -76,6 +81,45 @@ func variantKey(target string, fields []string, h http.Header) string {
 		b.WriteString(v)
 	}
 	return b.String()
+}
+
+// variantFields returns the request fields a variant key names, as the
+// fleet's fetches send them; nil for a plain target.
+func variantFields(key string) http.Header {
+	i := strings.IndexByte(key, '\n')
+	if i < 0 {
+		return nil
+	}
+	h := http.Header{}
+	for line := range strings.SplitSeq(key[i+1:], "\n") {
+		name, value, _ := strings.Cut(line, "=")
+		h[name] = []string{value}
+	}
+	return h
+}
+
+// unfetchedVary are the fields whose variants the fleet does not fetch
+// (see above).
+var unfetchedVary = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
+	"Range": true, "If-Range": true, "If-Match": true, "If-None-Match": true,
+	"If-Modified-Since": true, "If-Unmodified-Since": true,
+	"Host": true, "Content-Length": true, "Expect": true, "Max-Forwards": true,
+}
+
+// fleetVariant reports whether the fleet can look up and fetch the
+// variant key with requests of its own. Not with --trust-key: a
+// publisher's manifest signs a file's bytes, not its other variants.
+func (e *Edge) fleetVariant(key string) bool {
+	if e.signed != nil || len(key) > swarm.MaxKey-1 {
+		return false
+	}
+	for name := range variantFields(key) {
+		if unfetchedVary[name] || hopByHop[name] {
+			return false
+		}
+	}
+	return true
 }
 
 // targetOf returns the request target of a cache key.

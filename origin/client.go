@@ -273,6 +273,16 @@ func (c *Client) Head(ctx context.Context, target string, h http.Header) (*Info,
 // other bytes, or an unknown ("*") complete-length, is an error, not retried.
 // Requests ask for Accept-Encoding: identity. len(dst) == 0 sends nothing.
 func (c *Client) FetchRange(ctx context.Context, target, validator string, size, off int64, dst []byte) error {
+	return c.FetchVariantRange(ctx, target, nil, validator, size, off, dst)
+}
+
+// FetchVariantRange is FetchRange for the variant of target that requests
+// with the fields of variant select (RFC 9111 §4.1: a response that Vary
+// names them): they are sent with the range request, and an
+// Accept-Encoding among them replaces identity. The fields FetchRange sets
+// itself (Range, If-Range) and other preconditions are not taken from
+// variant: a variant is never selected by them.
+func (c *Client) FetchVariantRange(ctx context.Context, target string, variant http.Header, validator string, size, off int64, dst []byte) error {
 	n := int64(len(dst))
 	if off < 0 || size < 0 || off > size || n > size-off {
 		return fmt.Errorf("origin: GET %s: range [%d, %d) outside object of size %d", target, off, off+n, size)
@@ -307,9 +317,15 @@ func (c *Client) FetchRange(ctx context.Context, target, validator string, size,
 	rng = strconv.AppendInt(rng, off, 10)
 	rng = append(rng, '-')
 	rng = strconv.AppendInt(rng, last, 10)
-	h := http.Header{
-		"Range":           {string(rng)},
-		"Accept-Encoding": {"identity"},
+	h := http.Header{}
+	for name, vs := range variant {
+		if !rangeFields[http.CanonicalHeaderKey(name)] {
+			h[http.CanonicalHeaderKey(name)] = append([]string(nil), vs...)
+		}
+	}
+	h["Range"] = []string{string(rng)}
+	if h.Get("Accept-Encoding") == "" {
+		h["Accept-Encoding"] = []string{"identity"}
 	}
 	if validator != "" {
 		h["If-Range"] = []string{validator}
@@ -395,6 +411,13 @@ func (c *Client) FetchRange(ctx context.Context, target, validator string, size,
 			return resp.StatusCode >= 500, &StatusError{Op: http.MethodGet, Target: target, Code: resp.StatusCode}
 		}
 	})
+}
+
+// rangeFields are the fields a range fetch sets or must not carry: they
+// decide which bytes and which version come back.
+var rangeFields = map[string]bool{
+	"Range": true, "If-Range": true, "If-Match": true, "If-None-Match": true,
+	"If-Modified-Since": true, "If-Unmodified-Since": true,
 }
 
 // retry runs attempt up to c.attempts times, while it fails with retry set,

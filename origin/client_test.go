@@ -477,6 +477,44 @@ func TestFetchRangeOddOrigins(t *testing.T) {
 	}
 }
 
+// TestFetchVariantRange: a variant's fields go with the range request, an
+// Accept-Encoding among them replaces identity, and the fields that pick
+// the bytes and the version stay the fetch's own.
+func TestFetchVariantRange(t *testing.T) {
+	content := randomContent(10_000)
+	etag := `"v1"`
+	var got http.Header
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.Header().Set("ETag", etag)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
+	}))
+	t.Cleanup(ts.Close)
+	c := newTestClient(t, ts.URL, nil)
+	variant := http.Header{
+		"Accept-Language": {"fr"},
+		"Accept-Encoding": {"gzip"},
+		"Range":           {"bytes=0-0"},
+		"If-Range":        {`"other"`},
+		"If-None-Match":   {etag},
+	}
+	dst := make([]byte, 100)
+	if err := c.FetchVariantRange(t.Context(), "/x", variant, etag, int64(len(content)), 1000, dst); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dst, content[1000:1100]) {
+		t.Errorf("bytes differ")
+	}
+	for name, want := range map[string]string{"Accept-Language": "fr", "Accept-Encoding": "gzip", "Range": "bytes=1000-1099", "If-Range": etag, "If-None-Match": ""} {
+		if v := got.Get(name); v != want {
+			t.Errorf("request %s %q, want %q", name, v, want)
+		}
+	}
+	if variant.Get("Range") != "bytes=0-0" {
+		t.Errorf("the caller's header was modified")
+	}
+}
+
 func TestMaxConcurrent(t *testing.T) {
 	const limit = 3
 	var inflight, peak atomic.Int32

@@ -46,7 +46,7 @@ go build -o "$work/shoal" "$root/cmd/shoal"
 "$work/shoal" certs --dir "$work/tls" >/dev/null
 
 (cd "$pkg" && npm_config_port=$server_port npm_config_pidfile="$work/server.pid" \
-	npm_package_config_protocol=http node server/server.mjs >"$work/server.log" 2>&1) &
+	npm_package_config_protocol=http exec node server/server.mjs >"$work/server.log" 2>&1) &
 pids+=($!)
 "$work/shoal" edge --origin "http://127.0.0.1:$server_port" --listen "127.0.0.1:$edge_port" \
 	--peer-listen "127.0.0.1:$peer_port" --tls-dir "$work/tls" --admin-listen "" \
