@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -89,4 +90,67 @@ func (o *scriptedOrigin) seenFor(target string) []seenRequest {
 		}
 	}
 	return out
+}
+
+// TestRFC9111CacheKey: the key is the request target as sent (RFC 9111 §2:
+// the target URI), with no normalisation that could merge two resources the
+// origin tells apart; with one origin the client's Host is not part of it
+// (every Host names that origin's resource; TestSeveralSites covers keys
+// per site).
+func TestRFC9111CacheKey(t *testing.T) {
+	c, o := newScriptedCluster(t, 2, nil)
+	tests := []struct {
+		name string
+		a, b string // two targets
+		same bool   // one object
+	}{
+		{"RFC9111-2/query-in-key", "/key?a=1", "/key?a=2", false},
+		{"RFC9111-2/query-order-kept", "/key?a=1&b=2", "/key?b=2&a=1", false},
+		{"RFC9111-2/empty-query-kept", "/key2?", "/key2", false},
+		{"RFC3986-6.2.2.2/percent-encoding-kept", "/key%41", "/keyA", false},
+		{"RFC3986-6.2.2.1/percent-case-kept", "/key%2a", "/key%2A", false},
+		{"RFC9111-2/same-target-one-object", "/key3?x=1", "/key3?x=1", true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wa, wb := body(300+i), body(400+i)
+			o.set(tt.a, 200, wa, "ETag", fmt.Sprintf(`"a%d"`, i), "Cache-Control", "max-age=3600")
+			if !tt.same {
+				o.set(tt.b, 200, wb, "ETag", fmt.Sprintf(`"b%d"`, i), "Cache-Control", "max-age=3600")
+			} else {
+				wb = wa
+			}
+			for round := range 2 {
+				_, got := c.get(round, tt.a)
+				sameBytes(t, tt.a, got, wa)
+				_, got = c.get(1-round, tt.b)
+				sameBytes(t, tt.b, got, wb)
+			}
+			gets := o.count(http.MethodGet, tt.a, "")
+			if !tt.same {
+				gets += o.count(http.MethodGet, tt.b, "")
+			}
+			if want := map[bool]int{true: 1, false: 2}[tt.same]; gets != want {
+				t.Errorf("origin saw %d GETs, want %d", gets, want)
+			}
+		})
+	}
+	t.Run("RFC9110-7.2/host-not-in-key-with-one-origin", func(t *testing.T) {
+		want := body(999)
+		o.set("/host", 200, want, "ETag", `"h"`, "Cache-Control", "max-age=3600")
+		for i, host := range []string{"a.example", "B.example:8080"} {
+			req, _ := http.NewRequest(http.MethodGet, c.edges[i].url+"/host", nil)
+			req.Host = host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			sameBytes(t, host, got, want)
+		}
+		if n := o.count(http.MethodGet, "/host", ""); n != 1 {
+			t.Errorf("origin saw %d GETs, want 1: two Hosts of one origin name one resource", n)
+		}
+	})
 }
