@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/shoalcdn/shoal/swarm"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Vary (RFC 9111 §4.1). A variant is stored under its own key: the
@@ -114,8 +115,11 @@ func (e *Edge) fleetVariant(key string) bool {
 	if e.signed != nil || len(key) > swarm.MaxKey-1 {
 		return false
 	}
-	for name := range variantFields(key) {
-		if unfetchedVary[name] || hopByHop[name] {
+	for name, vs := range variantFields(key) {
+		// A key made here is canonical and valid; one from a peer must be
+		// too, so that the deny list above cannot be dodged by spelling.
+		if unfetchedVary[name] || hopByHop[name] || name != http.CanonicalHeaderKey(name) ||
+			!httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(vs[0]) {
 			return false
 		}
 	}

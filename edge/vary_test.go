@@ -215,3 +215,38 @@ func TestRFC9111FleetVariantsNotFetched(t *testing.T) {
 		t.Errorf("origin saw %d GETs without the cookie, want 1", n)
 	}
 }
+
+func TestFleetVariantKeys(t *testing.T) {
+	e := &Edge{}
+	tests := []struct {
+		key  string
+		want bool
+	}{
+		{"/a", true},
+		{"/a\nAccept-Language=fr", true},
+		{"//h/a\nAccept-Encoding=gzip,br\nAccept-Language=", true},
+		{"/a\nCookie=id=1", false},
+		{"/a\ncookie=id=1", false}, // not canonical: a peer's spelling
+		{"/a\nAuthorization=Bearer x", false},
+		{"/a\nIf-None-Match=\"x\"", false},
+		{"/a\nRange=bytes=0-1", false},
+		{"/a\nConnection=close", false},
+		{"/a\nTe=trailers", false},
+		{"/a\nX-Bad Name=1", false},
+		{"/a\nX-Ctl=a\rb", false},
+		{"/a\n=1", false},
+		{"/a\n" + strings.Repeat("X", 70000), false},
+	}
+	for _, tt := range tests {
+		if got := e.fleetVariant(tt.key); got != tt.want {
+			t.Errorf("fleetVariant(%.40q) = %v, want %v", tt.key, got, tt.want)
+		}
+	}
+	h := variantFields("/a\nAccept-Encoding=gzip,br\nAccept-Language=fr")
+	if h.Get("Accept-Encoding") != "gzip,br" || h.Get("Accept-Language") != "fr" || len(h) != 2 {
+		t.Errorf("variantFields = %v", h)
+	}
+	if variantFields("/a?x=1") != nil {
+		t.Error("a target has variant fields")
+	}
+}
