@@ -1,9 +1,11 @@
 package origin
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"sync"
+	"syscall"
 )
 
 // Limited returns rt held to the client's MaxConcurrent, for requests to
@@ -31,6 +33,13 @@ func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, req.Context().Err()
 	}
 	resp, err := t.rt.RoundTrip(req)
+	if err != nil && droppedConn(err) && replayable(req) && req.Context().Err() == nil {
+		// The origin closed the connection before it answered (a
+		// keep-alive connection it timed out as the request went out, or
+		// a restart): a safe request without a body is sent once more,
+		// on a new connection, as browsers do, rather than answered 502.
+		resp, err = t.rt.RoundTrip(req)
+	}
 	if err != nil {
 		<-t.sem
 		return nil, err
@@ -66,4 +75,21 @@ func (b *releaseRWC) Close() error {
 	err := b.ReadWriteCloser.Close()
 	b.release()
 	return err
+}
+
+// droppedConn reports whether err is the origin closing or resetting the
+// connection before its response header came.
+func droppedConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// replayable reports whether req may be sent again: a safe method
+// (RFC 9110 §9.2.1) without a body.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return req.Body == nil || req.Body == http.NoBody
+	}
+	return false
 }

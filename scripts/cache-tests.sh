@@ -13,7 +13,9 @@
 # 17000/udp (peers), override with CT_SERVER_PORT, CT_EDGE_PORT,
 # CT_PEER_PORT. Prints a summary; writes the raw results to $1 if given.
 # CT_ID=<test id> runs that one test with the suite's dump of every
-# request and response, and no summary.
+# request and response, and no summary. Exits 1 when Shoal passes no more
+# tests than ATS or fails a required test that nginx or Varnish passes
+# (.ci/run runs it), 2 when a tool is missing.
 set -euo pipefail
 
 version=0.4.5
@@ -30,17 +32,35 @@ done
 pkg=$dir/node_modules/http-cache-tests
 if [ ! -f "$pkg/package.json" ] || ! grep -q "\"version\": \"$version\"" "$pkg/package.json"; then
 	mkdir -p "$dir"
-	(cd "$dir" && npm install --no-audit --no-fund --silent "http-cache-tests@$version" >/dev/null)
+	for attempt in 1 2 3; do
+		(cd "$dir" && npm install --no-audit --no-fund --silent "http-cache-tests@$version" >/dev/null) && break
+		[ "$attempt" = 3 ] && { echo "cache-tests: npm install http-cache-tests@$version failed" >&2; exit 2; }
+		echo "cache-tests: npm install failed (attempt $attempt of 3); retrying in 15 s" >&2
+		sleep 15
+	done
 fi
 
 work=$(mktemp -d)
 pids=()
 cleanup() {
+	status=$?
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	if [ "$status" != 0 ] && [ -f "$work/edge.log" ]; then
+		echo "cache-tests: the edge's log (warnings and errors):" >&2
+		tail -n 40 "$work/edge.log" >&2
+	fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
+
+answers() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/")" != 000 ]; }
+for port in "$server_port" "$edge_port"; do
+	if answers "$port"; then
+		echo "cache-tests: something already listens on 127.0.0.1:$port (a run left behind?); set CT_SERVER_PORT/CT_EDGE_PORT" >&2
+		exit 2
+	fi
+done
 
 go build -o "$work/shoal" "$root/cmd/shoal"
 "$work/shoal" certs --dir "$work/tls" >/dev/null
@@ -52,14 +72,19 @@ pids+=($!)
 	--peer-listen "127.0.0.1:$peer_port" --tls-dir "$work/tls" --admin-listen "" \
 	--forward-misses --log-level warn >"$work/edge.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-	if curl -fsS -o /dev/null "http://127.0.0.1:$server_port/" 2>/dev/null || [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$server_port/")" != 000 ]; then
-		if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$edge_port/")" != 000 ]; then
-			break
-		fi
+ready=""
+for _ in $(seq 300); do
+	if answers "$server_port" && answers "$edge_port"; then
+		ready=1
+		break
 	fi
 	sleep 0.1
 done
+if [ -z "$ready" ]; then
+	echo "cache-tests: the test server or the edge did not come up in 30 s; the server's log:" >&2
+	tail -n 20 "$work/server.log" >&2
+	exit 1
+fi
 
 if [ -n "${CT_ID:-}" ]; then
 	(cd "$pkg" && npm_config_base="http://127.0.0.1:$edge_port" npm_config_id="$CT_ID" npm_package_config_id="$CT_ID" \
@@ -68,6 +93,11 @@ if [ -n "${CT_ID:-}" ]; then
 fi
 (cd "$pkg" && npm_config_base="http://127.0.0.1:$edge_port" npm_config_id="" npm_package_config_id="" \
 	node --no-warnings cli.mjs) >"$work/results.json"
+if ! [ -s "$work/results.json" ]; then
+	echo "cache-tests: the suite gave no results; the test server's log:" >&2
+	tail -n 20 "$work/server.log" >&2
+	exit 1
+fi
 [ -n "$out" ] && cp "$work/results.json" "$out"
 
 node --input-type=module - "$pkg" "$work/results.json" <<'JS'
@@ -102,4 +132,11 @@ const lost = ids.filter(id => kind(id) === 'required' && impls.shoal[id] !== tru
   (impls.nginx[id] === true || impls.Varnish[id] === true))
 console.log(`required tests shoal fails that nginx or Varnish passes: ${lost.length}`)
 for (const id of lost) console.log(`  ${id}: ${JSON.stringify(impls.shoal[id])}`)
+// The claims of README's HTTP semantics: more passed than ATS, and no
+// required test lost to nginx or Varnish. Either failing fails the run.
+const passed = res => ids.filter(id => res[id] === true).length
+if (lost.length > 0 || passed(impls.shoal) <= passed(impls.ATS)) {
+  console.log('cache-tests: FAILED (want more passed than ATS and no required test that nginx or Varnish passes failed)')
+  process.exit(1)
+}
 JS
