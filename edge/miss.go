@@ -152,6 +152,11 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, v
 	return true
 }
 
+// pendingWait bounds how long a request with a fresh record waits for the
+// forwarded miss still streaming its body, so a slow first client delays
+// the others only so long.
+const pendingWait = 5 * time.Second
+
 // waitPending waits for a forwarded miss of key in flight on this edge.
 func (e *Edge) waitPending(ctx context.Context, key string) {
 	if p, ok := e.pending.Load(key); ok {

@@ -52,6 +52,12 @@ const (
 func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
 	local, ok := e.records.Get(key)
 	if ok && usable(local, stale) {
+		// A forwarded miss that made this record may still be streaming
+		// the one segment it stores (miss.go): its bytes are in memory
+		// once it ends, where reading now would fetch them again.
+		wctx, cancel := context.WithTimeout(ctx, pendingWait)
+		e.waitPending(wctx, key)
+		cancel()
 		return local, false, nil
 	}
 	now := time.Now()
