@@ -211,7 +211,13 @@ func (n *Node) removeMember(id string, state MemberState) {
 	defer n.memMu.Unlock()
 	m, ok := n.mem.live[id]
 	if !ok || id == n.nodeID() {
-		// This node leaves by stopping, and never drops itself.
+		// This node leaves by stopping, and never drops itself. A goodbye
+		// from a member already taken for dead (a false death under load,
+		// or its goodbye overtaken) says what became of it.
+		if g, gone := n.mem.gone[id]; gone && state == StateLeft && g.State == StateDead {
+			g.State = StateLeft
+			n.mem.gone[id] = g
+		}
 		return
 	}
 	delete(n.mem.live, id)
