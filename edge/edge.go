@@ -61,7 +61,9 @@ type Config struct {
 	// the shards whose placement moved are rebuilt and sent to their new
 	// holders (see repair.go). Zero means 2s; negative turns repair off.
 	RepairDelay time.Duration
-	// PeerTimeout bounds one shard request to a peer. Zero means 5s.
+	// PeerTimeout bounds one shard request to a peer, or push to one, while
+	// the links are fast: where transfers are seen to take longer, the
+	// bound follows them, up to a minute (timeouts.go). Zero means 5s.
 	PeerTimeout time.Duration
 	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
 	// when the origin sends no explicit lifetime. Zero means 24h.
@@ -143,6 +145,7 @@ type Edge struct {
 	vary       varyIndex // how targets vary (vary.go)
 
 	hedge    *hedgeTimer
+	xfer     *transferClock // shard transfer timeouts (timeouts.go)
 	repair   *repairer
 	pushSem  chan struct{} // shard pushes to peers in flight
 	diskSem  chan struct{} // background store writes in flight
@@ -213,6 +216,7 @@ func New(cfg Config) (*Edge, error) {
 		records: newSizedLRU[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
 		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, (*memSegment).cost),
 		hedge:   newHedgeTimer(cfg.HedgeDelay),
+		xfer:    newTransferClock(cfg.PeerTimeout),
 		pushSem: make(chan struct{}, 64),
 		diskSem: make(chan struct{}, 16),
 		hot:     newHotObjects(),

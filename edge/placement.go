@@ -76,15 +76,15 @@ func (p *placement) settle(ok bool) {
 	}
 }
 
-// waitPlaced waits, at most the peer timeout, until k of p's shards are at
-// their holders (true) or every shard is settled with fewer (false). The
-// requester need not wait for the others: it reads the first k that
-// answer.
-func (e *Edge) waitPlaced(ctx context.Context, p *placement) bool {
+// waitPlaced waits, at most a push's timeout (timeouts.go), until k of p's
+// shards of shardLen bytes are at their holders (true) or every shard is
+// settled with fewer (false). The requester need not wait for the others:
+// it reads the first k that answer.
+func (e *Edge) waitPlaced(ctx context.Context, p *placement, shardLen int) bool {
 	if p == nil {
 		return false
 	}
-	t := time.NewTimer(e.cfg.PeerTimeout)
+	t := time.NewTimer(e.xfer.timeout(shardLen))
 	defer t.Stop()
 	select {
 	case <-p.enough:
@@ -116,7 +116,7 @@ func (e *Edge) serveFill(ctx context.Context, payload []byte) (*swarm.Segment, e
 	if err != nil || !placed {
 		return s, err
 	}
-	if !e.waitPlaced(ctx, p) {
+	if !e.waitPlaced(ctx, p, s.Descriptor.ShardLen) {
 		e.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil)
 		return s, nil
 	}
