@@ -51,7 +51,7 @@ type Config struct {
 	ReadAhead int
 	// HedgeDelay is how long a segment read waits for its first k shards
 	// before it asks one more holder. Zero means learned: 1.25 times the
-	// 95th percentile of recent shard fetches, within 2ms..1s (100ms until
+	// 95th percentile of recent shard fetches, within 2ms..10s (100ms until
 	// 32 fetches have been seen).
 	HedgeDelay time.Duration
 	// OriginLimit caps the bytes per second read from the origin (a token
@@ -200,6 +200,9 @@ func New(cfg Config) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	cfg.MemoryCache = orDefault(cfg.MemoryCache, 256<<20)
+	if cfg.ReadAhead < 0 {
+		return nil, fmt.Errorf("edge: ReadAhead %d is negative", cfg.ReadAhead)
+	}
 	cfg.ReadAhead = orDefault(cfg.ReadAhead, 2)
 	cfg.PeerTimeout = orDefault(cfg.PeerTimeout, 5*time.Second)
 	cfg.MaxHeuristicFreshness = orDefault(cfg.MaxHeuristicFreshness, 24*time.Hour)

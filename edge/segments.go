@@ -497,7 +497,7 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte) *placement {
 	self := e.node.Self()
 	holders := e.node.Holders(id, len(shards))
-	p := newPlacement(e.cfg.Layout.Params.K, len(holders))
+	p := newPlacement(e.cfg.Layout.Params.K, len(holders), pushLanes)
 	for i, h := range holders {
 		sid := erasure.ShardID{Segment: id, Index: uint8(i)}
 		if h == self {
@@ -535,11 +535,9 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 			continue
 		}
 		data := shards[i]
-		if !e.goTracked(e.xfer.timeout(len(data)), func(ctx context.Context) {
+		if !e.goTracked(0, func(ctx context.Context) {
 			defer func() { <-e.pushSem }()
-			start := time.Now()
-			err := e.node.PutShard(ctx, h, sid, d, data)
-			e.xfer.observeTransfer(ctx, len(data), start, err)
+			err := e.push(ctx, p, h, sid, d, data)
 			p.settle(err == nil)
 			if err != nil {
 				e.m.pushes.WithLabelValues("error").Inc()
