@@ -47,7 +47,7 @@ type Config struct {
 	// Limit and ScrubRate. The edge sets Logger and OnCorrupt.
 	Store StoreConfig
 	// ReadAhead is how many segments a response fetches ahead of the one it
-	// is sending. Zero means 2.
+	// is sending. Zero means 2; negative is an error.
 	ReadAhead int
 	// HedgeDelay is how long a segment read waits for its first k shards
 	// before it asks one more holder. Zero means learned: 1.25 times the
