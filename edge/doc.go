@@ -35,7 +35,10 @@
 //     before the origin (the one given up for dead may have placed it).
 //
 // Steps 2 to 4 run once per segment at a time on an edge, however many
-// clients want it.
+// clients want it. A shard read or push is given PeerTimeout on fast
+// links and, where transfers are seen to take longer, four times what the
+// slowest recent ones took for its size (timeouts.go); a fill pushes its
+// shards two at a time, so that the first k are placed early.
 //
 // The object record (size, validators, headers, freshness) comes the same
 // way: local, else the object's coordinator (one HEAD per object per

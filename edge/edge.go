@@ -47,11 +47,11 @@ type Config struct {
 	// Limit and ScrubRate. The edge sets Logger and OnCorrupt.
 	Store StoreConfig
 	// ReadAhead is how many segments a response fetches ahead of the one it
-	// is sending. Zero means 2.
+	// is sending. Zero means 2; negative is an error.
 	ReadAhead int
 	// HedgeDelay is how long a segment read waits for its first k shards
 	// before it asks one more holder. Zero means learned: 1.25 times the
-	// 95th percentile of recent shard fetches, within 2ms..1s (100ms until
+	// 95th percentile of recent shard fetches, within 2ms..10s (100ms until
 	// 32 fetches have been seen).
 	HedgeDelay time.Duration
 	// OriginLimit caps the bytes per second read from the origin (a token
@@ -61,7 +61,9 @@ type Config struct {
 	// the shards whose placement moved are rebuilt and sent to their new
 	// holders (see repair.go). Zero means 2s; negative turns repair off.
 	RepairDelay time.Duration
-	// PeerTimeout bounds one shard request to a peer. Zero means 5s.
+	// PeerTimeout bounds one shard request to a peer, or push to one, while
+	// the links are fast: where transfers are seen to take longer, the
+	// bound follows them, up to a minute (timeouts.go). Zero means 5s.
 	PeerTimeout time.Duration
 	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
 	// when the origin sends no explicit lifetime. Zero means 24h.
@@ -143,6 +145,7 @@ type Edge struct {
 	vary       varyIndex // how targets vary (vary.go)
 
 	hedge    *hedgeTimer
+	xfer     *transferClock // shard transfer timeouts (timeouts.go)
 	repair   *repairer
 	pushSem  chan struct{} // shard pushes to peers in flight
 	diskSem  chan struct{} // background store writes in flight
@@ -197,6 +200,9 @@ func New(cfg Config) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	cfg.MemoryCache = orDefault(cfg.MemoryCache, 256<<20)
+	if cfg.ReadAhead < 0 {
+		return nil, fmt.Errorf("edge: ReadAhead %d is negative", cfg.ReadAhead)
+	}
 	cfg.ReadAhead = orDefault(cfg.ReadAhead, 2)
 	cfg.PeerTimeout = orDefault(cfg.PeerTimeout, 5*time.Second)
 	cfg.MaxHeuristicFreshness = orDefault(cfg.MaxHeuristicFreshness, 24*time.Hour)
@@ -213,6 +219,7 @@ func New(cfg Config) (*Edge, error) {
 		records: newSizedLRU[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
 		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, (*memSegment).cost),
 		hedge:   newHedgeTimer(cfg.HedgeDelay),
+		xfer:    newTransferClock(cfg.PeerTimeout),
 		pushSem: make(chan struct{}, 64),
 		diskSem: make(chan struct{}, 16),
 		hot:     newHotObjects(),

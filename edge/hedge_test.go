@@ -20,8 +20,16 @@ func TestHedgeTimerLearns(t *testing.T) {
 	if got := h.delay(); got != 5*time.Millisecond {
 		t.Errorf("p95 of 4ms fetches ×1.25: got %v, want 5ms", got)
 	}
+	// Slow links, not a slow peer: 3s per shard fetch. A hedge after the
+	// old cap of 1s would double nearly every request.
 	for range 256 {
-		h.observe(10 * time.Second)
+		h.observe(3 * time.Second)
+	}
+	if got, want := h.delay(), 3750*time.Millisecond; got != want {
+		t.Errorf("slow links: got %v, want %v (×1.25, not capped at 1s)", got, want)
+	}
+	for range 256 {
+		h.observe(time.Minute)
 	}
 	if got := h.delay(); got != hedgeMax {
 		t.Errorf("slow fleet: got %v, want the cap %v", got, hedgeMax)

@@ -55,10 +55,11 @@ type placement struct {
 	placed  atomic.Int32
 	enough  chan struct{}
 	done    chan struct{}
+	lanes   chan struct{} // the pushes in flight (see push)
 }
 
-func newPlacement(k, shards int) *placement {
-	p := &placement{k: int32(k), enough: make(chan struct{}), done: make(chan struct{})}
+func newPlacement(k, shards, lanes int) *placement {
+	p := &placement{k: int32(k), enough: make(chan struct{}), done: make(chan struct{}), lanes: make(chan struct{}, max(lanes, 1))}
 	p.pending.Store(int32(shards))
 	if shards == 0 {
 		close(p.done)
@@ -76,15 +77,42 @@ func (p *placement) settle(ok bool) {
 	}
 }
 
-// waitPlaced waits, at most the peer timeout, until k of p's shards are at
-// their holders (true) or every shard is settled with fewer (false). The
-// requester need not wait for the others: it reads the first k that
-// answer.
-func (e *Edge) waitPlaced(ctx context.Context, p *placement) bool {
+// pushLanes is how many of one fill's shard pushes are in flight at once.
+// The coordinator's uplink carries them all, and pushes sent together
+// share it, so all of them (five of six shards) arrived at about the same
+// time, late; sent two at a time, the first k are placed in about
+// (k-1)/5 of that time (k = 4, m = 2), and the placed answer, which waits
+// for k, leaves that much earlier. Two rather than one, so that one slow
+// holder does not hold up the others.
+const pushLanes = 2
+
+// push sends one shard of p's segment to its holder, in one of p's lanes,
+// within the learned timeout of a transfer its size (timeouts.go), which
+// starts once the lane is free.
+func (e *Edge) push(ctx context.Context, p *placement, peer string, sid erasure.ShardID, d *erasure.Descriptor, data []byte) error {
+	select {
+	case p.lanes <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.lanes }()
+	ctx, cancel := context.WithTimeout(ctx, e.xfer.timeout(len(data)))
+	defer cancel()
+	start := time.Now()
+	err := e.node.PutShard(ctx, peer, sid, d, data)
+	e.xfer.observeTransfer(ctx, len(data), start, err)
+	return err
+}
+
+// waitPlaced waits, at most the timeout of k pushes (timeouts.go), until k
+// of p's shards of shardLen bytes are at their holders (true) or every
+// shard is settled with fewer (false). The requester need not wait for the
+// others: it reads the first k that answer.
+func (e *Edge) waitPlaced(ctx context.Context, p *placement, shardLen int) bool {
 	if p == nil {
 		return false
 	}
-	t := time.NewTimer(e.cfg.PeerTimeout)
+	t := time.NewTimer(e.xfer.timeout(int(p.k) * shardLen))
 	defer t.Stop()
 	select {
 	case <-p.enough:
@@ -116,7 +144,7 @@ func (e *Edge) serveFill(ctx context.Context, payload []byte) (*swarm.Segment, e
 	if err != nil || !placed {
 		return s, err
 	}
-	if !e.waitPlaced(ctx, p) {
+	if !e.waitPlaced(ctx, p, s.Descriptor.ShardLen) {
 		e.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil)
 		return s, nil
 	}

@@ -201,7 +201,7 @@ func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders 
 		remote = e.nearestFirst(holders, remote, n/k)
 	}
 	if ready == nil && len(remote) > 0 {
-		e.fetchShards(ctx, id, holders, remote, add, func() int {
+		e.fetchShards(ctx, id, (n+k-1)/k, holders, remote, add, func() int {
 			if ready != nil {
 				return 0
 			}
@@ -243,7 +243,9 @@ func maxHave(groups map[string]*shardGroup) int {
 // fetchShards asks holders for the shards in candidates (indices, in order
 // of preference), as many at a time as needed() says are missing, until
 // needed() is zero or the candidates run out. add runs on this goroutine.
-func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []string, candidates []int, add func(int, *erasure.Descriptor, []byte), needed func() int) {
+// Each request gets the learned timeout of a shard of shardLen bytes
+// (timeouts.go).
+func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen int, holders []string, candidates []int, add func(int, *erasure.Descriptor, []byte), needed func() int) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // cancels the requests still in flight once k arrived
 	results := make(chan shardResult, len(candidates))
@@ -257,13 +259,14 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, holders []
 		inflight++
 		peer := holders[i]
 		go func() {
-			rctx, rcancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
+			rctx, rcancel := context.WithTimeout(ctx, e.xfer.timeout(shardLen))
 			defer rcancel()
 			start := time.Now()
 			d, data, err := e.node.GetShard(rctx, peer, erasure.ShardID{Segment: id, Index: uint8(i)})
 			if err == nil {
 				e.hedge.observe(time.Since(start))
 			}
+			e.xfer.observeTransfer(rctx, shardLen, start, err)
 			results <- shardResult{index: i, d: d, data: data, err: err, peer: peer, hedged: hedged}
 		}()
 		return true
@@ -494,7 +497,7 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte) *placement {
 	self := e.node.Self()
 	holders := e.node.Holders(id, len(shards))
-	p := newPlacement(e.cfg.Layout.Params.K, len(holders))
+	p := newPlacement(e.cfg.Layout.Params.K, len(holders), pushLanes)
 	for i, h := range holders {
 		sid := erasure.ShardID{Segment: id, Index: uint8(i)}
 		if h == self {
@@ -532,9 +535,9 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 			continue
 		}
 		data := shards[i]
-		if !e.goTracked(e.cfg.PeerTimeout, func(ctx context.Context) {
+		if !e.goTracked(0, func(ctx context.Context) {
 			defer func() { <-e.pushSem }()
-			err := e.node.PutShard(ctx, h, sid, d, data)
+			err := e.push(ctx, p, h, sid, d, data)
 			p.settle(err == nil)
 			if err != nil {
 				e.m.pushes.WithLabelValues("error").Inc()

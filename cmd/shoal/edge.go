@@ -46,6 +46,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fwdMisses   = fs.Bool("forward-misses", false, "an edge alone in its fleet forwards a cold GET miss as the client's own request: one origin request per miss, but a response longer than one segment is cut after its header and the bytes already sent are wasted")
 		staleOnErr  = fs.Duration("serve-stale-on-error", 0, "how long past freshness an object may be served while the origin fails, unless its response forbids it or sets stale-if-error (0: never)")
 		maxRanges   = fs.Int("max-ranges", 16, "ranges per request, after merging, beyond which Range is ignored and the whole object sent")
+		readAhead   = fs.Int("read-ahead", 2, "segments a response reads ahead of the one it sends (memory: this many segments per response)")
 		segSize     = int64(erasure.DefaultSegmentSize)
 		memCache    = int64(256 << 20)
 		diskCache   = int64(0)
@@ -63,6 +64,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	clients := addFrontFlags(fs) // --tls-listen, --h3-listen, limits: front.go
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
+	}
+	if *readAhead < 1 || *readAhead > 64 {
+		return fmt.Errorf("--read-ahead %d: want 1 to 64 segments", *readAhead)
 	}
 	log, err := logger(stderr)
 	if err != nil {
@@ -150,6 +154,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		PlacedFills:           *placedFills,
 		FillProbe:             *fillProbe,
 		MaxRanges:             *maxRanges,
+		ReadAhead:             *readAhead,
 	})
 	if err != nil {
 		return err

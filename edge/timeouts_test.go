@@ -1,0 +1,207 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestTransferClockLearns(t *testing.T) {
+	const base = 5 * time.Second
+	c := newTransferClock(base)
+	for range transferMinSamples - 1 {
+		c.observe(1<<20, 30*time.Second)
+	}
+	if got := c.timeout(1 << 20); got != base {
+		t.Fatalf("before %d samples: %v, want PeerTimeout %v", transferMinSamples, got, base)
+	}
+	// Fast links: a 1 MiB shard in 10ms, so 4 × 10ms is far below the floor.
+	c = newTransferClock(base)
+	for range 100 {
+		c.observe(1<<20, 10*time.Millisecond)
+	}
+	if got := c.timeout(1 << 20); got != base {
+		t.Errorf("fast links: %v, want PeerTimeout %v", got, base)
+	}
+	// Slow links: 1 MiB in 3s (a 25 Mbit/s uplink shared by a few
+	// transfers): four times that, scaled to the size asked about.
+	for range transferSamples {
+		c.observe(1<<20, 3*time.Second)
+	}
+	if got, want := c.timeout(1<<20), 12*time.Second; got != want {
+		t.Errorf("slow links, 1 MiB: %v, want %v", got, want)
+	}
+	if got, want := c.timeout(2<<20), 24*time.Second; got != want {
+		t.Errorf("slow links, 2 MiB: %v, want %v", got, want)
+	}
+	if got := c.timeout(100 << 20); got != maxTransferTimeout {
+		t.Errorf("100 MiB: %v, want the cap %v", got, maxTransferTimeout)
+	}
+	// Small transfers say nothing about throughput.
+	c = newTransferClock(base)
+	for range 100 {
+		c.observe(1<<10, time.Minute)
+	}
+	if got := c.timeout(1 << 20); got != base {
+		t.Errorf("after small transfers only: %v, want %v", got, base)
+	}
+	// A PeerTimeout above the cap stays the floor.
+	if got := newTransferClock(2 * time.Minute).timeout(1 << 20); got != 2*time.Minute {
+		t.Errorf("long PeerTimeout: %v", got)
+	}
+}
+
+// TestTransferClockCountsTimeouts: a transfer that ran out of its own time
+// is a sample of at least that long, so repeated timeouts stretch the
+// next; a cancellation or another failure is no sample.
+func TestTransferClockCountsTimeouts(t *testing.T) {
+	c := newTransferClock(100 * time.Millisecond)
+	other := errors.New("connection refused")
+	for range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		c.observeTransfer(ctx, 1<<20, time.Now().Add(-time.Second), context.Canceled)
+		c.observeTransfer(context.Background(), 1<<20, time.Now().Add(-time.Second), other)
+	}
+	if c.n != 0 {
+		t.Fatalf("cancelled and failed transfers gave %d samples, want 0", c.n)
+	}
+	// A parent's deadline still ahead: not this transfer's timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	c.observeTransfer(ctx, 1<<20, time.Now().Add(-time.Second), context.DeadlineExceeded)
+	cancel()
+	if c.n != 0 {
+		t.Fatalf("a deadline error under a live deadline gave a sample")
+	}
+	prev := c.timeout(1 << 20)
+	for round := range 3 {
+		to := c.timeout(1 << 20)
+		for range transferMinSamples {
+			ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+			c.observeTransfer(ctx, 1<<20, time.Now().Add(-to), fmt.Errorf("get shard: %w", context.DeadlineExceeded))
+			cancel()
+		}
+		next := c.timeout(1 << 20)
+		if next <= prev {
+			t.Fatalf("round %d: after timeouts of %v the timeout is %v, want longer", round, to, next)
+		}
+		prev = next
+	}
+}
+
+// pacedConn is a peer socket whose sends are paced, as over a slow uplink.
+type pacedConn struct {
+	net.PacketConn
+	perPacket time.Duration
+	off       *atomic.Bool
+}
+
+func (c *pacedConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if !c.off.Load() {
+		time.Sleep(c.perPacket)
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+// TestSlowLinksStretchShardTimeouts: over peer links far slower than
+// PeerTimeout allows for a shard (every packet paced: a 64 KiB shard takes
+// several times the 10ms PeerTimeout), the first shard transfers time out
+// and every edge learns a longer timeout from it (with the fixed one, they
+// kept timing out: 10 shard transfers completed and 122 failed for one
+// object). Then an object placed by one edge's read is read by the others,
+// shards arriving from its holders. Every byte is right and the origin
+// sends each segment once.
+func TestSlowLinksStretchShardTimeouts(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	var fast atomic.Bool
+	const peerTimeout = 10 * time.Millisecond
+	c := newClusterConns(t, o, 3, func(cfg *Config) {
+		cfg.PeerTimeout = peerTimeout
+		cfg.HedgeDelay = time.Minute // no hedges: one request per shard
+		cfg.PlacedFills = true
+	}, func(i int, pc net.PacketConn) net.PacketConn {
+		return &pacedConn{PacketConn: pc, perPacket: time.Millisecond, off: &fast}
+	})
+	t.Cleanup(func() {
+		// Closed at once: a graceful shutdown waits for the transfers
+		// still crawling over the paced links.
+		fast.Store(true)
+		for i := range c.edges {
+			c.kill(i)
+		}
+	})
+	shardLen := int(testLayout.SegmentSize) / testLayout.Params.K
+	const size = 3*256<<10 + 123
+	var sent int64
+	for w := 0; ; w++ {
+		learned := 0
+		for _, e := range c.edges {
+			if e.xfer.timeout(shardLen) > peerTimeout {
+				learned++
+			}
+		}
+		if learned == len(c.edges) {
+			break
+		}
+		if w == 8 {
+			t.Fatalf("after %d objects over slow links, %d of %d edges still give a shard %v", w, len(c.edges)-learned, len(c.edges), peerTimeout)
+		}
+		path := fmt.Sprintf("/warm-%d.bin", w)
+		want := o.put(t, path, size, uint64(w))
+		for i := range c.edges {
+			_, got := c.get(i, path)
+			sameBytes(t, fmt.Sprintf("%s through edge %d", path, i), got, want)
+		}
+		sent += int64(size)
+	}
+	want := o.put(t, "/placed.bin", size, 99)
+	_, got := c.get(0, "/placed.bin")
+	sameBytes(t, "placed.bin through edge 0", got, want)
+	sent += int64(size)
+	shards := c.shardReads(t)
+	for i := 1; i < len(c.edges); i++ {
+		_, got := c.get(i, "/placed.bin")
+		sameBytes(t, fmt.Sprintf("placed.bin through edge %d", i), got, want)
+	}
+	if n := c.shardReads(t) - shards; n == 0 {
+		t.Errorf("reading a placed object, no shard arrived from its holders over the slow links")
+	}
+	if n := o.bytes.Load(); n > sent*11/10 {
+		t.Errorf("origin sent %d bytes for %d", n, sent)
+	}
+}
+
+// shardReads counts the shards the fleet's edges read from peers.
+func (c *cluster) shardReads(t *testing.T) float64 {
+	var n float64
+	for _, e := range c.edges {
+		fams, err := e.m.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() != "shoal_peer_requests_total" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				var op, res string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "op":
+						op = l.GetValue()
+					case "result":
+						res = l.GetValue()
+					}
+				}
+				if op == "get_shard" && res == "ok" {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
