@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Hot content: one Shoal edge serving from its warm memory tier against
+# nginx serving the same object from its proxy_cache (a file on disk, in the
+# page cache, with sendfile), HTTP/1.1 over loopback, wrk with many
+# keep-alive connections. See bench/README.md, "Hot content vs nginx".
+#
+#   bench/hot.sh                      # 1 MiB and 1 KiB, 2 rounds of 10 s each
+#   HOT_ROUNDS=3 HOT_DURATION=15 HOT_SIZES="1048576" bench/hot.sh
+#
+# Environment:
+#   SHOAL_BIN     the shoal binary (default: go build ./cmd/shoal into the temp dir)
+#   NGINX         the nginx binary (default: nginx on PATH)
+#   HOT_SIZES     object sizes in bytes (default "1048576 1024")
+#   HOT_ROUNDS    rounds per system and size, interleaved shoal/nginx (default 2)
+#   HOT_DURATION  seconds of each wrk run (default 10)
+#   HOT_CONNS     keep-alive connections (default 32)
+#   HOT_THREADS   wrk threads (default 2)
+#   HOT_KEEP      if set, keep the temp dir (logs, configs)
+#
+# For every run it prints the load average before it, req/s, MiB/s of body,
+# the server's CPU (cores busy: user+system time of the edge process, or of
+# nginx's master and workers, over the run's wall time), wrk's CPU, and the
+# other CPU of the machine (total busy minus both), so runs taken while
+# other work shared the cores can be told apart. It needs wrk (Debian: wrk)
+# and nginx (Debian: nginx) and fails, saying so, without them.
+set -euo pipefail
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "hot.sh: $1 is missing ($2)" >&2; exit 2; }; }
+need wrk "apt-get install -y wrk"
+NGINX=${NGINX:-nginx}
+need "$NGINX" "apt-get install -y nginx"
+need curl "apt-get install -y curl"
+need python3 "apt-get install -y python3"
+
+SIZES=${HOT_SIZES:-"1048576 1024"}
+ROUNDS=${HOT_ROUNDS:-2}
+DURATION=${HOT_DURATION:-10}
+CONNS=${HOT_CONNS:-32}
+THREADS=${HOT_THREADS:-2}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d /tmp/shoal-hot-XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ -z "${HOT_KEEP:-}" ]; then rm -rf "$TMP"; else echo "hot.sh: files kept in $TMP" >&2; fi
+}
+trap cleanup EXIT
+
+if [ -z "${SHOAL_BIN:-}" ]; then
+	(cd "$ROOT" && go build -o "$TMP/shoal" ./cmd/shoal)
+	SHOAL_BIN=$TMP/shoal
+fi
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ORIGIN_PORT=$(freeport); EDGE_PORT=$(freeport); ADMIN_PORT=$(freeport); PEER_PORT=$(freeport); NGINX_PORT=$(freeport)
+
+mkdir -p "$TMP/www" "$TMP/nginx/cache" "$TMP/nginx/tmp"
+for s in $SIZES; do head -c "$s" /dev/urandom >"$TMP/www/hot-$s"; done
+
+"$SHOAL_BIN" certs --dir "$TMP/tls" >"$TMP/certs.log" 2>&1
+"$SHOAL_BIN" origin --dir "$TMP/www" --listen "127.0.0.1:$ORIGIN_PORT" --log-level warn >"$TMP/origin.log" 2>&1 &
+PIDS+=($!)
+"$SHOAL_BIN" edge --origin "http://127.0.0.1:$ORIGIN_PORT" --listen "127.0.0.1:$EDGE_PORT" \
+	--admin-listen "127.0.0.1:$ADMIN_PORT" --peer-listen "127.0.0.1:$PEER_PORT" --tls-dir "$TMP/tls" \
+	--log-level warn >"$TMP/edge.log" 2>&1 &
+EDGE_PID=$!
+PIDS+=($EDGE_PID)
+
+# nginx as bench/nginx.go configures a site's cache (sendfile, proxy_cache
+# on disk), without the slice module: the objects are smaller than a slice.
+USERLINE=""
+if [ "$(id -u)" = 0 ]; then USERLINE="user root $(id -gn);"; fi
+cat >"$TMP/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes auto;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+$USERLINE
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65s;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/nginx/tmp/client;
+    proxy_temp_path $TMP/nginx/tmp/proxy;
+    fastcgi_temp_path $TMP/nginx/tmp/fastcgi;
+    uwsgi_temp_path $TMP/nginx/tmp/uwsgi;
+    scgi_temp_path $TMP/nginx/tmp/scgi;
+    proxy_cache_path $TMP/nginx/cache levels=1:2 keys_zone=site:16m max_size=1g inactive=1d use_temp_path=off;
+    upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 32; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache site;
+            proxy_cache_valid 200 1h;
+            proxy_cache_lock on;
+            add_header X-Cache-Status \$upstream_cache_status;
+        }
+    }
+}
+EOF
+"$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" >"$TMP/nginx.log" 2>&1 &
+NGINX_PID=$!
+PIDS+=($NGINX_PID)
+
+# Shoal's edge keeps its client keep-alive connections for 1000s of
+# requests as nginx does with keepalive_requests above (net/http has no
+# per-connection request cap).
+waitup() {
+	for _ in $(seq 100); do curl -fso /dev/null "$1" && return 0; sleep 0.1; done
+	echo "hot.sh: $1 did not answer; logs in $TMP" >&2; HOT_KEEP=1; exit 1
+}
+waitup "http://127.0.0.1:$ADMIN_PORT/healthz"
+for s in $SIZES; do
+	waitup "http://127.0.0.1:$EDGE_PORT/hot-$s"
+	waitup "http://127.0.0.1:$NGINX_PORT/hot-$s"
+	for _ in 1 2 3; do
+		curl -fso /dev/null "http://127.0.0.1:$EDGE_PORT/hot-$s"
+		curl -fso /dev/null "http://127.0.0.1:$NGINX_PORT/hot-$s"
+	done
+	cs=$(curl -fsD - -o /dev/null "http://127.0.0.1:$EDGE_PORT/hot-$s" | tr -d '\r' | grep -i '^cache-status:' || true)
+	case "$cs" in *"hit;"*"detail=memory"*) ;; *) echo "hot.sh: edge is not serving hot-$s from memory: $cs" >&2; HOT_KEEP=1; exit 1 ;; esac
+	xc=$(curl -fsD - -o /dev/null "http://127.0.0.1:$NGINX_PORT/hot-$s" | tr -d '\r' | grep -i '^x-cache-status:' || true)
+	case "$xc" in *HIT*) ;; *) echo "hot.sh: nginx is not serving hot-$s from its cache: $xc" >&2; HOT_KEEP=1; exit 1 ;; esac
+	cmp <(curl -fs "http://127.0.0.1:$EDGE_PORT/hot-$s") "$TMP/www/hot-$s"
+	cmp <(curl -fs "http://127.0.0.1:$NGINX_PORT/hot-$s") "$TMP/www/hot-$s"
+done
+
+TCK=$(getconf CLK_TCK)
+# snap FILE: user+system ticks of every process (pid ppid comm ticks), then
+# the machine's softirq and total busy ticks, so that a run's CPU splits into
+# the server, wrk, the kernel's softirq work (loopback TCP) and the rest
+snap() {
+	python3 - "$1" <<'PY'
+import os, sys
+with open(sys.argv[1], 'w') as out:
+    for p in os.listdir('/proc'):
+        if not p.isdigit():
+            continue
+        try:
+            st = open('/proc/%s/stat' % p).read()
+        except OSError:
+            continue
+        comm = st[st.index('(') + 1:st.rindex(')')].replace(' ', '_')
+        f = st[st.rindex(')') + 2:].split()
+        out.write('%s %s %s %d\n' % (p, f[1], comm, int(f[11]) + int(f[12])))
+    c = open('/proc/stat').readline().split()
+    out.write('softirq - - %s\nbusy - - %d\n' % (c[7], sum(int(x) for x in (c[1], c[2], c[3], c[6], c[7], c[8]))))
+PY
+}
+# split BEFORE AFTER SERVERPID WRKTICKS SECONDS: cores busy in the server (it
+# and its children), wrk, softirq, and other processes ("top" of them named)
+split() {
+	python3 - "$@" "$TCK" <<'PY'
+import sys
+before, after, server, wrk, secs, tck = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+def load(f):
+    d = {}
+    for line in open(f):
+        pid, ppid, comm, t = line.split()
+        d[pid] = (ppid, comm, int(t))
+    return d
+b, a = load(before), load(after)
+delta = {p: a[p][2] - b.get(p, (0, 0, 0))[2] for p in a if p not in ('softirq', 'busy')}
+srv = sum(v for p, v in delta.items() if p == server or a[p][0] == server)
+others = sorted(((v, a[p][1]) for p, v in delta.items() if p != server and a[p][0] != server and a[p][1] not in ('wrk', 'time')), reverse=True)
+other = sum(v for v, _ in others)
+top = ','.join('%s:%.2f' % (c, v / tck / secs) for v, c in others[:2] if v / tck / secs >= 0.05) or '-'
+soft = a['softirq'][2] - b['softirq'][2]
+print('%.2f %.2f %.2f %.2f %s' % (srv / tck / secs, wrk / secs, soft / tck / secs, other / tck / secs, top))
+PY
+}
+
+echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r), $("$SHOAL_BIN" version), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s, HTTP/1.1 keep-alive over loopback; nginx serves from its proxy_cache (disk file, sendfile)"
+printf '%-6s %-8s %5s %-16s %10s %9s %10s %8s %8s %9s %s\n' system size round load-before req/s MiB/s server-cpu wrk-cpu softirq other-cpu busiest-others
+RESULTS=$TMP/results
+: >"$RESULTS"
+for s in $SIZES; do
+	for round in $(seq "$ROUNDS"); do
+		for sys in shoal nginx; do
+			if [ $sys = shoal ]; then url="http://127.0.0.1:$EDGE_PORT/hot-$s"; pid=$EDGE_PID; else url="http://127.0.0.1:$NGINX_PORT/hot-$s"; pid=$NGINX_PID; fi
+			load=$(cut -d' ' -f1-3 /proc/loadavg)
+			snap "$TMP/before"; t0=$(date +%s.%N)
+			out=$(/usr/bin/time -f 'WRKCPU %U %S' wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$url" 2>&1)
+			t1=$(date +%s.%N); snap "$TMP/after"
+			if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then echo "hot.sh: errors in the $sys run:" >&2; echo "$out" >&2; HOT_KEEP=1; exit 1; fi
+			rps=$(echo "$out" | awk '/^Requests\/sec/{print $2}')
+			wrkcpu=$(echo "$out" | awk '/^WRKCPU/{print $2+$3}')
+			secs=$(python3 -c "print($t1-$t0)")
+			read -r srv wcpu soft other top < <(split "$TMP/before" "$TMP/after" "$pid" "$wrkcpu" "$secs")
+			mibs=$(python3 -c "print('%.0f' % ($rps*$s/1048576))")
+			printf '%-6s %-8s %5s %-16s %10.0f %9s %10s %8s %8s %9s %s\n' $sys "$s" "$round" "$load" "$rps" "$mibs" "$srv" "$wcpu" "$soft" "$other" "$top"
+			echo "$sys $s $rps $srv" >>"$RESULTS"
+		done
+	done
+done
+echo
+echo "# summary: median req/s over rounds (min–max), ratio of medians to nginx"
+python3 - "$RESULTS" <<'EOF'
+import sys, statistics, collections
+runs = collections.defaultdict(list)
+cpu = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    sys_, size, rps, srv = line.split()
+    runs[(sys_, int(size))].append(float(rps))
+    cpu[(sys_, int(size))].append(float(srv))
+print('%-6s %-8s %10s %-17s %9s %10s %8s' % ('system', 'size', 'req/s', 'spread', 'MiB/s', 'server-cpu', 'x nginx'))
+for size in sorted({k[1] for k in runs}, reverse=True):
+    base = statistics.median(runs[('nginx', size)])
+    for s in ('shoal', 'nginx'):
+        v = runs[(s, size)]
+        m = statistics.median(v)
+        print('%-6s %-8d %10.0f %-17s %9.0f %10.2f %8.2f' % (s, size, m, '%.0f-%.0f' % (min(v), max(v)), m * size / 1048576, statistics.median(cpu[(s, size)]), m / base))
+EOF
