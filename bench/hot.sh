@@ -16,6 +16,9 @@
 #   HOT_CONNS     keep-alive connections (default 32)
 #   HOT_THREADS   wrk threads (default 2)
 #   HOT_KEEP      if set, keep the temp dir (logs, configs)
+#   HOT_PERF      if set, a directory where `perf record -g` of the edge
+#                 during each shoal run is written (perf-SIZE-ROUND.data; the
+#                 figures of those runs include perf's overhead)
 #
 # For every run it prints the load average before it, req/s, MiB/s of body,
 # the server's CPU (cores busy: user+system time of the edge process, or of
@@ -188,9 +191,16 @@ for s in $SIZES; do
 		for sys in shoal nginx; do
 			if [ $sys = shoal ]; then url="http://127.0.0.1:$EDGE_PORT/hot-$s"; pid=$EDGE_PID; else url="http://127.0.0.1:$NGINX_PORT/hot-$s"; pid=$NGINX_PID; fi
 			load=$(cut -d' ' -f1-3 /proc/loadavg)
+			perfpid=
+			if [ -n "${HOT_PERF:-}" ] && [ $sys = shoal ]; then
+				mkdir -p "$HOT_PERF"
+				perf record -q -g -p "$pid" -o "$HOT_PERF/perf-$s-$round.data" -- sleep "$((DURATION > 2 ? DURATION - 1 : 1))" >/dev/null 2>&1 &
+				perfpid=$!
+			fi
 			snap "$TMP/before"; t0=$(date +%s.%N)
 			out=$(/usr/bin/time -f 'WRKCPU %U %S' wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$url" 2>&1)
 			t1=$(date +%s.%N); snap "$TMP/after"
+			if [ -n "$perfpid" ]; then wait "$perfpid" || true; fi
 			if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then echo "hot.sh: errors in the $sys run:" >&2; echo "$out" >&2; HOT_KEEP=1; exit 1; fi
 			rps=$(echo "$out" | awk '/^Requests\/sec/{print $2}')
 			wrkcpu=$(echo "$out" | awk '/^WRKCPU/{print $2+$3}')
