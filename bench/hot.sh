@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Hot content: one Shoal edge serving from its warm memory tier against
 # nginx serving the same object from its proxy_cache (a file on disk, in the
-# page cache, with sendfile), HTTP/1.1 over loopback, wrk with many
-# keep-alive connections. See bench/README.md, "Hot content vs nginx".
+# page cache, with sendfile) and, for reference, from the directory itself,
+# HTTP/1.1 over loopback, wrk with many keep-alive connections. See bench/README.md, "Hot content vs nginx".
 #
 #   bench/hot.sh                      # 1 MiB and 1 KiB, 2 rounds of 10 s each
 #   HOT_ROUNDS=3 HOT_DURATION=15 HOT_SIZES="1048576" bench/hot.sh
@@ -11,6 +11,11 @@
 #   SHOAL_BIN     the shoal binary (default: go build ./cmd/shoal into the temp dir)
 #   NGINX         the nginx binary (default: nginx on PATH)
 #   HOT_SIZES     object sizes in bytes (default "1048576 1024")
+#   HOT_SYSTEMS   which to run, in this order (default "shoal nginx static"):
+#                 shoal, the edge's memory tier; nginx, nginx's proxy_cache
+#                 (the baseline the ratios are to); static, the same nginx
+#                 serving the origin's directory itself (root, sendfile,
+#                 open_file_cache): nginx at its fastest, for reference
 #   HOT_ROUNDS    rounds per system and size, interleaved shoal/nginx (default 2)
 #   HOT_DURATION  seconds of each wrk run (default 10)
 #   HOT_CONNS     keep-alive connections (default 32)
@@ -36,6 +41,7 @@ need curl "apt-get install -y curl"
 need python3 "apt-get install -y python3"
 
 SIZES=${HOT_SIZES:-"1048576 1024"}
+SYSTEMS=${HOT_SYSTEMS:-"shoal nginx static"}
 ROUNDS=${HOT_ROUNDS:-2}
 DURATION=${HOT_DURATION:-10}
 CONNS=${HOT_CONNS:-32}
@@ -55,7 +61,7 @@ if [ -z "${SHOAL_BIN:-}" ]; then
 	SHOAL_BIN=$TMP/shoal
 fi
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ORIGIN_PORT=$(freeport); EDGE_PORT=$(freeport); ADMIN_PORT=$(freeport); PEER_PORT=$(freeport); NGINX_PORT=$(freeport)
+ORIGIN_PORT=$(freeport); EDGE_PORT=$(freeport); ADMIN_PORT=$(freeport); PEER_PORT=$(freeport); NGINX_PORT=$(freeport); STATIC_PORT=$(freeport)
 
 mkdir -p "$TMP/www" "$TMP/nginx/cache" "$TMP/nginx/tmp"
 for s in $SIZES; do head -c "$s" /dev/urandom >"$TMP/www/hot-$s"; done
@@ -107,6 +113,12 @@ http {
             add_header X-Cache-Status \$upstream_cache_status;
         }
     }
+    # The same files straight from the directory: nginx at its fastest.
+    server {
+        listen 127.0.0.1:$STATIC_PORT;
+        root $TMP/www;
+        open_file_cache max=1000 inactive=60s;
+    }
 }
 EOF
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" >"$TMP/nginx.log" 2>&1 &
@@ -134,6 +146,7 @@ for s in $SIZES; do
 	case "$xc" in *HIT*) ;; *) echo "hot.sh: nginx is not serving hot-$s from its cache: $xc" >&2; HOT_KEEP=1; exit 1 ;; esac
 	cmp <(curl -fs "http://127.0.0.1:$EDGE_PORT/hot-$s") "$TMP/www/hot-$s"
 	cmp <(curl -fs "http://127.0.0.1:$NGINX_PORT/hot-$s") "$TMP/www/hot-$s"
+	cmp <(curl -fs "http://127.0.0.1:$STATIC_PORT/hot-$s") "$TMP/www/hot-$s"
 done
 
 TCK=$(getconf CLK_TCK)
@@ -182,14 +195,19 @@ PY
 }
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r), $("$SHOAL_BIN" version), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
-echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s, HTTP/1.1 keep-alive over loopback; nginx serves from its proxy_cache (disk file, sendfile)"
+echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s, HTTP/1.1 keep-alive over loopback; nginx: its proxy_cache (disk file, sendfile); static: nginx from the directory (root)"
 printf '%-6s %-8s %5s %-16s %10s %9s %10s %8s %8s %9s %s\n' system size round load-before req/s MiB/s server-cpu wrk-cpu softirq other-cpu busiest-others
 RESULTS=$TMP/results
 : >"$RESULTS"
 for s in $SIZES; do
 	for round in $(seq "$ROUNDS"); do
-		for sys in shoal nginx; do
-			if [ $sys = shoal ]; then url="http://127.0.0.1:$EDGE_PORT/hot-$s"; pid=$EDGE_PID; else url="http://127.0.0.1:$NGINX_PORT/hot-$s"; pid=$NGINX_PID; fi
+		for sys in $SYSTEMS; do
+			case $sys in
+			shoal) url="http://127.0.0.1:$EDGE_PORT/hot-$s"; pid=$EDGE_PID ;;
+			nginx) url="http://127.0.0.1:$NGINX_PORT/hot-$s"; pid=$NGINX_PID ;;
+			static) url="http://127.0.0.1:$STATIC_PORT/hot-$s"; pid=$NGINX_PID ;;
+			*) echo "hot.sh: unknown system $sys (shoal, nginx, static)" >&2; exit 2 ;;
+			esac
 			load=$(cut -d' ' -f1-3 /proc/loadavg)
 			perfpid=
 			if [ -n "${HOT_PERF:-}" ] && [ $sys = shoal ]; then
@@ -224,8 +242,10 @@ for line in open(sys.argv[1]):
     cpu[(sys_, int(size))].append(float(srv))
 print('%-6s %-8s %10s %-17s %9s %10s %8s' % ('system', 'size', 'req/s', 'spread', 'MiB/s', 'server-cpu', 'x nginx'))
 for size in sorted({k[1] for k in runs}, reverse=True):
-    base = statistics.median(runs[('nginx', size)])
-    for s in ('shoal', 'nginx'):
+    base = statistics.median(runs[('nginx', size)]) if ('nginx', size) in runs else float('nan')
+    for s in ('shoal', 'nginx', 'static'):
+        if (s, size) not in runs:
+            continue
         v = runs[(s, size)]
         m = statistics.median(v)
         print('%-6s %-8d %10.0f %-17s %9.0f %10.2f %8.2f' % (s, size, m, '%.0f-%.0f' % (min(v), max(v)), m * size / 1048576, statistics.median(cpu[(s, size)]), m / base))

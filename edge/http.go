@@ -29,6 +29,9 @@ const (
 	writeTimeout = 30 * time.Second
 )
 
+// serverKind is a constant option, made once rather than per request.
+var serverKind = trace.WithSpanKind(trace.SpanKindServer)
+
 func traceAttrs(kv ...attribute.KeyValue) trace.SpanStartOption {
 	return trace.WithAttributes(kv...)
 }
@@ -41,24 +44,33 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	// A traced client's trace goes on here (W3C traceparent).
 	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := e.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), traceAttrs(
-		attribute.String("http.request.method", r.Method),
-		attribute.String("url.path", r.URL.Path),
-		attribute.String("server.address", r.Host),
-		attribute.String("client.address", r.RemoteAddr),
-		attribute.String("user_agent.original", r.UserAgent()),
-		attribute.String("http.request.header.range", r.Header.Get("Range")),
-		attribute.String("shoal.node", e.node.Self())))
+	ctx, span := e.tracer.Start(ctx, r.Method, serverKind)
+	recording := span.IsRecording()
+	if recording {
+		// Built only for a span that keeps them: a no-op span (tracing
+		// off) would drop them, after their cost on every request.
+		span.SetAttributes(
+			attribute.String("http.request.method", r.Method),
+			attribute.String("url.path", r.URL.Path),
+			attribute.String("server.address", r.Host),
+			attribute.String("client.address", r.RemoteAddr),
+			attribute.String("user_agent.original", r.UserAgent()),
+			attribute.String("http.request.header.range", r.Header.Get("Range")),
+			attribute.String("shoal.node", e.node.Self()))
+	}
 	defer func() {
-		span.SetAttributes(attribute.Int("http.response.status_code", sw.code()),
-			attribute.Int64("http.response.body.size", sw.bytes),
-			attribute.String("shoal.cache_status", sw.Header().Get("Cache-Status")))
-		if sw.code() >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(sw.code()))
+		code := sw.code()
+		if recording {
+			span.SetAttributes(attribute.Int("http.response.status_code", code),
+				attribute.Int64("http.response.body.size", sw.bytes),
+				attribute.String("shoal.cache_status", sw.Header().Get("Cache-Status")))
+		}
+		if code >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(code))
 		}
 		span.End()
-		e.m.requests.WithLabelValues(methodLabel(r.Method), strconv.Itoa(sw.code())).Inc()
-		e.m.requestDuration.WithLabelValues(methodLabel(r.Method)).Observe(time.Since(start).Seconds())
+		e.m.request(r.Method, code).Inc()
+		e.m.requestTime(r.Method).Observe(time.Since(start).Seconds())
 	}()
 	r = r.WithContext(ctx)
 
@@ -170,7 +182,7 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, cacheStatus strin
 	ctx := context.WithValue(r.Context(), cacheStatusKey{}, cacheStatus)
 	ctx = context.WithValue(ctx, forwardedKey{}, forwarded{site: s, target: r.URL.RequestURI(), host: r.Host, unsafe: !safeMethods[r.Method]})
 	r = r.WithContext(ctx)
-	s.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
+	s.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedFrom(srcOrigin)}, r)
 }
 
 // countingWriter counts the body bytes written through it.
@@ -208,7 +220,13 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Age", strconv.FormatInt(rec.Age+max(int64(now.Sub(rec.Fetched)/time.Second), 0), 10))
 	h.Add("Via", via(r))
-	lastMod, _ := http.ParseTime(rec.LastModified)
+	// Last-Modified as a date only matters to a request that compares
+	// dates (If-Modified-Since, If-Unmodified-Since, If-Range): parsing
+	// it for every request was a percent of a small hot object's time.
+	var lastMod time.Time
+	if r.Header.Get("If-Modified-Since") != "" || r.Header.Get("If-Unmodified-Since") != "" || r.Header.Get("If-Range") != "" {
+		lastMod, _ = http.ParseTime(rec.LastModified)
+	}
 	cacheStatus := func(detail string) {
 		h.Set("Cache-Status", cacheStatusValue(rec, fromOrigin, detail, now))
 	}
@@ -315,19 +333,22 @@ func cacheStatusValue(rec *Record, fromOrigin bool, detail string, now time.Time
 	if ttl < 0 || rec.Expires.Before(now) && ttl == 0 {
 		ttl = min(ttl, -1) // stale, however little
 	}
-	var v string
+	// One allocation: this runs for every response.
+	var buf [80]byte
+	b := buf[:0]
 	switch {
 	case fromOrigin && rec.revalidated:
-		v = "shoal; fwd=stale; fwd-status=304; stored; ttl=" + strconv.FormatInt(ttl, 10)
+		b = append(b, "shoal; fwd=stale; fwd-status=304; stored; ttl="...)
 	case fromOrigin || detail == srcOrigin:
-		v = "shoal; fwd=miss; stored; fwd-status=200; ttl=" + strconv.FormatInt(ttl, 10)
+		b = append(b, "shoal; fwd=miss; stored; fwd-status=200; ttl="...)
 	default:
-		v = "shoal; hit; ttl=" + strconv.FormatInt(ttl, 10)
+		b = append(b, "shoal; hit; ttl="...)
 	}
+	b = strconv.AppendInt(b, ttl, 10)
 	if detail != "" {
-		v += "; detail=" + detail
+		b = append(append(b, "; detail="...), detail...)
 	}
-	return v
+	return string(b)
 }
 
 // via is the edge's Via entry (RFC 9110 §7.6.3) for a message received
@@ -335,7 +356,12 @@ func cacheStatusValue(rec *Record, fromOrigin bool, detail string, now time.Time
 func via(r *http.Request) string { return viaProto(r.ProtoMajor, r.ProtoMinor) }
 
 func viaProto(major, minor int) string {
-	if major == 2 || major == 3 {
+	switch {
+	case major == 1 && minor == 1:
+		return "1.1 shoal" // nearly every request: no formatting
+	case major == 1 && minor == 0:
+		return "1.0 shoal"
+	case major == 2 || major == 3:
 		return strconv.Itoa(major) + " shoal"
 	}
 	return fmt.Sprintf("%d.%d shoal", major, minor)
@@ -373,10 +399,88 @@ type segOut struct {
 // failure cuts the connection, so the client sees a short body, never a
 // wrong one.
 func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, start, length int64, begin func(src string)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	seg := rec.Layout.SegmentSize
 	first, last := start/seg, (start+length-1)/seg
+	rc := http.NewResponseController(w)
+	end := start + length
+	wrote := begin == nil
+	// Bytes of this response by source, for its span: "how much of this
+	// object came from the origin".
+	var bySource [numSources]int64
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		defer func() {
+			span.SetAttributes(
+				attribute.Int64("shoal.bytes.memory", bySource[0]), attribute.Int64("shoal.bytes.disk", bySource[1]),
+				attribute.Int64("shoal.bytes.peer", bySource[2]), attribute.Int64("shoal.bytes.origin", bySource[3]))
+		}()
+	}
+	// send writes the part of segment i in [start, end). It reports
+	// whether stream is over, and with what.
+	send := func(i int64, out segOut) (bool, error) {
+		if out.err != nil {
+			if !wrote {
+				return true, out.err
+			}
+			if errors.Is(out.err, swarm.ErrStale) {
+				// Too late for this response; look the object up again
+				// before cutting it, so that the next gets the new version.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				e.record(rctx, rec.Key, rec)
+				cancel()
+			}
+			e.log.WarnContext(ctx, "segment read failed mid-response, cutting the connection", "key", rec.Key, "segment", i, "err", out.err)
+			panic(http.ErrAbortHandler)
+		}
+		e.m.segmentRead(out.src).Inc()
+		segOff := i * seg
+		if int64(len(out.data)) != min(seg, rec.Size-segOff) {
+			err := fmt.Errorf("edge: segment %d of %s has %d bytes", i, rec.Key, len(out.data))
+			if !wrote {
+				return true, err
+			}
+			e.log.ErrorContext(ctx, "cutting the connection", "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		b := out.data[max(start, segOff)-segOff : min(end, segOff+int64(len(out.data)))-segOff]
+		if !wrote {
+			begin(out.src)
+			wrote = true
+		}
+		served := e.m.servedFrom(out.src)
+		sent := 0
+		defer func() {
+			// Once per segment, not per chunk: the tracker takes a lock.
+			e.hot.add(rec.Key, sent)
+			bySource[sourceSlot(out.src)] += int64(sent)
+		}()
+		for len(b) > 0 {
+			n := min(len(b), writeChunk)
+			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			m, err := w.Write(b[:n])
+			served.Add(float64(m))
+			sent += m
+			if err != nil {
+				return true, nil // the client went away; cancel stops the readers
+			}
+			b = b[n:]
+		}
+		return false, nil
+	}
+	if first == last {
+		// One segment (every object up to the segment size): read it
+		// here. The read-ahead below costs two goroutines, their channels
+		// and a cancellable context per response, which was most of the
+		// edge's own time serving a small hot object.
+		data, src, err := e.segment(ctx, rec, uint32(first))
+		if err != nil && ctx.Err() != nil {
+			return nil // the client went away
+		}
+		_, err = send(first, segOut{data, src, err})
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	queue := make(chan chan segOut, e.cfg.ReadAhead)
 	go func() {
 		defer close(queue)
@@ -393,17 +497,6 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 			}()
 		}
 	}()
-	rc := http.NewResponseController(w)
-	end := start + length
-	wrote := begin == nil
-	// Bytes of this response by source, for its span: "how much of this
-	// object came from the origin".
-	var bySource [4]int64
-	defer func() {
-		trace.SpanFromContext(ctx).SetAttributes(
-			attribute.Int64("shoal.bytes.memory", bySource[0]), attribute.Int64("shoal.bytes.disk", bySource[1]),
-			attribute.Int64("shoal.bytes.peer", bySource[2]), attribute.Int64("shoal.bytes.origin", bySource[3]))
-	}()
 	for i := first; i <= last; i++ {
 		var out segOut
 		select {
@@ -419,46 +512,8 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 		case <-ctx.Done():
 			return nil // the client went away
 		}
-		if out.err != nil {
-			if !wrote {
-				return out.err
-			}
-			if errors.Is(out.err, swarm.ErrStale) {
-				// Too late for this response; look the object up again
-				// before cutting it, so that the next gets the new version.
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				e.record(rctx, rec.Key, rec)
-				cancel()
-			}
-			e.log.WarnContext(ctx, "segment read failed mid-response, cutting the connection", "key", rec.Key, "segment", i, "err", out.err)
-			panic(http.ErrAbortHandler)
-		}
-		e.m.segmentReads.WithLabelValues(out.src).Inc()
-		segOff := i * seg
-		if int64(len(out.data)) != min(seg, rec.Size-segOff) {
-			err := fmt.Errorf("edge: segment %d of %s has %d bytes", i, rec.Key, len(out.data))
-			if !wrote {
-				return err
-			}
-			e.log.ErrorContext(ctx, "cutting the connection", "err", err)
-			panic(http.ErrAbortHandler)
-		}
-		b := out.data[max(start, segOff)-segOff : min(end, segOff+int64(len(out.data)))-segOff]
-		if !wrote {
-			begin(out.src)
-			wrote = true
-		}
-		for len(b) > 0 {
-			n := min(len(b), writeChunk)
-			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			m, err := w.Write(b[:n])
-			e.m.servedBytes.WithLabelValues(out.src).Add(float64(m))
-			e.hot.add(rec.Key, m)
-			bySource[sourceSlot(out.src)] += int64(m)
-			if err != nil {
-				return nil // the client went away; cancel stops the readers
-			}
-			b = b[n:]
+		if done, err := send(i, out); done {
+			return err
 		}
 	}
 	return nil
@@ -507,14 +562,6 @@ func sourceSlot(src string) int {
 		return 2
 	}
 	return 3
-}
-
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
-		return m
-	}
-	return "OTHER"
 }
 
 // httpError writes a short plain-text error.
