@@ -27,8 +27,10 @@
 #
 # For every run it prints the load average before it, req/s, MiB/s of body,
 # the server's CPU (cores busy: user+system time of the edge process, or of
-# nginx's master and workers, over the run's wall time), wrk's CPU, and the
-# other CPU of the machine (total busy minus both), so runs taken while
+# nginx's master and workers, over the run's wall time) and that CPU per
+# request (us/req: steadier than req/s on a shared machine), wrk's CPU, the
+# kernel's softirq time (loopback TCP, charged to no process), and the
+# CPU of other processes (the two busiest named), so runs taken while
 # other work shared the cores can be told apart. It needs wrk (Debian: wrk)
 # and nginx (Debian: nginx) and fails, saying so, without them.
 set -euo pipefail
@@ -196,7 +198,7 @@ PY
 
 echo "# $(date -u +%FT%TZ) $(nproc) cores, $(uname -r), $("$SHOAL_BIN" version), $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "# wrk -t$THREADS -c$CONNS -d${DURATION}s, HTTP/1.1 keep-alive over loopback; nginx: its proxy_cache (disk file, sendfile); static: nginx from the directory (root)"
-printf '%-6s %-8s %5s %-16s %10s %9s %10s %8s %8s %9s %s\n' system size round load-before req/s MiB/s server-cpu wrk-cpu softirq other-cpu busiest-others
+printf '%-6s %-8s %5s %-16s %10s %9s %10s %8s %8s %8s %9s %s\n' system size round load-before req/s MiB/s server-cpu us/req wrk-cpu softirq other-cpu busiest-others
 RESULTS=$TMP/results
 : >"$RESULTS"
 for s in $SIZES; do
@@ -225,7 +227,8 @@ for s in $SIZES; do
 			secs=$(python3 -c "print($t1-$t0)")
 			read -r srv wcpu soft other top < <(split "$TMP/before" "$TMP/after" "$pid" "$wrkcpu" "$secs")
 			mibs=$(python3 -c "print('%.0f' % ($rps*$s/1048576))")
-			printf '%-6s %-8s %5s %-16s %10.0f %9s %10s %8s %8s %9s %s\n' $sys "$s" "$round" "$load" "$rps" "$mibs" "$srv" "$wcpu" "$soft" "$other" "$top"
+			usreq=$(python3 -c "print('%.1f' % ($srv*1e6/$rps))")
+			printf '%-6s %-8s %5s %-16s %10.0f %9s %10s %8s %8s %8s %9s %s\n' $sys "$s" "$round" "$load" "$rps" "$mibs" "$srv" "$usreq" "$wcpu" "$soft" "$other" "$top"
 			echo "$sys $s $rps $srv" >>"$RESULTS"
 		done
 	done
@@ -240,7 +243,7 @@ for line in open(sys.argv[1]):
     sys_, size, rps, srv = line.split()
     runs[(sys_, int(size))].append(float(rps))
     cpu[(sys_, int(size))].append(float(srv))
-print('%-6s %-8s %10s %-17s %9s %10s %8s' % ('system', 'size', 'req/s', 'spread', 'MiB/s', 'server-cpu', 'x nginx'))
+print('%-6s %-8s %10s %-17s %9s %10s %8s %8s' % ('system', 'size', 'req/s', 'spread', 'MiB/s', 'server-cpu', 'us/req', 'x nginx'))
 for size in sorted({k[1] for k in runs}, reverse=True):
     base = statistics.median(runs[('nginx', size)]) if ('nginx', size) in runs else float('nan')
     for s in ('shoal', 'nginx', 'static'):
@@ -248,5 +251,6 @@ for size in sorted({k[1] for k in runs}, reverse=True):
             continue
         v = runs[(s, size)]
         m = statistics.median(v)
-        print('%-6s %-8d %10.0f %-17s %9.0f %10.2f %8.2f' % (s, size, m, '%.0f-%.0f' % (min(v), max(v)), m * size / 1048576, statistics.median(cpu[(s, size)]), m / base))
+        us = statistics.median([c * 1e6 / r for c, r in zip(cpu[(s, size)], v)])
+        print('%-6s %-8d %10.0f %-17s %9.0f %10.2f %8.1f %8.2f' % (s, size, m, '%.0f-%.0f' % (min(v), max(v)), m * size / 1048576, statistics.median(cpu[(s, size)]), us, m / base))
 EOF

@@ -43,7 +43,12 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	start := time.Now()
 	// A traced client's trace goes on here (W3C traceparent).
-	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	// (W3C Trace Context ignores tracestate without traceparent; Extract
+	// costs an allocation even when there is nothing to extract.)
+	ctx := r.Context()
+	if len(r.Header["Traceparent"]) > 0 {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
 	ctx, span := e.tracer.Start(ctx, r.Method, serverKind)
 	recording := span.IsRecording()
 	if recording {
@@ -217,9 +222,14 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	// Shoal-Cache-Control is for the edge alone (see cachecontrol.go).
 	h.Del(shoalCacheControl)
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Age", strconv.FormatInt(rec.Age+max(int64(now.Sub(rec.Fetched)/time.Second), 0), 10))
-	h.Add("Via", via(r))
+	var fv fieldValues
+	fv.set(h, "Accept-Ranges", "bytes")
+	fv.set(h, "Age", strconv.FormatInt(rec.Age+max(int64(now.Sub(rec.Fetched)/time.Second), 0), 10))
+	if len(h["Via"]) > 0 {
+		h.Add("Via", via(r))
+	} else {
+		fv.set(h, "Via", via(r))
+	}
 	// Last-Modified as a date only matters to a request that compares
 	// dates (If-Modified-Since, If-Unmodified-Since, If-Range): parsing
 	// it for every request was a percent of a small hot object's time.
@@ -228,7 +238,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		lastMod, _ = http.ParseTime(rec.LastModified)
 	}
 	cacheStatus := func(detail string) {
-		h.Set("Cache-Status", cacheStatusValue(rec, fromOrigin, detail, now))
+		fv.set(h, "Cache-Status", cacheStatusValue(rec, fromOrigin, detail, now))
 	}
 
 	if rec.Status != 0 {
@@ -287,7 +297,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		h.Set("Content-Range", ranges[0].ContentRange(rec.Size))
 		fallthrough
 	default:
-		h.Set("Content-Length", strconv.FormatInt(ranges[0].Length, 10))
+		fv.set(h, "Content-Length", strconv.FormatInt(ranges[0].Length, 10))
 	}
 	if r.Method == http.MethodHead || rec.Size == 0 {
 		cacheStatus("")
@@ -320,6 +330,21 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	io.WriteString(w, parts.tail)
 	return nil
+}
+
+// fieldValues hands out the one-value slices of the header fields a
+// response sets from one allocation, where Header.Set makes one per field.
+// Each slice has a capacity of one, so an Add to its field copies it.
+type fieldValues []string
+
+// set sets h's field key, which must be in canonical form, to v.
+func (f *fieldValues) set(h http.Header, key, v string) {
+	if len(*f) == 0 {
+		*f = make([]string, 5)
+	}
+	(*f)[0] = v
+	h[key] = (*f)[:1:1]
+	*f = (*f)[1:]
 }
 
 // cacheStatusValue is the edge's Cache-Status entry (RFC 9211) for a
