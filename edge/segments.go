@@ -33,7 +33,7 @@ func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) ([]byte, stri
 // from: the memory tier, else one read per segment at a time on this edge,
 // so that concurrent clients of the same object share it.
 func (e *Edge) segmentAnySource(ctx context.Context, r *Record, idx uint32) (_ []byte, src string, err error) {
-	id := erasure.SegmentID{Object: r.ID(), Index: idx}
+	id := erasure.SegmentID{Object: e.ids.of(r), Index: idx}
 	ctx, span := e.tracer.Start(ctx, "edge.segment")
 	recording := span.IsRecording() // attributes cost even when a no-op span drops them
 	if recording {
