@@ -9,6 +9,8 @@
 #
 # Environment:
 #   SHOAL_BIN     the shoal binary (default: go build ./cmd/shoal into the temp dir)
+#   SHOAL_BASE    another shoal binary, run as system "base" in the same
+#                 rounds (before/after figures of a change)
 #   NGINX         the nginx binary (default: nginx on PATH)
 #   HOT_SIZES     object sizes in bytes (default "1048576 1024")
 #   HOT_SYSTEMS   which to run, in this order (default "shoal nginx static"):
@@ -76,6 +78,17 @@ PIDS+=($!)
 	--log-level warn >"$TMP/edge.log" 2>&1 &
 EDGE_PID=$!
 PIDS+=($EDGE_PID)
+if [ -n "${SHOAL_BASE:-}" ]; then
+	# A second edge from another build, measured in the same rounds:
+	# before and after a change, on a machine whose load varies.
+	BASE_PORT=$(freeport); BASE_ADMIN=$(freeport); BASE_PEER=$(freeport)
+	"$SHOAL_BASE" edge --origin "http://127.0.0.1:$ORIGIN_PORT" --listen "127.0.0.1:$BASE_PORT" \
+		--admin-listen "127.0.0.1:$BASE_ADMIN" --peer-listen "127.0.0.1:$BASE_PEER" --tls-dir "$TMP/tls" \
+		--log-level warn >"$TMP/edge-base.log" 2>&1 &
+	BASE_PID=$!
+	PIDS+=($BASE_PID)
+	SYSTEMS="base $SYSTEMS"
+fi
 
 # nginx as bench/nginx.go configures a site's cache (sendfile, proxy_cache
 # on disk), without the slice module: the objects are smaller than a slice.
@@ -135,18 +148,23 @@ waitup() {
 	echo "hot.sh: $1 did not answer; logs in $TMP" >&2; HOT_KEEP=1; exit 1
 }
 waitup "http://127.0.0.1:$ADMIN_PORT/healthz"
+EDGES=$EDGE_PORT
+if [ -n "${SHOAL_BASE:-}" ]; then
+	waitup "http://127.0.0.1:$BASE_ADMIN/healthz"
+	EDGES="$EDGES $BASE_PORT"
+fi
 for s in $SIZES; do
-	waitup "http://127.0.0.1:$EDGE_PORT/hot-$s"
 	waitup "http://127.0.0.1:$NGINX_PORT/hot-$s"
-	for _ in 1 2 3; do
-		curl -fso /dev/null "http://127.0.0.1:$EDGE_PORT/hot-$s"
-		curl -fso /dev/null "http://127.0.0.1:$NGINX_PORT/hot-$s"
+	for _ in 1 2 3; do curl -fso /dev/null "http://127.0.0.1:$NGINX_PORT/hot-$s"; done
+	for port in $EDGES; do
+		waitup "http://127.0.0.1:$port/hot-$s"
+		for _ in 1 2 3; do curl -fso /dev/null "http://127.0.0.1:$port/hot-$s"; done
+		cs=$(curl -fsD - -o /dev/null "http://127.0.0.1:$port/hot-$s" | tr -d '\r' | grep -i '^cache-status:' || true)
+		case "$cs" in *"hit;"*"detail=memory"*) ;; *) echo "hot.sh: edge on $port is not serving hot-$s from memory: $cs" >&2; HOT_KEEP=1; exit 1 ;; esac
+		cmp <(curl -fs "http://127.0.0.1:$port/hot-$s") "$TMP/www/hot-$s"
 	done
-	cs=$(curl -fsD - -o /dev/null "http://127.0.0.1:$EDGE_PORT/hot-$s" | tr -d '\r' | grep -i '^cache-status:' || true)
-	case "$cs" in *"hit;"*"detail=memory"*) ;; *) echo "hot.sh: edge is not serving hot-$s from memory: $cs" >&2; HOT_KEEP=1; exit 1 ;; esac
 	xc=$(curl -fsD - -o /dev/null "http://127.0.0.1:$NGINX_PORT/hot-$s" | tr -d '\r' | grep -i '^x-cache-status:' || true)
 	case "$xc" in *HIT*) ;; *) echo "hot.sh: nginx is not serving hot-$s from its cache: $xc" >&2; HOT_KEEP=1; exit 1 ;; esac
-	cmp <(curl -fs "http://127.0.0.1:$EDGE_PORT/hot-$s") "$TMP/www/hot-$s"
 	cmp <(curl -fs "http://127.0.0.1:$NGINX_PORT/hot-$s") "$TMP/www/hot-$s"
 	cmp <(curl -fs "http://127.0.0.1:$STATIC_PORT/hot-$s") "$TMP/www/hot-$s"
 done
@@ -206,6 +224,7 @@ for s in $SIZES; do
 		for sys in $SYSTEMS; do
 			case $sys in
 			shoal) url="http://127.0.0.1:$EDGE_PORT/hot-$s"; pid=$EDGE_PID ;;
+			base) url="http://127.0.0.1:$BASE_PORT/hot-$s"; pid=$BASE_PID ;;
 			nginx) url="http://127.0.0.1:$NGINX_PORT/hot-$s"; pid=$NGINX_PID ;;
 			static) url="http://127.0.0.1:$STATIC_PORT/hot-$s"; pid=$NGINX_PID ;;
 			*) echo "hot.sh: unknown system $sys (shoal, nginx, static)" >&2; exit 2 ;;
@@ -246,7 +265,7 @@ for line in open(sys.argv[1]):
 print('%-6s %-8s %10s %-17s %9s %10s %8s %8s' % ('system', 'size', 'req/s', 'spread', 'MiB/s', 'server-cpu', 'us/req', 'x nginx'))
 for size in sorted({k[1] for k in runs}, reverse=True):
     base = statistics.median(runs[('nginx', size)]) if ('nginx', size) in runs else float('nan')
-    for s in ('shoal', 'nginx', 'static'):
+    for s in ('base', 'shoal', 'nginx', 'static'):
         if (s, size) not in runs:
             continue
         v = runs[(s, size)]

@@ -221,7 +221,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		h[k] = slices.Clip(vs) // an Add below must not write into the record's array
 	}
 	// Shoal-Cache-Control is for the edge alone (see cachecontrol.go).
-	h.Del(shoalCacheControl)
+	delete(h, shoalCacheControl) // canonical: Del would canonicalise it again
 	var fv fieldValues
 	fv.set(h, "Accept-Ranges", "bytes")
 	fv.set(h, "Age", strconv.FormatInt(rec.Age+max(int64(now.Sub(rec.Fetched)/time.Second), 0), 10))
@@ -234,7 +234,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	// dates (If-Modified-Since, If-Unmodified-Since, If-Range): parsing
 	// it for every request was a percent of a small hot object's time.
 	var lastMod time.Time
-	if r.Header.Get("If-Modified-Since") != "" || r.Header.Get("If-Unmodified-Since") != "" || r.Header.Get("If-Range") != "" {
+	if rh := r.Header; rh["If-Modified-Since"] != nil || rh["If-Unmodified-Since"] != nil || rh["If-Range"] != nil {
 		lastMod, _ = http.ParseTime(rec.LastModified)
 	}
 	cacheStatus := func(detail string) {
@@ -473,14 +473,17 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 		}
 		served := e.m.servedFrom(out.src)
 		sent := 0
+		var now time.Time
 		defer func() {
-			// Once per segment, not per chunk: the tracker takes a lock.
-			e.hot.add(rec.Key, sent)
+			// Once per segment, not per chunk: the tracker takes a lock
+			// (and the time of the last chunk: clock reads are not free).
+			e.hot.add(rec.Key, sent, now)
 			bySource[sourceSlot(out.src)] += int64(sent)
 		}()
 		for len(b) > 0 {
 			n := min(len(b), writeChunk)
-			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			now = time.Now()
+			_ = rc.SetWriteDeadline(now.Add(writeTimeout))
 			m, err := w.Write(b[:n])
 			served.Add(float64(m))
 			sent += m
