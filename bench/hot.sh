@@ -22,6 +22,10 @@
 #   HOT_DURATION  seconds of each wrk run (default 10)
 #   HOT_CONNS     keep-alive connections (default 32)
 #   HOT_THREADS   wrk threads (default 2)
+#   HOT_FILL      MiB of other objects (4 MiB each) fetched through every
+#                 edge and nginx before the runs (default 0): a memory tier
+#                 holding more than the hot objects, as in service, which
+#                 makes the edge's Go heap large and its GC rare
 #   HOT_KEEP      if set, keep the temp dir (logs, configs)
 #   HOT_PERF      if set, a directory where `perf record -g` of the edge
 #                 during each shoal run is written (perf-SIZE-ROUND.data; the
@@ -69,6 +73,8 @@ ORIGIN_PORT=$(freeport); EDGE_PORT=$(freeport); ADMIN_PORT=$(freeport); PEER_POR
 
 mkdir -p "$TMP/www" "$TMP/nginx/cache" "$TMP/nginx/tmp"
 for s in $SIZES; do head -c "$s" /dev/urandom >"$TMP/www/hot-$s"; done
+FILL=${HOT_FILL:-0}
+for i in $(seq $((FILL / 4))); do head -c $((4 << 20)) /dev/urandom >"$TMP/www/fill-$i"; done
 
 "$SHOAL_BIN" certs --dir "$TMP/tls" >"$TMP/certs.log" 2>&1
 "$SHOAL_BIN" origin --dir "$TMP/www" --listen "127.0.0.1:$ORIGIN_PORT" --log-level warn >"$TMP/origin.log" 2>&1 &
@@ -153,6 +159,10 @@ if [ -n "${SHOAL_BASE:-}" ]; then
 	waitup "http://127.0.0.1:$BASE_ADMIN/healthz"
 	EDGES="$EDGES $BASE_PORT"
 fi
+[ "$FILL" -lt 4 ] || waitup "http://127.0.0.1:$NGINX_PORT/fill-1"
+for i in $(seq $((FILL / 4))); do
+	for port in $EDGES $NGINX_PORT; do curl -fso /dev/null "http://127.0.0.1:$port/fill-$i"; done
+done
 for s in $SIZES; do
 	waitup "http://127.0.0.1:$NGINX_PORT/hot-$s"
 	for _ in 1 2 3; do curl -fso /dev/null "http://127.0.0.1:$NGINX_PORT/hot-$s"; done
