@@ -44,6 +44,7 @@ set -euo pipefail
 need() { command -v "$1" >/dev/null 2>&1 || { echo "hot.sh: $1 is missing ($2)" >&2; exit 2; }; }
 need wrk "apt-get install -y wrk"
 NGINX=${NGINX:-nginx}
+if ! command -v "$NGINX" >/dev/null 2>&1 && [ "$NGINX" = nginx ] && [ -x /usr/sbin/nginx ]; then NGINX=/usr/sbin/nginx; fi
 need "$NGINX" "apt-get install -y nginx"
 need curl "apt-get install -y curl"
 need python3 "apt-get install -y python3"
