@@ -187,7 +187,7 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, cacheStatus strin
 	ctx := context.WithValue(r.Context(), cacheStatusKey{}, cacheStatus)
 	ctx = context.WithValue(ctx, forwardedKey{}, forwarded{site: s, target: r.URL.RequestURI(), host: r.Host, unsafe: !safeMethods[r.Method]})
 	r = r.WithContext(ctx)
-	s.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedFrom(srcOrigin)}, r)
+	s.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
 }
 
 // countingWriter counts the body bytes written through it.
