@@ -66,4 +66,10 @@
 // the origin.
 //
 // The harness reads /proc, so it runs on Linux.
+//
+// Apart from the harness, bench/hot.sh measures hot content: one edge
+// serving from its warm memory tier against nginx's proxy_cache and static
+// files, with wrk and many keep-alive connections, reporting req/s, MiB/s
+// and the server's CPU per request (bench/README.md, "Hot content vs
+// nginx"); TestHotScript runs it briefly.
 package bench

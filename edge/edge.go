@@ -130,6 +130,7 @@ type Edge struct {
 	m      *metrics
 
 	hot     *hotObjects
+	ids     objectIDs // memo of Record.ID (objectids.go)
 	records *sizedLRU[string, *Record]
 	purges  *purgeLog // purges known, exchanged with peers (purgelog.go)
 	mem     *sizedLRU[erasure.SegmentID, *memSegment]

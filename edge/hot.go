@@ -21,11 +21,12 @@ func newHotObjects() *hotObjects {
 	return &hotObjects{bytes: map[string]float64{}, last: time.Now(), halfLife: time.Minute, maxKeys: 4096}
 }
 
-// add counts n bytes served for key.
-func (h *hotObjects) add(key string, n int) {
+// add counts n bytes served for key at now, a recent time.Now() (the
+// caller's: clock reads cost on the serving path).
+func (h *hotObjects) add(key string, n int, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.decay(time.Now())
+	h.decay(now)
 	if _, ok := h.bytes[key]; !ok && len(h.bytes) >= h.maxKeys {
 		h.prune()
 	}

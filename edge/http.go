@@ -29,6 +29,9 @@ const (
 	writeTimeout = 30 * time.Second
 )
 
+// serverKind is a constant option, made once rather than per request.
+var serverKind = trace.WithSpanKind(trace.SpanKindServer)
+
 func traceAttrs(kv ...attribute.KeyValue) trace.SpanStartOption {
 	return trace.WithAttributes(kv...)
 }
@@ -40,25 +43,39 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w}
 	start := time.Now()
 	// A traced client's trace goes on here (W3C traceparent).
-	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := e.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), traceAttrs(
-		attribute.String("http.request.method", r.Method),
-		attribute.String("url.path", r.URL.Path),
-		attribute.String("server.address", r.Host),
-		attribute.String("client.address", r.RemoteAddr),
-		attribute.String("user_agent.original", r.UserAgent()),
-		attribute.String("http.request.header.range", r.Header.Get("Range")),
-		attribute.String("shoal.node", e.node.Self())))
+	// (W3C Trace Context ignores tracestate without traceparent; Extract
+	// costs an allocation even when there is nothing to extract.)
+	ctx := r.Context()
+	if len(r.Header["Traceparent"]) > 0 {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	ctx, span := e.tracer.Start(ctx, r.Method, serverKind)
+	recording := span.IsRecording()
+	if recording {
+		// Built only for a span that keeps them: a no-op span (tracing
+		// off) would drop them, after their cost on every request.
+		span.SetAttributes(
+			attribute.String("http.request.method", r.Method),
+			attribute.String("url.path", r.URL.Path),
+			attribute.String("server.address", r.Host),
+			attribute.String("client.address", r.RemoteAddr),
+			attribute.String("user_agent.original", r.UserAgent()),
+			attribute.String("http.request.header.range", r.Header.Get("Range")),
+			attribute.String("shoal.node", e.node.Self()))
+	}
 	defer func() {
-		span.SetAttributes(attribute.Int("http.response.status_code", sw.code()),
-			attribute.Int64("http.response.body.size", sw.bytes),
-			attribute.String("shoal.cache_status", sw.Header().Get("Cache-Status")))
-		if sw.code() >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(sw.code()))
+		code := sw.code()
+		if recording {
+			span.SetAttributes(attribute.Int("http.response.status_code", code),
+				attribute.Int64("http.response.body.size", sw.bytes),
+				attribute.String("shoal.cache_status", sw.Header().Get("Cache-Status")))
+		}
+		if code >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(code))
 		}
 		span.End()
-		e.m.requests.WithLabelValues(methodLabel(r.Method), strconv.Itoa(sw.code())).Inc()
-		e.m.requestDuration.WithLabelValues(methodLabel(r.Method)).Observe(time.Since(start).Seconds())
+		e.m.request(r.Method, code).Inc()
+		e.m.requestTime(r.Method).Observe(time.Since(start).Seconds())
 	}()
 	r = r.WithContext(ctx)
 
@@ -222,13 +239,24 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		h[k] = slices.Clip(vs) // an Add below must not write into the record's array
 	}
 	// Shoal-Cache-Control is for the edge alone (see cachecontrol.go).
-	h.Del(shoalCacheControl)
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Age", strconv.FormatInt(rec.Age+max(int64(now.Sub(rec.Fetched)/time.Second), 0), 10))
-	h.Add("Via", via(r))
-	lastMod, _ := http.ParseTime(rec.LastModified)
+	delete(h, shoalCacheControl) // canonical: Del would canonicalise it again
+	var fv fieldValues
+	fv.set(h, "Accept-Ranges", "bytes")
+	fv.set(h, "Age", strconv.FormatInt(rec.Age+max(int64(now.Sub(rec.Fetched)/time.Second), 0), 10))
+	if len(h["Via"]) > 0 {
+		h.Add("Via", via(r))
+	} else {
+		fv.set(h, "Via", via(r))
+	}
+	// Last-Modified as a date only matters to a request that compares
+	// dates (If-Modified-Since, If-Unmodified-Since, If-Range): parsing
+	// it for every request was a percent of a small hot object's time.
+	var lastMod time.Time
+	if rh := r.Header; rh["If-Modified-Since"] != nil || rh["If-Unmodified-Since"] != nil || rh["If-Range"] != nil {
+		lastMod, _ = http.ParseTime(rec.LastModified)
+	}
 	cacheStatus := func(detail string) {
-		h.Set("Cache-Status", cacheStatusValue(rec, fromOrigin, detail, now))
+		fv.set(h, "Cache-Status", cacheStatusValue(rec, fromOrigin, detail, now))
 	}
 
 	if rec.Status != 0 {
@@ -287,7 +315,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		h.Set("Content-Range", ranges[0].ContentRange(rec.Size))
 		fallthrough
 	default:
-		h.Set("Content-Length", strconv.FormatInt(ranges[0].Length, 10))
+		fv.set(h, "Content-Length", strconv.FormatInt(ranges[0].Length, 10))
 	}
 	if r.Method == http.MethodHead || rec.Size == 0 {
 		cacheStatus("")
@@ -322,6 +350,21 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	return nil
 }
 
+// fieldValues hands out the one-value slices of the header fields a
+// response sets from one allocation, where Header.Set makes one per field.
+// Each slice has a capacity of one, so an Add to its field copies it.
+type fieldValues []string
+
+// set sets h's field key, which must be in canonical form, to v.
+func (f *fieldValues) set(h http.Header, key, v string) {
+	if len(*f) == 0 {
+		*f = make([]string, 5)
+	}
+	(*f)[0] = v
+	h[key] = (*f)[:1:1]
+	*f = (*f)[1:]
+}
+
 // cacheStatusValue is the edge's Cache-Status entry (RFC 9211) for a
 // response from rec: "hit" when the fleet had the record and the first
 // bytes, with a negative ttl when it is served stale; "fwd=miss; stored"
@@ -333,19 +376,22 @@ func cacheStatusValue(rec *Record, fromOrigin bool, detail string, now time.Time
 	if ttl < 0 || rec.Expires.Before(now) && ttl == 0 {
 		ttl = min(ttl, -1) // stale, however little
 	}
-	var v string
+	// One allocation: this runs for every response.
+	var buf [80]byte
+	b := buf[:0]
 	switch {
 	case fromOrigin && rec.revalidated:
-		v = "shoal; fwd=stale; fwd-status=304; stored; ttl=" + strconv.FormatInt(ttl, 10)
+		b = append(b, "shoal; fwd=stale; fwd-status=304; stored; ttl="...)
 	case fromOrigin || detail == srcOrigin:
-		v = "shoal; fwd=miss; stored; fwd-status=200; ttl=" + strconv.FormatInt(ttl, 10)
+		b = append(b, "shoal; fwd=miss; stored; fwd-status=200; ttl="...)
 	default:
-		v = "shoal; hit; ttl=" + strconv.FormatInt(ttl, 10)
+		b = append(b, "shoal; hit; ttl="...)
 	}
+	b = strconv.AppendInt(b, ttl, 10)
 	if detail != "" {
-		v += "; detail=" + detail
+		b = append(append(b, "; detail="...), detail...)
 	}
-	return v
+	return string(b)
 }
 
 // via is the edge's Via entry (RFC 9110 §7.6.3) for a message received
@@ -353,7 +399,12 @@ func cacheStatusValue(rec *Record, fromOrigin bool, detail string, now time.Time
 func via(r *http.Request) string { return viaProto(r.ProtoMajor, r.ProtoMinor) }
 
 func viaProto(major, minor int) string {
-	if major == 2 || major == 3 {
+	switch {
+	case major == 1 && minor == 1:
+		return "1.1 shoal" // nearly every request: no formatting
+	case major == 1 && minor == 0:
+		return "1.0 shoal"
+	case major == 2 || major == 3:
 		return strconv.Itoa(major) + " shoal"
 	}
 	return fmt.Sprintf("%d.%d shoal", major, minor)
@@ -391,10 +442,91 @@ type segOut struct {
 // failure cuts the connection, so the client sees a short body, never a
 // wrong one.
 func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, start, length int64, begin func(src string)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	seg := rec.Layout.SegmentSize
 	first, last := start/seg, (start+length-1)/seg
+	rc := http.NewResponseController(w)
+	end := start + length
+	wrote := begin == nil
+	// Bytes of this response by source, for its span: "how much of this
+	// object came from the origin".
+	var bySource [numSources]int64
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		defer func() {
+			span.SetAttributes(
+				attribute.Int64("shoal.bytes.memory", bySource[0]), attribute.Int64("shoal.bytes.disk", bySource[1]),
+				attribute.Int64("shoal.bytes.peer", bySource[2]), attribute.Int64("shoal.bytes.origin", bySource[3]))
+		}()
+	}
+	// send writes the part of segment i in [start, end). It reports
+	// whether stream is over, and with what.
+	send := func(i int64, out segOut) (bool, error) {
+		if out.err != nil {
+			if !wrote {
+				return true, out.err
+			}
+			if errors.Is(out.err, swarm.ErrStale) {
+				// Too late for this response; look the object up again
+				// before cutting it, so that the next gets the new version.
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				e.record(rctx, rec.Key, rec)
+				cancel()
+			}
+			e.log.WarnContext(ctx, "segment read failed mid-response, cutting the connection", "key", rec.Key, "segment", i, "err", out.err)
+			panic(http.ErrAbortHandler)
+		}
+		e.m.segmentRead(out.src).Inc()
+		segOff := i * seg
+		if int64(len(out.data)) != min(seg, rec.Size-segOff) {
+			err := fmt.Errorf("edge: segment %d of %s has %d bytes", i, rec.Key, len(out.data))
+			if !wrote {
+				return true, err
+			}
+			e.log.ErrorContext(ctx, "cutting the connection", "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		b := out.data[max(start, segOff)-segOff : min(end, segOff+int64(len(out.data)))-segOff]
+		if !wrote {
+			begin(out.src)
+			wrote = true
+		}
+		served := e.m.servedFrom(out.src)
+		sent := 0
+		var now time.Time
+		defer func() {
+			// Once per segment, not per chunk: the tracker takes a lock
+			// (and the time of the last chunk: clock reads are not free).
+			e.hot.add(rec.Key, sent, now)
+			bySource[sourceSlot(out.src)] += int64(sent)
+		}()
+		for len(b) > 0 {
+			n := min(len(b), writeChunk)
+			now = time.Now()
+			_ = rc.SetWriteDeadline(now.Add(writeTimeout))
+			m, err := w.Write(b[:n])
+			served.Add(float64(m))
+			sent += m
+			if err != nil {
+				return true, nil // the client went away; cancel stops the readers
+			}
+			b = b[n:]
+		}
+		return false, nil
+	}
+	if first == last {
+		// One segment (every object up to the segment size): read it
+		// here. The read-ahead below costs two goroutines, their channels
+		// and a cancellable context per response, which was most of the
+		// edge's own time serving a small hot object.
+		data, src, err := e.segment(ctx, rec, uint32(first))
+		if err != nil && ctx.Err() != nil {
+			return nil // the client went away
+		}
+		_, err = send(first, segOut{data, src, err})
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	queue := make(chan chan segOut, e.cfg.ReadAhead)
 	go func() {
 		defer close(queue)
@@ -411,17 +543,6 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 			}()
 		}
 	}()
-	rc := http.NewResponseController(w)
-	end := start + length
-	wrote := begin == nil
-	// Bytes of this response by source, for its span: "how much of this
-	// object came from the origin".
-	var bySource [4]int64
-	defer func() {
-		trace.SpanFromContext(ctx).SetAttributes(
-			attribute.Int64("shoal.bytes.memory", bySource[0]), attribute.Int64("shoal.bytes.disk", bySource[1]),
-			attribute.Int64("shoal.bytes.peer", bySource[2]), attribute.Int64("shoal.bytes.origin", bySource[3]))
-	}()
 	for i := first; i <= last; i++ {
 		var out segOut
 		select {
@@ -437,46 +558,8 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 		case <-ctx.Done():
 			return nil // the client went away
 		}
-		if out.err != nil {
-			if !wrote {
-				return out.err
-			}
-			if errors.Is(out.err, swarm.ErrStale) {
-				// Too late for this response; look the object up again
-				// before cutting it, so that the next gets the new version.
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				e.record(rctx, rec.Key, rec)
-				cancel()
-			}
-			e.log.WarnContext(ctx, "segment read failed mid-response, cutting the connection", "key", rec.Key, "segment", i, "err", out.err)
-			panic(http.ErrAbortHandler)
-		}
-		e.m.segmentReads.WithLabelValues(out.src).Inc()
-		segOff := i * seg
-		if int64(len(out.data)) != min(seg, rec.Size-segOff) {
-			err := fmt.Errorf("edge: segment %d of %s has %d bytes", i, rec.Key, len(out.data))
-			if !wrote {
-				return err
-			}
-			e.log.ErrorContext(ctx, "cutting the connection", "err", err)
-			panic(http.ErrAbortHandler)
-		}
-		b := out.data[max(start, segOff)-segOff : min(end, segOff+int64(len(out.data)))-segOff]
-		if !wrote {
-			begin(out.src)
-			wrote = true
-		}
-		for len(b) > 0 {
-			n := min(len(b), writeChunk)
-			_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			m, err := w.Write(b[:n])
-			e.m.servedBytes.WithLabelValues(out.src).Add(float64(m))
-			e.hot.add(rec.Key, m)
-			bySource[sourceSlot(out.src)] += int64(m)
-			if err != nil {
-				return nil // the client went away; cancel stops the readers
-			}
-			b = b[n:]
+		if done, err := send(i, out); done {
+			return err
 		}
 	}
 	return nil
@@ -525,14 +608,6 @@ func sourceSlot(src string) int {
 		return 2
 	}
 	return 3
-}
-
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions, http.MethodPatch:
-		return m
-	}
-	return "OTHER"
 }
 
 // httpError writes a short plain-text error.

@@ -4,7 +4,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +39,103 @@ type metrics struct {
 	segmentDuration *prometheus.HistogramVec
 	peerDuration    *prometheus.HistogramVec
 	originDuration  prometheus.Histogram
+
+	// The children the serving path uses on every request, looked up once
+	// (WithLabelValues hashes its labels and takes a lock each time). Each
+	// is made on first use, so that /metrics lists what happened, as
+	// before.
+	served      [numSources]prometheus.Counter
+	reads       [numSources]lazyChild[prometheus.Counter]
+	segDuration [numSources]lazyChild[prometheus.Observer]
+	reqDuration [numMethods]lazyChild[prometheus.Observer]
+	reqCount    [numMethods][numCodes]lazyChild[prometheus.Counter]
+}
+
+// lazyChild is a metric vector's child, made on first use.
+type lazyChild[T any] struct{ p atomic.Pointer[T] }
+
+func (c *lazyChild[T]) get(make func() T) T {
+	if p := c.p.Load(); p != nil {
+		return *p
+	}
+	v := make()
+	c.p.Store(&v) // a race makes the same child twice: the vector dedups
+	return v
+}
+
+// numMethods counts the labels of methodSlot; numCodes covers the status
+// codes 100 to 599. (numSources, the tiers of sourceSlot, is status.go's.)
+const (
+	numMethods = 8
+	numCodes   = 500
+)
+
+// sources are the source labels, in sourceSlot's order.
+var sources = [numSources]string{srcMemory, srcDisk, srcPeer, srcOrigin}
+
+// servedFrom is the served-bytes counter of src.
+func (m *metrics) servedFrom(src string) prometheus.Counter {
+	i := sourceSlot(src)
+	if sources[i] != src {
+		return m.servedBytes.WithLabelValues(src)
+	}
+	return m.served[i]
+}
+
+// methodSlot numbers the method labels of the requests metrics: the
+// methods the edge knows, and OTHER for any other (a client may send any
+// token as a method, and each would otherwise be a series of its own).
+func methodSlot(method string) (int, string) {
+	switch method {
+	case http.MethodGet:
+		return 0, http.MethodGet
+	case http.MethodHead:
+		return 1, http.MethodHead
+	case http.MethodPost:
+		return 2, http.MethodPost
+	case http.MethodPut:
+		return 3, http.MethodPut
+	case http.MethodDelete:
+		return 4, http.MethodDelete
+	case http.MethodOptions:
+		return 5, http.MethodOptions
+	case http.MethodPatch:
+		return 6, http.MethodPatch
+	}
+	return 7, "OTHER"
+}
+
+// segmentRead is the segment-reads counter of src.
+func (m *metrics) segmentRead(src string) prometheus.Counter {
+	i := sourceSlot(src)
+	if sources[i] != src {
+		return m.segmentReads.WithLabelValues(src)
+	}
+	return m.reads[i].get(func() prometheus.Counter { return m.segmentReads.WithLabelValues(src) })
+}
+
+// segmentTime is the segment-read-duration histogram of src.
+func (m *metrics) segmentTime(src string) prometheus.Observer {
+	i := sourceSlot(src)
+	if sources[i] != src {
+		return m.segmentDuration.WithLabelValues(src)
+	}
+	return m.segDuration[i].get(func() prometheus.Observer { return m.segmentDuration.WithLabelValues(src) })
+}
+
+// requestTime is the request-duration histogram of method.
+func (m *metrics) requestTime(method string) prometheus.Observer {
+	i, label := methodSlot(method)
+	return m.reqDuration[i].get(func() prometheus.Observer { return m.requestDuration.WithLabelValues(label) })
+}
+
+// request is the requests counter of method and code.
+func (m *metrics) request(method string, code int) prometheus.Counter {
+	i, label := methodSlot(method)
+	if code < 100 || code >= 100+numCodes {
+		return m.requests.WithLabelValues(label, strconv.Itoa(code))
+	}
+	return m.reqCount[i][code-100].get(func() prometheus.Counter { return m.requests.WithLabelValues(label, strconv.Itoa(code)) })
 }
 
 // latencyBuckets span a loopback shard fetch (≈1 ms) to a slow origin (30 s).
@@ -140,8 +239,8 @@ func newMetrics(e *Edge) *metrics {
 			Name: "shoal_peers", Help: "Members of the fleet other than this edge.",
 		}, func() float64 { return float64(len(e.node.Members()) - 1) }),
 	)
-	for _, s := range []string{srcMemory, srcDisk, srcPeer, srcOrigin} {
-		m.servedBytes.WithLabelValues(s)
+	for i, s := range sources {
+		m.served[i] = m.servedBytes.WithLabelValues(s)
 	}
 	return m
 }
@@ -276,8 +375,8 @@ type Stats struct {
 // registry), so collectors may call it.
 func (e *Edge) Stats() Stats {
 	s := Stats{Served: map[string]int64{}}
-	for _, src := range []string{srcMemory, srcDisk, srcPeer, srcOrigin} {
-		s.Served[src] = counterOf(e.m.servedBytes.WithLabelValues(src))
+	for i, src := range sources {
+		s.Served[src] = counterOf(e.m.served[i])
 	}
 	s.OriginRequests = counterOf(e.m.originReqs)
 	s.OriginBytes = counterOf(e.m.originBytes)

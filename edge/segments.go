@@ -33,16 +33,21 @@ func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) ([]byte, stri
 // from: the memory tier, else one read per segment at a time on this edge,
 // so that concurrent clients of the same object share it.
 func (e *Edge) segmentAnySource(ctx context.Context, r *Record, idx uint32) (_ []byte, src string, err error) {
-	id := erasure.SegmentID{Object: r.ID(), Index: idx}
-	ctx, span := e.tracer.Start(ctx, "edge.segment", traceAttrs(
-		attribute.String("shoal.object", r.Key), attribute.Int64("shoal.segment.index", int64(idx))))
+	id := erasure.SegmentID{Object: e.ids.of(r), Index: idx}
+	ctx, span := e.tracer.Start(ctx, "edge.segment")
+	recording := span.IsRecording() // attributes cost even when a no-op span drops them
+	if recording {
+		span.SetAttributes(attribute.String("shoal.object", r.Key), attribute.Int64("shoal.segment.index", int64(idx)))
+	}
 	start := time.Now()
 	defer func() {
-		span.SetAttributes(attribute.String("shoal.source", src))
+		if recording {
+			span.SetAttributes(attribute.String("shoal.source", src))
+		}
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 		} else {
-			e.m.segmentDuration.WithLabelValues(src).Observe(time.Since(start).Seconds())
+			e.m.segmentTime(src).Observe(time.Since(start).Seconds())
 		}
 		span.End()
 	}()

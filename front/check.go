@@ -92,7 +92,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		defer pw.done()
 		w = pw
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-			r.Body = newPaceBody(r.Body, pw.rc, s.cfg.MinSendRate, s.cfg.SendWindow)
+			r.Body = newPaceBody(r.Body, &pw.rc, s.cfg.MinSendRate, s.cfg.SendWindow)
 		}
 	}
 	s.cfg.Handler.ServeHTTP(w, r)

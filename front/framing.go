@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 )
@@ -194,8 +195,28 @@ func (f *framing) next() (v verdict, ok bool) {
 		return verdict{err: errFramingLost}, true
 	}
 	v = f.verdicts[0]
-	f.verdicts = f.verdicts[1:]
+	if len(f.verdicts) == 1 {
+		// Reuse the array: one verdict at a time is the common case, and
+		// slicing from the front would make every append allocate.
+		f.verdicts[0] = verdict{}
+		f.verdicts = f.verdicts[:0]
+	} else {
+		f.verdicts = f.verdicts[1:]
+	}
 	return v, true
+}
+
+// methodString is string(m), without an allocation for the usual methods.
+func methodString(m []byte) string {
+	switch string(m) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPost:
+		return http.MethodPost
+	}
+	return string(m)
 }
 
 func trimEOL(b []byte) []byte {
@@ -207,22 +228,22 @@ func trimEOL(b []byte) []byte {
 // body is the Content-Length; stop says framing cannot follow what comes
 // after (an upgrade or the HTTP/2 preface).
 func parseHead(head []byte) (v verdict, body int64, chunked, stop bool) {
-	lines := bytes.Split(trimEOL(trimEOL(head)), []byte("\n"))
-	reqLine := trimEOL(lines[0])
+	reqLine, fields, _ := bytes.Cut(trimEOL(trimEOL(head)), []byte("\n"))
+	reqLine = trimEOL(reqLine)
 	method, rest, ok1 := bytes.Cut(reqLine, []byte(" "))
 	target, proto, ok2 := bytes.Cut(rest, []byte(" "))
 	if !ok1 || !ok2 {
 		v.err = fmt.Errorf("malformed request line %q", reqLine)
 		return
 	}
-	v.method, v.target = string(method), string(target)
+	v.method, v.target = methodString(method), string(target)
 	if string(proto) == "HTTP/2.0" {
 		stop = true // the h2c preface, "PRI * HTTP/2.0"
 		return
 	}
 	var cls, tes int
 	upgrade := false
-	for _, l := range lines[1:] {
+	for l := range bytes.SplitSeq(fields, []byte("\n")) {
 		l = trimEOL(l)
 		if len(l) == 0 {
 			continue

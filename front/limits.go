@@ -315,14 +315,14 @@ func (rl *rateLimiter) sweep(now time.Time) {
 // itself (the edge sets one per chunk) applies too: the earlier one wins.
 type paceWriter struct {
 	http.ResponseWriter
-	rc     *http.ResponseController
+	rc     http.ResponseController // a value: one allocation less per request
 	rate   float64
 	window time.Duration
 	own    time.Time // deadline the handler asked for; zero if none
 }
 
 func newPaceWriter(w http.ResponseWriter, rate int64, window time.Duration) *paceWriter {
-	pw := &paceWriter{ResponseWriter: w, rc: http.NewResponseController(w), rate: float64(rate), window: window}
+	pw := &paceWriter{ResponseWriter: w, rc: *http.NewResponseController(w), rate: float64(rate), window: window}
 	// A keep-alive connection may carry the last response's deadline.
 	_ = pw.rc.SetWriteDeadline(time.Time{}) // ErrNotSupported: nothing to enforce with
 	return pw
