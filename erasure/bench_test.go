@@ -64,6 +64,27 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+		// The data shards already in their place in the segment's buffer,
+		// as a reader that fetched them with GetShardInto has them.
+		b.Run(p.String()+"/data-present-into", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(seg)))
+			buf := make([]byte, p.K*d.ShardLen)
+			for i := range p.K {
+				copy(buf[i*d.ShardLen:], shards[i])
+			}
+			for b.Loop() {
+				for i := range in {
+					in[i] = shards[i]
+					if i < p.K {
+						in[i] = buf[i*d.ShardLen : (i+1)*d.ShardLen]
+					}
+				}
+				if _, err := c.DecodeInto(d, buf, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

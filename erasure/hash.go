@@ -24,9 +24,14 @@ type Hasher struct {
 	// stack holds the chaining values of the finished complete subtrees,
 	// at most one per height (in chunks, log2); chunks says which.
 	stack  [64][8]uint32
-	chunks uint64 // chunks compressed into stack, a multiple of guts.MaxSIMD
-	buf    [bufferSize]byte
-	buflen int
+	chunks uint64 // chunks merged into stack, a multiple of guts.MaxSIMD
+	// last is the top node of the latest whole 16 KiB block, not yet
+	// merged into stack (when hasLast): it may be the end of the input,
+	// and the node that ends the input is compressed as the root.
+	last    guts.Node
+	hasLast bool
+	buf     [bufferSize]byte
+	buflen  int
 }
 
 // bufferSize is what one SIMD pass compresses: 16 chunks of 1 KiB.
@@ -35,36 +40,36 @@ const bufferSize = guts.MaxSIMD * guts.ChunkSize
 // bufferHeight is the height of the subtree of one full buffer.
 const bufferHeight = 4 // log2(guts.MaxSIMD)
 
-// Write adds p to the hash. It never fails. Bytes are compressed straight
-// from p, without a copy, in whole 16 KiB blocks when nothing is buffered,
-// so a caller that writes in multiples of 16 KiB copies only the tail.
+// Write adds p to the hash. It never fails and does not retain p. Whole
+// 16 KiB blocks are compressed straight from p when nothing is buffered,
+// so a caller that writes in multiples of 16 KiB copies nothing.
 func (h *Hasher) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
-		if h.buflen == 0 && len(p) > bufferSize {
-			// A whole block with more to come: it is not the root, so it
-			// can be compressed now, from p itself.
-			h.compress((*[bufferSize]byte)(p[:bufferSize]))
-			p = p[bufferSize:]
-			continue
+		if h.hasLast {
+			// More input: the last block was not the end after all.
+			h.push(guts.ChainingValue(h.last))
+			h.hasLast = false
 		}
-		if h.buflen == bufferSize {
-			// Full, and p has more: the buffered block is not the last.
-			h.compress(&h.buf)
-			h.buflen = 0
+		if h.buflen == 0 && len(p) >= bufferSize {
+			h.last, h.hasLast = guts.CompressBuffer((*[bufferSize]byte)(p[:bufferSize]), bufferSize, &guts.IV, h.chunks, 0), true
+			p = p[bufferSize:]
 			continue
 		}
 		c := copy(h.buf[h.buflen:], p)
 		h.buflen += c
 		p = p[c:]
+		if h.buflen == bufferSize {
+			h.last, h.hasLast = guts.CompressBuffer(&h.buf, bufferSize, &guts.IV, h.chunks, 0), true
+			h.buflen = 0
+		}
 	}
 	return n, nil
 }
 
-// compress adds a full block that is known not to end the input.
-func (h *Hasher) compress(b *[bufferSize]byte) {
-	cv := guts.ChainingValue(guts.CompressBuffer(b, bufferSize, &guts.IV, h.chunks, 0))
-	// Merge with the subtrees of the same height, as far as they go.
+// push adds the chaining value of a whole block that is known not to end
+// the input, merging it with the subtrees of the same height.
+func (h *Hasher) push(cv [8]uint32) {
 	i := bufferHeight
 	for h.chunks&(1<<i) != 0 {
 		cv = guts.ChainingValue(guts.ParentNode(h.stack[i], cv, &guts.IV, 0))
@@ -77,17 +82,20 @@ func (h *Hasher) compress(b *[bufferSize]byte) {
 // Sum returns the hash of everything written so far. It does not change
 // the Hasher's state.
 func (h *Hasher) Sum() Hash {
-	// The buffer holds the last 0..16 KiB: its own subtree, the rightmost,
-	// which the finished subtrees on the stack take in from the smallest up.
-	n := guts.CompressBuffer(&h.buf, h.buflen, &guts.IV, h.chunks, 0)
+	// The end of the input, a whole block or the 0..16 KiB buffered, is
+	// the rightmost subtree, which the finished subtrees on the stack take
+	// in from the smallest up.
+	n := h.last
+	if !h.hasLast {
+		n = guts.CompressBuffer(&h.buf, h.buflen, &guts.IV, h.chunks, 0)
+	}
 	for i := bufferHeight; i < 64; i++ {
 		if h.chunks&(1<<i) != 0 {
 			n = guts.ParentNode(h.stack[i], guts.ChainingValue(n), &guts.IV, 0)
 		}
 	}
 	n.Flags |= guts.FlagRoot
-	words := guts.CompressNode(n)
-	out := guts.WordsToBytes(words)
+	out := guts.WordsToBytes(guts.CompressNode(n))
 	var s Hash
 	copy(s[:], out[:HashSize])
 	return s
@@ -95,7 +103,7 @@ func (h *Hasher) Sum() Hash {
 
 // Reset makes h ready for a new input.
 func (h *Hasher) Reset() {
-	h.chunks, h.buflen = 0, 0
+	h.chunks, h.buflen, h.hasLast = 0, 0, false
 }
 
 // hashers keeps Hashers (18 KiB each) off the heap and off the stacks of

@@ -51,6 +51,19 @@ func BenchmarkGetShard(b *testing.B) {
 		}
 		cpu.report(b, int64(b.N)<<20)
 	})
+	// Into one reused buffer, as a reader rebuilding segments in place does.
+	b.Run("serial-into", func(b *testing.B) {
+		b.SetBytes(1 << 20)
+		b.ReportAllocs()
+		dst := make([]byte, 1<<20)
+		cpu := startCPU()
+		for b.Loop() {
+			if _, err := client.GetShardInto(ctx, holder.addr, ids[0], dst); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu.report(b, int64(b.N)<<20)
+	})
 	b.Run("parallel4", func(b *testing.B) {
 		const inFlight = 4
 		b.SetBytes(inFlight << 20)
