@@ -89,30 +89,9 @@ func (c *Coder) EncodeInPlace(buf []byte, n int) ([][]byte, *Descriptor, error) 
 // in shards. The rebuilt segment is verified against d before it is
 // returned, so a wrong result is an *IntegrityError, never wrong bytes.
 func (c *Coder) Decode(d *Descriptor, shards [][]byte) ([]byte, error) {
-	if d.Params != c.params {
-		return nil, fmt.Errorf("erasure: decode: descriptor is %v, coder is %v", d.Params, c.params)
-	}
-	// A descriptor built by hand rather than parsed may be inconsistent; a
-	// negative or oversized Length would otherwise panic or over-allocate.
-	if err := d.Validate(); err != nil {
-		return nil, fmt.Errorf("erasure: decode: %w", err)
-	}
-	if len(shards) != c.params.Total() {
-		return nil, fmt.Errorf("erasure: decode: %d shard slots, want %d", len(shards), c.params.Total())
-	}
-	have, dataMissing := 0, false
-	for i, s := range shards {
-		switch {
-		case s == nil:
-			dataMissing = dataMissing || i < c.params.K
-		case len(s) != d.ShardLen:
-			return nil, &IntegrityError{Shard: i, Reason: "length"}
-		default:
-			have++
-		}
-	}
-	if have < c.params.K {
-		return nil, fmt.Errorf("%w: have %d, need %d", ErrTooFewShards, have, c.params.K)
+	dataMissing, err := c.checkDecode(d, shards)
+	if err != nil {
+		return nil, err
 	}
 	if dataMissing {
 		if err := c.enc.ReconstructData(shards); err != nil {
@@ -128,4 +107,80 @@ func (c *Coder) Decode(d *Descriptor, shards [][]byte) ([]byte, error) {
 		return nil, err
 	}
 	return seg, nil
+}
+
+// DecodeInto is Decode into buf, which must hold at least k·ShardLen bytes,
+// and returns buf[:d.Length]. It is for a reader that has each data shard
+// land in its place in buf as it arrives (shards[i] is
+// buf[i·ShardLen:(i+1)·ShardLen], see swarm's Node.GetShardInto): such
+// shards are not copied, the others are copied in (they must not overlap
+// buf elsewhere), and missing data shards (nil, as for Decode) are rebuilt
+// straight into their place, and set to it; a segment costs no allocation
+// and, when its data shards arrived, no copy. Present shards must already
+// have been verified, and the segment is verified against d, as for Decode.
+func (c *Coder) DecodeInto(d *Descriptor, buf []byte, shards [][]byte) ([]byte, error) {
+	dataMissing, err := c.checkDecode(d, shards)
+	if err != nil {
+		return nil, err
+	}
+	sl := d.ShardLen
+	if len(buf) < c.params.K*sl {
+		return nil, fmt.Errorf("erasure: decode: buffer of %d bytes, want %d (k shards of %d)", len(buf), c.params.K*sl, sl)
+	}
+	for i, s := range shards[:c.params.K] {
+		place := buf[i*sl : (i+1)*sl : (i+1)*sl]
+		switch {
+		case s == nil:
+			shards[i] = place[:0] // rebuilt there: it has the capacity
+		case &s[0] != &place[0]:
+			copy(place, s)
+			shards[i] = place
+		}
+	}
+	if dataMissing {
+		if err := c.enc.ReconstructData(shards); err != nil {
+			return nil, fmt.Errorf("erasure: decode: %w", err)
+		}
+		for i, s := range shards[:c.params.K] {
+			if place := buf[i*sl:]; &s[0] != &place[0] {
+				copy(place[:sl], s) // not expected: the library allocated
+			}
+		}
+	}
+	seg := buf[:d.Length:d.Length]
+	if err := d.VerifySegment(seg); err != nil {
+		return nil, err
+	}
+	return seg, nil
+}
+
+// checkDecode checks Decode's arguments and reports whether data shards
+// are missing (nil).
+func (c *Coder) checkDecode(d *Descriptor, shards [][]byte) (dataMissing bool, err error) {
+	if d.Params != c.params {
+		return false, fmt.Errorf("erasure: decode: descriptor is %v, coder is %v", d.Params, c.params)
+	}
+	// A descriptor built by hand rather than parsed may be inconsistent; a
+	// negative or oversized Length would otherwise panic or over-allocate.
+	if err := d.Validate(); err != nil {
+		return false, fmt.Errorf("erasure: decode: %w", err)
+	}
+	if len(shards) != c.params.Total() {
+		return false, fmt.Errorf("erasure: decode: %d shard slots, want %d", len(shards), c.params.Total())
+	}
+	have := 0
+	for i, s := range shards {
+		switch {
+		case s == nil:
+			dataMissing = dataMissing || i < c.params.K
+		case len(s) != d.ShardLen:
+			return false, &IntegrityError{Shard: i, Reason: "length"}
+		default:
+			have++
+		}
+	}
+	if have < c.params.K {
+		return false, fmt.Errorf("%w: have %d, need %d", ErrTooFewShards, have, c.params.K)
+	}
+	return dataMissing, nil
 }

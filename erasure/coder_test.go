@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -414,5 +415,76 @@ func TestEncodeInPlace(t *testing.T) {
 		if _, _, err := c.EncodeInPlace(buf[:c.EncodedLen(n)-1], n); err == nil {
 			t.Errorf("n=%d: a short buffer was accepted", n)
 		}
+	}
+}
+
+func TestDecodeInto(t *testing.T) {
+	p := Params{K: 4, M: 2}
+	c := mustCoder(t, p)
+	seg := testSegment(100_003, 12)
+	shards, d, err := c.Encode(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := d.ShardLen
+	for _, tt := range []struct {
+		name      string
+		missing   []int // nil
+		elsewhere []int // present, but not in their place in buf
+	}{
+		{"all data in place", nil, nil},
+		{"data 0 and 3 missing", []int{0, 3}, nil},
+		{"data 1 elsewhere", nil, []int{1}},
+		{"data 2 missing, 0 elsewhere", []int{2}, []int{0}},
+		{"parity missing", []int{4, 5}, nil},
+	} {
+		buf := make([]byte, p.K*sl+7)
+		in := make([][]byte, p.Total())
+		for i, s := range shards {
+			switch {
+			case slices.Contains(tt.missing, i):
+			case i >= p.K || slices.Contains(tt.elsewhere, i):
+				in[i] = bytes.Clone(s)
+			default:
+				in[i] = buf[i*sl : (i+1)*sl]
+				copy(in[i], s)
+			}
+		}
+		got, err := c.DecodeInto(d, buf, in)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if !bytes.Equal(got, seg) {
+			t.Fatalf("%s: wrong segment", tt.name)
+		}
+		if &got[0] != &buf[0] || cap(got) != len(seg) {
+			t.Errorf("%s: the segment is not buf[:Length]", tt.name)
+		}
+		for i := range p.K {
+			if &in[i][0] != &buf[i*sl] || !bytes.Equal(in[i], shards[i]) {
+				t.Errorf("%s: data shard %d is not in its place after the decode", tt.name, i)
+			}
+		}
+	}
+
+	in := make([][]byte, p.Total())
+	copy(in, shards)
+	if _, err := c.DecodeInto(d, make([]byte, p.K*sl-1), in); err == nil {
+		t.Error("a buffer one byte short: got no error")
+	}
+	// A present shard that was never verified and is wrong: the segment
+	// check catches it, and no wrong segment comes back.
+	buf := make([]byte, p.K*sl)
+	copy(in, shards)
+	in[1] = bytes.Clone(shards[1])
+	in[1][5] ^= 1
+	var ie *IntegrityError
+	if got, err := c.DecodeInto(d, buf, in); !errors.As(err, &ie) || ie.Shard != -1 || got != nil {
+		t.Errorf("a bad shard: got %d bytes, %v, want a segment IntegrityError", len(got), err)
+	}
+	in = make([][]byte, p.Total())
+	in[0], in[1], in[4] = shards[0], shards[1], shards[4]
+	if _, err := c.DecodeInto(d, buf, in); !errors.Is(err, ErrTooFewShards) {
+		t.Errorf("three shards: got %v, want ErrTooFewShards", err)
 	}
 }

@@ -1,16 +1,10 @@
 package erasure
 
 import (
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"lukechampine.com/blake3"
 )
-
-// Sum returns the BLAKE3-256 hash of b.
-func Sum(b []byte) Hash { return blake3.Sum256(b) }
 
 // Descriptor describes one coded segment: enough to verify every shard on its
 // own and the rebuilt segment as a whole.
@@ -158,14 +152,31 @@ func (d *Descriptor) Equal(o *Descriptor) bool {
 // VerifyShard checks shard i's bytes against d. It returns an
 // *IntegrityError naming the shard when they do not match.
 func (d *Descriptor) VerifyShard(i int, data []byte) error {
+	if err := d.checkShard(i, len(data)); err != nil {
+		return err
+	}
+	return d.CheckShardSum(i, len(data), Sum(data))
+}
+
+// CheckShardSum is VerifyShard for a shard of n bytes whose hash the
+// caller computed as it arrived (with a Hasher), rather than in a second
+// pass over the bytes.
+func (d *Descriptor) CheckShardSum(i, n int, sum Hash) error {
+	if err := d.checkShard(i, n); err != nil {
+		return err
+	}
+	if !equalHash(sum, d.Shards[i]) {
+		return &IntegrityError{Shard: i, Reason: "hash", Want: d.Shards[i], Got: sum}
+	}
+	return nil
+}
+
+func (d *Descriptor) checkShard(i, n int) error {
 	if i < 0 || i >= len(d.Shards) {
 		return &IntegrityError{Shard: i, Reason: "index"}
 	}
-	if len(data) != d.ShardLen {
+	if n != d.ShardLen {
 		return &IntegrityError{Shard: i, Reason: "length"}
-	}
-	if got := Sum(data); subtle.ConstantTimeCompare(got[:], d.Shards[i][:]) != 1 {
-		return &IntegrityError{Shard: i, Reason: "hash", Want: d.Shards[i], Got: got}
 	}
 	return nil
 }
@@ -175,8 +186,17 @@ func (d *Descriptor) VerifySegment(seg []byte) error {
 	if len(seg) != d.Length {
 		return &IntegrityError{Shard: -1, Reason: "length"}
 	}
-	if got := Sum(seg); got != d.Segment {
-		return &IntegrityError{Shard: -1, Reason: "hash", Want: d.Segment, Got: got}
+	return d.CheckSegmentSum(len(seg), Sum(seg))
+}
+
+// CheckSegmentSum is VerifySegment for a segment of n bytes whose hash the
+// caller computed as it arrived.
+func (d *Descriptor) CheckSegmentSum(n int, sum Hash) error {
+	if n != d.Length {
+		return &IntegrityError{Shard: -1, Reason: "length"}
+	}
+	if sum != d.Segment {
+		return &IntegrityError{Shard: -1, Reason: "hash", Want: d.Segment, Got: sum}
 	}
 	return nil
 }

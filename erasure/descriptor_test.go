@@ -251,3 +251,44 @@ func TestSum(t *testing.T) {
 		t.Errorf("Sum(nil) = %s, want %s", got, want)
 	}
 }
+
+// CheckShardSum and CheckSegmentSum take a hash computed as the bytes
+// arrived: they must reach the verdicts VerifyShard and VerifySegment reach.
+func TestCheckSums(t *testing.T) {
+	shards, d := testDescriptor(t, DefaultParams, 40_000)
+	for i, s := range shards {
+		var h Hasher
+		for off := 0; off < len(s); off += 3000 {
+			h.Write(s[off:min(off+3000, len(s))])
+		}
+		if err := d.CheckShardSum(i, len(s), h.Sum()); err != nil {
+			t.Errorf("CheckShardSum(%d) of a good shard = %v", i, err)
+		}
+		var ie *IntegrityError
+		if err := d.CheckShardSum((i+1)%len(shards), len(s), h.Sum()); !errors.As(err, &ie) || ie.Reason != "hash" || ie.Got != h.Sum() {
+			t.Errorf("CheckShardSum(%d) with shard %d's hash = %v, want a hash mismatch", (i+1)%len(shards), i, err)
+		}
+		if err := d.CheckShardSum(i, len(s)-1, h.Sum()); !errors.As(err, &ie) || ie.Reason != "length" {
+			t.Errorf("CheckShardSum(%d) with a short length = %v, want a length mismatch", i, err)
+		}
+	}
+	var ie *IntegrityError
+	if err := d.CheckShardSum(len(shards), d.ShardLen, Hash{}); !errors.As(err, &ie) || ie.Reason != "index" {
+		t.Errorf("CheckShardSum(k+m) = %v, want an index error", err)
+	}
+	seg := testSegment(40_000, 0)
+	_, d, err := mustCoder(t, DefaultParams).Encode(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CheckSegmentSum(len(seg), Sum(seg)); err != nil {
+		t.Errorf("CheckSegmentSum of the segment = %v", err)
+	}
+	seg[100] ^= 1
+	if err := d.CheckSegmentSum(len(seg), Sum(seg)); !errors.As(err, &ie) || ie.Shard != -1 || ie.Reason != "hash" {
+		t.Errorf("CheckSegmentSum of a flipped segment = %v, want a hash mismatch", err)
+	}
+	if err := d.CheckSegmentSum(len(seg)+1, d.Segment); !errors.As(err, &ie) || ie.Reason != "length" {
+		t.Errorf("CheckSegmentSum with a long length = %v, want a length mismatch", err)
+	}
+}

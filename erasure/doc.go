@@ -15,5 +15,7 @@
 //
 // The hash is BLAKE3-256 because it measured about twice as fast as SHA-256
 // on the machines we run on (see BenchmarkHash and bench/README.md), and a
-// 4 MiB segment is hashed twice (shards and segment) on every fill.
+// 4 MiB segment is hashed twice (shards and segment) on every fill. Sum and
+// Hasher compute it on the calling goroutine (hash.go): a third less CPU than
+// the library's own fan-out of one goroutine per 16 KiB, on busy cores.
 package erasure

@@ -532,11 +532,15 @@ func (n *Node) serveStream(conn *quic.Conn, st *quic.Stream) {
 		resp, body = Response{Descriptor: d, BodyLen: len(data)}, data
 	case OpPutShard:
 		data := make([]byte, req.BodyLen)
-		if _, err := io.ReadFull(br, data); err != nil {
+		h := hashers.Get().(*erasure.Hasher)
+		err := readBody(br, data, h)
+		sum := h.Sum()
+		hashers.Put(h)
+		if err != nil {
 			n.writeError(st, req.Op, StatusBadRequest, fmt.Errorf("reading shard: %w", err))
 			return
 		}
-		if err := req.Descriptor.VerifyShard(int(req.Shard.Index), data); err != nil {
+		if err := req.Descriptor.CheckShardSum(int(req.Shard.Index), len(data), sum); err != nil {
 			n.log.Warn("peer pushed a corrupt shard", "peer", conn.RemoteAddr().String(), "shard", req.Shard.String(), "err", err)
 			n.writeError(st, req.Op, StatusBadRequest, err)
 			return
@@ -724,8 +728,11 @@ func (n *Node) markDown(peer string, conn *quic.Conn) {
 }
 
 // roundTrip sends one request on a new stream and reads the response header
-// and body.
-func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody []byte, check func(*Response, []byte) error) (resp *Response, body []byte, err error) {
+// and body. The body goes into a new buffer, or into into when that is not
+// nil (which must then have the body's length). When verify is set, the
+// body (even an empty one) is hashed as it arrives and verify judges the
+// hash: a body that fails it is never returned.
+func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody []byte, into []byte, verify func(*Response, erasure.Hash) error) (resp *Response, body []byte, err error) {
 	start := time.Now()
 	sentBody := 0
 	ctx, span := n.tracer.Start(ctx, "swarm."+req.Op.String(), trace.WithSpanKind(trace.SpanKindClient),
@@ -791,18 +798,69 @@ func (n *Node) roundTrip(ctx context.Context, peer string, req *Request, reqBody
 	default:
 		return nil, nil, &RemoteError{Peer: peer, Op: req.Op, Status: resp.Status, Message: resp.Message}
 	}
-	if resp.BodyLen > 0 {
-		body = make([]byte, resp.BodyLen)
-		if _, err := io.ReadFull(br, body); err != nil {
-			return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v body from %s: %w", req.Op, peer, err))
+	switch {
+	case into == nil:
+		if resp.BodyLen > 0 {
+			body = make([]byte, resp.BodyLen)
 		}
+	case len(into) == resp.BodyLen:
+		body = into
+	default:
+		// Not the peer's fault: the caller expected another length (a
+		// descriptor it did not expect either). The stream is cancelled.
+		return nil, nil, fmt.Errorf("swarm: %v from %s: a body of %d bytes for a buffer of %d", req.Op, peer, resp.BodyLen, len(into))
 	}
-	if check != nil {
-		if err := check(resp, body); err != nil {
+	var h *erasure.Hasher
+	if verify != nil {
+		h = hashers.Get().(*erasure.Hasher)
+		defer hashers.Put(h)
+	}
+	if err := readBody(br, body, h); err != nil {
+		return nil, nil, n.failed(ctx, peer, conn, fmt.Errorf("swarm: %v body from %s: %w", req.Op, peer, err))
+	}
+	if verify != nil {
+		if err := verify(resp, h.Sum()); err != nil {
 			return nil, nil, err
 		}
 	}
 	return resp, body, nil
+}
+
+// hashers holds the Hashers that verify bodies as they arrive.
+var hashers = sync.Pool{New: func() any { return new(erasure.Hasher) }}
+
+// hashStep is how many received bytes readBody lets pile up before it
+// hashes them: a multiple of the Hasher's 16 KiB block, so that nothing is
+// copied, and small enough that the bytes are still in cache.
+const hashStep = 64 << 10
+
+// readBody fills body from rd, as io.ReadFull does, and, when h is not nil,
+// hashes it into h (after a Reset) as it arrives: the bytes are hashed
+// while still in cache, and the check needs no second pass over them.
+func readBody(rd io.Reader, body []byte, h *erasure.Hasher) error {
+	if h != nil {
+		h.Reset()
+	}
+	off, hashed := 0, 0
+	for off < len(body) {
+		m, err := rd.Read(body[off:])
+		off += m
+		if h != nil && off-hashed >= hashStep {
+			end := hashed + (off-hashed)/hashStep*hashStep
+			h.Write(body[hashed:end])
+			hashed = end
+		}
+		if err != nil && off < len(body) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	if h != nil {
+		h.Write(body[hashed:])
+	}
+	return nil
 }
 
 // failed classifies a transport error: the caller's own cancellation says
@@ -866,8 +924,27 @@ func resultLabel(ctx context.Context, err error) string {
 // descriptor that came with it; a mismatch is an *erasure.IntegrityError.
 // The caller still checks that the descriptor is the one it expects.
 func (n *Node) GetShard(ctx context.Context, peer string, id erasure.ShardID) (*erasure.Descriptor, []byte, error) {
-	resp, body, err := n.roundTrip(ctx, peer, &Request{Op: OpGetShard, Shard: id}, nil, func(r *Response, body []byte) error {
-		if err := r.Descriptor.VerifyShard(int(id.Index), body); err != nil {
+	return n.getShard(ctx, peer, id, nil)
+}
+
+// GetShardInto is GetShard reading the shard into dst, which must be as
+// long as the shard (the descriptor's ShardLen: the segment's length over
+// k, rounded up), rather than into a new buffer: a reader that rebuilds a
+// segment can have each data shard land in its place in the segment (see
+// erasure.Coder.DecodeInPlace) and save an allocation and a copy. A shard of
+// another length is an error, and dst is not written. On any error, dst's
+// bytes are unspecified.
+func (n *Node) GetShardInto(ctx context.Context, peer string, id erasure.ShardID, dst []byte) (*erasure.Descriptor, error) {
+	if len(dst) == 0 {
+		return nil, errors.New("swarm: GetShardInto: empty buffer")
+	}
+	d, _, err := n.getShard(ctx, peer, id, dst)
+	return d, err
+}
+
+func (n *Node) getShard(ctx context.Context, peer string, id erasure.ShardID, dst []byte) (*erasure.Descriptor, []byte, error) {
+	resp, body, err := n.roundTrip(ctx, peer, &Request{Op: OpGetShard, Shard: id}, nil, dst, func(r *Response, sum erasure.Hash) error {
+		if err := r.Descriptor.CheckShardSum(int(id.Index), r.BodyLen, sum); err != nil {
 			return fmt.Errorf("swarm: shard %v from %s: %w", id, peer, err)
 		}
 		return nil
@@ -883,7 +960,7 @@ func (n *Node) PutShard(ctx context.Context, peer string, id erasure.ShardID, d 
 	if len(data) != d.ShardLen {
 		return &erasure.IntegrityError{Shard: int(id.Index), Reason: "length"}
 	}
-	_, _, err := n.roundTrip(ctx, peer, &Request{Op: OpPutShard, Shard: id, Descriptor: d, BodyLen: len(data)}, data, nil)
+	_, _, err := n.roundTrip(ctx, peer, &Request{Op: OpPutShard, Shard: id, Descriptor: d, BodyLen: len(data)}, data, nil, nil)
 	return err
 }
 
@@ -892,7 +969,7 @@ func (n *Node) Stat(ctx context.Context, peer string, key []byte) ([]byte, error
 	if len(key) == 0 || len(key) > MaxKey {
 		return nil, fmt.Errorf("swarm: stat: key of %d bytes (want 1..%d)", len(key), MaxKey)
 	}
-	_, body, err := n.roundTrip(ctx, peer, &Request{Op: OpStat, Payload: key}, nil, nil)
+	_, body, err := n.roundTrip(ctx, peer, &Request{Op: OpStat, Payload: key}, nil, nil, nil)
 	return body, err
 }
 
@@ -903,11 +980,11 @@ func (n *Node) Fill(ctx context.Context, peer string, payload []byte) (*Segment,
 	if len(payload) == 0 || len(payload) > MaxPayload {
 		return nil, fmt.Errorf("swarm: fill: payload of %d bytes (want 1..%d)", len(payload), MaxPayload)
 	}
-	resp, body, err := n.roundTrip(ctx, peer, &Request{Op: OpFill, Payload: payload}, nil, func(r *Response, body []byte) error {
-		if len(body) == 0 && r.Descriptor.Length > 0 {
+	resp, body, err := n.roundTrip(ctx, peer, &Request{Op: OpFill, Payload: payload}, nil, nil, func(r *Response, sum erasure.Hash) error {
+		if r.BodyLen == 0 && r.Descriptor.Length > 0 {
 			return nil // placed: the shards are verified as they are read
 		}
-		if err := r.Descriptor.VerifySegment(body); err != nil {
+		if err := r.Descriptor.CheckSegmentSum(r.BodyLen, sum); err != nil {
 			return fmt.Errorf("swarm: segment from %s: %w", peer, err)
 		}
 		return nil
