@@ -439,7 +439,9 @@ func (e *Edge) placedMeanwhile(ctx context.Context, r *Record, id erasure.Segmen
 	if err != nil {
 		return nil, false
 	}
-	e.mem.Add(id, &memSegment{d: d, data: data})
+	if keepInMemory(ctx) { // not for a prefetch (prefetch.go), as in readSegment
+		e.mem.Add(id, &memSegment{d: d, data: data})
+	}
 	return &swarm.Segment{Descriptor: d, Data: data, Source: srcPeer}, true
 }
 
