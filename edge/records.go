@@ -55,9 +55,11 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 		// A forwarded miss that made this record may still be streaming
 		// the one segment it stores (miss.go): its bytes are in memory
 		// once it ends, where reading now would fetch them again.
-		wctx, cancel := context.WithTimeout(ctx, pendingWait)
-		e.waitPending(wctx, key)
-		cancel()
+		if _, pending := e.pending.Load(key); pending {
+			wctx, cancel := context.WithTimeout(ctx, pendingWait)
+			e.waitPending(wctx, key)
+			cancel()
+		}
 		return local, false, nil
 	}
 	now := time.Now()
