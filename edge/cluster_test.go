@@ -21,6 +21,7 @@ import (
 
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/store"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -158,7 +159,7 @@ func newClusterConns(t testing.TB, o *testOrigin, n int, tweak func(*Config), wr
 			Swarm:       swarm.Config{Self: peers[i], Peers: peers, Credentials: creds, DialTimeout: 500 * time.Millisecond},
 			Layout:      testLayout,
 			MemoryCache: 64 << 20,
-			Store:       StoreConfig{Limit: 64 << 20},
+			Store:       store.Config{Limit: 64 << 20},
 			PeerTimeout: 2 * time.Second,
 			Logger:      quietLogger().With("edge", i),
 		}
@@ -352,29 +353,23 @@ func waitFor(t testing.TB, cond func() bool) {
 	}
 }
 
-// corruptStore flips a bit in every stored shard for which pick is true,
-// in memory or on disk.
+// corruptStore replaces every stored shard for which pick is true with a
+// copy that has a bit flipped, under its right descriptor, in memory or on
+// disk.
 func corruptStore(e *testEdge, pick func(erasure.ShardID) bool) int {
 	n := 0
-	e.store.mu.Lock()
-	defer e.store.mu.Unlock()
-	for _, id := range e.store.index.Keys() {
+	for _, id := range e.store.IDs() {
 		if !pick(id) {
 			continue
 		}
-		s, _ := e.store.index.Peek(id)
-		if s.data != nil {
-			s.data[len(s.data)/2] ^= 0x40
-		} else {
-			p := e.store.path(id)
-			b, err := os.ReadFile(p)
-			if err != nil {
-				panic(err)
-			}
-			b[len(b)-1-len(b)/4] ^= 0x40
-			if err := os.WriteFile(p, b, 0o644); err != nil {
-				panic(err)
-			}
+		d, data, ok := e.store.Shard(id)
+		if !ok {
+			continue
+		}
+		bad := bytes.Clone(data)
+		bad[len(bad)/2] ^= 0x40
+		if err := e.store.PutShard(id, d, bad); err != nil {
+			panic(err)
 		}
 		n++
 	}
@@ -383,8 +378,7 @@ func corruptStore(e *testEdge, pick func(erasure.ShardID) bool) int {
 
 func clearMemory(c *cluster) {
 	for _, e := range c.edges {
-		e.mem.lru.Purge()
-		e.mem.bytes = 0
+		e.mem.Purge()
 	}
 }
 

@@ -71,6 +71,6 @@
 // "fwd=bypass" for forwarded requests. Cached and forwarded responses carry
 // Via; cached ones Age and the origin's Date. The metric
 // shoal_served_bytes_total{source} counts every byte by its tier ("disk"
-// is the edge's own shard store: on disk under a directory, see Store, or in
+// is the edge's own shard store: on disk under a directory, see package store, or in
 // memory without one).
 package edge

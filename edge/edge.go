@@ -16,9 +16,11 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/sizedlru"
 	"github.com/shoalcdn/shoal/internal/throttle"
 	"github.com/shoalcdn/shoal/manifest"
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/store"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -45,7 +47,7 @@ type Config struct {
 	MemoryCache int64
 	// Store configures the shard store: Dir (empty keeps shards in memory),
 	// Limit and ScrubRate. The edge sets Logger and OnCorrupt.
-	Store StoreConfig
+	Store store.Config
 	// ReadAhead is how many segments a response fetches ahead of the one it
 	// is sending. Zero means 2; negative is an error.
 	ReadAhead int
@@ -131,10 +133,10 @@ type Edge struct {
 
 	hot     *hotObjects
 	ids     objectIDs // memo of Record.ID (objectids.go)
-	records *sizedLRU[string, *Record]
+	records *sizedlru.Cache[string, *Record]
 	purges  *purgeLog // purges known, exchanged with peers (purgelog.go)
-	mem     *sizedLRU[erasure.SegmentID, *memSegment]
-	store   *Store
+	mem     *sizedlru.Cache[erasure.SegmentID, *memSegment]
+	store   *store.Store
 
 	stats singleflight.Group // record lookups, by key
 	reads singleflight.Group // segment reads below the memory tier, by segment
@@ -217,8 +219,8 @@ func New(cfg Config) (*Edge, error) {
 		log:     cfg.Logger.With("component", "edge", "self", cfg.Swarm.Self),
 		tracer:  cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/edge"),
 		coder:   coder,
-		records: newSizedLRU[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
-		mem:     newSizedLRU[erasure.SegmentID](cfg.MemoryCache, (*memSegment).cost),
+		records: sizedlru.New[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
+		mem:     sizedlru.New[erasure.SegmentID](cfg.MemoryCache, (*memSegment).cost),
 		hedge:   newHedgeTimer(cfg.HedgeDelay),
 		xfer:    newTransferClock(cfg.PeerTimeout),
 		pushSem: make(chan struct{}, 64),
@@ -238,12 +240,12 @@ func New(cfg Config) (*Edge, error) {
 		e.m.corruptShards.WithLabelValues("store").Inc()
 		e.log.Warn("deleted a corrupt shard from the store", "shard", id.String(), "err", err)
 	}
-	if e.store, err = OpenStore(scfg); err != nil {
+	if e.store, err = store.Open(scfg); err != nil {
 		return nil, err
 	}
 	// Records kept on disk wait for a peer's purge log (purgelog.go).
 	e.purges = newPurgeLog(scfg.Dir)
-	heldRecords := e.store.Records()
+	heldRecords := storedRecords(e.store)
 	if !e.expectsPeers() {
 		e.admitRecords(heldRecords)
 		heldRecords = nil

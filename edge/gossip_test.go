@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/store"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -63,7 +64,7 @@ func newGossipCluster(t testing.TB, o *testOrigin, n, base int, tweak func(i int
 			Swarm:       scfg,
 			Layout:      testLayout,
 			MemoryCache: 64 << 20,
-			Store:       StoreConfig{Limit: 64 << 20},
+			Store:       store.Config{Limit: 64 << 20},
 			PeerTimeout: 2 * time.Second,
 			Logger:      quietLogger().With("edge", i),
 		}

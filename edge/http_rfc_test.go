@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/store"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -1114,7 +1115,7 @@ func TestPurgeReachesMembersThatWereAway(t *testing.T) {
 		}
 	}
 	// Edge 2 keeps its records on disk.
-	waitFor(t, func() bool { return len(c.edges[2].store.Records()) == 2 })
+	waitFor(t, func() bool { return len(storedRecords(c.edges[2].store)) == 2 })
 	outer := t // the restarted edge lives as long as the test
 
 	t.Run("purge/down-member-learns-on-restart", func(t *testing.T) {
@@ -1197,7 +1198,7 @@ func (c *cluster) restartEdge(t *testing.T, i int, self, originURL, dir string) 
 		Swarm:       swarm.Config{Self: self, Peers: peers, Credentials: creds, DialTimeout: 500 * time.Millisecond},
 		Layout:      testLayout,
 		MemoryCache: 64 << 20,
-		Store:       StoreConfig{Dir: dir, Limit: 64 << 20},
+		Store:       store.Config{Dir: dir, Limit: 64 << 20},
 		PeerTimeout: 2 * time.Second,
 		Logger:      quietLogger().With("edge", i),
 	})

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/shoalcdn/shoal/store"
 )
 
 // metrics are one edge's Prometheus collectors, in a registry of its own so
@@ -219,22 +221,22 @@ func newMetrics(e *Edge) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_memory_cache_bytes", Help: "Bytes of decoded segments in the memory tier.",
 		}, func() float64 { b, _, _ := e.mem.Stats(); return float64(b) }),
-		storeGauge("shoal_store_bytes", "Bytes of shards in this edge's shard store.", e, func(s StoreStats) float64 { return float64(s.Bytes) }),
-		storeGauge("shoal_store_limit_bytes", "The shard store's byte budget (--disk-cache).", e, func(s StoreStats) float64 { return float64(s.Limit) }),
-		storeGauge("shoal_store_shards", "Shards in this edge's shard store.", e, func(s StoreStats) float64 { return float64(s.Shards) }),
-		storeGauge("shoal_store_writable", "1 while the shard store stores, 0 while the disk refuses writes (full, read-only, failing).", e, func(s StoreStats) float64 {
+		storeGauge("shoal_store_bytes", "Bytes of shards in this edge's shard store.", e, func(s store.Stats) float64 { return float64(s.Bytes) }),
+		storeGauge("shoal_store_limit_bytes", "The shard store's byte budget (--disk-cache).", e, func(s store.Stats) float64 { return float64(s.Limit) }),
+		storeGauge("shoal_store_shards", "Shards in this edge's shard store.", e, func(s store.Stats) float64 { return float64(s.Shards) }),
+		storeGauge("shoal_store_writable", "1 while the shard store stores, 0 while the disk refuses writes (full, read-only, failing).", e, func(s store.Stats) float64 {
 			if s.Writable {
 				return 1
 			}
 			return 0
 		}),
-		storeCounter("shoal_store_writes_total", "Shards written to the store.", e, func(s StoreStats) float64 { return float64(s.Writes) }),
-		storeCounter("shoal_store_write_errors_total", "Shard and record writes that failed.", e, func(s StoreStats) float64 { return float64(s.WriteErrors) }),
-		storeCounter("shoal_store_writes_skipped_total", "Shards and records not stored because the disk was refusing writes.", e, func(s StoreStats) float64 { return float64(s.Skipped) }),
-		storeCounter("shoal_store_evictions_total", "Shards evicted to stay within the byte budget.", e, func(s StoreStats) float64 { return float64(s.Evictions) }),
-		storeCounter("shoal_store_scrubbed_bytes_total", "Bytes read and verified by the background scrub.", e, func(s StoreStats) float64 { return float64(s.ScrubbedBytes) }),
-		storeCounter("shoal_store_scrubbed_shards_total", "Shards read and verified by the background scrub.", e, func(s StoreStats) float64 { return float64(s.ScrubbedShards) }),
-		storeCounter("shoal_store_scrub_passes_total", "Complete passes of the background scrub over the store.", e, func(s StoreStats) float64 { return float64(s.ScrubPasses) }),
+		storeCounter("shoal_store_writes_total", "Shards written to the store.", e, func(s store.Stats) float64 { return float64(s.Writes) }),
+		storeCounter("shoal_store_write_errors_total", "Shard and record writes that failed.", e, func(s store.Stats) float64 { return float64(s.WriteErrors) }),
+		storeCounter("shoal_store_writes_skipped_total", "Shards and records not stored because the disk was refusing writes.", e, func(s store.Stats) float64 { return float64(s.Skipped) }),
+		storeCounter("shoal_store_evictions_total", "Shards evicted to stay within the byte budget.", e, func(s store.Stats) float64 { return float64(s.Evictions) }),
+		storeCounter("shoal_store_scrubbed_bytes_total", "Bytes read and verified by the background scrub.", e, func(s store.Stats) float64 { return float64(s.ScrubbedBytes) }),
+		storeCounter("shoal_store_scrubbed_shards_total", "Shards read and verified by the background scrub.", e, func(s store.Stats) float64 { return float64(s.ScrubbedShards) }),
+		storeCounter("shoal_store_scrub_passes_total", "Complete passes of the background scrub over the store.", e, func(s store.Stats) float64 { return float64(s.ScrubPasses) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_peers", Help: "Members of the fleet other than this edge.",
 		}, func() float64 { return float64(len(e.node.Members()) - 1) }),
@@ -294,11 +296,11 @@ func (c peerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func storeGauge(name, help string, e *Edge, f func(StoreStats) float64) prometheus.Collector {
+func storeGauge(name, help string, e *Edge, f func(store.Stats) float64) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(e.store.Stats()) })
 }
 
-func storeCounter(name, help string, e *Edge, f func(StoreStats) float64) prometheus.Collector {
+func storeCounter(name, help string, e *Edge, f func(store.Stats) float64) prometheus.Collector {
 	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(e.store.Stats()) })
 }
 

@@ -192,8 +192,7 @@ func BenchmarkSegmentReadSlowHolder(b *testing.B) {
 			}
 			// Warm up: the hedge delay and the peers' costs are learned.
 			for i := range uint32(2 * segs) {
-				e.mem.lru.Purge()
-				e.mem.bytes = 0
+				e.mem.Purge()
 				if _, _, err := e.segment(context.Background(), rec, i%segs); err != nil {
 					b.Fatal(err)
 				}
@@ -203,8 +202,7 @@ func BenchmarkSegmentReadSlowHolder(b *testing.B) {
 			idx := uint32(0)
 			b.ResetTimer()
 			for b.Loop() {
-				e.mem.lru.Purge()
-				e.mem.bytes = 0
+				e.mem.Purge()
 				start := time.Now()
 				if _, _, err := e.segment(context.Background(), rec, idx%segs); err != nil {
 					b.Fatal(err)

@@ -109,7 +109,7 @@ func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 func (e *Edge) purgeLocal(key string, prefix bool) int {
 	// A target's variants go with it (vary.go).
 	keys := []string{key}
-	for _, k := range e.records.keys() {
+	for _, k := range e.records.Keys() {
 		if prefix && strings.HasPrefix(k, key) || strings.HasPrefix(k, key+"\n") {
 			keys = append(keys, k)
 		}
@@ -123,12 +123,6 @@ func (e *Edge) purgeLocal(key string, prefix bool) int {
 		e.store.ForgetRecord(k)
 	}
 	return n
-}
-
-func (c *sizedLRU[K, V]) keys() []K {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Keys()
 }
 
 // safeMethods are the methods that never invalidate (RFC 9110 §9.2.1);

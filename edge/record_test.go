@@ -196,28 +196,3 @@ func validatorOf(h http.Header) string {
 	lm, _ := http.ParseTime(h.Get("Last-Modified"))
 	return (&origin.Info{Header: h, ETag: h.Get("Etag"), LastModified: lm}).Validator()
 }
-
-func TestSizedLRU(t *testing.T) {
-	c := newSizedLRU[int](100, func(b []byte) int64 { return int64(len(b)) })
-	c.Add(1, make([]byte, 40))
-	c.Add(2, make([]byte, 40))
-	c.Get(1)
-	c.Add(3, make([]byte, 40)) // evicts 2, the least recently used
-	if _, ok := c.Get(2); ok {
-		t.Error("2 not evicted")
-	}
-	if _, ok := c.Get(1); !ok {
-		t.Error("1 evicted")
-	}
-	c.Add(1, make([]byte, 10)) // replacing adjusts the size
-	if b, n, _ := c.Stats(); b != 50 || n != 2 {
-		t.Errorf("stats: %d bytes in %d, want 50 in 2", b, n)
-	}
-	c.Add(4, make([]byte, 101)) // larger than the budget: not stored
-	if _, ok := c.Get(4); ok {
-		t.Error("stored a value larger than the budget")
-	}
-	if b, _, _ := c.Stats(); b > 100 {
-		t.Errorf("%d bytes held, budget 100", b)
-	}
-}

@@ -215,7 +215,7 @@ func (e *Edge) keepRecord(r *Record) {
 		return
 	}
 	e.diskWrite(false, func() {
-		if err := e.store.PutRecord(r); err != nil {
+		if err := putRecord(e.store, r); err != nil {
 			e.log.Debug("record not kept on disk", "key", r.Key, "err", err)
 		}
 	})

@@ -183,7 +183,7 @@ func (r *repairer) pass(ctx context.Context, before, after []string, only map[er
 	self := e.node.Self()
 	total := e.cfg.Layout.Params.Total()
 	segs := map[erasure.SegmentID]erasure.ShardID{}
-	for _, id := range e.store.shardIDs() {
+	for _, id := range e.store.IDs() {
 		if only == nil || only[id.Segment] {
 			segs[id.Segment] = id
 		}
@@ -322,13 +322,6 @@ func setMinus(a, b []string) []string {
 		}
 	}
 	return out
-}
-
-// shardIDs lists the shards in the store.
-func (s *Store) shardIDs() []erasure.ShardID {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.index.Keys()
 }
 
 // historyLen is how many former placements reads look at.

@@ -355,11 +355,9 @@ func TestUnderPlacedSegmentPlacedAgain(t *testing.T) {
 
 	// Every shard lost, as if every push had failed.
 	for _, e := range c.edges {
-		e.store.mu.Lock()
 		for i := range testLayout.Params.Total() {
-			e.store.index.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
+			e.store.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
 		}
-		e.store.mu.Unlock()
 	}
 	if segPlaced() {
 		t.Fatal("shards still placed after they were dropped")
@@ -394,14 +392,11 @@ func TestReaderPlacesWhenCoordinatorDies(t *testing.T) {
 	// not been made; the reader gets it through a fill at the coordinator,
 	// from its memory tier.
 	for _, e := range c.edges {
-		e.store.mu.Lock()
 		for i := range testLayout.Params.Total() {
-			e.store.index.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
+			e.store.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
 		}
-		e.store.mu.Unlock()
 	}
-	c.edges[reader].mem.lru.Purge()
-	c.edges[reader].mem.bytes = 0
+	c.edges[reader].mem.Purge()
 	originBytes := o.bytes.Load()
 	_, body = c.get(reader, "/orphan.bin")
 	sameBytes(t, "read through the coordinator's fill", body, want)

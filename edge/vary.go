@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shoalcdn/shoal/internal/sizedlru"
 	"github.com/shoalcdn/shoal/swarm"
 	"golang.org/x/net/http/httpguts"
 )
@@ -145,12 +146,12 @@ func selects(rec *Record, h http.Header) bool {
 // they vary on, so that a request finds its variant's key.
 type varyIndex struct {
 	once sync.Once
-	lru  *sizedLRU[string, []string]
+	lru  *sizedlru.Cache[string, []string]
 }
 
-func (v *varyIndex) get() *sizedLRU[string, []string] {
+func (v *varyIndex) get() *sizedlru.Cache[string, []string] {
 	v.once.Do(func() {
-		v.lru = newSizedLRU[string](4<<20, func(fs []string) int64 {
+		v.lru = sizedlru.New[string](4<<20, func(fs []string) int64 {
 			n := int64(64)
 			for _, f := range fs {
 				n += int64(len(f))

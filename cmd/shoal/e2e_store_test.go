@@ -28,7 +28,7 @@ import (
 	"time"
 )
 
-// The layout of a shard file, as edge/store.go documents it: a fixed part
+// The layout of a shard file, as store/store.go documents it: a fixed part
 // (magic 4, shard ID 37, descriptor length D 2), the descriptor (D), its
 // hash (32), then the shard's bytes.
 const (

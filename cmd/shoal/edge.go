@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/manifest"
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/store"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -96,7 +97,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("--require-signed needs --trust-key")
 	}
 	if scrubRate == 0 {
-		scrubRate = -1 // StoreConfig reads zero as the default
+		scrubRate = -1 // store.Config reads zero as the default
 	}
 	self := *advertise
 	if self == "" {
@@ -143,7 +144,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		MemoryCache:    memCache,
 		Trust:          trust,
 		RequireSigned:  *requireSig,
-		Store:          edge.StoreConfig{Dir: *dataDir, Limit: diskCache, ScrubRate: scrubRate},
+		Store:          store.Config{Dir: *dataDir, Limit: diskCache, ScrubRate: scrubRate},
 		Logger:         log,
 		TracerProvider: tp,
 

@@ -1,4 +1,4 @@
-package edge
+package store
 
 import (
 	"bytes"
@@ -102,7 +102,7 @@ func storeBenchLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Di
 
 func storeBenchOpen(b *testing.B, dir string, limit int64) *Store {
 	b.Helper()
-	s, err := OpenStore(StoreConfig{Dir: dir, Limit: limit, ScrubRate: -1, Logger: storeBenchLogger()})
+	s, err := Open(Config{Dir: dir, Limit: limit, ScrubRate: -1, Logger: storeBenchLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func BenchmarkFileCopy(b *testing.B) {
 	}
 }
 
-// BenchmarkStoreOpen100k times OpenStore on a store of 100,000 shard files:
+// BenchmarkStoreOpen100k times Open on a store of 100,000 shard files:
 // removing the temporary directory, listing 256 sub-directories, parsing
 // every name, a stat per file, sorting by mtime and building the index.
 // The files are ~1 KiB shards of a 4 KiB segment, written once before the
@@ -331,7 +331,7 @@ func BenchmarkStoreOpen100k(b *testing.B) {
 	}
 	syscall.Sync()
 	// One open before timing: the files are what the store accepts.
-	s, err := OpenStore(StoreConfig{Dir: dir, Logger: storeBenchLogger()})
+	s, err := Open(Config{Dir: dir, Logger: storeBenchLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func BenchmarkStoreOpen100k(b *testing.B) {
 	b.ReportAllocs()
 	opens := 0
 	for b.Loop() {
-		if _, err := OpenStore(StoreConfig{Dir: dir, Logger: storeBenchLogger()}); err != nil {
+		if _, err := Open(Config{Dir: dir, Logger: storeBenchLogger()}); err != nil {
 			b.Fatal(err)
 		}
 		opens++
