@@ -129,34 +129,3 @@ func FuzzParseDirectives(f *testing.F) {
 		}
 	})
 }
-
-func FuzzPlanRanges(f *testing.F) {
-	for _, s := range []string{"bytes=0-9", "bytes=-5", "bytes=5-", "bytes=0-1,5-6,100-200", "bytes=0-,0-,0-", "bytes=9-0"} {
-		f.Add(s, int64(1000), 4)
-	}
-	f.Fuzz(func(t *testing.T, s string, size int64, maxRanges int) {
-		if size < 0 || maxRanges < 1 || maxRanges > 64 {
-			return
-		}
-		rs, err := PlanRanges(s, size, maxRanges)
-		if err != nil {
-			return
-		}
-		if len(rs) == 0 || len(rs) > maxRanges {
-			t.Fatalf("%q: %d ranges (max %d)", s, len(rs), maxRanges)
-		}
-		var total int64
-		for i, r := range rs {
-			if r.Start < 0 || r.Length <= 0 || r.Start+r.Length > size {
-				t.Fatalf("%q: range %+v outside %d bytes", s, r, size)
-			}
-			if i > 0 && r.Start <= rs[i-1].Start+rs[i-1].Length+rangeGap {
-				t.Fatalf("%q: ranges %+v and %+v not merged", s, rs[i-1], r)
-			}
-			total += r.Length
-		}
-		if total > size {
-			t.Fatalf("%q: %d bytes asked of %d: amplification", s, total, size)
-		}
-	})
-}

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func TestParseRange(t *testing.T) {
+func TestRFC9110Range_Section14_2(t *testing.T) {
 	tests := []struct {
 		in   string
 		size int64
@@ -67,7 +67,7 @@ func TestParseRange(t *testing.T) {
 	}
 }
 
-func TestParseContentRange(t *testing.T) {
+func TestRFC9110ContentRange_Section14_4(t *testing.T) {
 	tests := []struct {
 		in                    string
 		first, last, complete int64
@@ -94,38 +94,6 @@ func TestParseContentRange(t *testing.T) {
 			}
 			if ok && (first != tt.first || last != tt.last || complete != tt.complete) {
 				t.Errorf("got %v-%v/%v, want %v-%v/%v", first, last, complete, tt.first, tt.last, tt.complete)
-			}
-		})
-	}
-}
-
-func TestETagMatch(t *testing.T) {
-	tests := []struct {
-		list, etag string
-		weak       bool
-		want       bool
-	}{
-		{`"a"`, `"a"`, false, true},
-		{`"a"`, `"a"`, true, true},
-		{`W/"a"`, `"a"`, false, false},
-		{`W/"a"`, `"a"`, true, true},
-		{`"b", "a"`, `"a"`, false, true},
-		{` "b" ,W/"a" `, `"a"`, true, true},
-		{`*`, `"a"`, false, true},
-		{`"b"`, `"a"`, true, false},
-		{`"a`, `"a"`, true, false},
-		{`a`, `"a"`, true, false},
-		{`"b" junk, "a"`, `"a"`, true, false},
-		{``, `"a"`, true, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.list, func(t *testing.T) {
-			match := StrongMatch
-			if tt.weak {
-				match = WeakMatch
-			}
-			if got := etagListMatch(tt.list, tt.etag, match); got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
 	}
@@ -208,4 +176,35 @@ func BenchmarkParseRange(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func FuzzPlanRanges(f *testing.F) {
+	for _, s := range []string{"bytes=0-9", "bytes=-5", "bytes=5-", "bytes=0-1,5-6,100-200", "bytes=0-,0-,0-", "bytes=9-0"} {
+		f.Add(s, int64(1000), 4)
+	}
+	f.Fuzz(func(t *testing.T, s string, size int64, maxRanges int) {
+		if size < 0 || maxRanges < 1 || maxRanges > 64 {
+			return
+		}
+		rs, err := PlanRanges(s, size, maxRanges)
+		if err != nil {
+			return
+		}
+		if len(rs) == 0 || len(rs) > maxRanges {
+			t.Fatalf("%q: %d ranges (max %d)", s, len(rs), maxRanges)
+		}
+		var total int64
+		for i, r := range rs {
+			if r.Start < 0 || r.Length <= 0 || r.Start+r.Length > size {
+				t.Fatalf("%q: range %+v outside %d bytes", s, r, size)
+			}
+			if i > 0 && r.Start <= rs[i-1].Start+rs[i-1].Length+rangeGap {
+				t.Fatalf("%q: ranges %+v and %+v not merged", s, rs[i-1], r)
+			}
+			total += r.Length
+		}
+		if total > size {
+			t.Fatalf("%q: %d bytes asked of %d: amplification", s, total, size)
+		}
+	})
 }
