@@ -46,11 +46,11 @@
 //
 // HTTP caching follows RFC 9111 (see the README's "HTTP semantics" for
 // what is honoured and the deliberate deviations): what may be stored and
-// its freshness (record.go, with the directives of cachecontrol.go, where
+// its freshness (record.go, with the rules of internal/httpcache, where
 // Shoal-Cache-Control, then CDN-Cache-Control, govern over Cache-Control);
 // revalidation with conditional HEADs at the object's coordinator and
 // stale-while-revalidate / stale-if-error (stale.go); ranges, merged and
-// bounded, and multipart/byteranges (ranges.go); invalidation by unsafe
+// bounded, and multipart/byteranges (httpcache, served by http.go); invalidation by unsafe
 // methods and purge, fleet-wide through a Stat mode (purge.go), with a
 // purge log members exchange so that one that was down or cut off learns
 // the purges it missed (purgelog.go); variants (vary.go). An edge that is a fleet of its own forwards a GET miss as the

@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -101,10 +101,10 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(sw, http.StatusRequestURITooLong, "request target too long")
 		return
 	}
-	if onlyIfCached(r) {
+	if httpcache.OnlyIfCached(r.Header) {
 		// RFC 9111 §5.2.1.7: a stored response that may be used, or 504.
 		rec, ok := e.records.Get(e.requestKey(key, r.Header))
-		if !ok || rec.Pass || !rec.Fresh(time.Now()) || !selects(rec, r.Header) {
+		if !ok || rec.Pass || !rec.Fresh(time.Now()) || !httpcache.Selects(rec.Key, rec.Header, r.Header) {
 			sw.Header().Set("Cache-Status", "shoal; fwd=miss; detail=only-if-cached")
 			httpError(sw, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
 			return
@@ -132,18 +132,18 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rec, fromOrigin, err := e.record(ctx, key, nil)
-	if err == nil && !rec.Pass && !selects(rec, r.Header) {
+	if err == nil && !rec.Pass && !httpcache.Selects(rec.Key, rec.Header, r.Header) {
 		// The record is of another variant than the one r selects: learn
 		// how the target varies, and look up r's variant if the fleet can
 		// fetch it.
-		target := targetOf(key)
-		vk := variantKey(target, e.learnVary(target, rec.Header), r.Header)
+		target := httpcache.TargetOf(key)
+		vk := httpcache.VariantKey(target, e.learnVary(target, rec.Header), r.Header)
 		if vk == key || !e.fleetVariant(vk) {
 			e.forward(sw, r, "shoal; fwd=miss; detail=vary")
 			return
 		}
 		key = vk
-		if rec, fromOrigin, err = e.record(ctx, key, nil); err == nil && !rec.Pass && !selects(rec, r.Header) {
+		if rec, fromOrigin, err = e.record(ctx, key, nil); err == nil && !rec.Pass && !httpcache.Selects(rec.Key, rec.Header, r.Header) {
 			e.forward(sw, r, "shoal; fwd=miss; detail=vary")
 			return
 		}
@@ -154,7 +154,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(sw, originStatus(err), "origin unavailable")
 		return
 	}
-	if r.Header.Get("Authorization") != "" && !rec.Pass && !sharedWithAuthorization(rec) {
+	if r.Header.Get("Authorization") != "" && !rec.Pass && !httpcache.ReusableWithAuthorization(rec.Header) {
 		// A response for everyone is not necessarily one for an
 		// authorised request: only public, s-maxage or must-revalidate
 		// say it is (RFC 9111 §3.5).
@@ -238,15 +238,15 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 	for k, vs := range rec.Header {
 		h[k] = slices.Clip(vs) // an Add below must not write into the record's array
 	}
-	// Shoal-Cache-Control is for the edge alone (see cachecontrol.go).
-	delete(h, shoalCacheControl) // canonical: Del would canonicalise it again
+	// Shoal-Cache-Control is for the edge alone (see httpcache.Policy).
+	delete(h, httpcache.ShoalCacheControl) // canonical: Del would canonicalise it again
 	var fv fieldValues
 	fv.set(h, "Accept-Ranges", "bytes")
 	fv.set(h, "Age", strconv.FormatInt(rec.Age+max(int64(now.Sub(rec.Fetched)/time.Second), 0), 10))
 	if len(h["Via"]) > 0 {
-		h.Add("Via", via(r))
+		h.Add("Via", httpcache.Via(r.ProtoMajor, r.ProtoMinor))
 	} else {
-		fv.set(h, "Via", via(r))
+		fv.set(h, "Via", httpcache.Via(r.ProtoMajor, r.ProtoMinor))
 	}
 	// Last-Modified as a date only matters to a request that compares
 	// dates (If-Modified-Since, If-Unmodified-Since, If-Range): parsing
@@ -276,7 +276,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 			w.WriteHeader(rec.Status)
 		})
 	}
-	switch origin.CheckPreconditions(r, rec.ETag, imsDate(r, rec, lastMod)) {
+	switch httpcache.CheckPreconditions(r, rec.ETag, httpcache.ModifiedDate(r.Header, rec.Header, lastMod, rec.Fetched)) {
 	case http.StatusNotModified:
 		for _, f := range []string{"Content-Type", "Content-Encoding", "Content-Language", "Content-Disposition"} {
 			h.Del(f)
@@ -290,27 +290,27 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 		return nil
 	}
 
-	ranges := []origin.ByteRange{{Start: 0, Length: rec.Size}}
+	ranges := []httpcache.Range{{Start: 0, Length: rec.Size}}
 	code := http.StatusOK
-	if rh := r.Header.Get("Range"); rh != "" && r.Method == http.MethodGet && origin.IfRangeMatches(r, rec.ETag, lastMod) {
-		rs, err := planRanges(rh, rec.Size, e.cfg.MaxRanges)
+	if rh := r.Header.Get("Range"); rh != "" && r.Method == http.MethodGet && httpcache.IfRangeHolds(r.Header.Get("If-Range"), rec.ETag, lastMod) {
+		rs, err := httpcache.PlanRanges(rh, rec.Size, e.cfg.MaxRanges)
 		switch {
-		case errors.Is(err, origin.ErrRangeUnsatisfiable):
+		case errors.Is(err, httpcache.ErrRangeUnsatisfiable):
 			cacheStatus("")
-			h.Set("Content-Range", "bytes */"+strconv.FormatInt(rec.Size, 10))
+			h.Set("Content-Range", httpcache.UnsatisfiedContentRange(rec.Size))
 			httpError(w, http.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
 			return nil
 		case err == nil:
 			ranges, code = rs, http.StatusPartialContent
 		}
 	}
-	var parts *byteranges
+	var parts *httpcache.Multipart
 	switch {
 	case len(ranges) > 1:
 		h.Del("Content-Range")
-		parts = newMultipart(ranges, rec.Size, h.Get("Content-Type"))
-		h.Set("Content-Type", parts.contentType())
-		h.Set("Content-Length", parts.length(ranges))
+		parts = httpcache.NewMultipart(ranges, rec.Size, h.Get("Content-Type"))
+		h.Set("Content-Type", parts.ContentType())
+		h.Set("Content-Length", parts.Length(ranges))
 	case code == http.StatusPartialContent:
 		h.Set("Content-Range", ranges[0].ContentRange(rec.Size))
 		fallthrough
@@ -334,9 +334,9 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 			begin = func(src string) {
 				cacheStatus(src)
 				w.WriteHeader(code)
-				io.WriteString(w, parts.heads[0])
+				io.WriteString(w, parts.Heads[0])
 			}
-		} else if _, err := io.WriteString(w, parts.heads[i]); err != nil {
+		} else if _, err := io.WriteString(w, parts.Heads[i]); err != nil {
 			return nil // the client went away
 		}
 		if err := e.stream(ctx, w, rec, rg.Start, rg.Length, begin); err != nil {
@@ -346,7 +346,7 @@ func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.R
 			return nil
 		}
 	}
-	io.WriteString(w, parts.tail)
+	io.WriteString(w, parts.Tail)
 	return nil
 }
 
@@ -392,39 +392,6 @@ func cacheStatusValue(rec *Record, fromOrigin bool, detail string, now time.Time
 		b = append(append(b, "; detail="...), detail...)
 	}
 	return string(b)
-}
-
-// via is the edge's Via entry (RFC 9110 §7.6.3) for a message received
-// with r's protocol.
-func via(r *http.Request) string { return viaProto(r.ProtoMajor, r.ProtoMinor) }
-
-func viaProto(major, minor int) string {
-	switch {
-	case major == 1 && minor == 1:
-		return "1.1 shoal" // nearly every request: no formatting
-	case major == 1 && minor == 0:
-		return "1.0 shoal"
-	case major == 2 || major == 3:
-		return strconv.Itoa(major) + " shoal"
-	}
-	return fmt.Sprintf("%d.%d shoal", major, minor)
-}
-
-// onlyIfCached reports whether r's Cache-Control says only-if-cached.
-// The other request directives are not honoured (see the README).
-func onlyIfCached(r *http.Request) bool {
-	if len(r.Header.Values("Cache-Control")) == 0 {
-		return false
-	}
-	d, _ := parseDirectives(r.Header.Values("Cache-Control"))
-	return d.has("only-if-cached")
-}
-
-// sharedWithAuthorization reports whether rec may answer a request that
-// carries Authorization (RFC 9111 §3.5).
-func sharedWithAuthorization(rec *Record) bool {
-	d, _ := cachePolicy(rec.Header)
-	return d.has("public") || d.has("s-maxage") || d.has("must-revalidate")
 }
 
 type segOut struct {

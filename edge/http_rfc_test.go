@@ -1005,7 +1005,7 @@ func TestLoneEdgeMissCostsTheObjectOnce(t *testing.T) {
 // TestRFC9111AgeParsing checks how an upstream Age is read (RFC 9111
 // §5.1): a list's first member counts, the rest is discarded; a first
 // member that is not a non-negative integer makes the response stale (a
-// deliberate choice where §5.1 says SHOULD ignore: see initialAge).
+// deliberate choice where §5.1 says SHOULD ignore: see httpcache.Age).
 func TestRFC9111AgeParsing(t *testing.T) {
 	c, o := newScriptedCluster(t, 1, nil)
 	tests := []struct {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
 )
@@ -61,16 +62,6 @@ type missState struct {
 	reqHeader    http.Header // the client's request fields
 }
 
-// hasConditionals reports whether h holds a precondition or If-Range.
-func hasConditionals(h http.Header) bool {
-	for _, f := range []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"} {
-		if h.Get(f) != "" {
-			return true
-		}
-	}
-	return false
-}
-
 // errHeaderTimeout: the origin did not answer a forwarded miss in time.
 var errHeaderTimeout = errors.New("edge: origin response header timed out")
 
@@ -104,7 +95,7 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, v
 	if ok && (old.Fresh(time.Now()) || !variant && e.whileRevalidating(old, time.Now())) {
 		return false
 	}
-	if ok && (old.Pass || !selects(old, r.Header)) {
+	if ok && (old.Pass || !httpcache.Selects(old.Key, old.Header, r.Header)) {
 		// Nothing to revalidate for this client: a pass, or the variant
 		// of requests without the fields this one sends.
 		old, ok = nil, false
@@ -136,7 +127,7 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, v
 	timer := time.AfterFunc(e.originTimeout(), func() { cancel(errHeaderTimeout) })
 	defer timer.Stop()
 	st := &missState{key: key, p: p, authz: r.Header.Get("Authorization") != "", headers: timer, old: old, reqHeader: r.Header}
-	if ok && !hasConditionals(r.Header) && (old.ETag != "" || old.LastModified != "") {
+	if ok && !httpcache.HasConditionals(r.Header) && (old.ETag != "" || old.LastModified != "") {
 		// Revalidate the stale object with the client's own request.
 		r = r.Clone(r.Context())
 		if old.ETag != "" {
@@ -176,7 +167,7 @@ func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(base)
 				pr.SetXForwarded()
-				pr.Out.Header.Add("Via", via(pr.In))
+				pr.Out.Header.Add("Via", httpcache.Via(pr.In.ProtoMajor, pr.In.ProtoMinor))
 			},
 			Transport:      s.proxy.Transport,
 			FlushInterval:  -1,
@@ -219,7 +210,7 @@ func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
 func (e *Edge) missResponse(resp *http.Response) error {
 	st, _ := resp.Request.Context().Value(missKey{}).(*missState)
 	if st == nil {
-		resp.Header.Add("Via", viaProto(resp.ProtoMajor, resp.ProtoMinor))
+		resp.Header.Add("Via", httpcache.Via(resp.ProtoMajor, resp.ProtoMinor))
 		return nil
 	}
 	st.headers.Stop()
@@ -227,14 +218,14 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	status := "shoal; fwd=miss; fwd-status=" + strconv.Itoa(resp.StatusCode)
 	defer func() {
 		// Via after the record is made: a hit adds its own (serveObject).
-		resp.Header.Add("Via", viaProto(resp.ProtoMajor, resp.ProtoMinor))
-		resp.Header.Del(shoalCacheControl)
+		resp.Header.Add("Via", httpcache.Via(resp.ProtoMajor, resp.ProtoMinor))
+		resp.Header.Del(httpcache.ShoalCacheControl)
 		resp.Header.Add("Cache-Status", status)
 	}()
 	switch {
 	case resp.StatusCode == http.StatusNotModified && st.revalidating:
 		// The stale object is still good: serve it with the new fields.
-		rec := newRecord(st.key, http.StatusOK, updatedHeader(st.old.Header, resp.Header), st.old.Size, st.old.Validator, st.old.Layout, now, e.cfg.MaxHeuristicFreshness)
+		rec := newRecord(st.key, http.StatusOK, httpcache.UpdateHeaders(st.old.Header, resp.Header), st.old.Size, st.old.Validator, st.old.Layout, now, e.cfg.MaxHeuristicFreshness)
 		rec.Status = st.old.Status
 		rec.revalidated = true
 		e.keepRecord(rec)
@@ -249,8 +240,8 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	key := st.key
 	if resp.StatusCode == http.StatusOK {
 		// The variant this response is: learned from its Vary.
-		target := targetOf(st.key)
-		key = variantKey(target, e.learnVary(target, resp.Header), st.reqHeader)
+		target := httpcache.TargetOf(st.key)
+		key = httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader)
 		if key != target && (len(key) >= swarm.MaxKey-2 || resp.ContentLength > e.cfg.Layout.SegmentSize && !e.fleetVariant(key)) {
 			return nil // a variant the fleet could not refetch: relayed only
 		}
@@ -261,7 +252,7 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	}
 	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 	if rec == nil {
-		if key == targetOf(key) {
+		if key == httpcache.TargetOf(key) {
 			// Remembered briefly, so that concurrent and following
 			// requests are forwarded side by side rather than one after
 			// the other.
@@ -271,10 +262,10 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		st.p.finish()
 		return nil
 	}
-	if st.authz && !rec.Pass && !sharedWithAuthorization(rec) {
+	if st.authz && !rec.Pass && !httpcache.ReusableWithAuthorization(rec.Header) {
 		return nil // a response to credentials, not marked shared (RFC 9111 §3.5)
 	}
-	if rec.Pass && key != targetOf(key) {
+	if rec.Pass && key != httpcache.TargetOf(key) {
 		return nil // no pass records for variants: the target's requests decide
 	}
 	e.keepRecord(rec)
@@ -384,7 +375,7 @@ func (e *Edge) serveVariant(ctx context.Context, w http.ResponseWriter, r *http.
 	if e.forwardMiss(w, r, vk, true) {
 		return
 	}
-	if rec, ok := e.records.Get(vk); ok && !rec.Pass && rec.Fresh(time.Now()) && selects(rec, r.Header) {
+	if rec, ok := e.records.Get(vk); ok && !rec.Pass && rec.Fresh(time.Now()) && httpcache.Selects(rec.Key, rec.Header, r.Header) {
 		if err := e.serveRecord(ctx, w, r, rec, false); err == nil {
 			return
 		}

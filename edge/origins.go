@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/origin"
 )
 
@@ -145,9 +146,9 @@ func (ss *sites) forHost(host string) *site {
 }
 
 // split returns the site of a cache key and the request target to send to
-// that site's origin (without a variant's fields: variantFields).
+// that site's origin (without a variant's fields: httpcache.VariantFields).
 func (ss *sites) split(key string) (*site, string, error) {
-	key = targetOf(key)
+	key = httpcache.TargetOf(key)
 	if ss.all != nil {
 		return ss.all, key, nil
 	}
@@ -207,7 +208,7 @@ func (e *Edge) newProxy(s *site, rt http.RoundTripper) *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(base)
 			pr.SetXForwarded()
-			pr.Out.Header.Add("Via", via(pr.In))
+			pr.Out.Header.Add("Via", httpcache.Via(pr.In.ProtoMajor, pr.In.ProtoMinor))
 		},
 		Transport:     s.client.Limited(rt), // held to --origin-concurrency with the fills
 		FlushInterval: -1,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/httpcache"
 )
 
 // FuzzNewRecord: whatever the origin's caching headers, a record is built
@@ -33,8 +34,7 @@ func FuzzNewRecord(f *testing.F) {
 		if r == nil {
 			t.Fatal("no record")
 		}
-		cc2, _ := cachePolicy(h)
-		d := freshness(cc2, h, now, 24*time.Hour)
+		d := httpcache.Freshness(h, now, 24*time.Hour)
 		if d < 0 {
 			t.Fatalf("freshness %v", d)
 		}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -144,8 +145,8 @@ type forwarded struct {
 // response to an unsafe method invalidates, fleet-wide, the target and
 // the Location and Content-Location it names on the same host.
 func (e *Edge) afterForward(resp *http.Response) {
-	resp.Header.Add("Via", viaProto(resp.ProtoMajor, resp.ProtoMinor))
-	resp.Header.Del(shoalCacheControl)
+	resp.Header.Add("Via", httpcache.Via(resp.ProtoMajor, resp.ProtoMinor))
+	resp.Header.Del(httpcache.ShoalCacheControl)
 	f, ok := resp.Request.Context().Value(forwardedKey{}).(forwarded)
 	if ok && !f.unsafe {
 		e.keepForwarded(resp, f)
@@ -265,7 +266,7 @@ func (e *Edge) keepForwarded(resp *http.Response, f forwarded) {
 	req := resp.Request
 	switch {
 	case req.Method != http.MethodGet, e.signed != nil, resp.StatusCode == http.StatusOK,
-		req.Header.Get("Range") != "", hasConditionals(req.Header), req.Header.Get("Authorization") != "",
+		req.Header.Get("Range") != "", httpcache.HasConditionals(req.Header), req.Header.Get("Authorization") != "",
 		len(resp.Header.Values("Vary")) > 0:
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/httpcache"
 )
 
 // Record is what the fleet knows about one object version: enough to serve
@@ -323,16 +324,9 @@ func parseFillRequest(b []byte) (*fillRequest, error) {
 	return f, nil
 }
 
-// Freshness and storability (RFC 9111 §3 and §4.2). The governing
-// directives come from cachePolicy: Shoal-Cache-Control, else
-// CDN-Cache-Control, else Cache-Control.
-
-// hopByHop are the fields never stored or replayed (RFC 9110 §7.6.1).
-var hopByHop = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true, "Trailer": true,
-	"Transfer-Encoding": true, "Upgrade": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
-	"Proxy-Authentication-Info": true,
-}
+// Freshness and storability (RFC 9111 §3 and §4.2): the rules are
+// httpcache's; what follows adds the edge's own (segments, validators, what
+// a record can carry).
 
 // notReplayed are fields the edge computes itself for each response (and
 // Set-Cookie, whose responses are not stored at all). Everything else is
@@ -352,21 +346,17 @@ const passTTL = 5 * time.Second
 // carries no validator that can guard ranged fetches (validator is what
 // origin.Info.Validator chose).
 //
-// Not stored: a status other than 200 (segments are ranges of a 200's
-// body; other statuses are forwarded), no-store, unqualified private,
-// "Vary: *" (other Vary values: see vary.go), Set-Cookie (a cookie is for one client; a
-// shared cache keeps the cookie-free response only), an unknown length,
-// no usable validator, or fields the record cannot carry. Qualified
-// private="f" and no-cache="f" drop the named fields from what is stored.
+// Not stored: what httpcache.Storable refuses (no-store, unqualified
+// private, "Vary: *", Set-Cookie; other Vary values: see vary.go), a
+// status other than 200 (segments are ranges of a 200's body; other
+// statuses are forwarded), an unknown length, no usable validator, or
+// fields the record cannot carry. Qualified private="f" and no-cache="f"
+// drop the named fields from what is stored (httpcache.NotStored).
 func newRecord(key string, status int, h http.Header, size int64, validator string, layout erasure.Layout, now time.Time, maxHeuristic time.Duration) *Record {
-	cc, _ := cachePolicy(h)
 	pass := func(ttl time.Duration) *Record {
 		return &Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(ttl)}
 	}
-	private, isPrivate := cc["private"]
-	switch {
-	case status != http.StatusOK, cc.has("no-store"), isPrivate && private == "", size < 0,
-		varyStar(h), len(h.Values("Set-Cookie")) > 0, validator == "" && size > layout.SegmentSize:
+	if status != http.StatusOK || size < 0 || validator == "" && size > layout.SegmentSize || !httpcache.Storable(h) {
 		return pass(passTTL)
 	}
 	if validator == "" {
@@ -377,23 +367,12 @@ func newRecord(key string, status int, h http.Header, size int64, validator stri
 	if len(r.ETag) > maxRecordField || len(r.LastModified) > maxRecordField {
 		return pass(passTTL)
 	}
-	r.Age = initialAge(h, now)
-	r.Expires = now.Add(freshness(cc, h, now, maxHeuristic) - time.Duration(r.Age)*time.Second)
-	drop := map[string]bool{}
-	for _, v := range h.Values("Connection") {
-		for f := range strings.SplitSeq(v, ",") {
-			drop[http.CanonicalHeaderKey(strings.TrimSpace(f))] = true
-		}
-	}
-	for _, f := range cc.fieldList("private") {
-		drop[f] = true
-	}
-	for _, f := range cc.fieldList("no-cache") {
-		drop[f] = true
-	}
+	r.Age = httpcache.Age(h, now)
+	r.Expires = now.Add(httpcache.Freshness(h, now, maxHeuristic) - time.Duration(r.Age)*time.Second)
+	drop := httpcache.NotStored(h)
 	fields := 0
 	for name, vs := range h {
-		if hopByHop[name] || notReplayed[name] || drop[name] {
+		if httpcache.IsHopByHop(name) || notReplayed[name] || drop[name] {
 			continue
 		}
 		for _, v := range vs {
@@ -411,30 +390,16 @@ func newRecord(key string, status int, h http.Header, size int64, validator stri
 	return r
 }
 
-// heuristicStatus are the status codes cacheable by default (RFC 9110
-// §15.1), which heuristic freshness may apply to.
-var heuristicStatus = map[int]bool{
-	200: true, 203: true, 204: true, 206: true, 300: true, 301: true, 308: true,
-	404: true, 405: true, 410: true, 414: true, 501: true,
-}
-
 // newBodyRecord is newRecord for a response whose body the edge holds
 // (a forwarded miss, miss.go), of any status: it returns nil when the
 // response may not be stored and is only to be relayed. Besides 200, a
-// final status is stored when cacheable by default, or with explicit
-// freshness or public (RFC 9111 §3), as long as its body is one segment:
-// the fleet could not fetch it again with its own requests.
+// status httpcache.StorableStatus allows is stored as long as its body is
+// one segment: the fleet could not fetch it again with its own requests.
 func newBodyRecord(key string, status int, h http.Header, size int64, validator string, layout erasure.Layout, now time.Time, maxHeuristic time.Duration) *Record {
 	if status == http.StatusOK {
 		return newRecord(key, status, h, size, validator, layout, now, maxHeuristic)
 	}
-	cc, _ := cachePolicy(h)
-	explicit := cc.has("max-age") || cc.has("s-maxage") || len(h.Values("Expires")) > 0
-	if cc.has("must-understand") && http.StatusText(status) == "" {
-		return nil // a status this cache does not know (RFC 9111 §5.2.2.3)
-	}
-	if status < 200 || status > 599 || status == http.StatusPartialContent || status == http.StatusNotModified ||
-		!heuristicStatus[status] && !explicit && !cc.has("public") || size < 0 || size > layout.SegmentSize {
+	if !httpcache.StorableStatus(status, h) || size < 0 || size > layout.SegmentSize {
 		return nil
 	}
 	if status == http.StatusNoContent {
@@ -446,70 +411,4 @@ func newBodyRecord(key string, status int, h http.Header, size int64, validator 
 	}
 	r.Status = status
 	return r
-}
-
-// varyStar reports whether h has "Vary: *": a response no request can
-// be known to select (RFC 9111 §4.1).
-func varyStar(h http.Header) bool {
-	_, star := varyFields(h)
-	return star
-}
-
-// initialAge is the response's age when received, in seconds (RFC 9111
-// §4.2.3): the larger of its Age field and of now minus its Date. The
-// edge's requests to the origin are short, so response_delay is taken as
-// zero. A list-based Age ("0, 7200", or several lines) is read by its
-// first member, the others discarded (§5.1). A first member that is not a
-// non-negative integer ("7200.0", "-1", "abc", "7200;x=1") makes the
-// response stale: §5.1 says a cache SHOULD ignore such a field, but it
-// comes from a cache upstream that counted some age it could not write,
-// and ignoring it could make an old response look new (ATS, Varnish and
-// Fastly also treat "7200.0" as old); not reusing it is always safe.
-func initialAge(h http.Header, now time.Time) int64 {
-	var age int64
-	if v := h.Values("Age"); len(v) > 0 {
-		first, _, _ := strings.Cut(v[0], ",")
-		n, ok := parseDelta(strings.Trim(first, " \t"))
-		if !ok {
-			n = maxDeltaSeconds
-		}
-		age = n
-	}
-	if date, err := http.ParseTime(h.Get("Date")); err == nil && now.After(date) {
-		age = max(age, int64(now.Sub(date)/time.Second))
-	}
-	return age
-}
-
-// freshness returns the freshness lifetime (RFC 9111 §4.2.1): s-maxage,
-// max-age, Expires minus Date, or a heuristic 10% of the time since
-// Last-Modified capped at maxHeuristic; zero for no-cache and for an
-// invalid lifetime (an invalid max-age or Expires means already stale).
-func freshness(cc directives, h http.Header, now time.Time, maxHeuristic time.Duration) time.Duration {
-	if v, ok := cc["no-cache"]; ok && v == "" {
-		return 0
-	}
-	for _, name := range []string{"s-maxage", "max-age"} {
-		if d, ok, valid := cc.seconds(name); ok {
-			if !valid {
-				return 0
-			}
-			return d
-		}
-	}
-	date, errDate := http.ParseTime(h.Get("Date"))
-	if errDate != nil {
-		date = now // no Date: the time it was received (RFC 9110 §6.6.1)
-	}
-	if es := h.Values("Expires"); len(es) > 0 {
-		exp, err := http.ParseTime(es[0])
-		if err != nil {
-			return 0 // an invalid Expires means already expired
-		}
-		return max(exp.Sub(date), 0)
-	}
-	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil && date.After(lm) {
-		return min(date.Sub(lm)/10, maxHeuristic)
-	}
-	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -327,7 +328,7 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		if _, _, err := e.sites.split(key); err != nil {
 			return nil, err // a fleet whose edges front different sites
 		}
-		if targetOf(key) != key && !e.fleetVariant(key) {
+		if httpcache.TargetOf(key) != key && !e.fleetVariant(key) {
 			return nil, fmt.Errorf("edge: the fleet does not fetch the variant %.80q", key)
 		}
 		r, fromOrigin, err := e.resolve(ctx, key, stale)

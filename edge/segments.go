@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
 )
@@ -462,10 +463,10 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 	if r.Status != 0 {
 		return nil, nil, fmt.Errorf("edge: a stored %d response to %s cannot be fetched by the fleet", r.Status, r.Key)
 	}
-	if targetOf(r.Key) != r.Key && !e.fleetVariant(r.Key) {
+	if httpcache.TargetOf(r.Key) != r.Key && !e.fleetVariant(r.Key) {
 		// A variant selected by fields the fleet does not send (vary.go):
 		// a fetch of its own would get another one.
-		return nil, nil, fmt.Errorf("edge: segment %d of a variant of %s cannot be fetched by the fleet", idx, targetOf(r.Key))
+		return nil, nil, fmt.Errorf("edge: segment %d of a variant of %s cannot be fetched by the fleet", idx, httpcache.TargetOf(r.Key))
 	}
 	// The segment is read straight into the buffer its shards will live
 	// in: systematic coding leaves the data shards as these very bytes.
@@ -474,7 +475,7 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 		return nil, nil, err
 	}
 	buf := make([]byte, e.coder.EncodedLen(int(n)))
-	if err := o.client.FetchVariantRange(ctx, target, variantFields(r.Key), r.IfRange(), r.Size, off, buf[:n]); err != nil {
+	if err := o.client.FetchVariantRange(ctx, target, httpcache.VariantFields(r.Key), r.IfRange(), r.Size, off, buf[:n]); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		if errors.Is(err, origin.ErrChanged) {
 			// The object changed under the fleet: forget this version so the

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoalcdn/shoal/internal/httpcache"
 )
 
 // varyOrigin is a real origin on loopback whose object /v has one
@@ -242,11 +244,11 @@ func TestFleetVariantKeys(t *testing.T) {
 			t.Errorf("fleetVariant(%.40q) = %v, want %v", tt.key, got, tt.want)
 		}
 	}
-	h := variantFields("/a\nAccept-Encoding=gzip,br\nAccept-Language=fr")
+	h := httpcache.VariantFields("/a\nAccept-Encoding=gzip,br\nAccept-Language=fr")
 	if h.Get("Accept-Encoding") != "gzip,br" || h.Get("Accept-Language") != "fr" || len(h) != 2 {
 		t.Errorf("variantFields = %v", h)
 	}
-	if variantFields("/a?x=1") != nil {
+	if httpcache.VariantFields("/a?x=1") != nil {
 		t.Error("a target has variant fields")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/propagation"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -14,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shoalcdn/shoal/internal/httpcache"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // ErrChanged reports that the origin no longer holds the object version a fetch
@@ -187,7 +189,7 @@ type Info struct {
 
 // StrongETag reports whether ETag is a strong entity tag.
 func (i *Info) StrongETag() bool {
-	weak, ok := parseETag(i.ETag)
+	weak, ok := httpcache.ParseETag(i.ETag)
 	return ok && !weak
 }
 
@@ -294,7 +296,7 @@ func (c *Client) FetchVariantRange(ctx context.Context, target string, variant h
 		wantETag string
 		wantDate time.Time
 	)
-	switch weak, isTag := parseETag(validator); {
+	switch weak, isTag := httpcache.ParseETag(validator); {
 	case validator == "":
 	case isTag && weak:
 		return fmt.Errorf("origin: GET %s: weak validator %s cannot be used in If-Range", target, validator)
@@ -341,7 +343,7 @@ func (c *Client) FetchVariantRange(ctx context.Context, target string, variant h
 			if e == "" {
 				return !need
 			}
-			return etagStrongMatch(e, wantETag)
+			return httpcache.StrongMatch(e, wantETag)
 		case !wantDate.IsZero():
 			lm := rh.Get("Last-Modified")
 			if lm == "" {
@@ -366,7 +368,7 @@ func (c *Client) FetchVariantRange(ctx context.Context, target string, variant h
 		case http.StatusPartialContent:
 			defer resp.Body.Close()
 			cr := resp.Header.Get("Content-Range")
-			first, end, complete, ok := parseContentRange(cr)
+			first, end, complete, ok := httpcache.ParseContentRange(cr)
 			switch {
 			case ok && complete >= 0 && complete != size:
 				return false, changed("length %d, want %d", complete, size)

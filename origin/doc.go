@@ -34,4 +34,8 @@
 // RFC 9110 §14.2 permits; it never produces multipart/byteranges. A malformed Range
 // or one in another unit is ignored (200). Range is only honoured on GET, and it is
 // ignored for an empty file.
+//
+// The rules themselves (Range and Content-Range parsing, entity-tag comparison,
+// the order of preconditions, If-Range) are package internal/httpcache's, which
+// the edge applies to its cache as well.
 package origin

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/manifest"
 )
 
@@ -164,26 +165,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hasMod := !mod.IsZero() && !mod.Equal(time.Unix(0, 0))
 	mod = mod.Truncate(time.Second) // HTTP dates have one-second resolution
 
-	switch evalPreconditions(r, etag, mod, hasMod) {
-	case preconditionFailed:
+	// What the precondition rules compare dates with: none when hasMod is
+	// false.
+	var validMod time.Time
+	if hasMod {
+		validMod = mod
+	}
+	switch httpcache.CheckPreconditions(r, etag, validMod) {
+	case http.StatusPreconditionFailed:
 		http.Error(w, "precondition failed", http.StatusPreconditionFailed)
 		return
-	case notModified:
+	case http.StatusNotModified:
 		s.writeValidators(w.Header(), etag, mod, hasMod)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 
 	status := http.StatusOK
-	body := byteRange{start: 0, length: size}
+	body := httpcache.Range{Start: 0, Length: size}
 	// Range is defined for GET only (RFC 9110 §14.2), and an empty file has no
 	// range we could describe in a Content-Range, so both are served whole.
 	if rh := r.Header.Get("Range"); rh != "" && r.Method == http.MethodGet && size > 0 &&
-		ifRangeHolds(r.Header.Get("If-Range"), etag, mod, hasMod) {
-		ranges, err := parseRange(rh, size)
+		httpcache.IfRangeHolds(r.Header.Get("If-Range"), etag, validMod) {
+		ranges, err := httpcache.ParseRange(rh, size)
 		switch {
-		case errors.Is(err, ErrRangeUnsatisfiable):
-			w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+		case errors.Is(err, httpcache.ErrRangeUnsatisfiable):
+			w.Header().Set("Content-Range", httpcache.UnsatisfiedContentRange(size))
 			w.Header().Set("Accept-Ranges", "bytes")
 			http.Error(w, "range not satisfiable", http.StatusRequestedRangeNotSatisfiable)
 			return
@@ -191,7 +198,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Malformed or in an unknown unit: ignored, the whole body is sent.
 		case len(ranges) == 1:
 			status, body = http.StatusPartialContent, ranges[0]
-			w.Header().Set("Content-Range", string(body.appendContentRange(nil, size)))
+			w.Header().Set("Content-Range", string(body.AppendContentRange(nil, size)))
 		default:
 			// Several ranges: the whole body, which RFC 9110 allows; it is
 			// simpler than multipart/byteranges and no Shoal edge asks for it.
@@ -202,13 +209,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.writeValidators(h, etag, mod, hasMod)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Type", contentType(name))
-	h.Set("Content-Length", strconv.FormatInt(body.length, 10))
+	h.Set("Content-Length", strconv.FormatInt(body.Length, 10))
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return
 	}
-	if body.start != 0 {
-		if _, err := f.Seek(body.start, io.SeekStart); err != nil {
+	if body.Start != 0 {
+		if _, err := f.Seek(body.Start, io.SeekStart); err != nil {
 			s.log.LogAttrs(r.Context(), slog.LevelError, "origin: seek", slog.String("name", name), slog.Any("err", err))
 			return // the short body makes the server close the connection
 		}
@@ -217,7 +224,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// which net/http passes to the TCP connection's ReadFrom: sendfile. The
 	// limit also keeps a file that grew since the Stat from overrunning the
 	// Content-Length.
-	if _, err := io.CopyN(w, f, body.length); err != nil {
+	if _, err := io.CopyN(w, f, body.Length); err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "origin: send", slog.String("name", name), slog.Any("err", err))
 	}
 }
@@ -274,64 +281,6 @@ func contentType(name string) string {
 		return t
 	}
 	return "application/octet-stream"
-}
-
-type precondition int
-
-const (
-	proceed precondition = iota
-	notModified
-	preconditionFailed
-)
-
-// evalPreconditions evaluates If-Match, If-Unmodified-Since, If-None-Match and
-// If-Modified-Since in the order of RFC 9110 §13.2.2, for GET or HEAD of an
-// existing representation. If-Range is evaluated separately, with Range.
-func evalPreconditions(r *http.Request, etag string, mod time.Time, hasMod bool) precondition {
-	if im := headerList(r.Header, "If-Match"); im != "" {
-		if !etagListMatch(im, etag, etagStrongMatch) {
-			return preconditionFailed
-		}
-	} else if ius := r.Header.Get("If-Unmodified-Since"); ius != "" && hasMod {
-		if t, err := http.ParseTime(ius); err == nil && mod.After(t) {
-			return preconditionFailed
-		}
-	}
-	if inm := headerList(r.Header, "If-None-Match"); inm != "" {
-		if etagListMatch(inm, etag, etagWeakMatch) {
-			return notModified
-		}
-	} else if ims := r.Header.Get("If-Modified-Since"); ims != "" && hasMod {
-		if t, err := http.ParseTime(ims); err == nil && !mod.After(t) {
-			return notModified
-		}
-	}
-	return proceed
-}
-
-// ifRangeHolds reports whether a Range may be honoured given the If-Range
-// value v (RFC 9110 §13.1.5): absent, an entity tag that strongly matches, or a
-// date exactly equal to Last-Modified.
-func ifRangeHolds(v, etag string, mod time.Time, hasMod bool) bool {
-	v = trimOWS(v)
-	switch {
-	case v == "":
-		return true
-	case v[0] == '"' || strings.HasPrefix(v, "W/"):
-		return etagStrongMatch(v, etag)
-	default:
-		t, err := http.ParseTime(v)
-		return err == nil && hasMod && t.Equal(mod)
-	}
-}
-
-// headerList joins the field lines of a list-based field.
-func headerList(h http.Header, key string) string {
-	v := h.Values(key)
-	if len(v) <= 1 {
-		return strings.Join(v, "")
-	}
-	return strings.Join(v, ",")
 }
 
 // etagKey names one version of a file, as far as the file system tells.

@@ -1,4 +1,4 @@
-package origin
+package httpcache
 
 import "strings"
 
@@ -30,21 +30,22 @@ func scanETag(s string) (tag string, weak bool, rest string, ok bool) {
 	return "", false, s, false
 }
 
-// parseETag reports whether s is exactly one entity-tag, and whether it is weak.
-func parseETag(s string) (weak, ok bool) {
+// ParseETag reports whether s is exactly one entity-tag (RFC 9110 §8.8.3),
+// and whether it is weak.
+func ParseETag(s string) (weak, ok bool) {
 	_, weak, rest, ok := scanETag(s)
 	return weak, ok && rest == ""
 }
 
-// etagStrongMatch is the strong comparison of RFC 9110 §8.8.3.2: both tags
+// StrongMatch is the strong comparison of RFC 9110 §8.8.3.2: both tags
 // strong and identical.
-func etagStrongMatch(a, b string) bool {
+func StrongMatch(a, b string) bool {
 	return a == b && !strings.HasPrefix(a, "W/")
 }
 
-// etagWeakMatch is the weak comparison: the opaque tags are identical, weak or
-// not.
-func etagWeakMatch(a, b string) bool {
+// WeakMatch is the weak comparison of RFC 9110 §8.8.3.2: the opaque tags
+// are identical, weak or not.
+func WeakMatch(a, b string) bool {
 	return strings.TrimPrefix(a, "W/") == strings.TrimPrefix(b, "W/")
 }
 

@@ -1,4 +1,4 @@
-package edge
+package httpcache
 
 import (
 	"net/http"
@@ -8,7 +8,7 @@ import (
 
 // Cache directives (RFC 9111 §5.2) and the targeted fields of RFC 9213.
 //
-// Which field governs the edge's cache, most specific first:
+// Which field governs a Shoal edge's cache, most specific first:
 //
 //	Shoal-Cache-Control  targeted at Shoal only; consumed, never sent on
 //	CDN-Cache-Control    targeted at every CDN (RFC 9213 §3); kept in the
@@ -19,28 +19,34 @@ import (
 // directives replace those of Cache-Control rather than add to them
 // (RFC 9213 §2.1). Clients always get the origin's Cache-Control unchanged.
 
-// shoalCacheControl is the field targeted at Shoal edges alone.
-const shoalCacheControl = "Shoal-Cache-Control"
+// ShoalCacheControl is the field targeted at Shoal edges alone, in
+// canonical form. An edge removes it from what it sends on.
+const ShoalCacheControl = "Shoal-Cache-Control"
 
 // maxDeltaSeconds is what a delta-seconds larger than a cache can
 // represent is read as (RFC 9111 §1.2.2).
 const maxDeltaSeconds = 1 << 31
 
-// directives is a parsed cache-directive list: lower-cased names mapped to
+// maxDirectives bounds how many directives one field keeps, so a hostile
+// field costs no more than a scan.
+const maxDirectives = 64
+
+// Directives is a parsed cache-directive list: lower-cased names mapped to
 // their values, unquoted. A directive repeated keeps its first value
 // (RFC 9111 §4.2.1 allows the first occurrence to be used).
-type directives map[string]string
+type Directives map[string]string
 
-// has reports whether the directive name is present.
-func (d directives) has(name string) bool {
+// Has reports whether the directive name is present.
+func (d Directives) Has(name string) bool {
 	_, ok := d[name]
 	return ok
 }
 
-// seconds returns a delta-seconds directive as a duration: ok is false
+// Seconds returns a delta-seconds directive as a duration: ok is false
 // when it is absent, valid false when its value is not 1*DIGIT (the
-// caller treats such a lifetime as zero: stale).
-func (d directives) seconds(name string) (dur time.Duration, ok, valid bool) {
+// caller treats such a lifetime as zero: stale). Values past what a cache
+// can represent saturate at 2^31 seconds (RFC 9111 §1.2.2).
+func (d Directives) Seconds(name string) (dur time.Duration, ok, valid bool) {
 	v, ok := d[name]
 	if !ok {
 		return 0, false, false
@@ -67,9 +73,9 @@ func parseDelta(s string) (int64, bool) {
 	return min(n, maxDeltaSeconds), true
 }
 
-// fieldList returns the names listed in a qualified directive such as
+// FieldList returns the names listed in a qualified directive such as
 // private="Set-Cookie, X-Foo", canonicalised.
-func (d directives) fieldList(name string) []string {
+func (d Directives) FieldList(name string) []string {
 	var out []string
 	for f := range strings.SplitSeq(d[name], ",") {
 		if f = strings.TrimSpace(f); f != "" {
@@ -79,12 +85,13 @@ func (d directives) fieldList(name string) []string {
 	return out
 }
 
-// parseDirectives parses the lines of a Cache-Control-like field. ok is
-// false when some element does not parse (a token, optionally "=" and a
-// token or quoted-string); the directives that did parse are returned
-// either way. Limits: at most 64 directives are kept.
-func parseDirectives(lines []string) (d directives, ok bool) {
-	d = directives{}
+// ParseCacheControl parses the lines of a Cache-Control-like field
+// (RFC 9111 §5.2: a list of token, optionally "=" and a token or
+// quoted-string). ok is false when some element does not parse; the
+// directives that did parse are returned either way. At most 64
+// directives are kept.
+func ParseCacheControl(lines []string) (d Directives, ok bool) {
+	d = Directives{}
 	ok = true
 	for _, line := range lines {
 		s := line
@@ -99,7 +106,7 @@ func parseDirectives(lines []string) (d directives, ok bool) {
 			if name == "" {
 				continue // empty list elements are allowed
 			}
-			if _, dup := d[name]; !dup && len(d) < 64 {
+			if _, dup := d[name]; !dup && len(d) < maxDirectives {
 				d[name] = value
 			}
 		}
@@ -169,21 +176,35 @@ func nextDirective(s string) (name, value, rest string, ok bool) {
 	return "", "", rest, false // no closing quote
 }
 
+// isTokenChar reports whether c is a tchar (RFC 9110 §5.6.2).
 func isTokenChar(c byte) bool {
 	return c > ' ' && c < 0x7f && strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) < 0
 }
 
-// cachePolicy returns the directives that govern the edge's cache for a
-// response with header h, and the field they came from.
-func cachePolicy(h http.Header) (directives, string) {
-	for _, f := range []string{shoalCacheControl, "Cdn-Cache-Control"} {
+// Policy returns the directives that govern a Shoal edge's cache for a
+// response with header h, and the field they came from:
+// Shoal-Cache-Control, else CDN-Cache-Control, else Cache-Control
+// (RFC 9213 §2.1: an invalid targeted field is ignored).
+func Policy(h http.Header) (Directives, string) {
+	for _, f := range []string{ShoalCacheControl, "Cdn-Cache-Control"} {
 		if lines := h.Values(f); len(lines) > 0 {
-			if d, ok := parseDirectives(lines); ok && len(d) > 0 {
+			if d, ok := ParseCacheControl(lines); ok && len(d) > 0 {
 				return d, f
 			}
 			// An invalid targeted field is ignored (RFC 9213 §2.1).
 		}
 	}
-	d, _ := parseDirectives(h.Values("Cache-Control"))
+	d, _ := ParseCacheControl(h.Values("Cache-Control"))
 	return d, "Cache-Control"
+}
+
+// OnlyIfCached reports whether a request with header h says
+// only-if-cached (RFC 9111 §5.2.1.7). The other request directives are
+// not honoured by Shoal (see the README).
+func OnlyIfCached(h http.Header) bool {
+	if len(h.Values("Cache-Control")) == 0 {
+		return false
+	}
+	d, _ := ParseCacheControl(h.Values("Cache-Control"))
+	return d.Has("only-if-cached")
 }

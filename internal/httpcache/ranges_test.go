@@ -1,4 +1,4 @@
-package origin
+package httpcache
 
 import (
 	"errors"
@@ -8,25 +8,25 @@ import (
 	"testing"
 )
 
-func TestParseRange(t *testing.T) {
+func TestRFC9110Range_Section14_2(t *testing.T) {
 	tests := []struct {
 		in   string
 		size int64
-		want []byteRange
+		want []Range
 		err  error
 	}{
-		{"bytes=0-0", 10, []byteRange{{0, 1}}, nil},
-		{"bytes=2-5", 10, []byteRange{{2, 4}}, nil},
-		{"bytes=2-", 10, []byteRange{{2, 8}}, nil},
-		{"bytes=-3", 10, []byteRange{{7, 3}}, nil},
-		{"bytes=-30", 10, []byteRange{{0, 10}}, nil},
-		{"bytes=5-100", 10, []byteRange{{5, 5}}, nil},
-		{"bytes=9-", 10, []byteRange{{9, 1}}, nil},
-		{"BYTES=1-1", 10, []byteRange{{1, 1}}, nil},
-		{"bytes=0-1, 3-4 ,, ", 10, []byteRange{{0, 2}, {3, 2}}, nil},
-		{"bytes=0-1,20-30", 10, []byteRange{{0, 2}}, nil},
-		{"bytes=0-99999999999999999999999", 10, []byteRange{{0, 10}}, nil},
-		{"bytes=-99999999999999999999999", 10, []byteRange{{0, 10}}, nil},
+		{"bytes=0-0", 10, []Range{{0, 1}}, nil},
+		{"bytes=2-5", 10, []Range{{2, 4}}, nil},
+		{"bytes=2-", 10, []Range{{2, 8}}, nil},
+		{"bytes=-3", 10, []Range{{7, 3}}, nil},
+		{"bytes=-30", 10, []Range{{0, 10}}, nil},
+		{"bytes=5-100", 10, []Range{{5, 5}}, nil},
+		{"bytes=9-", 10, []Range{{9, 1}}, nil},
+		{"BYTES=1-1", 10, []Range{{1, 1}}, nil},
+		{"bytes=0-1, 3-4 ,, ", 10, []Range{{0, 2}, {3, 2}}, nil},
+		{"bytes=0-1,20-30", 10, []Range{{0, 2}}, nil},
+		{"bytes=0-99999999999999999999999", 10, []Range{{0, 10}}, nil},
+		{"bytes=-99999999999999999999999", 10, []Range{{0, 10}}, nil},
 		{"bytes=10-", 10, nil, ErrRangeUnsatisfiable},
 		{"bytes=99999999999999999999999-", 10, nil, ErrRangeUnsatisfiable},
 		{"bytes=-0", 10, nil, ErrRangeUnsatisfiable},
@@ -53,7 +53,7 @@ func TestParseRange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseRange(tt.in, tt.size)
+			got, err := ParseRange(tt.in, tt.size)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("err: got %v, want %v", err, tt.err)
 			}
@@ -67,7 +67,7 @@ func TestParseRange(t *testing.T) {
 	}
 }
 
-func TestParseContentRange(t *testing.T) {
+func TestRFC9110ContentRange_Section14_4(t *testing.T) {
 	tests := []struct {
 		in                    string
 		first, last, complete int64
@@ -88,44 +88,12 @@ func TestParseContentRange(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			first, last, complete, ok := parseContentRange(tt.in)
+			first, last, complete, ok := ParseContentRange(tt.in)
 			if ok != tt.ok {
 				t.Fatalf("ok: got %v, want %v", ok, tt.ok)
 			}
 			if ok && (first != tt.first || last != tt.last || complete != tt.complete) {
 				t.Errorf("got %v-%v/%v, want %v-%v/%v", first, last, complete, tt.first, tt.last, tt.complete)
-			}
-		})
-	}
-}
-
-func TestETagMatch(t *testing.T) {
-	tests := []struct {
-		list, etag string
-		weak       bool
-		want       bool
-	}{
-		{`"a"`, `"a"`, false, true},
-		{`"a"`, `"a"`, true, true},
-		{`W/"a"`, `"a"`, false, false},
-		{`W/"a"`, `"a"`, true, true},
-		{`"b", "a"`, `"a"`, false, true},
-		{` "b" ,W/"a" `, `"a"`, true, true},
-		{`*`, `"a"`, false, true},
-		{`"b"`, `"a"`, true, false},
-		{`"a`, `"a"`, true, false},
-		{`a`, `"a"`, true, false},
-		{`"b" junk, "a"`, `"a"`, true, false},
-		{``, `"a"`, true, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.list, func(t *testing.T) {
-			match := etagStrongMatch
-			if tt.weak {
-				match = etagWeakMatch
-			}
-			if got := etagListMatch(tt.list, tt.etag, match); got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
 	}
@@ -150,7 +118,7 @@ func FuzzParseRange(f *testing.F) {
 		f.Add(s.s, s.size)
 	}
 	f.Fuzz(func(t *testing.T, s string, size int64) {
-		ranges, err := parseRange(s, size)
+		ranges, err := ParseRange(s, size)
 		if err != nil {
 			if len(ranges) != 0 {
 				t.Fatalf("%q/%d: ranges %v with error %v", s, size, ranges, err)
@@ -161,18 +129,18 @@ func FuzzParseRange(f *testing.F) {
 			t.Fatalf("%q/%d: %d ranges", s, size, len(ranges))
 		}
 		for _, r := range ranges {
-			if r.start < 0 || r.length <= 0 || r.start >= size || r.length > size-r.start {
+			if r.Start < 0 || r.Length <= 0 || r.Start >= size || r.Length > size-r.Start {
 				t.Fatalf("%q/%d: range %v outside [0,%d)", s, size, r, size)
 			}
 			// Round trip: the range re-parsed as its own spec is itself, and
 			// its Content-Range parses back.
-			spec := fmt.Sprintf("bytes=%d-%d", r.start, r.start+r.length-1)
-			again, err := parseRange(spec, size)
+			spec := fmt.Sprintf("bytes=%d-%d", r.Start, r.Start+r.Length-1)
+			again, err := ParseRange(spec, size)
 			if err != nil || len(again) != 1 || again[0] != r {
 				t.Fatalf("%q/%d: %s re-parsed as %v, %v", s, size, spec, again, err)
 			}
-			first, last, complete, ok := parseContentRange(string(r.appendContentRange(nil, size)))
-			if !ok || first != r.start || last != r.start+r.length-1 || complete != size {
+			first, last, complete, ok := ParseContentRange(string(r.AppendContentRange(nil, size)))
+			if !ok || first != r.Start || last != r.Start+r.Length-1 || complete != size {
 				t.Fatalf("%q/%d: Content-Range of %v parsed as %d-%d/%d, %v", s, size, r, first, last, complete, ok)
 			}
 		}
@@ -184,7 +152,7 @@ func FuzzParseContentRange(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		first, last, complete, ok := parseContentRange(s)
+		first, last, complete, ok := ParseContentRange(s)
 		if !ok {
 			return
 		}
@@ -192,8 +160,8 @@ func FuzzParseContentRange(f *testing.F) {
 			t.Fatalf("%q: got %d-%d/%d", s, first, last, complete)
 		}
 		if complete >= 0 {
-			r := byteRange{start: first, length: last - first + 1}
-			f2, l2, c2, ok := parseContentRange(string(r.appendContentRange(nil, complete)))
+			r := Range{Start: first, Length: last - first + 1}
+			f2, l2, c2, ok := ParseContentRange(string(r.AppendContentRange(nil, complete)))
 			if !ok || f2 != first || l2 != last || c2 != complete {
 				t.Fatalf("%q: round trip got %d-%d/%d %v", s, f2, l2, c2, ok)
 			}
@@ -204,8 +172,39 @@ func FuzzParseContentRange(f *testing.F) {
 func BenchmarkParseRange(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseRange("bytes=4194304-8388607", 1<<30); err != nil {
+		if _, err := ParseRange("bytes=4194304-8388607", 1<<30); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+func FuzzPlanRanges(f *testing.F) {
+	for _, s := range []string{"bytes=0-9", "bytes=-5", "bytes=5-", "bytes=0-1,5-6,100-200", "bytes=0-,0-,0-", "bytes=9-0"} {
+		f.Add(s, int64(1000), 4)
+	}
+	f.Fuzz(func(t *testing.T, s string, size int64, maxRanges int) {
+		if size < 0 || maxRanges < 1 || maxRanges > 64 {
+			return
+		}
+		rs, err := PlanRanges(s, size, maxRanges)
+		if err != nil {
+			return
+		}
+		if len(rs) == 0 || len(rs) > maxRanges {
+			t.Fatalf("%q: %d ranges (max %d)", s, len(rs), maxRanges)
+		}
+		var total int64
+		for i, r := range rs {
+			if r.Start < 0 || r.Length <= 0 || r.Start+r.Length > size {
+				t.Fatalf("%q: range %+v outside %d bytes", s, r, size)
+			}
+			if i > 0 && r.Start <= rs[i-1].Start+rs[i-1].Length+rangeGap {
+				t.Fatalf("%q: ranges %+v and %+v not merged", s, rs[i-1], r)
+			}
+			total += r.Length
+		}
+		if total > size {
+			t.Fatalf("%q: %d bytes asked of %d: amplification", s, total, size)
+		}
+	})
 }
