@@ -302,7 +302,6 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 	case swarm.StatResolve, swarm.StatRefresh:
 		key, stale := string(payload), (*Record)(nil)
 		if mode == swarm.StatRefresh {
-			var err error
 			if stale, err = parseRecord(payload); err != nil {
 				return nil, err
 			}
