@@ -1170,7 +1170,7 @@ func TestPurgeReachesMembersThatWereAway(t *testing.T) {
 			t.Error("edge 2 served the purged bytes of /pg/b/1 after its sync")
 		}
 		// Logs that agree are not sent again.
-		if b, err := c.edges[2].Node().Stat(ctx, c.edges[1].Node().Self(), binary.BigEndian.AppendUint64([]byte{statPurgeLog}, c.edges[2].purges.digest())); err != nil || len(b) != 0 {
+		if b, err := c.edges[2].Node().Stat(ctx, c.edges[1].Node().Self(), binary.BigEndian.AppendUint64(swarm.AppendStat(nil, swarm.StatPurgeLog), c.edges[2].purges.digest())); err != nil || len(b) != 0 {
 			t.Errorf("equal logs: answer of %d bytes (err %v), want none", len(b), err)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 func originConfig(base string) origin.ClientConfig { return origin.ClientConfig{Base: base} }
@@ -113,11 +114,11 @@ func TestSitesSplitAndKeys(t *testing.T) {
 	// A peer asking about a site this edge does not know gets an error
 	// naming it, not another site's object.
 	ph := (*peerHandler)(c.edges[0].Edge)
-	if _, err := ph.Stat(context.Background(), append([]byte{statResolve}, "//c.test/x"...)); !errors.Is(err, errUnknownSite) {
+	if _, err := ph.Stat(context.Background(), append(swarm.AppendStat(nil, swarm.StatResolve), "//c.test/x"...)); !errors.Is(err, errUnknownSite) {
 		t.Errorf("Stat of an unknown site: got %v, want errUnknownSite", err)
 	}
 	foreign := &Record{Key: "//c.test/x", Size: 10, Layout: testLayout, ETag: `"v"`, Validator: `"v"`, Fetched: time.Now(), Expires: time.Now().Add(time.Hour)}
-	if _, err := ph.Stat(context.Background(), foreign.Append([]byte{statReplica})); !errors.Is(err, errUnknownSite) {
+	if _, err := ph.Stat(context.Background(), foreign.Append(swarm.AppendStat(nil, swarm.StatReplicate))); !errors.Is(err, errUnknownSite) {
 		t.Errorf("replica of an unknown site's record: got %v, want errUnknownSite", err)
 	}
 	if _, ok := c.edges[0].records.Get(foreign.Key); ok {

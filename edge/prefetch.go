@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // Prefetch (preheat): POST /admin/prefetch on the admin listener starts a
@@ -317,7 +319,7 @@ func (p *prefetcher) object(ctx context.Context, job *PrefetchJob, i int, key st
 }
 
 // warmAll has every member of the fleet load every segment of rec into
-// its memory tier (statWarm), prefetchWindow loads at a time.
+// its memory tier (swarm.StatWarm), prefetchWindow loads at a time.
 func (p *prefetcher) warmAll(ctx context.Context, job *PrefetchJob, i int, rec *Record) error {
 	e := p.e
 	n := int(rec.Layout.Segments(rec.Size))
@@ -347,7 +349,7 @@ func (p *prefetcher) warmAll(ctx context.Context, job *PrefetchJob, i int, rec *
 				if m == e.node.Self() {
 					_, _, err = e.segment(ctx, rec, uint32(idx))
 				} else {
-					_, err = e.node.Stat(ctx, m, (&fillRequest{Record: rec, Segment: uint32(idx)}).Append([]byte{statWarm}))
+					_, err = e.node.Stat(ctx, m, (&fillRequest{Record: rec, Segment: uint32(idx)}).Append(swarm.AppendStat(nil, swarm.StatWarm)))
 				}
 				if err != nil {
 					mu.Lock()
@@ -365,11 +367,8 @@ func (p *prefetcher) warmAll(ctx context.Context, job *PrefetchJob, i int, rec *
 	return firstErr
 }
 
-// statWarm is the Stat mode of a warm request (payload: a fillRequest):
-// read the segment into this edge's memory tier, answer with nothing.
-const statWarm = 6
-
-// warm answers a statWarm request.
+// warm answers a swarm.StatWarm request: it reads the segment into this
+// edge's memory tier.
 func (e *Edge) warm(ctx context.Context, payload []byte) ([]byte, error) {
 	f, err := parseFillRequest(payload)
 	if err != nil {

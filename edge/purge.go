@@ -19,26 +19,16 @@ import (
 // Purge and invalidation, fleet-wide.
 //
 // The fleet needs no new peer operation for this: a purge is a Stat with
-// its own mode (statPurgeStamped, purgelog.go: the purge with its time,
+// its own mode (swarm.StatPurgeStamped, purgelog.go: the purge with its time,
 // which members log and exchange so that one that was down learns it
 // later), sent by the edge that takes it to every other member. Each
 // member drops its records of the keys (in memory and on disk); the next
 // request for one looks it up at the origin again, once for the fleet.
 // Segments are left alone: they are named by the object's validator, so a
 // new version is new segments, and the old ones age out of the stores.
-//
-//	statPurge       (4) key:    drop the record of key (and its variants)
-//	statPurgePrefix (5) prefix: drop the records of every key starting
-//	                            with prefix
-//
-// (4 and 5 are still answered, logged with the time received, for members
-// that send them; this version sends statPurgeStamped.)
-// Both are answered with nothing. A key fits: targets are at most
+// The older swarm.StatPurge and StatPurgePrefix are still answered, and
+// sent when a stamped purge does not fit. A key fits: targets are at most
 // swarm.MaxKey-1 bytes (ServeHTTP refuses longer ones).
-const (
-	statPurge       = 4
-	statPurgePrefix = 5
-)
 
 // purgeTimeout bounds how long a purge waits for the other members.
 const purgeTimeout = time.Second
@@ -67,9 +57,9 @@ func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 	if len(payload) > swarm.MaxKey {
 		// Too long to carry its time: told the older way (receivers log
 		// it with the time they receive it).
-		payload = append([]byte{statPurge}, key...)
+		payload = append(swarm.AppendStat(nil, swarm.StatPurge), key...)
 		if prefix {
-			payload[0] = statPurgePrefix
+			payload = append(swarm.AppendStat(nil, swarm.StatPurgePrefix), key...)
 		}
 	}
 	if len(payload) > swarm.MaxKey {

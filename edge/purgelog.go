@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // The purge log: purges reach members that were down or cut off.
@@ -43,20 +45,9 @@ import (
 // The log keeps the newest maxPurgeLog entries, in memory and, with a
 // store directory, in the file purges there; a member that missed more
 // purges than that while away can keep a copy that an evicted entry named
-// until it expires. Stat payloads, defined here:
-//
-//	statPurgeStamped (7) flags(1: bit0 prefix) time(8, unix ns) pattern:
-//	                     purge pattern and log it with that time; answer
-//	                     with nothing
-//	statPurgeLog     (8) digest(8): answer with this edge's log, or with
-//	                     nothing when its digest is the one sent. The log:
-//	                     count(2), then count × (flags(1) time(8)
-//	                     length(2) pattern), newest first, within
-//	                     swarm.MaxPayload
+// until it expires. The Stat questions and their layouts
+// (swarm.StatPurgeStamped, swarm.StatPurgeLog): swarm/protocol.go.
 const (
-	statPurgeStamped = 7
-	statPurgeLog     = 8
-
 	maxPurgeLog        = 1024
 	purgeSyncInterval  = 10 * time.Second
 	purgeStartWait     = 5 * time.Second
@@ -249,9 +240,9 @@ func parsePurgeLog(b []byte) ([]purgeEntry, error) {
 	return es, nil
 }
 
-// stampedPurge is the payload of a statPurgeStamped.
+// stampedPurge is the Stat key of a swarm.StatPurgeStamped.
 func stampedPurge(en purgeEntry) []byte {
-	mode := []byte{statPurgeStamped, 0}
+	mode := append(swarm.AppendStat(nil, swarm.StatPurgeStamped), 0)
 	if en.prefix {
 		mode[1] = 1
 	}
@@ -303,7 +294,7 @@ func (e *Edge) mergePurgeLog(b []byte) error {
 
 // syncPurgeLog asks peer for its log and merges it.
 func (e *Edge) syncPurgeLog(ctx context.Context, peer string) error {
-	payload := binary.BigEndian.AppendUint64([]byte{statPurgeLog}, e.purges.digest())
+	payload := binary.BigEndian.AppendUint64(swarm.AppendStat(nil, swarm.StatPurgeLog), e.purges.digest())
 	b, err := e.node.Stat(ctx, peer, payload)
 	if err != nil || len(b) == 0 {
 		return err
@@ -311,7 +302,7 @@ func (e *Edge) syncPurgeLog(ctx context.Context, peer string) error {
 	return e.mergePurgeLog(b)
 }
 
-// answerPurgeLog answers a statPurgeLog request.
+// answerPurgeLog answers a swarm.StatPurgeLog request.
 func (e *Edge) answerPurgeLog(payload []byte) ([]byte, error) {
 	if len(payload) != 8 {
 		return nil, fmt.Errorf("%w: log request of %d bytes", errPurgeLog, len(payload))

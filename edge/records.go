@@ -17,25 +17,8 @@ import (
 // replicates the result to the next ranks so that the loss of one node does
 // not send the fleet back to the origin.
 //
-// Stat payloads, defined here (opaque to swarm): a mode byte, then
-//
-// A resolve or refresh is answered with a flags byte (bit 0: the origin was
-// asked for this answer; bit 1: it answered 304 to a revalidation) and the
-// record.
-//
-//	statResolve (1) key: answer as the acting coordinator (ask the origin if need be)
-//	statReplica (2) record: store this record; answer with nothing
-//	statRefresh (3) record: the caller found this version gone at the
-//	                origin; answer like statResolve, asking the origin again
-//	                unless the record held is already another version
-//	statWarm    (6) fill request: read the segment into the memory tier
-//	                (prefetch warm=all, prefetch.go); answer with nothing
-//	statPurge (4), statPurgePrefix (5): purge.go
-//	statPurgeStamped (7), statPurgeLog (8): purgelog.go
+// The Stat questions (swarm.StatMode) and their payloads: swarm/protocol.go.
 const (
-	statResolve = 1
-	statReplica = 2
-	statRefresh = 3
 	// recordReplicas is how many members beyond the coordinator keep a copy.
 	recordReplicas = 2
 	// coordinatorTries bounds how far down the ranking a lookup walks
@@ -80,11 +63,11 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 // down the ranking past unreachable members; the origin when this edge
 // is the first reachable one.
 func (e *Edge) lookup(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
-	payload := append([]byte{statResolve}, key...)
+	payload := append(swarm.AppendStat(nil, swarm.StatResolve), key...)
 	if stale != nil {
 		s := *stale
 		s.Header = nil // the version is what matters, and it keeps the payload small
-		payload = s.Append([]byte{statRefresh})
+		payload = s.Append(swarm.AppendStat(nil, swarm.StatRefresh))
 	}
 	ranked := e.node.RankAll([]byte(key))
 	self := e.node.Self()
@@ -256,7 +239,7 @@ func (e *Edge) forgetRecord(r *Record) {
 
 // replicate pushes r to the members ranked just below this one for its key.
 func (e *Edge) replicate(r *Record) {
-	payload := r.Append([]byte{statReplica})
+	payload := r.Append(swarm.AppendStat(nil, swarm.StatReplicate))
 	if len(payload) > swarm.MaxKey {
 		return
 	}
@@ -312,15 +295,15 @@ var _ swarm.Handler = (*peerHandler)(nil)
 
 func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) {
 	e := (*Edge)(h)
-	if len(payload) < 2 {
-		return nil, fmt.Errorf("edge: stat payload of %d bytes", len(payload))
+	mode, payload, err := swarm.SplitStat(payload)
+	if err != nil {
+		return nil, err
 	}
-	switch payload[0] {
-	case statResolve, statRefresh:
-		key, stale := string(payload[1:]), (*Record)(nil)
-		if payload[0] == statRefresh {
-			var err error
-			if stale, err = parseRecord(payload[1:]); err != nil {
+	switch mode {
+	case swarm.StatResolve, swarm.StatRefresh:
+		key, stale := string(payload), (*Record)(nil)
+		if mode == swarm.StatRefresh {
+			if stale, err = parseRecord(payload); err != nil {
 				return nil, err
 			}
 			key = stale.Key
@@ -343,8 +326,8 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 			flags |= 2
 		}
 		return r.Append([]byte{flags}), nil
-	case statReplica:
-		r, err := parseRecord(payload[1:])
+	case swarm.StatReplicate:
+		r, err := parseRecord(payload)
 		if err != nil {
 			return nil, err
 		}
@@ -358,22 +341,22 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 			e.keepRecord(r)
 		}
 		return nil, nil
-	case statWarm:
-		return e.warm(ctx, payload[1:])
-	case statPurge, statPurgePrefix:
-		e.applyPurge(purgeEntry{pattern: string(payload[1:]), prefix: payload[0] == statPurgePrefix, at: time.Now()})
+	case swarm.StatWarm:
+		return e.warm(ctx, payload)
+	case swarm.StatPurge, swarm.StatPurgePrefix:
+		e.applyPurge(purgeEntry{pattern: string(payload), prefix: mode == swarm.StatPurgePrefix, at: time.Now()})
 		return nil, nil
-	case statPurgeStamped:
-		en, err := parseStampedPurge(payload[1:])
+	case swarm.StatPurgeStamped:
+		en, err := parseStampedPurge(payload)
 		if err != nil {
 			return nil, err
 		}
 		e.applyPurge(en)
 		return nil, nil
-	case statPurgeLog:
-		return e.answerPurgeLog(payload[1:])
+	case swarm.StatPurgeLog:
+		return e.answerPurgeLog(payload)
 	default:
-		return nil, fmt.Errorf("edge: unknown stat mode %d", payload[0])
+		return nil, fmt.Errorf("edge: stat mode %v not answered", mode)
 	}
 }
 

@@ -113,9 +113,7 @@ func (c cpuClock) report(b *testing.B, bytes int64) {
 // logTransport logs what the QUIC connection to peer negotiated and how it
 // fared: the cipher suite, GSO, the packets sent and lost.
 func logTransport(b *testing.B, n *Node, peer string) {
-	n.mu.Lock()
-	c := n.conns[peer]
-	n.mu.Unlock()
+	c := n.tr.dialled(peer)
 	if c == nil {
 		return
 	}
@@ -141,7 +139,7 @@ func BenchmarkRawQUIC(b *testing.B) {
 	str := &quic.Transport{Conn: srv}
 	ctr := &quic.Transport{Conn: cli}
 	b.Cleanup(func() { str.Close(); ctr.Close() })
-	ln, err := str.Listen(creds.ServerConfig(), n.quic)
+	ln, err := str.Listen(creds.ServerConfig(), n.tr.quic)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -168,7 +166,7 @@ func BenchmarkRawQUIC(b *testing.B) {
 		}
 	}()
 	ctx := context.Background()
-	c, err := ctr.Dial(ctx, srv.LocalAddr(), creds.ClientConfig(), n.quic)
+	c, err := ctr.Dial(ctx, srv.LocalAddr(), creds.ClientConfig(), n.tr.quic)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,15 +21,25 @@
 // The peer protocol runs over QUIC (quic-go, ALPN "shoal/1") with mutual
 // TLS: both ends present a certificate signed by the fleet CA and accept
 // nothing else. A Node keeps one connection per peer and opens one stream
-// per request. The requests are GetShard, PutShard, Stat and Fill; the wire
-// format is documented in protocol.go. Stat and Fill carry payloads that the
-// edge defines and answers through a Handler; shards are served from a
-// ShardStore. A Fill answer is the whole segment, or, when the edge's
-// payload asked for it, a placed answer: the descriptor alone, the
-// segment's shards being at their holders for the requester to read. A peer that fails is marked down with exponential backoff so
+// per request. The requests are GetShard, PutShard, Stat and Fill;
+// protocol.go names every one with its byte layout, and every question a
+// Stat asks (StatMode: resolve, replicate and refresh a record, purge,
+// warm a segment, exchange purge logs), with its payload and answer. This
+// package frames them and the edge answers them through a Handler; shards
+// are served from a ShardStore. A Fill answer is the whole segment, or,
+// when the edge's payload asked for it, a placed answer: the descriptor
+// alone, the segment's shards being at their holders for the requester to
+// read. A peer that fails is marked down with exponential backoff so
 // readers skip it without waiting; one that sends a shard failing
 // verification is avoided for a minute. What a node measures of each peer
 // (smoothed RTT, shard throughput, decaying failures) orders holders
 // nearest first (Cost), and an optional token bucket (Config.UploadLimit)
 // paces the shard bytes it sends.
+//
+// Files by concern: node.go (Node, Config, lifecycle), members.go and
+// gossip.go (membership), placement.go (rendezvous hashing), peerstats.go
+// (peer health: down-marking and measurements), transport.go (QUIC
+// socket, listener, connections), client.go (the requests a node makes),
+// server.go (the requests it answers), protocol.go (the wire format),
+// tls.go (the fleet's certificates).
 package swarm

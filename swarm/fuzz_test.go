@@ -3,6 +3,7 @@ package swarm
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -148,6 +149,41 @@ func FuzzReadResponse(f *testing.F) {
 		consumed := len(in) - rd.Len()
 		if got := resp.Append(nil, Op(op)); !bytes.Equal(got, in[:consumed]) {
 			t.Fatalf("re-encoding differs from the %d bytes consumed:\ngot  %x\nwant %x", consumed, got, in[:consumed])
+		}
+	})
+}
+
+// FuzzSplitStat checks that SplitStat never panics, that it accepts only
+// the modes of the table with a payload, that AppendStat reproduces what
+// it accepts byte for byte, and that its errors are ErrFrame.
+func FuzzSplitStat(f *testing.F) {
+	for m := range StatMode(len(statModeNames)) {
+		f.Add(append(AppendStat(nil, m), "//example.test/a"...))
+		f.Add(AppendStat(nil, m))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{byte(StatPurgeLog) + 1, 0})
+	f.Add([]byte{0xff, 0xff})
+
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m, payload, err := SplitStat(in)
+		if err != nil {
+			if !errors.Is(err, ErrFrame) {
+				t.Fatalf("SplitStat error %v is not ErrFrame", err)
+			}
+			if m != 0 || payload != nil {
+				t.Fatalf("SplitStat returned %v, %x with error %v", m, payload, err)
+			}
+			return
+		}
+		if !m.known() || strings.HasPrefix(m.String(), "stat_mode(") {
+			t.Fatalf("SplitStat accepted mode %d, which has no name", uint8(m))
+		}
+		if len(payload) == 0 {
+			t.Fatalf("SplitStat accepted mode %v without a payload", m)
+		}
+		if out := append(AppendStat(nil, m), payload...); !bytes.Equal(out, in) {
+			t.Fatalf("AppendStat gives %x, the key was %x", out, in)
 		}
 	})
 }

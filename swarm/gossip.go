@@ -128,11 +128,12 @@ func ParseGossipKey(b []byte) ([]byte, error) {
 	return nil, fmt.Errorf("swarm: gossip key file of %d bytes is neither base64 nor a raw key of 16, 24 or 32 bytes", len(b))
 }
 
-// startGossip creates this node's memberlist and starts joining the seeds.
-func (n *Node) startGossip() error {
-	g := n.cfg.Gossip
+// startGossip creates this node's memberlist and starts joining the seeds;
+// the joining ends with ctx or stopGossip.
+func (m *membership) startGossip(ctx context.Context) error {
+	g := m.gossip
 	mc := memberlist.DefaultLANConfig()
-	mc.Name = n.nodeID()
+	mc.Name = m.nodeID()
 	host, port, _ := splitPort(g.BindAddr)
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertisePort = port
@@ -159,47 +160,48 @@ func (n *Node) startGossip() error {
 	// A restarted member may come back under its old ID at a new address.
 	mc.DeadNodeReclaimTime = 10 * time.Second
 	mc.SecretKey = g.SecretKey
-	mc.Delegate = (*gossipDelegate)(n)
-	mc.Events = (*gossipEvents)(n)
-	mc.Logger = log.New(&memberlistLog{log: n.log}, "", 0)
+	mc.Delegate = (*gossipDelegate)(m)
+	mc.Events = (*gossipEvents)(m)
+	mc.Logger = log.New(&memberlistLog{log: m.log}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("swarm: gossip on %s: %w", g.BindAddr, err)
 	}
 	// memberlist does not always report this node to itself as joined.
-	n.gossipAlive(ml.LocalNode())
-	ctx, cancel := context.WithCancel(n.acceptCtx)
+	m.gossipAlive(ml.LocalNode())
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	n.memMu.Lock()
-	n.ml, n.stopJoin, n.gossipDone = ml, cancel, done
-	n.memMu.Unlock()
+	m.mu.Lock()
+	m.ml, m.stopJoin, m.gossipDone = ml, cancel, done
+	m.mu.Unlock()
 	go func() {
 		defer close(done)
-		n.joinLoop(ctx, ml)
+		m.joinLoop(ctx, ml)
 	}()
-	n.log.Info("gossip listening", "addr", ml.LocalNode().Address(), "id", mc.Name, "zone", n.cfg.Zone, "seeds", g.Join, "encrypted", len(g.SecretKey) > 0)
+	m.log.Info("gossip listening", "addr", ml.LocalNode().Address(), "id", mc.Name, "zone", m.zone, "seeds", g.Join, "encrypted", len(g.SecretKey) > 0)
 	return nil
 }
 
 // GossipAddr returns the address other members join this node's gossip
 // at, or "" when gossip is off or not started.
 func (n *Node) GossipAddr() string {
-	n.memMu.Lock()
-	defer n.memMu.Unlock()
-	if n.ml == nil {
+	m := n.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ml == nil {
 		return ""
 	}
-	return n.ml.LocalNode().Address()
+	return m.ml.LocalNode().Address()
 }
 
 // stopGossip leaves the fleet (announcing it, when leave is set, so that
 // the others drop this node at once rather than after failed probes) and
 // stops gossip.
-func (n *Node) stopGossip(leave bool) {
-	n.memMu.Lock()
-	ml, stop, done := n.ml, n.stopJoin, n.gossipDone
-	n.ml = nil
-	n.memMu.Unlock()
+func (m *membership) stopGossip(leave bool) {
+	m.mu.Lock()
+	ml, stop, done := m.ml, m.stopJoin, m.gossipDone
+	m.ml = nil
+	m.mu.Unlock()
 	if ml == nil {
 		return
 	}
@@ -208,36 +210,36 @@ func (n *Node) stopGossip(leave bool) {
 	if leave {
 		// memberlist reports a leave to the others as a death: say
 		// goodbye to each first (one datagram each), then leave.
-		msg := append([]byte(leavingMsg), n.nodeID()...)
-		for _, m := range n.MemberList() {
-			if m.ID == n.nodeID() || m.Gossip == "" {
+		msg := append([]byte(leavingMsg), m.nodeID()...)
+		for _, o := range m.list() {
+			if o.ID == m.nodeID() || o.Gossip == "" {
 				continue
 			}
-			if host, port, err := splitPort(m.Gossip); err == nil {
-				ml.SendBestEffort(&memberlist.Node{Name: m.ID, Addr: net.ParseIP(host), Port: uint16(port)}, msg)
+			if host, port, err := splitPort(o.Gossip); err == nil {
+				ml.SendBestEffort(&memberlist.Node{Name: o.ID, Addr: net.ParseIP(host), Port: uint16(port)}, msg)
 			}
 		}
 		if err := ml.Leave(2 * time.Second); err != nil {
-			n.log.Warn("leaving the fleet", "err", err)
+			m.log.Warn("leaving the fleet", "err", err)
 		}
 	}
 	if err := ml.Shutdown(); err != nil {
-		n.log.Warn("stopping gossip", "err", err)
+		m.log.Warn("stopping gossip", "err", err)
 	}
 }
 
 // joinLoop joins the seeds now and then every RejoinInterval, so that a
 // fleet split by a network failure heals and pods behind a headless
 // Service that started later are found.
-func (n *Node) joinLoop(ctx context.Context, ml *memberlist.Memberlist) {
-	interval := n.cfg.Gossip.RejoinInterval
+func (m *membership) joinLoop(ctx context.Context, ml *memberlist.Memberlist) {
+	interval := m.gossip.RejoinInterval
 	if interval <= 0 {
 		interval = 30 * time.Second
 	}
 	retry := time.Second
 	for {
-		if len(n.cfg.Gossip.Join) > 0 {
-			n.joinSeeds(ctx, ml)
+		if len(m.gossip.Join) > 0 {
+			m.joinSeeds(ctx, ml)
 		}
 		wait := interval
 		if ml.NumMembers() <= 1 {
@@ -256,19 +258,19 @@ func (n *Node) joinLoop(ctx context.Context, ml *memberlist.Memberlist) {
 }
 
 // joinSeeds resolves the seeds and joins those that are not members yet.
-func (n *Node) joinSeeds(ctx context.Context, ml *memberlist.Memberlist) {
+func (m *membership) joinSeeds(ctx context.Context, ml *memberlist.Memberlist) {
 	// memberlist's own Members hands out nodes it goes on changing: the
 	// gossip addresses come from this node's view instead.
 	known := map[string]bool{}
-	for _, m := range n.mem.view.Load().byAddr {
-		known[m.Gossip] = true
+	for _, vm := range m.view.Load().byAddr {
+		known[vm.Gossip] = true
 	}
-	resolve := n.cfg.Gossip.Resolve
+	resolve := m.gossip.Resolve
 	if resolve == nil {
 		resolve = net.DefaultResolver.LookupHost
 	}
 	var addrs []string
-	for _, s := range n.cfg.Gossip.Join {
+	for _, s := range m.gossip.Join {
 		host, port, _ := net.SplitHostPort(s)
 		ips := []string{host}
 		if net.ParseIP(host) == nil {
@@ -277,7 +279,7 @@ func (n *Node) joinSeeds(ctx context.Context, ml *memberlist.Memberlist) {
 			ips, err = resolve(rctx, host)
 			cancel()
 			if err != nil {
-				n.log.Warn("resolving a gossip seed", "seed", s, "err", err)
+				m.log.Warn("resolving a gossip seed", "seed", s, "err", err)
 				continue
 			}
 		}
@@ -297,21 +299,21 @@ func (n *Node) joinSeeds(ctx context.Context, ml *memberlist.Memberlist) {
 		if ml.NumMembers() > 1 {
 			level = slog.LevelDebug // seeds not answering yet, or gone
 		}
-		n.log.Log(ctx, level, "joining gossip seeds: none answered", "seeds", addrs, "err", err)
+		m.log.Log(ctx, level, "joining gossip seeds: none answered", "seeds", addrs, "err", err)
 		return
 	}
-	n.log.Debug("joined gossip seeds", "asked", len(addrs), "answered", joined, "members", ml.NumMembers())
+	m.log.Debug("joined gossip seeds", "asked", len(addrs), "answered", joined, "members", ml.NumMembers())
 }
 
 // gossipDelegate gives memberlist this node's metadata; shoal sends no
 // other gossip of its own.
-type gossipDelegate Node
+type gossipDelegate membership
 
 func (d *gossipDelegate) NodeMeta(limit int) []byte {
-	n := (*Node)(d)
-	b, err := nodeMeta{Version: ProtocolVersion, ID: n.nodeID(), Addr: n.cfg.Self, Zone: n.cfg.Zone}.encode(limit)
+	m := (*membership)(d)
+	b, err := nodeMeta{Version: ProtocolVersion, ID: m.nodeID(), Addr: m.self, Zone: m.zone}.encode(limit)
 	if err != nil {
-		n.log.Error("node metadata does not fit gossip", "err", err)
+		m.log.Error("node metadata does not fit gossip", "err", err)
 		return nil
 	}
 	return b
@@ -323,7 +325,7 @@ const leavingMsg = "shoal/leaving:"
 
 func (d *gossipDelegate) NotifyMsg(b []byte) {
 	if id, ok := bytes.CutPrefix(b, []byte(leavingMsg)); ok && len(id) <= maxMetaID {
-		(*Node)(d).removeMember(string(id), StateLeft)
+		(*membership)(d).remove(string(id), StateLeft)
 	}
 }
 
@@ -333,26 +335,26 @@ func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
 // gossipEvents turns memberlist's events into member set changes. They
 // are called with memberlist's locks held: they must not call it back.
-type gossipEvents Node
+type gossipEvents membership
 
-func (e *gossipEvents) NotifyJoin(nd *memberlist.Node)   { (*Node)(e).gossipAlive(nd) }
-func (e *gossipEvents) NotifyUpdate(nd *memberlist.Node) { (*Node)(e).gossipAlive(nd) }
+func (e *gossipEvents) NotifyJoin(nd *memberlist.Node)   { (*membership)(e).gossipAlive(nd) }
+func (e *gossipEvents) NotifyUpdate(nd *memberlist.Node) { (*membership)(e).gossipAlive(nd) }
 func (e *gossipEvents) NotifyLeave(nd *memberlist.Node) {
 	// A member that said goodbye is gone already; this is a death.
-	(*Node)(e).removeMember(nd.Name, StateDead)
+	(*membership)(e).remove(nd.Name, StateDead)
 }
 
-func (n *Node) gossipAlive(nd *memberlist.Node) {
+func (m *membership) gossipAlive(nd *memberlist.Node) {
 	meta, err := decodeMeta(nd.Meta)
 	if err == nil && meta.ID != nd.Name {
 		err = fmt.Errorf("swarm: member metadata names %q", meta.ID)
 	}
 	if err != nil {
-		n.log.Warn("ignoring a gossip member", "id", nd.Name, "gossip", nd.Address(), "err", err)
-		n.removeMember(nd.Name, StateDead)
+		m.log.Warn("ignoring a gossip member", "id", nd.Name, "gossip", nd.Address(), "err", err)
+		m.remove(nd.Name, StateDead)
 		return
 	}
-	n.upsertMember(Member{ID: nd.Name, Addr: meta.Addr, Zone: meta.Zone, Gossip: nd.Address(), State: StateAlive})
+	m.upsert(Member{ID: nd.Name, Addr: meta.Addr, Zone: meta.Zone, Gossip: nd.Address(), State: StateAlive})
 }
 
 // memberlistLog passes memberlist's log lines ("[LEVEL] memberlist: ...")
@@ -387,31 +389,31 @@ func (s suspicions) apply(m Member) Member {
 // suspects returns the members memberlist suspects now: they missed
 // their probes and are not yet declared dead. Nil without gossip. It
 // takes memberlist's node lock: not from within memberlist's callbacks.
-func (n *Node) suspects() suspicions {
-	n.memMu.Lock()
-	ml := n.ml
-	n.memMu.Unlock()
+func (m *membership) suspects() suspicions {
+	m.mu.Lock()
+	ml := m.ml
+	m.mu.Unlock()
 	if ml == nil {
 		return nil
 	}
-	// memberlist's locks are taken without memMu: its callbacks take
-	// memMu under them.
+	// memberlist's locks are taken without mu: its callbacks take mu
+	// under them.
 	states := memberlistStates(ml)
 	now := time.Now()
-	n.memMu.Lock()
-	defer n.memMu.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	next := suspicions{}
 	for id, st := range states {
-		if st != memberlist.StateSuspect || id == n.nodeID() {
+		if st != memberlist.StateSuspect || id == m.nodeID() {
 			continue
 		}
-		since, ok := n.mem.suspect[id]
+		since, ok := m.suspect[id]
 		if !ok {
 			since = now
 		}
 		next[id] = since
 	}
-	n.mem.suspect = next
+	m.suspect = next
 	return maps.Clone(next)
 }
 

@@ -80,13 +80,13 @@ func TestGossipUnderLoad(t *testing.T) {
 	var suspicions, deaths int
 	watch := func(live []int) {
 		for _, o := range live {
-			sus := nodes[o].suspects()
+			sus := nodes[o].mem.suspects()
 			members := nodes[o].Members()
 			for _, m := range live {
 				k := key{o, m}
 				s := false
 				for id := range sus {
-					s = s || id == nodes[m].nodeID()
+					s = s || id == nodes[m].mem.nodeID()
 				}
 				if s && !suspected[k] {
 					suspicions++

@@ -181,7 +181,7 @@ func TestGossipJoinLeaveCrash(t *testing.T) {
 func TestGossipSuspect(t *testing.T) {
 	nodes, _ := gossipFleet(t, 4, nil)
 	waitMembers(t, nodes, addrsOf(nodes), 10*time.Second)
-	if states := memberlistStates(nodes[0].ml); len(states) != 4 {
+	if states := memberlistStates(nodes[0].mem.ml); len(states) != 4 {
 		t.Fatalf("memberlist's node table as read: %v, want 4 nodes", states)
 	}
 	crashed := nodes[3]

@@ -1,14 +1,19 @@
 package swarm
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 
 	"github.com/shoalcdn/shoal/erasure"
 )
@@ -71,18 +76,29 @@ func newMemberView(ms []Member) *memberView {
 	return v
 }
 
-// membership holds the member set of a Node. Updates come from gossip
-// (or once, from the static list) and are serialized by the Node's memMu;
+// membership holds the member set of a Node: the static list, or the
+// members gossip reports (gossip.go). Updates are serialized by mu;
 // readers load the current view without locking.
 type membership struct {
+	self     string        // this node's peer address
+	zone     string        // this node's zone
+	gossip   *GossipConfig // nil: a static list
+	onChange func()        // Config.OnMembersChange, may be nil
+	log      *slog.Logger
+
 	view atomic.Pointer[memberView]
+
+	mu sync.Mutex
 	// gone remembers members that died or left, for /admin/peers, by ID.
 	gone map[string]Member
 	// live is the source of the view, by ID.
 	live map[string]Member
 	// suspect holds, by ID, when this node first saw memberlist suspect
 	// each member it suspects now; see suspects.
-	suspect map[string]time.Time
+	suspect    map[string]time.Time
+	ml         *memberlist.Memberlist // nil without gossip, or once stopped
+	stopJoin   context.CancelFunc
+	gossipDone chan struct{}
 }
 
 // maxGone bounds how many departed members are remembered for display.
@@ -95,21 +111,24 @@ func (n *Node) Members() []string { return slices.Clone(n.mem.view.Load().all) }
 // MemberList returns every member known to this node with its zone and
 // state: those in placement first (by address), then those that recently
 // died or left.
-func (n *Node) MemberList() []Member {
-	sus := n.suspects()
-	v := n.mem.view.Load()
+func (n *Node) MemberList() []Member { return n.mem.list() }
+
+// list implements MemberList.
+func (m *membership) list() []Member {
+	sus := m.suspects()
+	v := m.view.Load()
 	out := make([]Member, 0, len(v.all))
 	for _, a := range v.all {
 		out = append(out, sus.apply(v.byAddr[a]))
 	}
-	n.memMu.Lock()
+	m.mu.Lock()
 	var gone []Member
-	for _, m := range n.mem.gone {
-		if _, back := v.byAddr[m.Addr]; !back {
-			gone = append(gone, m)
+	for _, g := range m.gone {
+		if _, back := v.byAddr[g.Addr]; !back {
+			gone = append(gone, g)
 		}
 	}
-	n.memMu.Unlock()
+	m.mu.Unlock()
 	slices.SortFunc(gone, func(a, b Member) int { return b.Since.Compare(a.Since) })
 	return append(out, gone...)
 }
@@ -167,79 +186,78 @@ func (n *Node) ZoneHolders(zone string, seg erasure.SegmentID, total int) []stri
 
 // setStatic installs the static member list: every member in this node's
 // zone, as a static list says nothing of zones.
-func (n *Node) setStatic(peers []string) {
+func (m *membership) setStatic(peers []string) {
 	now := time.Now()
-	n.memMu.Lock()
-	defer n.memMu.Unlock()
-	n.mem.live = map[string]Member{}
-	n.mem.gone = map[string]Member{}
-	n.mem.live[n.nodeID()] = Member{ID: n.nodeID(), Addr: n.cfg.Self, Zone: n.cfg.Zone, State: StateAlive, Since: now}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.live = map[string]Member{}
+	m.gone = map[string]Member{}
+	m.live[m.nodeID()] = Member{ID: m.nodeID(), Addr: m.self, Zone: m.zone, State: StateAlive, Since: now}
 	for _, p := range peers {
-		if p == "" || p == n.cfg.Self {
+		if p == "" || p == m.self {
 			continue
 		}
-		n.mem.live[p] = Member{ID: p, Addr: p, Zone: n.cfg.Zone, State: StateAlive, Since: now}
+		m.live[p] = Member{ID: p, Addr: p, Zone: m.zone, State: StateAlive, Since: now}
 	}
-	n.publishLocked()
+	m.publishLocked()
 }
 
-// upsertMember adds or updates a member that gossip reports alive or
-// suspect.
-func (n *Node) upsertMember(m Member) {
-	n.memMu.Lock()
-	defer n.memMu.Unlock()
-	old, ok := n.mem.live[m.ID]
-	if ok && old == (Member{ID: m.ID, Addr: m.Addr, Zone: m.Zone, Gossip: m.Gossip, State: m.State, Since: old.Since}) {
+// upsert adds or updates a member that gossip reports alive or suspect.
+func (m *membership) upsert(nm Member) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.live[nm.ID]
+	if ok && old == (Member{ID: nm.ID, Addr: nm.Addr, Zone: nm.Zone, Gossip: nm.Gossip, State: nm.State, Since: old.Since}) {
 		return
 	}
-	if !ok || old.State != m.State {
-		m.Since = time.Now()
+	if !ok || old.State != nm.State {
+		nm.Since = time.Now()
 	} else {
-		m.Since = old.Since
+		nm.Since = old.Since
 	}
-	n.mem.live[m.ID] = m
-	delete(n.mem.gone, m.ID)
-	n.publishLocked()
+	m.live[nm.ID] = nm
+	delete(m.gone, nm.ID)
+	m.publishLocked()
 	if !ok {
-		n.log.Info("member joined", "id", m.ID, "addr", m.Addr, "zone", m.Zone)
+		m.log.Info("member joined", "id", nm.ID, "addr", nm.Addr, "zone", nm.Zone)
 	}
 }
 
-// removeMember drops a member that died or left from placement.
-func (n *Node) removeMember(id string, state MemberState) {
-	n.memMu.Lock()
-	defer n.memMu.Unlock()
-	m, ok := n.mem.live[id]
-	if !ok || id == n.nodeID() {
+// remove drops a member that died or left from placement.
+func (m *membership) remove(id string, state MemberState) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	gm, ok := m.live[id]
+	if !ok || id == m.nodeID() {
 		// This node leaves by stopping, and never drops itself. A goodbye
 		// from a member already taken for dead (a false death under load,
 		// or its goodbye overtaken) says what became of it.
-		if g, gone := n.mem.gone[id]; gone && state == StateLeft && g.State == StateDead {
+		if g, gone := m.gone[id]; gone && state == StateLeft && g.State == StateDead {
 			g.State = StateLeft
-			n.mem.gone[id] = g
+			m.gone[id] = g
 		}
 		return
 	}
-	delete(n.mem.live, id)
-	m.State, m.Since = state, time.Now()
-	if len(n.mem.gone) >= maxGone {
+	delete(m.live, id)
+	gm.State, gm.Since = state, time.Now()
+	if len(m.gone) >= maxGone {
 		var oldest string
-		for k, g := range n.mem.gone {
-			if oldest == "" || g.Since.Before(n.mem.gone[oldest].Since) {
+		for k, g := range m.gone {
+			if oldest == "" || g.Since.Before(m.gone[oldest].Since) {
 				oldest = k
 			}
 		}
-		delete(n.mem.gone, oldest)
+		delete(m.gone, oldest)
 	}
-	n.mem.gone[id] = m
-	n.publishLocked()
-	n.log.Info("member removed", "id", id, "addr", m.Addr, "zone", m.Zone, "state", string(state))
+	m.gone[id] = gm
+	m.publishLocked()
+	m.log.Info("member removed", "id", id, "addr", gm.Addr, "zone", gm.Zone, "state", string(state))
 }
 
-func (n *Node) publishLocked() {
-	ms := make([]Member, 0, len(n.mem.live))
-	for _, m := range n.mem.live {
-		ms = append(ms, m)
+func (m *membership) publishLocked() {
+	ms := make([]Member, 0, len(m.live))
+	for _, lm := range m.live {
+		ms = append(ms, lm)
 	}
 	// A stable order, so that two IDs claiming one address resolve the
 	// same way on every node.
@@ -252,17 +270,18 @@ func (n *Node) publishLocked() {
 		}
 		return 0
 	})
-	n.mem.view.Store(newMemberView(ms))
-	if n.cfg.OnMembersChange != nil {
-		n.cfg.OnMembersChange()
+	m.view.Store(newMemberView(ms))
+	if m.onChange != nil {
+		m.onChange()
 	}
 }
 
-func (n *Node) nodeID() string {
-	if n.cfg.Gossip != nil && n.cfg.Gossip.NodeID != "" {
-		return n.cfg.Gossip.NodeID
+// nodeID is this node's ID in gossip: GossipConfig.NodeID, else Self.
+func (m *membership) nodeID() string {
+	if m.gossip != nil && m.gossip.NodeID != "" {
+		return m.gossip.NodeID
 	}
-	return n.cfg.Self
+	return m.self
 }
 
 // ProtocolVersion is the version of the peer protocol this node speaks,

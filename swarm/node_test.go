@@ -222,7 +222,7 @@ func startNodes(t testing.TB, n int, creds *Credentials, configure func(i int, c
 		}
 		t.Cleanup(tn.stop)
 		select {
-		case <-node.ready:
+		case <-node.Ready():
 		case err := <-served:
 			t.Fatalf("Serve: %v", err)
 		}
@@ -684,18 +684,18 @@ func TestConnectionReuse(t *testing.T) {
 		if _, _, err := a.GetShard(ctx, b.addr, id); err != nil {
 			t.Fatalf("GetShard %d: %v", i, err)
 		}
-		a.mu.Lock()
-		c := a.conns[b.addr]
-		a.mu.Unlock()
+		a.tr.mu.Lock()
+		c := a.tr.conns[b.addr]
+		a.tr.mu.Unlock()
 		if first == nil {
 			first = c
 		} else if c != first {
 			t.Fatalf("request %d used a new connection", i)
 		}
 	}
-	b.mu.Lock()
-	accepted := len(b.accepted)
-	b.mu.Unlock()
+	b.tr.mu.Lock()
+	accepted := len(b.tr.accepted)
+	b.tr.mu.Unlock()
 	if accepted != 1 {
 		t.Errorf("peer holds %d accepted connections, want 1", accepted)
 	}
@@ -709,7 +709,7 @@ func TestManyRequestsOneConnection(t *testing.T) {
 	shards, d := encodeSegment(t, erasure.Params{K: 4, M: 2}, 8_000, 11)
 	id := testShardID(0, 0)
 	nodes[1].store.PutShard(id, d, shards[0])
-	n := int(nodes[1].quic.MaxIncomingStreams) + 200
+	n := int(nodes[1].tr.quic.MaxIncomingStreams) + 200
 	for i := range n {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 		var err error
@@ -912,7 +912,7 @@ func TestStreamsReturnedToLateClosingClient(t *testing.T) {
 	}
 	defer conn.CloseWithError(0, "")
 	req := (&Request{Op: OpGetShard, Shard: id}).Append(nil)
-	n := int(nodes[0].quic.MaxIncomingStreams) + 100
+	n := int(nodes[0].tr.quic.MaxIncomingStreams) + 100
 	for i := range n {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		st, err := conn.OpenStreamSync(sctx)
@@ -994,9 +994,9 @@ func TestPeerKilledMidRequests(t *testing.T) {
 	if a.Alive(b.addr) {
 		t.Error("killed peer is reported alive")
 	}
-	a.mu.Lock()
-	backoff := a.down[b.addr].backoff
-	a.mu.Unlock()
+	a.health.mu.Lock()
+	backoff := a.health.down[b.addr].backoff
+	a.health.mu.Unlock()
 	if backoff != 500*time.Millisecond {
 		t.Errorf("got a backoff of %v after one failure, want 500ms", backoff)
 	}

@@ -2,10 +2,30 @@ package swarm
 
 import (
 	"math"
+	"sync"
 	"time"
-
-	"github.com/quic-go/quic-go"
 )
+
+// peerHealth is what a node knows of each peer's health: the backoff
+// after a failure (down-marking), and what it measured (payload bytes each
+// way, recent shard throughput, decaying failures, shards that failed
+// verification). The transport marks peers down and up; the client and
+// the server report what they exchanged. It calls nothing else, so the
+// transport may call it with its own lock held.
+type peerHealth struct {
+	mu    sync.Mutex
+	down  map[string]downState
+	stats map[string]*peerStats // measured, by peer address
+	// zoneShards counts the shard bytes fetched from peers of this zone
+	// [0] and of other zones [1].
+	zoneShards [2]uint64
+}
+
+// downState is a peer's backoff after a failure.
+type downState struct {
+	until   time.Time
+	backoff time.Duration
+}
 
 // peerStats is what a node has measured of one peer: payload bytes each
 // way, recent shard throughput, recent failures, and shards that failed
@@ -28,14 +48,20 @@ const (
 	CorruptAvoidance = time.Minute
 	// rateMinBytes: smaller bodies say more about latency than throughput.
 	rateMinBytes = 32 << 10
+	// failurePenalty is what one recent failure adds to a peer's cost.
+	failurePenalty = 100 * time.Millisecond
 )
 
-// stats returns peer's record, creating it; n.mu must be held.
-func (n *Node) statsLocked(peer string) *peerStats {
-	s := n.stats[peer]
+func newPeerHealth() *peerHealth {
+	return &peerHealth{down: make(map[string]downState), stats: make(map[string]*peerStats)}
+}
+
+// statsLocked returns peer's record, creating it; h.mu must be held.
+func (h *peerHealth) statsLocked(peer string) *peerStats {
+	s := h.stats[peer]
 	if s == nil {
 		s = &peerStats{}
-		n.stats[peer] = s
+		h.stats[peer] = s
 	}
 	return s
 }
@@ -47,22 +73,56 @@ func (s *peerStats) decayedFailures(now time.Time) float64 {
 	return s.failures * math.Exp2(-now.Sub(s.lastFailure).Seconds()/failureHalfLife.Seconds())
 }
 
-// observe records the outcome of a request to peer.
-func (n *Node) observe(peer string, op Op, result string, sent, received int, took time.Duration) {
+// markDown starts or lengthens peer's backoff: 0.5s, doubling to 30s.
+func (h *peerHealth) markDown(peer string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := h.down[peer]
+	d.backoff = min(max(2*d.backoff, 500*time.Millisecond), 30*time.Second)
+	d.until = time.Now().Add(d.backoff)
+	h.down[peer] = d
+}
+
+// up ends peer's backoff: a dial to it succeeded.
+func (h *peerHealth) up(peer string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.down, peer)
+}
+
+// isDown reports whether peer is in its backoff at now.
+func (h *peerHealth) isDown(peer string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return now.Before(h.down[peer].until)
+}
+
+// usable reports whether peer is neither in its backoff nor avoided after
+// a corrupt shard at now.
+func (h *peerHealth) usable(peer string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.stats[peer]
+	return now.After(h.down[peer].until) && !(s != nil && now.Before(s.avoidUntil))
+}
+
+// observe records the outcome of a request to peer; sameZone says whether
+// peer is in this node's zone.
+func (h *peerHealth) observe(peer string, sameZone bool, op Op, result string, sent, received int, took time.Duration) {
 	now := time.Now()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	s := n.statsLocked(peer)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.statsLocked(peer)
 	s.sent += uint64(sent)
 	s.received += uint64(received)
 	switch result {
 	case "ok":
 		if op == OpGetShard {
 			s.shards += uint64(received)
-			if n.ZoneOf(peer) == n.cfg.Zone {
-				n.zoneShards[0] += uint64(received)
+			if sameZone {
+				h.zoneShards[0] += uint64(received)
 			} else {
-				n.zoneShards[1] += uint64(received)
+				h.zoneShards[1] += uint64(received)
 			}
 		}
 		if op == OpGetShard && received >= rateMinBytes && took > 0 {
@@ -83,31 +143,130 @@ func (n *Node) observe(peer string, op Op, result string, sent, received int, to
 	}
 }
 
+// countServed records payload bytes this node exchanged with peer as the
+// server of a request.
+func (h *peerHealth) countServed(peer string, sent, received int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.statsLocked(peer)
+	s.sent += uint64(sent)
+	s.received += uint64(received)
+}
+
+// measured returns peer's recent shard throughput (0: unknown) and its
+// decayed failures at now.
+func (h *peerHealth) measured(peer string, now time.Time) (rate, failures float64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.stats[peer]; s != nil {
+		return s.rate, s.decayedFailures(now)
+	}
+	return 0, 0
+}
+
+// fill sets the fields of p that peer health knows, at now.
+func (h *peerHealth) fill(p *PeerInfo, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.stats[p.Addr]; s != nil {
+		p.PayloadSent, p.PayloadReceived = s.sent, s.received
+		p.Throughput, p.Failures = s.rate, s.decayedFailures(now)
+		p.CorruptShards, p.ShardBytesReceived = s.corrupt, s.shards
+		if now.Before(s.avoidUntil) {
+			p.AvoidedUntil = s.avoidUntil
+		}
+	}
+	if d := h.down[p.Addr]; now.Before(d.until) {
+		p.Down, p.DownUntil = true, d.until
+	}
+}
+
+// PeerInfo is what a node knows about one member of the fleet.
+type PeerInfo struct {
+	// Addr is the member's peer address; Self marks this node.
+	Addr string
+	Self bool
+	// Connected reports an open connection dialled to the member; RTT is
+	// its smoothed round-trip time (zero without a connection).
+	Connected bool
+	RTT       time.Duration
+	// Down reports that the member failed recently and is being skipped
+	// until DownUntil.
+	Down      bool
+	DownUntil time.Time
+	// BytesSent and BytesReceived count the QUIC payload exchanged on the
+	// current connection (retransmissions included).
+	BytesSent, BytesReceived uint64
+	// Member is what membership says of the peer: ID, zone, state.
+	Member Member
+	// PayloadSent and PayloadReceived count the shard, segment and record
+	// bytes exchanged with the peer since this node started, both as
+	// client and as server.
+	PayloadSent, PayloadReceived uint64
+	// Throughput is the peer's recent shard throughput in bytes/s (zero
+	// until measured); Failures its recent failures, decaying with a
+	// half-life of 30s.
+	Throughput float64
+	Failures   float64
+	// CorruptShards counts shards from the peer that failed verification;
+	// AvoidedUntil is when it is asked again after the last one.
+	CorruptShards uint64
+	AvoidedUntil  time.Time
+	// ShardBytesReceived counts the bytes of the shards fetched from the
+	// peer that verified, since this node started.
+	ShardBytesReceived uint64
+}
+
+// Peers returns every member with its connection state, in member order.
+func (n *Node) Peers() []PeerInfo {
+	sus := n.mem.suspects()
+	now := time.Now()
+	v := n.mem.view.Load()
+	out := make([]PeerInfo, 0, len(v.all))
+	for _, m := range v.all {
+		p := PeerInfo{Addr: m, Self: m == n.cfg.Self, Member: sus.apply(v.byAddr[m])}
+		n.health.fill(&p, now)
+		if c := n.tr.dialled(m); c != nil {
+			st := c.ConnectionStats()
+			p.Connected, p.RTT, p.BytesSent, p.BytesReceived = true, st.SmoothedRTT, st.BytesSent, st.BytesReceived
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Alive reports whether peer is worth asking now: it is a member, not in
+// the backoff that follows a failure, nor avoided after sending a corrupt
+// shard.
+func (n *Node) Alive(peer string) bool {
+	if peer == n.cfg.Self {
+		return true
+	}
+	if _, member := n.mem.view.Load().byAddr[peer]; !member {
+		return false // it left or died: not worth a dial
+	}
+	return n.health.usable(peer, time.Now())
+}
+
+// RTT returns the smoothed round-trip time to peer, or zero when there is
+// no connection to it.
+func (n *Node) RTT(peer string) time.Duration {
+	c := n.tr.dialled(peer)
+	if c == nil {
+		return 0
+	}
+	return c.ConnectionStats().SmoothedRTT
+}
+
 // ShardBytesByZone returns the bytes of the shards this node fetched from
 // peers that verified, since it started: from members of its own zone
 // (same) and of other zones (other), each peer's zone as membership said
 // when the shard arrived.
 func (n *Node) ShardBytesByZone() (same, other uint64) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.zoneShards[0], n.zoneShards[1]
-}
-
-// countServed records payload bytes this node exchanged with peer as the
-// server of a request.
-func (n *Node) countServed(conn *quic.Conn, sent, received int) {
-	peer := conn.RemoteAddr().String()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	s := n.statsLocked(peer)
-	s.sent += uint64(sent)
-	s.received += uint64(received)
-}
-
-// avoided reports whether peer sent a corrupt shard recently; n.mu held.
-func (n *Node) avoidedLocked(peer string, now time.Time) bool {
-	s := n.stats[peer]
-	return s != nil && now.Before(s.avoidUntil)
+	h := n.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.zoneShards[0], h.zoneShards[1]
 }
 
 // Cost estimates how long fetching size bytes from peer takes, for
@@ -119,16 +278,10 @@ func (n *Node) Cost(peer string, size int) time.Duration {
 	if peer == n.cfg.Self {
 		return 0
 	}
-	n.mu.Lock()
-	c := n.conns[peer]
-	s := n.stats[peer]
-	var rate, fails float64
-	if s != nil {
-		rate, fails = s.rate, s.decayedFailures(time.Now())
-	}
-	n.mu.Unlock()
+	c := n.tr.dialled(peer)
+	rate, fails := n.health.measured(peer, time.Now())
 	cost := time.Millisecond
-	if c != nil && c.Context().Err() == nil {
+	if c != nil {
 		cost = c.ConnectionStats().SmoothedRTT
 	}
 	if rate > 0 {
@@ -136,6 +289,3 @@ func (n *Node) Cost(peer string, size int) time.Duration {
 	}
 	return cost + time.Duration(fails*float64(failurePenalty))
 }
-
-// failurePenalty is what one recent failure adds to a peer's cost.
-const failurePenalty = 100 * time.Millisecond

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/shoalcdn/shoal/erasure"
 )
@@ -12,23 +15,20 @@ import (
 // The peer protocol: one QUIC stream per request. The client writes a
 // request header (and, for PutShard, the shard), closes its side, and reads
 // one response header followed by its body. All integers are big-endian.
+// This file names every operation the fleet speaks, with its byte layout:
+// the four ops (Op), the questions a Stat asks (StatMode) with their
+// payloads and answers, and the Fill payload. Members of different
+// releases interoperate, so none of these bytes may change meaning; a new
+// question is a new number.
 //
 // Request header:
 //
 //	offset  size  field
 //	0       1     protocol version, 1
-//	1       1     op: 1 GetShard, 2 PutShard, 3 Stat, 4 Fill
+//	1       1     op (Op)
 //	2       1     T, length of the W3C traceparent (0..MaxTraceParent)
 //	3       T     traceparent, ASCII ("" when the request is not traced)
-//	then, by op:
-//	  GetShard  37    shard ID: object ID (32), segment index (4), shard index (1)
-//	  PutShard  37    shard ID
-//	            2     D, descriptor length (<= MaxDescriptor)
-//	            D     descriptor (erasure.Descriptor encoding)
-//	            4     shard length, must equal the descriptor's shard length;
-//	                  the shard's bytes follow the header
-//	  Stat      2     K, key length (1..MaxKey), then K bytes of key
-//	  Fill      4     P, payload length (1..MaxPayload), then P bytes
+//	then the op's request fields (below)
 //
 // Response header:
 //
@@ -36,16 +36,12 @@ import (
 //	              5 stale
 //	1       2     M, message length (0..MaxMessage), then M bytes of UTF-8:
 //	              the error, or for an OK Fill the segment's source
-//	then, when the status is OK, by op:
-//	  GetShard  2 + D descriptor, 4 shard length (= descriptor's), shard bytes
-//	  PutShard  nothing
-//	  Stat      4 payload length (<= MaxPayload), payload bytes
-//	  Fill      2 + D descriptor, 4 segment length (= descriptor's), segment bytes;
-//	            or a segment length of 0 for a segment that is not empty: a
-//	            placed answer, the segment's shards are at their holders
-//	            (the payload asked for one; see Segment)
+//	then, when the status is OK, the op's answer fields (below)
 //
-// Stat and Fill payloads are opaque here: the edge defines them.
+// A descriptor (erasure.Descriptor's encoding) is:
+//
+//	version (1) | k (1) | m (1) | hash alg=1 BLAKE3 (1) | segment len (4) | shard len (4)
+//	| segment hash (32) | shard hash (32) × (k+m)
 
 // Protocol limits. A decoder rejects anything larger before allocating.
 const (
@@ -57,9 +53,9 @@ const (
 	MaxTraceParent = 128
 	// MaxDescriptor bounds an encoded descriptor.
 	MaxDescriptor = 44 + erasure.HashSize*erasure.MaxShards
-	// MaxKey bounds a Stat key.
+	// MaxKey bounds a Stat key (its mode byte included).
 	MaxKey = 8 << 10
-	// MaxPayload bounds Stat and Fill payloads.
+	// MaxPayload bounds Stat answers and Fill payloads.
 	MaxPayload = 1 << 20
 	// MaxMessage bounds an error message.
 	MaxMessage = 1 << 10
@@ -67,16 +63,186 @@ const (
 	MaxBody = erasure.MaxSegmentSize
 )
 
-// Op is a request type.
+// Op is a request type: the second byte of a request header.
 type Op uint8
 
-// The requests of the peer protocol.
+// The operations of the peer protocol. For each, its request fields
+// after the request header and its answer fields after an OK response
+// header.
 const (
+	// OpGetShard reads one shard from its holder's store.
+	//
+	//	request: shard ID (37) = object ID (32) | segment index (4) | shard index (1)
+	//	answer:  descriptor len D (2) | descriptor (D) | shard len (4, = the
+	//	         descriptor's) | shard bytes
 	OpGetShard Op = 1
+
+	// OpPutShard stores one shard at its holder, which verifies it against
+	// the descriptor first.
+	//
+	//	request: shard ID (37) | descriptor len D (2, <= MaxDescriptor) |
+	//	         descriptor (D) | shard len (4, = the descriptor's); the
+	//	         shard's bytes follow the header
+	//	answer:  nothing
 	OpPutShard Op = 2
-	OpStat     Op = 3
-	OpFill     Op = 4
+
+	// OpStat asks a question about object records and purges, named by
+	// the key's first byte (StatMode, below); the rest of the key is the
+	// question's payload.
+	//
+	//	request: key len K (2, 1..MaxKey) | key (K) = mode (1) | payload
+	//	answer:  payload len P (4, <= MaxPayload) | P bytes, the mode's answer
+	OpStat Op = 3
+
+	// OpFill asks a segment's coordinator for the segment, which it reads
+	// or fetches from the origin once for the fleet, then places.
+	//
+	//	request: payload len P (4, 1..MaxPayload) | fill request (P), below
+	//	answer:  descriptor len D (2) | descriptor (D) | segment len (4) |
+	//	         segment bytes; segment len is the descriptor's, or 0 for a
+	//	         segment that is not empty: a placed answer, the segment's
+	//	         shards are at their holders (the request asked for one;
+	//	         see Segment). The message is the segment's source
+	//	         ("origin", "memory", "disk", "peer").
+	OpFill Op = 4
 )
+
+// The Fill request, as the edge encodes it (edge/record.go, fillRequest):
+//
+//	segment index (4) | record (below)
+//
+// The top bit of the segment index (0x80 in its first byte, which no
+// layout reaches) asks for a placed answer. An edge that predates placed
+// answers fails such a request as a malformed record (StatusFailed,
+// "edge: malformed record" in the message), and the requester asks again
+// without the bit.
+//
+// A record, as the edge encodes it (edge/record.go, Record.Append and
+// parseRecord), strings as a uvarint length then the bytes (key and
+// fields at most 8 KiB each):
+//
+//	version (1) = 1 | flags (1: bit 0 pass, bit 1 status) | key |
+//	size (8) | segment size (8) | k (1) | m (1) | etag | last-modified |
+//	validator | fetched (8, unix ns) | expires (8, unix ns) | age (8, s) |
+//	header count (1, <= 64) | count × (name | value) |
+//	[status (2), when flags bit 1]
+
+// StatMode is the first byte of a Stat key: the question the Stat asks.
+// The rest of the key is the mode's payload, and the Stat answer's
+// payload is the mode's answer. "Nothing" is an OK answer of length 0;
+// any question may also be answered with a status other than OK, the
+// message saying why. AppendStat and SplitStat frame the mode byte.
+type StatMode uint8
+
+// The questions a Stat asks.
+const (
+	// StatResolve asks the object's coordinator for the record of a key,
+	// as the acting coordinator: from its records, else from the origin
+	// (one request, coalesced for the fleet).
+	//
+	//	payload: key (the cache key)
+	//	answer:  flags (1: bit 0 the origin was asked for this answer,
+	//	         bit 1 it answered 304 to a revalidation) | record
+	StatResolve StatMode = 1
+
+	// StatReplicate stores a copy of a record at a member ranked below
+	// the coordinator for its key.
+	//
+	//	payload: record
+	//	answer:  nothing
+	StatReplicate StatMode = 2
+
+	// StatRefresh says that the caller found a version gone at the origin:
+	// answer like StatResolve, asking the origin again unless the record
+	// held is already another version (a burst of refreshes costs one
+	// origin request).
+	//
+	//	payload: record of the stale version (its header fields dropped)
+	//	answer:  as StatResolve
+	StatRefresh StatMode = 3
+
+	// StatPurge drops the record of a key (and its variants). Superseded
+	// by StatPurgeStamped, and sent only when that does not fit MaxKey;
+	// still answered, logged with the time received.
+	//
+	//	payload: key
+	//	answer:  nothing
+	StatPurge StatMode = 4
+
+	// StatPurgePrefix drops the records of every key that starts with a
+	// prefix. Superseded like StatPurge.
+	//
+	//	payload: prefix
+	//	answer:  nothing
+	StatPurgePrefix StatMode = 5
+
+	// StatWarm reads a segment into the receiver's memory tier (a
+	// prefetch with warm=all), answering once it is there.
+	//
+	//	payload: fill request (without the placed bit)
+	//	answer:  nothing
+	StatWarm StatMode = 6
+
+	// StatPurgeStamped purges a key or a prefix and logs the purge with
+	// the time the edge that took it stamped it (edge/purgelog.go).
+	//
+	//	payload: flags (1: bit 0 prefix, other bits 0) | time (8, unix ns, > 0) | pattern
+	//	answer:  nothing
+	StatPurgeStamped StatMode = 7
+
+	// StatPurgeLog exchanges purge logs: the receiver answers with its
+	// log unless it has the digest sent.
+	//
+	//	payload: digest (8) of the asker's log
+	//	answer:  nothing when the receiver's log has that digest; else its
+	//	         log, newest first, within MaxPayload:
+	//	         count (2, <= 1024) | count × (flags (1: bit 0 prefix) |
+	//	         time (8, unix ns) | pattern len (2) | pattern)
+	//
+	// The digest is the XOR, over the log's entries, of the 64-bit
+	// FNV-1a hash of ("p" for a prefix, "k" for a key) | pattern | time
+	// (8, unix ns): equal logs have equal digests on every member.
+	StatPurgeLog StatMode = 8
+)
+
+var statModeNames = [...]string{
+	StatResolve:      "resolve",
+	StatReplicate:    "replicate",
+	StatRefresh:      "refresh",
+	StatPurge:        "purge",
+	StatPurgePrefix:  "purge_prefix",
+	StatWarm:         "warm",
+	StatPurgeStamped: "purge_stamped",
+	StatPurgeLog:     "purge_log",
+}
+
+// String returns the mode's name, e.g. "resolve".
+func (m StatMode) String() string {
+	if m.known() {
+		return statModeNames[m]
+	}
+	return fmt.Sprintf("stat_mode(%d)", uint8(m))
+}
+
+func (m StatMode) known() bool { return m >= StatResolve && int(m) < len(statModeNames) }
+
+// AppendStat appends the framing of a Stat key for mode m to b: the
+// mode's payload follows.
+func AppendStat(b []byte, m StatMode) []byte { return append(b, byte(m)) }
+
+// SplitStat splits a Stat key into its mode and the mode's payload. Every
+// mode has a payload: a key without one, or with a mode this package does
+// not know, is an error (ErrFrame).
+func SplitStat(key []byte) (StatMode, []byte, error) {
+	if len(key) < 2 {
+		return 0, nil, fmt.Errorf("%w: stat key of %d bytes (want a mode and a payload)", ErrFrame, len(key))
+	}
+	m := StatMode(key[0])
+	if !m.known() {
+		return 0, nil, fmt.Errorf("%w: unknown stat mode %d", ErrFrame, key[0])
+	}
+	return m, key[1:], nil
+}
 
 var opNames = [...]string{OpGetShard: "get_shard", OpPutShard: "put_shard", OpStat: "stat", OpFill: "fill"}
 
@@ -378,3 +544,60 @@ func readDescriptor(rd io.Reader) (*erasure.Descriptor, error) {
 	}
 	return d, nil
 }
+
+// hashers holds the Hashers that verify bodies as they arrive.
+var hashers = sync.Pool{New: func() any { return new(erasure.Hasher) }}
+
+// hashStep is how many received bytes readBody lets pile up before it
+// hashes them: a multiple of the Hasher's 16 KiB block, so that nothing is
+// copied, and small enough that the bytes are still in cache.
+const hashStep = 64 << 10
+
+// readBody fills body from rd, as io.ReadFull does, and, when h is not nil,
+// hashes it into h (after a Reset) as it arrives: the bytes are hashed
+// while still in cache, and the check needs no second pass over them.
+func readBody(rd io.Reader, body []byte, h *erasure.Hasher) error {
+	if h != nil {
+		h.Reset()
+	}
+	off, hashed := 0, 0
+	for off < len(body) {
+		m, err := rd.Read(body[off:])
+		off += m
+		if h != nil && off-hashed >= hashStep {
+			end := hashed + (off-hashed)/hashStep*hashStep
+			h.Write(body[hashed:end])
+			hashed = end
+		}
+		if err != nil && off < len(body) {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	if h != nil {
+		h.Write(body[hashed:])
+	}
+	return nil
+}
+
+// traceContext carries the caller's span in a request header's
+// traceparent field: the client injects it, the server extracts it.
+var traceContext = propagation.TraceContext{}
+
+// traceCarrier is the traceparent field as a propagation.TextMapCarrier.
+type traceCarrier struct{ tp string }
+
+func (c *traceCarrier) Get(key string) string {
+	if key == "traceparent" {
+		return c.tp
+	}
+	return ""
+}
+func (c *traceCarrier) Set(key, value string) {
+	if key == "traceparent" && len(value) <= MaxTraceParent {
+		c.tp = value
+	}
+}
+func (c *traceCarrier) Keys() []string { return []string{"traceparent"} }

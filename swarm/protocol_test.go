@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -386,6 +387,72 @@ func TestOpString(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.op.String(); got != tt.want {
 			t.Errorf("Op(%d).String(): got %q, want %q", uint8(tt.op), got, tt.want)
+		}
+	}
+}
+
+// TestStatModeTable pins the Stat modes to their numbers, which are on the
+// wire: members of different releases must agree on them. A mode
+// renumbered, two modes on one number, a mode without a name, or a number
+// SplitStat accepts that the table does not list, fails it.
+func TestStatModeTable(t *testing.T) {
+	table := []struct {
+		mode StatMode
+		wire byte
+		name string
+	}{
+		{StatResolve, 1, "resolve"},
+		{StatReplicate, 2, "replicate"},
+		{StatRefresh, 3, "refresh"},
+		{StatPurge, 4, "purge"},
+		{StatPurgePrefix, 5, "purge_prefix"},
+		{StatWarm, 6, "warm"},
+		{StatPurgeStamped, 7, "purge_stamped"},
+		{StatPurgeLog, 8, "purge_log"},
+	}
+	byWire := map[byte]string{}
+	names := map[string]bool{}
+	for _, tt := range table {
+		if byte(tt.mode) != tt.wire {
+			t.Errorf("%s: got number %d, want %d", tt.name, byte(tt.mode), tt.wire)
+		}
+		if got := tt.mode.String(); got != tt.name {
+			t.Errorf("StatMode(%d).String(): got %q, want %q", tt.wire, got, tt.name)
+		}
+		if prev, dup := byWire[tt.wire]; dup {
+			t.Errorf("%s and %s share number %d", prev, tt.name, tt.wire)
+		}
+		byWire[tt.wire] = tt.name
+		if names[tt.mode.String()] {
+			t.Errorf("two modes named %q", tt.mode.String())
+		}
+		names[tt.mode.String()] = true
+	}
+	for b := range 256 {
+		m, _, err := SplitStat([]byte{byte(b), 'x'})
+		name, listed := byWire[byte(b)]
+		switch {
+		case listed && err != nil:
+			t.Errorf("SplitStat refuses %s (%d): %v", name, b, err)
+		case listed && m.String() != name:
+			t.Errorf("SplitStat(%d): got mode %v, want %s", b, m, name)
+		case !listed && err == nil:
+			t.Errorf("SplitStat accepts mode %d (%v), which the table does not list", b, m)
+		case !listed && StatMode(b).String() != fmt.Sprintf("stat_mode(%d)", b):
+			t.Errorf("unlisted StatMode(%d) is named %q", b, StatMode(b).String())
+		}
+	}
+}
+
+func TestSplitStat(t *testing.T) {
+	key := append(AppendStat([]byte("prefix:"), StatPurgeLog), 1, 2, 3, 4, 5, 6, 7, 8)
+	m, payload, err := SplitStat(key[len("prefix:"):])
+	if err != nil || m != StatPurgeLog || !bytes.Equal(payload, []byte{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Errorf("got %v, %x, %v, want purge_log, 0102030405060708, nil", m, payload, err)
+	}
+	for _, in := range [][]byte{nil, {}, {byte(StatResolve)}, {0, 'k'}, {9, 'k'}, {255, 'k'}} {
+		if m, p, err := SplitStat(in); !errors.Is(err, ErrFrame) {
+			t.Errorf("SplitStat(%x): got %v, %x, %v, want ErrFrame", in, m, p, err)
 		}
 	}
 }
