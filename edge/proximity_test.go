@@ -194,7 +194,7 @@ func BenchmarkSegmentReadSlowHolder(b *testing.B) {
 			for i := range uint32(2 * segs) {
 				e.mem.lru.Purge()
 				e.mem.bytes = 0
-				if _, _, err := e.segment(context.Background(), rec, i%segs); err != nil {
+				if _, _, err := e.reader.segment(context.Background(), rec, i%segs); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -206,7 +206,7 @@ func BenchmarkSegmentReadSlowHolder(b *testing.B) {
 				e.mem.lru.Purge()
 				e.mem.bytes = 0
 				start := time.Now()
-				if _, _, err := e.segment(context.Background(), rec, idx%segs); err != nil {
+				if _, _, err := e.reader.segment(context.Background(), rec, idx%segs); err != nil {
 					b.Fatal(err)
 				}
 				took = append(took, time.Since(start))

@@ -358,24 +358,24 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		}
 		return nil, nil
 	case statWarm:
-		return e.warm(ctx, payload[1:])
+		return e.reader.warm(ctx, payload[1:])
 	case statPurge, statPurgePrefix:
-		e.applyPurge(purgeEntry{pattern: string(payload[1:]), prefix: payload[0] == statPurgePrefix, at: time.Now()})
+		e.purger.applyPurge(purgeEntry{pattern: string(payload[1:]), prefix: payload[0] == statPurgePrefix, at: time.Now()})
 		return nil, nil
 	case statPurgeStamped:
 		en, err := parseStampedPurge(payload[1:])
 		if err != nil {
 			return nil, err
 		}
-		e.applyPurge(en)
+		e.purger.applyPurge(en)
 		return nil, nil
 	case statPurgeLog:
-		return e.answerPurgeLog(payload[1:])
+		return e.purger.answerPurgeLog(payload[1:])
 	default:
 		return nil, fmt.Errorf("edge: unknown stat mode %d", payload[0])
 	}
 }
 
 func (h *peerHandler) Fill(ctx context.Context, payload []byte) (*swarm.Segment, error) {
-	return (*Edge)(h).serveFill(ctx, payload)
+	return (*Edge)(h).filler.serveFill(ctx, payload)
 }

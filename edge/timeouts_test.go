@@ -140,7 +140,7 @@ func TestSlowLinksStretchShardTimeouts(t *testing.T) {
 	for w := 0; ; w++ {
 		learned := 0
 		for _, e := range c.edges {
-			if e.xfer.timeout(shardLen) > peerTimeout {
+			if e.shards.xfer.timeout(shardLen) > peerTimeout {
 				learned++
 			}
 		}
