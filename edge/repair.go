@@ -26,19 +26,8 @@ import (
 // responsible member, so each segment is repaired once, without the
 // origin and without a scheduler.
 type repairer struct {
-	node   *swarm.Node
-	store  *Store
-	mem    *sizedLRU[erasure.SegmentID, *memSegment]
-	coder  *erasure.Coder
-	params erasure.Params
-	reads  gatherer // segments are rebuilt from the old holders' shards
-	m      *metrics // the pushes counter, shared with fills
-	log    *slog.Logger
-	// peerTimeout bounds a push of placeAgain (Config.PeerTimeout).
-	peerTimeout time.Duration
+	repairConfig
 
-	wake  signal
-	delay time.Duration
 	// before is the zone's member set the fleet's shards are placed by:
 	// the set before the latest change until its repair pass is done.
 	before atomic.Pointer[[]string]
@@ -75,9 +64,11 @@ type repairConfig struct {
 	mem    *sizedLRU[erasure.SegmentID, *memSegment]
 	coder  *erasure.Coder
 	params erasure.Params
-	reads  gatherer
-	m      *metrics // the repairer registers its own metrics in m.reg
-	log    *slog.Logger
+	reads  gatherer // segments are rebuilt from the old holders' shards
+	// m has the pushes counter, shared with fills; the repairer registers
+	// its own metrics in m.reg.
+	m   *metrics
+	log *slog.Logger
 	// wake is what the swarm signals membership changes on.
 	wake signal
 	// delay is Config.RepairDelay: zero means 2s, negative turns repair
@@ -87,10 +78,7 @@ type repairConfig struct {
 
 func newRepairer(cfg repairConfig) *repairer {
 	r := &repairer{
-		node: cfg.node, store: cfg.store, mem: cfg.mem, coder: cfg.coder, params: cfg.params,
-		reads: cfg.reads, m: cfg.m, log: cfg.log, peerTimeout: cfg.peerTimeout,
-		wake:  cfg.wake,
-		delay: cfg.delay,
+		repairConfig: cfg,
 
 		unplaced:    map[erasure.SegmentID]int{},
 		unplacedNew: make(chan struct{}, 1),

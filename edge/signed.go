@@ -27,15 +27,9 @@ var ErrUnsigned = errors.New("edge: no valid signed manifest")
 // manifest) for Config.Trust. Each edge fetches and verifies the manifest
 // itself, from the origin: it trusts no peer, coordinator or record for it.
 type signed struct {
-	v       *manifest.Verifier
-	require bool
-	group   singleflight.Group
-	cache   *lru.Cache[erasure.ObjectID, *signedEntry]
-
-	sites   *sites // where manifests are fetched
-	mem     *sizedLRU[erasure.SegmentID, *memSegment]
-	refetch refetcher
-	log     *slog.Logger
+	signedConfig
+	group singleflight.Group
+	cache *lru.Cache[erasure.ObjectID, *signedEntry]
 
 	failures *prometheus.CounterVec // shoal_manifest_failures_total{reason}
 	verified prometheus.Counter     // shoal_manifest_verified_segments_total
@@ -72,8 +66,7 @@ type signedConfig struct {
 func newSigned(cfg signedConfig) *signed {
 	c, _ := lru.New[erasure.ObjectID, *signedEntry](4096)
 	s := &signed{
-		v: cfg.trust, require: cfg.require, cache: c,
-		sites: cfg.sites, mem: cfg.mem, refetch: cfg.refetch, log: cfg.log,
+		signedConfig: cfg, cache: c,
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_manifest_failures_total",
 			Help: "Signed-manifest checks that failed, by reason: missing, fetch, invalid (bad signature, untrusted key, other object), mismatch (a segment that does not match; refetched from the origin), origin (the origin's own bytes do not match).",
@@ -137,7 +130,7 @@ func (s *signed) fetchManifest(ctx context.Context, r *Record) *signedEntry {
 		s.log.WarnContext(ctx, "could not fetch a manifest, serving unverified", "key", r.Key, "err", err)
 		return &signedEntry{until: time.Now().Add(time.Second)}
 	}
-	m, err := s.v.Verify(body, path)
+	m, err := s.trust.Verify(body, path)
 	if err == nil {
 		switch {
 		case m.Size != r.Size:
