@@ -37,7 +37,7 @@
 // Steps 2 to 4 run once per segment at a time on an edge, however many
 // clients want it. A shard read or push is given PeerTimeout on fast
 // links and, where transfers are seen to take longer, four times what the
-// slowest recent ones took for its size (timeouts.go); a fill pushes its
+// slowest recent ones took for its size (internal/latency); a fill pushes its
 // shards two at a time, so that the first k are placed early.
 //
 // The object record (size, validators, headers, freshness) comes the same
@@ -77,8 +77,8 @@
 //   - reader (segments.go, placement.go's fillAt): a segment for a
 //     request, through memory, the holders and a Fill;
 //   - shardReader (segments.go, zones.go's nearestFirst): a segment
-//     rebuilt from its holders' shards, hedged (hedge.go) with learned
-//     timeouts (timeouts.go);
+//     rebuilt from its holders' shards, hedged with learned
+//     timeouts (package internal/latency);
 //   - filler (segments.go, placement.go, zones.go): fills as a segment's
 //     coordinator and the placement of their shards;
 //   - repairer (repair.go): redundancy after membership changes, and

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/latency"
 	"github.com/shoalcdn/shoal/internal/throttle"
 	"github.com/shoalcdn/shoal/manifest"
 	"github.com/shoalcdn/shoal/origin"
@@ -64,7 +65,7 @@ type Config struct {
 	RepairDelay time.Duration
 	// PeerTimeout bounds one shard request to a peer, or push to one, while
 	// the links are fast: where transfers are seen to take longer, the
-	// bound follows them, up to a minute (timeouts.go). Zero means 5s.
+	// bound follows them, up to a minute (internal/latency). Zero means 5s.
 	PeerTimeout time.Duration
 	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
 	// when the origin sends no explicit lifetime. Zero means 24h.
@@ -280,7 +281,7 @@ func New(cfg Config) (*Edge, error) {
 	params := cfg.Layout.Params
 	e.shards = &shardReader{
 		node: e.node, store: e.store, coder: coder, params: params,
-		hedge: newHedgeTimer(cfg.HedgeDelay), xfer: newTransferClock(cfg.PeerTimeout),
+		hedge: latency.NewHedgeTimer(cfg.HedgeDelay), xfer: latency.NewTransferClock(cfg.PeerTimeout),
 		bg: e, m: e.m, log: e.log, tracer: e.tracer,
 	}
 	e.repair = newRepairer(repairConfig{

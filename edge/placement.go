@@ -87,7 +87,7 @@ func (p *placement) settle(ok bool) {
 const pushLanes = 2
 
 // push sends one shard of p's segment to its holder, in one of p's lanes,
-// within the learned timeout of a transfer its size (timeouts.go), which
+// within the learned timeout of a transfer its size (internal/latency), which
 // starts once the lane is free.
 func (fr *filler) push(ctx context.Context, p *placement, peer string, sid erasure.ShardID, d *erasure.Descriptor, data []byte) error {
 	select {
@@ -96,15 +96,15 @@ func (fr *filler) push(ctx context.Context, p *placement, peer string, sid erasu
 		return ctx.Err()
 	}
 	defer func() { <-p.lanes }()
-	ctx, cancel := context.WithTimeout(ctx, fr.xfer.timeout(len(data)))
+	ctx, cancel := context.WithTimeout(ctx, fr.xfer.Timeout(len(data)))
 	defer cancel()
 	start := time.Now()
 	err := fr.node.PutShard(ctx, peer, sid, d, data)
-	fr.xfer.observeTransfer(ctx, len(data), start, err)
+	fr.xfer.ObserveTransfer(ctx, len(data), start, err)
 	return err
 }
 
-// waitPlaced waits, at most the timeout of k pushes (timeouts.go), until k
+// waitPlaced waits, at most the timeout of k pushes (internal/latency), until k
 // of p's shards of shardLen bytes are at their holders (true) or every
 // shard is settled with fewer (false). The requester need not wait for the
 // others: it reads the first k that answer.
@@ -112,7 +112,7 @@ func (fr *filler) waitPlaced(ctx context.Context, p *placement, shardLen int) bo
 	if p == nil {
 		return false
 	}
-	t := time.NewTimer(fr.xfer.timeout(int(p.k) * shardLen))
+	t := time.NewTimer(fr.xfer.Timeout(int(p.k) * shardLen))
 	defer t.Stop()
 	select {
 	case <-p.enough:

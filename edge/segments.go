@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/latency"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
 )
@@ -57,8 +58,8 @@ type shardReader struct {
 	store  *Store
 	coder  *erasure.Coder
 	params erasure.Params // the fleet's layout's
-	hedge  *hedgeTimer
-	xfer   *transferClock // shard transfer timeouts (timeouts.go)
+	hedge  *latency.HedgeTimer
+	xfer   *latency.TransferClock // shard transfer timeouts
 	m      *metrics
 	log    *slog.Logger
 	tracer trace.Tracer
@@ -327,7 +328,7 @@ func maxHave(groups map[string]*shardGroup) int {
 // of preference), as many at a time as needed() says are missing, until
 // needed() is zero or the candidates run out. add runs on this goroutine.
 // Each request gets the learned timeout of a shard of shardLen bytes
-// (timeouts.go).
+// (internal/latency).
 func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen int, holders []string, candidates []int, add func(int, *erasure.Descriptor, []byte), needed func() int) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // cancels the requests still in flight once k arrived
@@ -342,14 +343,14 @@ func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, sh
 		inflight++
 		peer := holders[i]
 		go func() {
-			rctx, rcancel := context.WithTimeout(ctx, sr.xfer.timeout(shardLen))
+			rctx, rcancel := context.WithTimeout(ctx, sr.xfer.Timeout(shardLen))
 			defer rcancel()
 			start := time.Now()
 			d, data, err := sr.node.GetShard(rctx, peer, erasure.ShardID{Segment: id, Index: uint8(i)})
 			if err == nil {
-				sr.hedge.observe(time.Since(start))
+				sr.hedge.Observe(time.Since(start))
 			}
-			sr.xfer.observeTransfer(rctx, shardLen, start, err)
+			sr.xfer.ObserveTransfer(rctx, shardLen, start, err)
 			results <- shardResult{index: i, d: d, data: data, err: err, peer: peer, hedged: hedged}
 		}()
 		return true
@@ -357,7 +358,7 @@ func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, sh
 	for range first {
 		launch()
 	}
-	hedge := time.NewTimer(sr.hedge.delay())
+	hedge := time.NewTimer(sr.hedge.Delay())
 	defer hedge.Stop()
 	// More than m holders without their shard means fewer than k exist:
 	// the segment is not (fully) placed yet, and asking the rest is waste.
@@ -399,7 +400,7 @@ func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, sh
 			// so the one extra request can go to the same slow peer.
 			if launch() {
 				sr.m.hedges.Inc()
-				hedge.Reset(sr.hedge.delay())
+				hedge.Reset(sr.hedge.Delay())
 			}
 		case <-ctx.Done():
 			return
@@ -478,7 +479,7 @@ type filler struct {
 	mem    *sizedLRU[erasure.SegmentID, *memSegment]
 	sites  *sites
 	params erasure.Params
-	xfer   *transferClock
+	xfer   *latency.TransferClock
 	fills  singleflight.Group // segment fills as coordinator, by segment
 	// pushSem holds the shard pushes to peers in flight.
 	pushSem chan struct{}
