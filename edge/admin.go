@@ -41,10 +41,10 @@ func (e *Edge) Admin(token string) http.Handler {
 	})
 	metrics := promhttp.HandlerFor(e.m.reg, promhttp.HandlerOpts{})
 	mux.Handle("GET /metrics", requireToken(token, metrics))
-	mux.Handle("GET /admin/peers", requireToken(token, http.HandlerFunc(e.servePeers)))
-	mux.Handle("POST /admin/purge", requireToken(token, http.HandlerFunc(e.servePurge)))
-	newStatusPage(e).routes(mux, token)
-	newPrefetcher(e).routes(mux, token)
+	mux.Handle("GET /admin/peers", requireToken(token, servePeers(e.node, e.cfg.Swarm.Gossip != nil)))
+	mux.Handle("POST /admin/purge", requireToken(token, http.HandlerFunc(e.purger.servePurge)))
+	newStatusPage(e.status).routes(mux, token)
+	newPrefetcher(e.prefetch).routes(mux, token)
 	return mux
 }
 

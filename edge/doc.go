@@ -37,7 +37,7 @@
 // Steps 2 to 4 run once per segment at a time on an edge, however many
 // clients want it. A shard read or push is given PeerTimeout on fast
 // links and, where transfers are seen to take longer, four times what the
-// slowest recent ones took for its size (timeouts.go); a fill pushes its
+// slowest recent ones took for its size (internal/latency); a fill pushes its
 // shards two at a time, so that the first k are placed early.
 //
 // The object record (size, validators, headers, freshness) comes the same
@@ -62,6 +62,34 @@
 // the origin, "*" any other Host; a Host with no origin gets 421. Cache keys
 // are then "//host" + target, so each site's objects are apart; with one
 // origin (Config.Origin) the key is the target alone.
+//
+// # Roles
+//
+// Edge is split by role, so that each part can be read alone. Edge holds
+// the roles and wires them in New; a role holds the leaf collaborators it
+// uses (the swarm node, the shard store, the coder, the memory tier, the
+// metrics, the logger) and, for what it needs of another role, a small
+// interface of its own, never the Edge:
+//
+//   - Edge (edge.go, http.go, miss.go, records.go, stale.go, vary.go,
+//     origins.go, admin.go): the HTTP front, object records, forwarding,
+//     lifecycle and background work (goTracked, diskWrite);
+//   - reader (segments.go, placement.go's fillAt): a segment for a
+//     request, through memory, the holders and a Fill;
+//   - shardReader (segments.go, zones.go's nearestFirst): a segment
+//     rebuilt from its holders' shards, hedged with learned
+//     timeouts (package internal/latency);
+//   - filler (segments.go, placement.go, zones.go): fills as a segment's
+//     coordinator and the placement of their shards;
+//   - repairer (repair.go): redundancy after membership changes, and
+//     pushes made again;
+//   - signed (signed.go): checks against publishers' manifests;
+//   - purger (purge.go, purgelog.go): purges, the purge log its members
+//     exchange, and invalidation by forwarded unsafe methods;
+//   - statusPage and prefetcher (status.go, prefetch.go), one of each per
+//     Admin handler, made from the configs New fills; /admin/peers
+//     (peers.go) and the metrics' collectors (metrics.go) read the swarm
+//     node and the store.
 //
 // Every response carries Cache-Status (RFC 9211): "hit" when the fleet had
 // the record and the bytes (with a negative ttl when served stale),

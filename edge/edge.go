@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/latency"
 	"github.com/shoalcdn/shoal/internal/sizedlru"
 	"github.com/shoalcdn/shoal/internal/throttle"
 	"github.com/shoalcdn/shoal/manifest"
@@ -65,7 +67,7 @@ type Config struct {
 	RepairDelay time.Duration
 	// PeerTimeout bounds one shard request to a peer, or push to one, while
 	// the links are fast: where transfers are seen to take longer, the
-	// bound follows them, up to a minute (timeouts.go). Zero means 5s.
+	// bound follows them, up to a minute (internal/latency). Zero means 5s.
 	PeerTimeout time.Duration
 	// MaxHeuristicFreshness caps the freshness guessed from Last-Modified
 	// when the origin sends no explicit lifetime. Zero means 24h.
@@ -132,25 +134,30 @@ type Edge struct {
 	m      *metrics
 
 	hot     *hotObjects
-	ids     objectIDs // memo of Record.ID (objectids.go)
 	records *sizedlru.Cache[string, *Record]
 	purges  *purgeLog // purges known, exchanged with peers (purgelog.go)
 	mem     *sizedlru.Cache[erasure.SegmentID, *memSegment]
 	store   *store.Store
 
 	stats singleflight.Group // record lookups, by key
-	reads singleflight.Group // segment reads below the memory tier, by segment
-	fills singleflight.Group // segment fills as coordinator, by segment
+
+	// The roles (doc.go): each holds its collaborators, and small
+	// interfaces for what it needs of the others.
+	shards *shardReader // segments from their holders' shards (segments.go)
+	reader *reader      // a segment for a request (segments.go)
+	filler *filler      // fills as coordinator, placement (segments.go, placement.go)
+	repair *repairer    // redundancy after membership changes (repair.go)
+	purger *purger      // purges and invalidation (purge.go, purgelog.go)
+	// status and prefetch make the status page and the prefetcher of
+	// each Admin handler (status.go, prefetch.go).
+	status   statusConfig
+	prefetch prefetchConfig
 
 	signed     *signed   // nil unless Config.Trust is set
 	refreshing sync.Map  // keys refreshed in the background (stale-while-revalidate)
 	pending    sync.Map  // keys with a forwarded miss in flight (miss.go)
 	vary       varyIndex // how targets vary (vary.go)
 
-	hedge    *hedgeTimer
-	xfer     *transferClock // shard transfer timeouts (timeouts.go)
-	repair   *repairer
-	pushSem  chan struct{} // shard pushes to peers in flight
 	diskSem  chan struct{} // background store writes in flight
 	bgMu     sync.Mutex    // orders goBackground's Add before Shutdown's Wait
 	bgClosed bool
@@ -221,17 +228,12 @@ func New(cfg Config) (*Edge, error) {
 		coder:   coder,
 		records: sizedlru.New[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
 		mem:     sizedlru.New[erasure.SegmentID](cfg.MemoryCache, (*memSegment).cost),
-		hedge:   newHedgeTimer(cfg.HedgeDelay),
-		xfer:    newTransferClock(cfg.PeerTimeout),
-		pushSem: make(chan struct{}, 64),
 		diskSem: make(chan struct{}, 16),
 		hot:     newHotObjects(),
 	}
 	e.bgCtx, e.stopBg = context.WithCancel(context.Background())
-	e.m = newMetrics(e) // its gauges read e.mem, e.store and e.node only when scraped
-	if cfg.Trust != nil {
-		e.signed = newSigned(cfg.Trust, cfg.RequireSigned, e.m.reg)
-	} else if cfg.RequireSigned {
+	e.m = newMetrics()
+	if cfg.RequireSigned && cfg.Trust == nil {
 		return nil, errors.New("edge: RequireSigned needs Trust (--trust-key)")
 	}
 	scfg := cfg.Store
@@ -246,10 +248,6 @@ func New(cfg Config) (*Edge, error) {
 	// Records kept on disk wait for a peer's purge log (purgelog.go).
 	e.purges = newPurgeLog(scfg.Dir)
 	heldRecords := storedRecords(e.store)
-	if !e.expectsPeers() {
-		e.admitRecords(heldRecords)
-		heldRecords = nil
-	}
 
 	// Each origin client's transport is wrapped to count requests and bytes
 	// (and share the OriginLimit); its reverse proxy for other methods
@@ -262,9 +260,10 @@ func New(cfg Config) (*Edge, error) {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 
-	e.repair = newRepairer(e)
+	// The swarm reports membership changes to repair as it is made.
+	membersChanged := newSignal()
 	ncfg := cfg.Swarm
-	ncfg.OnMembersChange = e.repair.notify
+	ncfg.OnMembersChange = membersChanged.notify
 	ncfg.Store = e.store
 	ncfg.Handler = (*peerHandler)(e)
 	ncfg.Logger = cfg.Logger
@@ -277,9 +276,59 @@ func New(cfg Config) (*Edge, error) {
 	if e.node, err = swarm.New(ncfg); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	e.m.watch(e.mem, e.store, e.node)
+
+	// The roles (doc.go), each given what it uses: leaves, and the roles
+	// it needs as small interfaces of their own.
+	params := cfg.Layout.Params
+	e.shards = &shardReader{
+		node: e.node, store: e.store, coder: coder, params: params,
+		hedge: latency.NewHedgeTimer(cfg.HedgeDelay), xfer: latency.NewTransferClock(cfg.PeerTimeout),
+		bg: e, m: e.m, log: e.log, tracer: e.tracer,
+	}
+	e.repair = newRepairer(repairConfig{
+		node: e.node, store: e.store, mem: e.mem, coder: coder, params: params, reads: e.shards,
+		m: e.m, log: e.log, wake: membersChanged, delay: cfg.RepairDelay, peerTimeout: cfg.PeerTimeout,
+	})
+	e.filler = &filler{
+		node: e.node, store: e.store, coder: coder, mem: e.mem, sites: e.sites, params: params,
+		xfer: e.shards.xfer, pushSem: make(chan struct{}, 64),
+		shards: e.shards, records: e, repair: e.repair, bg: e, stop: e.bgCtx.Done(),
+		m: e.m, log: e.log, tracer: e.tracer,
+	}
+	if cfg.Trust != nil {
+		e.signed = newSigned(signedConfig{
+			trust: cfg.Trust, require: cfg.RequireSigned, sites: e.sites, mem: e.mem,
+			refetch: e.filler, reg: e.m.reg, log: e.log,
+		})
+	}
+	e.reader = &reader{
+		node: e.node, mem: e.mem, shards: e.shards, filler: e.filler, repair: e.repair, signed: e.signed,
+		placedFills: cfg.PlacedFills, fillProbe: cfg.FillProbe,
+		m: e.m, log: e.log, tracer: e.tracer,
+	}
+	e.purger = &purger{
+		node: e.node, entries: e.purges, held: e.records, store: e.store, sites: e.sites,
+		records: e, bg: e, signing: e.signed != nil,
+		placeBody: func(rec *Record, body io.ReadCloser) io.ReadCloser {
+			return &segmentTee{e: e, rec: rec, body: body, buf: make([]byte, coder.EncodedLen(int(rec.Size))), p: &pendingMiss{done: make(chan struct{})}}
+		},
+		layout: cfg.Layout, maxHeuristicFreshness: cfg.MaxHeuristicFreshness, peerTimeout: cfg.PeerTimeout,
+		log: e.log,
+	}
+	e.status = statusConfig{
+		metrics: e.m, hot: e.hot, node: e.node, mem: e.mem, store: e.store,
+		layout: cfg.Layout, memoryLimit: cfg.MemoryCache,
+		ready: readiness{draining: &e.draining, serving: &e.serving, peersUp: &e.peersUp}, bg: e,
+	}
+	e.prefetch = prefetchConfig{node: e.node, sites: e.sites, records: e, segments: e.reader, bg: e, log: e.log}
+	if !expectsPeers(cfg.Swarm) {
+		e.purger.admitRecords(heldRecords)
+		heldRecords = nil
+	}
 	e.goBackground(func(context.Context) { e.store.Run(e.bgCtx) })
 	e.goBackground(func(context.Context) { e.repair.run(e.bgCtx) })
-	e.goTracked(0, func(ctx context.Context) { e.runPurgeSync(ctx, heldRecords) })
+	e.goTracked(0, func(ctx context.Context) { e.purger.runPurgeSync(ctx, heldRecords) })
 	e.goBackground(func(context.Context) { e.repair.replace(e.bgCtx) })
 	return e, nil
 }

@@ -484,7 +484,7 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 		// here. The read-ahead below costs two goroutines, their channels
 		// and a cancellable context per response, which was most of the
 		// edge's own time serving a small hot object.
-		data, src, err := e.segment(ctx, rec, uint32(first))
+		data, src, err := e.reader.segment(ctx, rec, uint32(first))
 		if err != nil && ctx.Err() != nil {
 			return nil // the client went away
 		}
@@ -505,7 +505,7 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 				return
 			}
 			go func() {
-				data, src, err := e.segment(ctx, rec, uint32(i))
+				data, src, err := e.reader.segment(ctx, rec, uint32(i))
 				ch <- segOut{data, src, err}
 			}()
 		}

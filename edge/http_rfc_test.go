@@ -1144,13 +1144,13 @@ func TestPurgeReachesMembersThatWereAway(t *testing.T) {
 		// Edge 0 takes a prefix purge that edge 1 and 2 do not hear of (as
 		// behind a partition): it only logs and applies it itself.
 		o.set("/pg/b/1", 200, fresh, "ETag", `"v2"`, "Cache-Control", "max-age=3600")
-		c.edges[0].applyPurge(purgeEntry{pattern: "/pg/b/", prefix: true, at: time.Now()})
+		c.edges[0].purger.applyPurge(purgeEntry{pattern: "/pg/b/", prefix: true, at: time.Now()})
 		if _, ok := c.edges[1].records.Get("/pg/b/1"); !ok {
 			t.Fatal("edge 1 should still hold /pg/b/1 before its sync")
 		}
 		// The partition heals: edge 1's next sync (every
 		// purgeSyncInterval; here at once) merges edge 0's log.
-		if err := c.edges[1].syncPurgeLog(ctx, c.edges[0].Node().Self()); err != nil {
+		if err := c.edges[1].purger.syncPurgeLog(ctx, c.edges[0].Node().Self()); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok := c.edges[1].records.Get("/pg/b/1"); ok {
@@ -1163,7 +1163,7 @@ func TestPurgeReachesMembersThatWereAway(t *testing.T) {
 				t.Errorf("edge %d served the purged bytes of /pg/b/1", i)
 			}
 		}
-		if err := c.edges[2].syncPurgeLog(ctx, c.edges[1].Node().Self()); err != nil {
+		if err := c.edges[2].purger.syncPurgeLog(ctx, c.edges[1].Node().Self()); err != nil {
 			t.Fatal(err)
 		}
 		if _, b := c.get(2, "/pg/b/1"); !bytes.Equal(b, fresh) {

@@ -13,7 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/sizedlru"
 	"github.com/shoalcdn/shoal/store"
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // metrics are one edge's Prometheus collectors, in a registry of its own so
@@ -143,7 +146,10 @@ func (m *metrics) request(method string, code int) prometheus.Counter {
 // latencyBuckets span a loopback shard fetch (≈1 ms) to a slow origin (30 s).
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-func newMetrics(e *Edge) *metrics {
+// newMetrics returns the edge's counters and histograms, registered;
+// watch adds the gauges read from the memory tier, store and swarm once
+// those exist.
+func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		servedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -207,39 +213,16 @@ func newMetrics(e *Edge) *metrics {
 			Name: "shoal_origin_request_duration_seconds", Help: "Requests to the origin, until the response body is read.", Buckets: latencyBuckets,
 		}),
 	}
-	m.reg.MustRegister(swarmCollector{e})
 	m.reg.MustRegister(m.servedBytes, m.requests, m.originReqs, m.originBytes, m.peerRequests, m.peerBytes,
 		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.placedFills, m.abandoned, m.hedges, m.hedgesWon, m.retries, m.repairs,
-		m.requestDuration, m.segmentDuration, m.peerDuration, m.originDuration, peerCollector{e},
+		m.requestDuration, m.segmentDuration, m.peerDuration, m.originDuration,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_hit_ratio", Help: "Share of client body bytes this edge served without the origin (memory, disk, peers), since start.",
-		}, func() float64 { return ratio(e, false) }),
+		}, func() float64 { return m.ratio(false) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_origin_offload_ratio", Help: "1 - origin body bytes / client body bytes served, since start: how much the fleet spared the origin.",
-		}, func() float64 { return ratio(e, true) }),
+		}, func() float64 { return m.ratio(true) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "shoal_memory_cache_bytes", Help: "Bytes of decoded segments in the memory tier.",
-		}, func() float64 { b, _, _ := e.mem.Stats(); return float64(b) }),
-		storeGauge("shoal_store_bytes", "Bytes of shards in this edge's shard store.", e, func(s store.Stats) float64 { return float64(s.Bytes) }),
-		storeGauge("shoal_store_limit_bytes", "The shard store's byte budget (--disk-cache).", e, func(s store.Stats) float64 { return float64(s.Limit) }),
-		storeGauge("shoal_store_shards", "Shards in this edge's shard store.", e, func(s store.Stats) float64 { return float64(s.Shards) }),
-		storeGauge("shoal_store_writable", "1 while the shard store stores, 0 while the disk refuses writes (full, read-only, failing).", e, func(s store.Stats) float64 {
-			if s.Writable {
-				return 1
-			}
-			return 0
-		}),
-		storeCounter("shoal_store_writes_total", "Shards written to the store.", e, func(s store.Stats) float64 { return float64(s.Writes) }),
-		storeCounter("shoal_store_write_errors_total", "Shard and record writes that failed.", e, func(s store.Stats) float64 { return float64(s.WriteErrors) }),
-		storeCounter("shoal_store_writes_skipped_total", "Shards and records not stored because the disk was refusing writes.", e, func(s store.Stats) float64 { return float64(s.Skipped) }),
-		storeCounter("shoal_store_evictions_total", "Shards evicted to stay within the byte budget.", e, func(s store.Stats) float64 { return float64(s.Evictions) }),
-		storeCounter("shoal_store_scrubbed_bytes_total", "Bytes read and verified by the background scrub.", e, func(s store.Stats) float64 { return float64(s.ScrubbedBytes) }),
-		storeCounter("shoal_store_scrubbed_shards_total", "Shards read and verified by the background scrub.", e, func(s store.Stats) float64 { return float64(s.ScrubbedShards) }),
-		storeCounter("shoal_store_scrub_passes_total", "Complete passes of the background scrub over the store.", e, func(s store.Stats) float64 { return float64(s.ScrubPasses) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "shoal_peers", Help: "Members of the fleet other than this edge.",
-		}, func() float64 { return float64(len(e.node.Members()) - 1) }),
 	)
 	for i, s := range sources {
 		m.served[i] = m.servedBytes.WithLabelValues(s)
@@ -247,10 +230,40 @@ func newMetrics(e *Edge) *metrics {
 	return m
 }
 
+// watch registers the collectors that read the memory tier, the shard
+// store and the swarm, each only when scraped. New calls it once they
+// exist: the store and the swarm report to m as they are made.
+func (m *metrics) watch(mem *sizedlru.Cache[erasure.SegmentID, *memSegment], st *store.Store, node *swarm.Node) {
+	m.reg.MustRegister(swarmCollector{node}, peerCollector{node},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shoal_memory_cache_bytes", Help: "Bytes of decoded segments in the memory tier.",
+		}, func() float64 { b, _, _ := mem.Stats(); return float64(b) }),
+		storeGauge("shoal_store_bytes", "Bytes of shards in this edge's shard store.", st, func(s store.Stats) float64 { return float64(s.Bytes) }),
+		storeGauge("shoal_store_limit_bytes", "The shard store's byte budget (--disk-cache).", st, func(s store.Stats) float64 { return float64(s.Limit) }),
+		storeGauge("shoal_store_shards", "Shards in this edge's shard store.", st, func(s store.Stats) float64 { return float64(s.Shards) }),
+		storeGauge("shoal_store_writable", "1 while the shard store stores, 0 while the disk refuses writes (full, read-only, failing).", st, func(s store.Stats) float64 {
+			if s.Writable {
+				return 1
+			}
+			return 0
+		}),
+		storeCounter("shoal_store_writes_total", "Shards written to the store.", st, func(s store.Stats) float64 { return float64(s.Writes) }),
+		storeCounter("shoal_store_write_errors_total", "Shard and record writes that failed.", st, func(s store.Stats) float64 { return float64(s.WriteErrors) }),
+		storeCounter("shoal_store_writes_skipped_total", "Shards and records not stored because the disk was refusing writes.", st, func(s store.Stats) float64 { return float64(s.Skipped) }),
+		storeCounter("shoal_store_evictions_total", "Shards evicted to stay within the byte budget.", st, func(s store.Stats) float64 { return float64(s.Evictions) }),
+		storeCounter("shoal_store_scrubbed_bytes_total", "Bytes read and verified by the background scrub.", st, func(s store.Stats) float64 { return float64(s.ScrubbedBytes) }),
+		storeCounter("shoal_store_scrubbed_shards_total", "Shards read and verified by the background scrub.", st, func(s store.Stats) float64 { return float64(s.ScrubbedShards) }),
+		storeCounter("shoal_store_scrub_passes_total", "Complete passes of the background scrub over the store.", st, func(s store.Stats) float64 { return float64(s.ScrubPasses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shoal_peers", Help: "Members of the fleet other than this edge.",
+		}, func() float64 { return float64(len(node.Members()) - 1) }),
+	)
+}
+
 // ratio computes the hit ratio, or with offload the origin offload ratio,
 // from the counters; NaN before anything was served.
-func ratio(e *Edge, offload bool) float64 {
-	st := e.Stats()
+func (m *metrics) ratio(offload bool) float64 {
+	st := m.stats()
 	var total int64
 	for _, v := range st.Served {
 		total += v
@@ -265,7 +278,7 @@ func ratio(e *Edge, offload bool) float64 {
 }
 
 // peerCollector reports each member's RTT and state at scrape time.
-type peerCollector struct{ e *Edge }
+type peerCollector struct{ node *swarm.Node }
 
 var (
 	peerRTTDesc  = prometheus.NewDesc("shoal_peer_rtt_seconds", "Smoothed QUIC round-trip time to each connected peer.", []string{"peer"}, nil)
@@ -280,7 +293,7 @@ func (c peerCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c peerCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, p := range c.e.node.Peers() {
+	for _, p := range c.node.Peers() {
 		if p.Self {
 			continue
 		}
@@ -296,12 +309,12 @@ func (c peerCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func storeGauge(name, help string, e *Edge, f func(store.Stats) float64) prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(e.store.Stats()) })
+func storeGauge(name, help string, s *store.Store, f func(store.Stats) float64) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(s.Stats()) })
 }
 
-func storeCounter(name, help string, e *Edge, f func(store.Stats) float64) prometheus.Collector {
-	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(e.store.Stats()) })
+func storeCounter(name, help string, s *store.Store, f func(store.Stats) float64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(s.Stats()) })
 }
 
 // countingTransport counts requests to the origin, the body bytes read
@@ -375,14 +388,16 @@ type Stats struct {
 // Stats returns the current values of the edge's main counters, as
 // /metrics reports them. It reads the counters directly (not through the
 // registry), so collectors may call it.
-func (e *Edge) Stats() Stats {
+func (e *Edge) Stats() Stats { return e.m.stats() }
+
+func (m *metrics) stats() Stats {
 	s := Stats{Served: map[string]int64{}}
 	for i, src := range sources {
-		s.Served[src] = counterOf(e.m.served[i])
+		s.Served[src] = counterOf(m.served[i])
 	}
-	s.OriginRequests = counterOf(e.m.originReqs)
-	s.OriginBytes = counterOf(e.m.originBytes)
-	s.PeerBytes = counterOf(e.m.peerBytes)
+	s.OriginRequests = counterOf(m.originReqs)
+	s.OriginBytes = counterOf(m.originBytes)
+	s.PeerBytes = counterOf(m.peerBytes)
 	return s
 }
 

@@ -341,7 +341,7 @@ func (t *segmentTee) finish() {
 		ms := &memSegment{d: d, data: seg, held: len(t.buf)}
 		e.mem.Add(id, ms)
 		e.m.fills.WithLabelValues(srcOrigin).Inc()
-		ms.placed.Store(e.place(id, d, shards))
+		ms.placed.Store(e.filler.place(id, d, shards))
 	})
 }
 

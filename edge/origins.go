@@ -216,7 +216,7 @@ func (e *Edge) newProxy(s *site, rt http.RoundTripper) *httputil.ReverseProxy {
 			if v, ok := resp.Request.Context().Value(cacheStatusKey{}).(string); ok {
 				resp.Header.Add("Cache-Status", v)
 			}
-			e.afterForward(resp)
+			e.purger.afterForward(resp)
 			return nil
 		},
 		ErrorHandler: e.proxyError,

@@ -58,12 +58,19 @@ type peerJSON struct {
 	ShardBytesReceived uint64 `json:"shard_bytes_received"`
 }
 
-// servePeers answers /admin/peers: the members this edge knows, those in
-// placement first, then those that recently died or left.
-func (e *Edge) servePeers(w http.ResponseWriter, r *http.Request) {
-	doc := peersDoc{Self: e.node.Self(), Zone: e.node.Zone(), Gossip: e.cfg.Swarm.Gossip != nil}
+// servePeers returns the handler of /admin/peers: the members node knows,
+// those in placement first, then those that recently died or left.
+// gossip says whether membership is gossiped (else a static list).
+func servePeers(node *swarm.Node, gossip bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writePeers(w, node, gossip)
+	}
+}
+
+func writePeers(w http.ResponseWriter, node *swarm.Node, gossip bool) {
+	doc := peersDoc{Self: node.Self(), Zone: node.Zone(), Gossip: gossip}
 	seen := map[string]bool{}
-	for _, p := range e.node.Peers() {
+	for _, p := range node.Peers() {
 		m := p.Member
 		pj := peerJSON{
 			ID: m.ID, Addr: p.Addr, Zone: m.Zone, Gossip: m.Gossip, Self: p.Self,
@@ -85,7 +92,7 @@ func (e *Edge) servePeers(w http.ResponseWriter, r *http.Request) {
 		seen[p.Addr] = true
 		doc.Members = append(doc.Members, pj)
 	}
-	for _, m := range e.node.MemberList() {
+	for _, m := range node.MemberList() {
 		if !seen[m.Addr] && m.State != swarm.StateAlive {
 			doc.Members = append(doc.Members, peerJSON{ID: m.ID, Addr: m.Addr, Zone: m.Zone, Gossip: m.Gossip, State: string(m.State), Since: m.Since.UTC()})
 		}
@@ -114,7 +121,7 @@ var (
 )
 
 // swarmCollector reports what the swarm measured of each peer.
-type swarmCollector struct{ e *Edge }
+type swarmCollector struct{ node *swarm.Node }
 
 func (c swarmCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- peerCorruptDesc
@@ -123,13 +130,13 @@ func (c swarmCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, p := range c.e.node.Peers() {
+	for _, p := range c.node.Peers() {
 		if !p.Self {
 			ch <- prometheus.MustNewConstMetric(peerCorruptDesc, prometheus.CounterValue, float64(p.CorruptShards), p.Addr)
 			ch <- prometheus.MustNewConstMetric(peerShardBytesDesc, prometheus.CounterValue, float64(p.ShardBytesReceived), p.Addr, p.Member.Zone)
 		}
 	}
-	same, other := c.e.node.ShardBytesByZone()
+	same, other := c.node.ShardBytesByZone()
 	ch <- prometheus.MustNewConstMetric(zoneShardBytesDesc, prometheus.CounterValue, float64(same), "same_zone")
 	ch <- prometheus.MustNewConstMetric(zoneShardBytesDesc, prometheus.CounterValue, float64(other), "other_zone")
 }

@@ -87,32 +87,32 @@ func (p *placement) settle(ok bool) {
 const pushLanes = 2
 
 // push sends one shard of p's segment to its holder, in one of p's lanes,
-// within the learned timeout of a transfer its size (timeouts.go), which
+// within the learned timeout of a transfer its size (internal/latency), which
 // starts once the lane is free.
-func (e *Edge) push(ctx context.Context, p *placement, peer string, sid erasure.ShardID, d *erasure.Descriptor, data []byte) error {
+func (fr *filler) push(ctx context.Context, p *placement, peer string, sid erasure.ShardID, d *erasure.Descriptor, data []byte) error {
 	select {
 	case p.lanes <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-p.lanes }()
-	ctx, cancel := context.WithTimeout(ctx, e.xfer.timeout(len(data)))
+	ctx, cancel := context.WithTimeout(ctx, fr.xfer.Timeout(len(data)))
 	defer cancel()
 	start := time.Now()
-	err := e.node.PutShard(ctx, peer, sid, d, data)
-	e.xfer.observeTransfer(ctx, len(data), start, err)
+	err := fr.node.PutShard(ctx, peer, sid, d, data)
+	fr.xfer.ObserveTransfer(ctx, len(data), start, err)
 	return err
 }
 
-// waitPlaced waits, at most the timeout of k pushes (timeouts.go), until k
+// waitPlaced waits, at most the timeout of k pushes (internal/latency), until k
 // of p's shards of shardLen bytes are at their holders (true) or every
 // shard is settled with fewer (false). The requester need not wait for the
 // others: it reads the first k that answer.
-func (e *Edge) waitPlaced(ctx context.Context, p *placement, shardLen int) bool {
+func (fr *filler) waitPlaced(ctx context.Context, p *placement, shardLen int) bool {
 	if p == nil {
 		return false
 	}
-	t := time.NewTimer(e.xfer.timeout(int(p.k) * shardLen))
+	t := time.NewTimer(fr.xfer.Timeout(int(p.k) * shardLen))
 	defer t.Stop()
 	select {
 	case <-p.enough:
@@ -127,7 +127,7 @@ func (e *Edge) waitPlaced(ctx context.Context, p *placement, shardLen int) bool 
 
 // serveFill answers a peer's Fill: the whole segment, or, when the payload
 // asks for it and the shards are placed, the descriptor alone.
-func (e *Edge) serveFill(ctx context.Context, payload []byte) (*swarm.Segment, error) {
+func (fr *filler) serveFill(ctx context.Context, payload []byte) (*swarm.Segment, error) {
 	placed := len(payload) > 0 && payload[0]&fillPlaced != 0
 	if placed {
 		payload = slices.Clone(payload)
@@ -137,33 +137,33 @@ func (e *Edge) serveFill(ctx context.Context, payload []byte) (*swarm.Segment, e
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := e.sites.split(f.Record.Key); err != nil {
+	if _, _, err := fr.sites.split(f.Record.Key); err != nil {
 		return nil, err
 	}
-	s, p, err := e.fill(ctx, f.Record, f.Segment)
+	s, p, err := fr.fill(ctx, f.Record, f.Segment)
 	if err != nil || !placed {
 		return s, err
 	}
-	if !e.waitPlaced(ctx, p, s.Descriptor.ShardLen) {
-		e.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil)
+	if !fr.waitPlaced(ctx, p, s.Descriptor.ShardLen) {
+		fr.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil)
 		return s, nil
 	}
-	e.m.placedFills.Inc()
+	fr.m.placedFills.Inc()
 	return &swarm.Segment{Descriptor: s.Descriptor, Source: s.Source}, nil
 }
 
 // fillAt asks coord, the segment's coordinator, to fill segment id of n
 // bytes, for a placed answer first, and reads it: from the holders after a
 // placed answer, else from the answer itself.
-func (e *Edge) fillAt(ctx context.Context, coord string, r *Record, id erasure.SegmentID, n int, holders []string) (segRead, error) {
+func (rd *reader) fillAt(ctx context.Context, coord string, r *Record, id erasure.SegmentID, n int, holders []string) (segRead, error) {
 	req := &fillRequest{Record: r, Segment: id.Index}
 	payload := req.Append(nil)
-	if e.cfg.PlacedFills {
+	if rd.placedFills {
 		payload = placedPayload(req)
 	}
-	s, err := e.fillWatched(ctx, coord, payload)
-	if err != nil && e.cfg.PlacedFills && olderCoordinator(err) {
-		s, err = e.fillWatched(ctx, coord, req.Append(nil))
+	s, err := rd.fillWatched(ctx, coord, payload)
+	if err != nil && rd.placedFills && olderCoordinator(err) {
+		s, err = rd.fillWatched(ctx, coord, req.Append(nil))
 	}
 	if err != nil {
 		return segRead{}, err
@@ -172,18 +172,18 @@ func (e *Edge) fillAt(ctx context.Context, coord string, r *Record, id erasure.S
 		return segRead{}, err
 	}
 	if s.Data == nil {
-		data, d, _, gerr := e.gather(ctx, id, n, holders)
+		data, d, _, gerr := rd.shards.gather(ctx, id, n, holders)
 		if gerr == nil {
 			if keepInMemory(ctx) {
-				e.mem.Add(id, &memSegment{d: d, data: data})
+				rd.mem.Add(id, &memSegment{d: d, data: data})
 			}
 			return segRead{data, fillSource(s)}, nil
 		}
 		if ctx.Err() != nil {
 			return segRead{}, ctx.Err()
 		}
-		e.log.DebugContext(ctx, "placed segment not readable from its holders, asking for it whole", "coordinator", coord, "segment", id.String(), "err", gerr)
-		if s, err = e.fillWatched(ctx, coord, req.Append(nil)); err != nil {
+		rd.log.DebugContext(ctx, "placed segment not readable from its holders, asking for it whole", "coordinator", coord, "segment", id.String(), "err", gerr)
+		if s, err = rd.fillWatched(ctx, coord, req.Append(nil)); err != nil {
 			return segRead{}, err
 		}
 		if err := checkFilled(s, r, id, n, coord); err != nil {
@@ -194,8 +194,8 @@ func (e *Edge) fillAt(ctx context.Context, coord string, r *Record, id erasure.S
 		}
 	}
 	if keepInMemory(ctx) {
-		e.mem.Add(id, &memSegment{d: s.Descriptor, data: s.Data})
-		e.repair.filledAt(id, coord)
+		rd.mem.Add(id, &memSegment{d: s.Descriptor, data: s.Data})
+		rd.repair.filledAt(id, coord)
 	}
 	return segRead{s.Data, fillSource(s)}, nil
 }
@@ -222,22 +222,22 @@ func checkFilled(s *swarm.Segment, r *Record, id erasure.SegmentID, n int, coord
 var errCoordinatorSilent = errors.New("edge: segment coordinator stopped answering")
 
 // fillWatched is node.Fill watched by probes (see Config.FillProbe).
-func (e *Edge) fillWatched(ctx context.Context, coord string, payload []byte) (*swarm.Segment, error) {
+func (rd *reader) fillWatched(ctx context.Context, coord string, payload []byte) (*swarm.Segment, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {
 		s   *swarm.Segment
 		err error
 	}
-	if e.cfg.FillProbe <= 0 {
-		return e.node.Fill(ctx, coord, payload)
+	if rd.fillProbe <= 0 {
+		return rd.node.Fill(ctx, coord, payload)
 	}
 	ch := make(chan answer, 1)
 	go func() {
-		s, err := e.node.Fill(ctx, coord, payload)
+		s, err := rd.node.Fill(ctx, coord, payload)
 		ch <- answer{s, err}
 	}()
-	t := time.NewTimer(e.cfg.FillProbe)
+	t := time.NewTimer(rd.fillProbe)
 	defer t.Stop()
 	for {
 		select {
@@ -248,8 +248,8 @@ func (e *Edge) fillWatched(ctx context.Context, coord string, payload []byte) (*
 		// Two probes in a row must go unanswered: one can be lost to a
 		// congested link or a stalled scheduler, and a live coordinator
 		// given up for dead costs the origin a second fetch.
-		if e.alive(ctx, coord) || e.alive(ctx, coord) {
-			t.Reset(e.cfg.FillProbe)
+		if rd.alive(ctx, coord) || rd.alive(ctx, coord) {
+			t.Reset(rd.fillProbe)
 			continue
 		}
 		select {
@@ -262,7 +262,7 @@ func (e *Edge) fillWatched(ctx context.Context, coord string, payload []byte) (*
 		}
 		cancel()
 		<-ch
-		e.m.abandoned.Inc()
+		rd.m.abandoned.Inc()
 		return nil, fmt.Errorf("edge: fill at %s: %w", coord, errCoordinatorSilent)
 	}
 }
@@ -270,10 +270,10 @@ func (e *Edge) fillWatched(ctx context.Context, coord string, payload []byte) (*
 // alive reports whether peer answers a probe within 1.5 × FillProbe: a
 // GetShard of a shard no segment has (the zero ID), which a live node
 // answers "not found" from its index without touching a disk.
-func (e *Edge) alive(ctx context.Context, peer string) bool {
-	pctx, cancel := context.WithTimeout(ctx, e.cfg.FillProbe*3/2)
+func (rd *reader) alive(ctx context.Context, peer string) bool {
+	pctx, cancel := context.WithTimeout(ctx, rd.fillProbe*3/2)
 	defer cancel()
-	_, _, err := e.node.GetShard(pctx, peer, erasure.ShardID{})
+	_, _, err := rd.node.GetShard(pctx, peer, erasure.ShardID{})
 	var re *swarm.RemoteError
 	return err == nil || errors.Is(err, swarm.ErrNotFound) || errors.As(err, &re)
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -76,8 +77,33 @@ type PrefetchObject struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// prefetchConfig is what prefetch jobs use; New fills it, and Admin
+// makes a prefetcher from it.
+type prefetchConfig struct {
+	node  *swarm.Node
+	sites *sites
+	// records resolves an object's record at its coordinator
+	// (Edge.record, records.go).
+	records recordLookup
+	// segments reads a segment through the fleet's read path (reader).
+	segments segmentSource
+	bg       background // runs the jobs until Shutdown
+	log      *slog.Logger
+}
+
+// recordLookup returns the record of key, fetching it if need be.
+type recordLookup interface {
+	record(ctx context.Context, key string, stale *Record) (*Record, bool, error)
+}
+
+// segmentSource reads one segment of r's object.
+type segmentSource interface {
+	segment(ctx context.Context, r *Record, idx uint32) ([]byte, string, error)
+}
+
+// prefetcher runs the prefetch jobs of one admin handler.
 type prefetcher struct {
-	e     *Edge
+	prefetchConfig
 	slots chan struct{}
 
 	mu   sync.Mutex
@@ -85,8 +111,8 @@ type prefetcher struct {
 	ids  []string // creation order
 }
 
-func newPrefetcher(e *Edge) *prefetcher {
-	return &prefetcher{e: e, slots: make(chan struct{}, prefetchSlots), jobs: make(map[string]*PrefetchJob)}
+func newPrefetcher(cfg prefetchConfig) *prefetcher {
+	return &prefetcher{prefetchConfig: cfg, slots: make(chan struct{}, prefetchSlots), jobs: make(map[string]*PrefetchJob)}
 }
 
 func (p *prefetcher) routes(mux *http.ServeMux, token string) {
@@ -122,7 +148,7 @@ func (p *prefetcher) create(w http.ResponseWriter, r *http.Request) {
 	keys := make([]string, len(req.URLs))
 	for i, ref := range req.URLs {
 		u, _ := url.Parse(ref) // parsePrefetchRequest checked it
-		if keys[i], err = p.e.sites.keyForURL(u); err != nil {
+		if keys[i], err = p.sites.keyForURL(u); err != nil {
 			writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("url %q: %v", ref, err))
 			return
 		}
@@ -133,11 +159,11 @@ func (p *prefetcher) create(w http.ResponseWriter, r *http.Request) {
 	p.ids = append(p.ids, job.ID)
 	p.trimLocked()
 	p.mu.Unlock()
-	if !p.e.goTracked(0, func(ctx context.Context) { p.run(ctx, job, keys) }) {
+	if !p.bg.goTracked(0, func(ctx context.Context) { p.run(ctx, job, keys) }) {
 		writeJSONError(w, http.StatusServiceUnavailable, "the edge is shutting down")
 		return
 	}
-	p.e.log.Info("prefetch started", "job", job.ID, "objects", len(keys))
+	p.log.Info("prefetch started", "job", job.ID, "objects", len(keys))
 	w.Header().Set("Location", "/admin/prefetch/"+job.ID)
 	writeJSON(w, http.StatusAccepted, p.snapshot(job))
 }
@@ -249,7 +275,7 @@ func (p *prefetcher) run(ctx context.Context, job *PrefetchJob, keys []string) {
 		if err := p.object(ctx, job, i, key); err != nil {
 			failed = true
 			p.update(job, i, func(o *PrefetchObject) { o.Error = err.Error() })
-			p.e.log.Warn("prefetch of an object failed", "job", job.ID, "key", key, "err", err)
+			p.log.Warn("prefetch of an object failed", "job", job.ID, "key", key, "err", err)
 		}
 	}
 	p.mu.Lock()
@@ -260,7 +286,7 @@ func (p *prefetcher) run(ctx context.Context, job *PrefetchJob, keys []string) {
 		job.State = "failed"
 	}
 	p.mu.Unlock()
-	p.e.log.Info("prefetch finished", "job", job.ID, "state", job.State)
+	p.log.Info("prefetch finished", "job", job.ID, "state", job.State)
 }
 
 func (p *prefetcher) update(job *PrefetchJob, i int, f func(*PrefetchObject)) {
@@ -271,8 +297,7 @@ func (p *prefetcher) update(job *PrefetchJob, i int, f func(*PrefetchObject)) {
 
 // object brings one object into the fleet.
 func (p *prefetcher) object(ctx context.Context, job *PrefetchJob, i int, key string) error {
-	e := p.e
-	rec, _, err := e.record(ctx, key, nil)
+	rec, _, err := p.records.record(ctx, key, nil)
 	if err != nil {
 		return err
 	}
@@ -321,9 +346,8 @@ func (p *prefetcher) object(ctx context.Context, job *PrefetchJob, i int, key st
 // warmAll has every member of the fleet load every segment of rec into
 // its memory tier (swarm.StatWarm), prefetchWindow loads at a time.
 func (p *prefetcher) warmAll(ctx context.Context, job *PrefetchJob, i int, rec *Record) error {
-	e := p.e
 	n := int(rec.Layout.Segments(rec.Size))
-	members := e.node.Members()
+	members := p.node.Members()
 	p.update(job, i, func(o *PrefetchObject) { o.WarmTotal = n * len(members) })
 	ctx, cancel := context.WithCancel(keepMemory(ctx))
 	defer cancel()
@@ -346,10 +370,10 @@ func (p *prefetcher) warmAll(ctx context.Context, job *PrefetchJob, i int, rec *
 				defer wg.Done()
 				defer func() { <-window }()
 				var err error
-				if m == e.node.Self() {
-					_, _, err = e.segment(ctx, rec, uint32(idx))
+				if m == p.node.Self() {
+					_, _, err = p.segments.segment(ctx, rec, uint32(idx))
 				} else {
-					_, err = e.node.Stat(ctx, m, (&fillRequest{Record: rec, Segment: uint32(idx)}).Append(swarm.AppendStat(nil, swarm.StatWarm)))
+					_, err = p.node.Stat(ctx, m, (&fillRequest{Record: rec, Segment: uint32(idx)}).Append(swarm.AppendStat(nil, swarm.StatWarm)))
 				}
 				if err != nil {
 					mu.Lock()
@@ -369,12 +393,12 @@ func (p *prefetcher) warmAll(ctx context.Context, job *PrefetchJob, i int, rec *
 
 // warm answers a swarm.StatWarm request: it reads the segment into this
 // edge's memory tier.
-func (e *Edge) warm(ctx context.Context, payload []byte) ([]byte, error) {
+func (rd *reader) warm(ctx context.Context, payload []byte) ([]byte, error) {
 	f, err := parseFillRequest(payload)
 	if err != nil {
 		return nil, err
 	}
-	_, _, err = e.segment(keepMemory(ctx), f.Record, f.Segment)
+	_, _, err = rd.segment(keepMemory(ctx), f.Record, f.Segment)
 	return nil, err
 }
 
@@ -387,7 +411,7 @@ func (p *prefetcher) segment(ctx context.Context, rec *Record, idx uint32) error
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		_, _, err = p.e.segment(ctx, rec, idx)
+		_, _, err = p.segments.segment(ctx, rec, idx)
 		<-p.slots
 		if err == nil || ctx.Err() != nil {
 			return err

@@ -193,7 +193,7 @@ func BenchmarkSegmentReadSlowHolder(b *testing.B) {
 			// Warm up: the hedge delay and the peers' costs are learned.
 			for i := range uint32(2 * segs) {
 				e.mem.Purge()
-				if _, _, err := e.segment(context.Background(), rec, i%segs); err != nil {
+				if _, _, err := e.reader.segment(context.Background(), rec, i%segs); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -204,7 +204,7 @@ func BenchmarkSegmentReadSlowHolder(b *testing.B) {
 			for b.Loop() {
 				e.mem.Purge()
 				start := time.Now()
-				if _, _, err := e.segment(context.Background(), rec, idx%segs); err != nil {
+				if _, _, err := e.reader.segment(context.Background(), rec, idx%segs); err != nil {
 					b.Fatal(err)
 				}
 				took = append(took, time.Since(start))

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,7 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/internal/httpcache"
+	"github.com/shoalcdn/shoal/internal/sizedlru"
+	"github.com/shoalcdn/shoal/store"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -29,6 +34,39 @@ import (
 // The older swarm.StatPurge and StatPurgePrefix are still answered, and
 // sent when a stamped purge does not fit. A key fits: targets are at most
 // swarm.MaxKey-1 bytes (ServeHTTP refuses longer ones).
+
+// purger runs purges and invalidations: on this edge's records, told to
+// every other member, logged and exchanged with peers (purgelog.go). It
+// also holds the reverse proxy's response hook (afterForward), where
+// unsafe methods invalidate and some forwarded responses are kept.
+type purger struct {
+	node    *swarm.Node
+	entries *purgeLog // purges known, exchanged with peers (purgelog.go)
+	// held are this edge's records in memory; store keeps them on disk.
+	held  *sizedlru.Cache[string, *Record]
+	store *store.Store
+	sites *sites
+	// records keeps a forwarded response's record (Edge.keepRecord,
+	// records.go).
+	records recordKeeper
+	// placeBody wraps the body of a kept forwarded response, so that its
+	// one segment is coded and placed like a fill once it has passed
+	// (miss.go's segmentTee).
+	placeBody func(rec *Record, body io.ReadCloser) io.ReadCloser
+	bg        background
+	// signing is set with Config.Trust: forwarded responses are not kept.
+	signing bool
+	// layout, maxHeuristicFreshness and peerTimeout are Config's.
+	layout                erasure.Layout
+	maxHeuristicFreshness time.Duration
+	peerTimeout           time.Duration
+	log                   *slog.Logger
+}
+
+// recordKeeper keeps a record on this edge, in memory and on disk.
+type recordKeeper interface {
+	keepRecord(r *Record)
+}
 
 // purgeTimeout bounds how long a purge waits for the other members.
 const purgeTimeout = time.Second
@@ -47,12 +85,16 @@ type PurgeResult struct {
 // starts with it) on this edge and on every other member of the fleet,
 // waiting at most a second for them.
 func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
+	return e.purger.purge(ctx, key, prefix)
+}
+
+func (p *purger) purge(ctx context.Context, key string, prefix bool) PurgeResult {
 	// Logged, so that members that do not hear of it now learn it later
 	// (purgelog.go).
 	en := purgeEntry{pattern: key, prefix: prefix, at: time.Now()}
-	e.purges.add(en)
-	e.purges.save()
-	res := PurgeResult{Purged: e.purgeLocal(key, prefix)}
+	p.entries.add(en)
+	p.entries.save()
+	res := PurgeResult{Purged: p.purgeLocal(key, prefix)}
 	payload := stampedPurge(en)
 	if len(payload) > swarm.MaxKey {
 		// Too long to carry its time: told the older way (receivers log
@@ -71,14 +113,14 @@ func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 		mu sync.Mutex
 		wg sync.WaitGroup
 	)
-	self := e.node.Self()
-	for _, m := range e.node.Members() {
+	self := p.node.Self()
+	for _, m := range p.node.Members() {
 		if m == self {
 			continue
 		}
 		res.Members++
 		wg.Go(func() {
-			if _, err := e.node.Stat(ctx, m, payload); err != nil {
+			if _, err := p.node.Stat(ctx, m, payload); err != nil {
 				mu.Lock()
 				defer mu.Unlock()
 				if res.Failed == nil {
@@ -90,28 +132,28 @@ func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 	}
 	wg.Wait()
 	if len(res.Failed) > 0 {
-		e.log.WarnContext(ctx, "purge did not reach every member", "key", key, "prefix", prefix, "failed", res.Failed)
+		p.log.WarnContext(ctx, "purge did not reach every member", "key", key, "prefix", prefix, "failed", res.Failed)
 	}
 	return res
 }
 
 // purgeLocal drops this edge's records of key, or of the keys starting
 // with it, and returns how many it held.
-func (e *Edge) purgeLocal(key string, prefix bool) int {
+func (p *purger) purgeLocal(key string, prefix bool) int {
 	// A target's variants go with it (vary.go).
 	keys := []string{key}
-	for _, k := range e.records.Keys() {
+	for _, k := range p.held.Keys() {
 		if prefix && strings.HasPrefix(k, key) || strings.HasPrefix(k, key+"\n") {
 			keys = append(keys, k)
 		}
 	}
 	n := 0
 	for _, k := range keys {
-		if _, ok := e.records.Get(k); ok {
+		if _, ok := p.held.Get(k); ok {
 			n++
 		}
-		e.records.Remove(k)
-		e.store.ForgetRecord(k)
+		p.held.Remove(k)
+		p.store.ForgetRecord(k)
 	}
 	return n
 }
@@ -134,12 +176,12 @@ type forwarded struct {
 // Shoal-Cache-Control (for the edge alone) removed, and a non-error
 // response to an unsafe method invalidates, fleet-wide, the target and
 // the Location and Content-Location it names on the same host.
-func (e *Edge) afterForward(resp *http.Response) {
+func (p *purger) afterForward(resp *http.Response) {
 	resp.Header.Add("Via", httpcache.Via(resp.ProtoMajor, resp.ProtoMinor))
 	resp.Header.Del(httpcache.ShoalCacheControl)
 	f, ok := resp.Request.Context().Value(forwardedKey{}).(forwarded)
 	if ok && !f.unsafe {
-		e.keepForwarded(resp, f)
+		p.keepForwarded(resp, f)
 	}
 	if !ok || !f.unsafe || resp.StatusCode >= 400 {
 		return
@@ -160,22 +202,22 @@ func (e *Edge) afterForward(resp *http.Response) {
 		}
 	}
 	for _, k := range keys {
-		e.goBackground(func(ctx context.Context) { e.Purge(ctx, k, false) })
+		p.bg.goTracked(p.peerTimeout, func(ctx context.Context) { p.purge(ctx, k, false) })
 	}
 }
 
 // servePurge is POST /admin/purge: url= (an absolute URL or a
 // request-target) purges one object, prefix= (a path prefix) every object
 // under it, fleet-wide. It answers with a PurgeResult as JSON.
-func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
-	keys, prefix, err := e.purgeKeys(r.FormValue("url"), r.FormValue("prefix"))
+func (p *purger) servePurge(w http.ResponseWriter, r *http.Request) {
+	keys, prefix, err := p.purgeKeys(r.FormValue("url"), r.FormValue("prefix"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	var res PurgeResult
 	for _, key := range keys {
-		kr := e.Purge(r.Context(), key, prefix)
+		kr := p.purge(r.Context(), key, prefix)
 		res.Purged += kr.Purged
 		res.Members = kr.Members
 		for m, err := range kr.Failed {
@@ -195,21 +237,21 @@ func (e *Edge) servePurge(w http.ResponseWriter, r *http.Request) {
 // purgeKeys turns the purge parameters into the cache keys or key
 // prefixes to purge. With several sites (origins.go), an absolute URL
 // purges on its host's site, and a bare path or prefix on every site.
-func (e *Edge) purgeKeys(rawURL, rawPrefix string) ([]string, bool, error) {
+func (p *purger) purgeKeys(rawURL, rawPrefix string) ([]string, bool, error) {
 	target, prefix, err := purgeTarget(rawURL, rawPrefix)
-	if err != nil || e.sites.all != nil {
+	if err != nil || p.sites.all != nil {
 		return []string{target}, prefix, err
 	}
 	raw := rawURL + rawPrefix // one of them is empty
 	if u, perr := url.Parse(raw); perr == nil && u.Host != "" && (rawPrefix == "" || u.Scheme != "") {
-		s := e.sites.forHost(u.Host)
+		s := p.sites.forHost(u.Host)
 		if s == nil {
 			return nil, false, fmt.Errorf("no origin for host %q", u.Host)
 		}
 		return []string{s.key(target)}, prefix, nil
 	}
 	var keys []string
-	e.sites.each(func(s *site) { keys = append(keys, s.key(target)) })
+	p.sites.each(func(s *site) { keys = append(keys, s.key(target)) })
 	return keys, prefix, nil
 }
 
@@ -252,10 +294,10 @@ func purgeTarget(rawURL, rawPrefix string) (string, bool, error) {
 // other members keep forwarding until they fetch it themselves. Only a
 // plain GET's response is kept: no Range, preconditions or credentials,
 // and no Vary (the request may have sent the fields it names).
-func (e *Edge) keepForwarded(resp *http.Response, f forwarded) {
+func (p *purger) keepForwarded(resp *http.Response, f forwarded) {
 	req := resp.Request
 	switch {
-	case req.Method != http.MethodGet, e.signed != nil, resp.StatusCode == http.StatusOK,
+	case req.Method != http.MethodGet, p.signing, resp.StatusCode == http.StatusOK,
 		req.Header.Get("Range") != "", httpcache.HasConditionals(req.Header), req.Header.Get("Authorization") != "",
 		len(resp.Header.Values("Vary")) > 0:
 		return
@@ -265,11 +307,11 @@ func (e *Edge) keepForwarded(resp *http.Response, f forwarded) {
 		return
 	}
 	now := time.Now()
-	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, "", e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, "", p.layout, now, p.maxHeuristicFreshness)
 	if rec == nil || rec.Status == 0 || !rec.Fresh(now) {
 		return
 	}
-	e.keepRecord(rec)
+	p.records.keepRecord(rec)
 	if vs := resp.Header["Cache-Status"]; len(vs) > 0 {
 		vs[len(vs)-1] = fmt.Sprintf("shoal; fwd=miss; stored; fwd-status=%d; ttl=%d", rec.Status, int64(rec.Expires.Sub(now)/time.Second))
 	}
@@ -277,6 +319,5 @@ func (e *Edge) keepForwarded(resp *http.Response, f forwarded) {
 	if rec.Size == 0 {
 		return
 	}
-	p := &pendingMiss{done: make(chan struct{})}
-	resp.Body = &segmentTee{e: e, rec: rec, body: resp.Body, buf: make([]byte, e.coder.EncodedLen(int(rec.Size))), p: p}
+	resp.Body = p.placeBody(rec, resp.Body)
 }

@@ -263,80 +263,79 @@ func parseStampedPurge(b []byte) (purgeEntry, error) {
 
 // applyPurge logs en and, when it is news, drops what it covers here. It
 // returns how many records were dropped.
-func (e *Edge) applyPurge(en purgeEntry) int {
-	if !e.purges.add(en) {
+func (p *purger) applyPurge(en purgeEntry) int {
+	if !p.entries.add(en) {
 		return 0
 	}
-	e.purges.save()
-	return e.purgeLocal(en.pattern, en.prefix)
+	p.entries.save()
+	return p.purgeLocal(en.pattern, en.prefix)
 }
 
 // mergePurgeLog applies the entries of a peer's log.
-func (e *Edge) mergePurgeLog(b []byte) error {
+func (p *purger) mergePurgeLog(b []byte) error {
 	es, err := parsePurgeLog(b)
 	if err != nil {
 		return err
 	}
 	news := false
 	for _, en := range es {
-		if !e.purges.add(en) {
+		if !p.entries.add(en) {
 			continue
 		}
 		news = true
-		n := e.purgeLocal(en.pattern, en.prefix)
-		e.log.Info("purge learned from a peer", "pattern", en.pattern, "prefix", en.prefix, "at", en.at, "dropped", n)
+		n := p.purgeLocal(en.pattern, en.prefix)
+		p.log.Info("purge learned from a peer", "pattern", en.pattern, "prefix", en.prefix, "at", en.at, "dropped", n)
 	}
 	if news {
-		e.purges.save()
+		p.entries.save()
 	}
 	return nil
 }
 
 // syncPurgeLog asks peer for its log and merges it.
-func (e *Edge) syncPurgeLog(ctx context.Context, peer string) error {
-	payload := binary.BigEndian.AppendUint64(swarm.AppendStat(nil, swarm.StatPurgeLog), e.purges.digest())
-	b, err := e.node.Stat(ctx, peer, payload)
+func (p *purger) syncPurgeLog(ctx context.Context, peer string) error {
+	payload := binary.BigEndian.AppendUint64(swarm.AppendStat(nil, swarm.StatPurgeLog), p.entries.digest())
+	b, err := p.node.Stat(ctx, peer, payload)
 	if err != nil || len(b) == 0 {
 		return err
 	}
-	return e.mergePurgeLog(b)
+	return p.mergePurgeLog(b)
 }
 
 // answerPurgeLog answers a swarm.StatPurgeLog request.
-func (e *Edge) answerPurgeLog(payload []byte) ([]byte, error) {
+func (p *purger) answerPurgeLog(payload []byte) ([]byte, error) {
 	if len(payload) != 8 {
 		return nil, fmt.Errorf("%w: log request of %d bytes", errPurgeLog, len(payload))
 	}
-	if binary.BigEndian.Uint64(payload) == e.purges.digest() {
+	if binary.BigEndian.Uint64(payload) == p.entries.digest() {
 		return nil, nil
 	}
-	return e.purges.encode(), nil
+	return p.entries.encode(), nil
 }
 
 // expectsPeers reports whether this edge is configured to have peers
 // (static ones or gossip seeds), who may know purges it missed.
-func (e *Edge) expectsPeers() bool {
-	sc := e.cfg.Swarm
+func expectsPeers(sc swarm.Config) bool {
 	return len(sc.Peers) > 1 || sc.Gossip != nil && len(sc.Gossip.Join) > 0
 }
 
 // otherMembers returns the members but this edge.
-func (e *Edge) otherMembers() []string {
-	self := e.node.Self()
-	return slices.DeleteFunc(e.node.Members(), func(m string) bool { return m == self })
+func (p *purger) otherMembers() []string {
+	self := p.node.Self()
+	return slices.DeleteFunc(p.node.Members(), func(m string) bool { return m == self })
 }
 
 // runPurgeSync admits the records kept on disk once a peer's log is
 // merged (see above), then syncs with a random member every
 // purgeSyncInterval until ctx ends.
-func (e *Edge) runPurgeSync(ctx context.Context, held []*Record) {
+func (p *purger) runPurgeSync(ctx context.Context, held []*Record) {
 	start := time.Now()
 	for len(held) > 0 && ctx.Err() == nil {
-		others := e.otherMembers()
+		others := p.otherMembers()
 		synced := false
 		for _, m := range others {
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			err := e.syncPurgeLog(sctx, m)
+			err := p.syncPurgeLog(sctx, m)
 			cancel()
 			if err == nil {
 				synced = true
@@ -345,7 +344,7 @@ func (e *Edge) runPurgeSync(ctx context.Context, held []*Record) {
 		}
 		if synced || time.Since(start) > purgeStartWait {
 			if !synced {
-				e.log.Warn("no peer's purge log could be had; using the records kept on disk as they are", "records", len(held))
+				p.log.Warn("no peer's purge log could be had; using the records kept on disk as they are", "records", len(held))
 			}
 			break
 		}
@@ -355,7 +354,7 @@ func (e *Edge) runPurgeSync(ctx context.Context, held []*Record) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	e.admitRecords(held)
+	p.admitRecords(held)
 	t := time.NewTicker(purgeSyncInterval)
 	defer t.Stop()
 	for {
@@ -364,14 +363,14 @@ func (e *Edge) runPurgeSync(ctx context.Context, held []*Record) {
 			return
 		case <-t.C:
 		}
-		others := e.otherMembers()
+		others := p.otherMembers()
 		if len(others) == 0 {
 			continue
 		}
 		m := others[rand.IntN(len(others))]
-		sctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
-		if err := e.syncPurgeLog(sctx, m); err != nil {
-			e.log.Debug("purge log sync failed", "peer", m, "err", err)
+		sctx, cancel := context.WithTimeout(ctx, p.peerTimeout)
+		if err := p.syncPurgeLog(sctx, m); err != nil {
+			p.log.Debug("purge log sync failed", "peer", m, "err", err)
 		}
 		cancel()
 	}
@@ -380,15 +379,15 @@ func (e *Edge) runPurgeSync(ctx context.Context, held []*Record) {
 // admitRecords adds the records kept on disk that no known purge
 // outdates and that nothing newer replaced meanwhile; the others are
 // deleted from the disk.
-func (e *Edge) admitRecords(held []*Record) {
+func (p *purger) admitRecords(held []*Record) {
 	for _, r := range held {
-		if e.purges.outdated(r) {
-			e.store.ForgetRecord(r.Key)
+		if p.entries.outdated(r) {
+			p.store.ForgetRecord(r.Key)
 			continue
 		}
-		if cur, ok := e.records.Get(r.Key); ok && !cur.Fetched.Before(r.Fetched) {
+		if cur, ok := p.held.Get(r.Key); ok && !cur.Fetched.Before(r.Fetched) {
 			continue
 		}
-		e.records.Add(r.Key, r) // stale ones are revalidated when asked for
+		p.held.Add(r.Key, r) // stale ones are revalidated when asked for
 	}
 }

@@ -342,24 +342,24 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		}
 		return nil, nil
 	case swarm.StatWarm:
-		return e.warm(ctx, payload)
+		return e.reader.warm(ctx, payload)
 	case swarm.StatPurge, swarm.StatPurgePrefix:
-		e.applyPurge(purgeEntry{pattern: string(payload), prefix: mode == swarm.StatPurgePrefix, at: time.Now()})
+		e.purger.applyPurge(purgeEntry{pattern: string(payload), prefix: mode == swarm.StatPurgePrefix, at: time.Now()})
 		return nil, nil
 	case swarm.StatPurgeStamped:
 		en, err := parseStampedPurge(payload)
 		if err != nil {
 			return nil, err
 		}
-		e.applyPurge(en)
+		e.purger.applyPurge(en)
 		return nil, nil
 	case swarm.StatPurgeLog:
-		return e.answerPurgeLog(payload)
+		return e.purger.answerPurgeLog(payload)
 	default:
 		return nil, fmt.Errorf("edge: stat mode %v not answered", mode)
 	}
 }
 
 func (h *peerHandler) Fill(ctx context.Context, payload []byte) (*swarm.Segment, error) {
-	return (*Edge)(h).serveFill(ctx, payload)
+	return (*Edge)(h).filler.serveFill(ctx, payload)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/sizedlru"
+	"github.com/shoalcdn/shoal/store"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -25,9 +28,8 @@ import (
 // responsible member, so each segment is repaired once, without the
 // origin and without a scheduler.
 type repairer struct {
-	e     *Edge
-	wake  chan struct{}
-	delay time.Duration
+	repairConfig
+
 	// before is the zone's member set the fleet's shards are placed by:
 	// the set before the latest change until its repair pass is done.
 	before atomic.Pointer[[]string]
@@ -57,11 +59,28 @@ type fillNote struct {
 	at    time.Time
 }
 
-func newRepairer(e *Edge) *repairer {
+// repairConfig is what a repairer is made of.
+type repairConfig struct {
+	node   *swarm.Node
+	store  *store.Store
+	mem    *sizedlru.Cache[erasure.SegmentID, *memSegment]
+	coder  *erasure.Coder
+	params erasure.Params
+	reads  gatherer // segments are rebuilt from the old holders' shards
+	// m has the pushes counter, shared with fills; the repairer registers
+	// its own metrics in m.reg.
+	m   *metrics
+	log *slog.Logger
+	// wake is what the swarm signals membership changes on.
+	wake signal
+	// delay is Config.RepairDelay: zero means 2s, negative turns repair
+	// off; peerTimeout is Config.PeerTimeout.
+	delay, peerTimeout time.Duration
+}
+
+func newRepairer(cfg repairConfig) *repairer {
 	r := &repairer{
-		e:     e,
-		wake:  make(chan struct{}, 1),
-		delay: e.cfg.RepairDelay,
+		repairConfig: cfg,
 
 		unplaced:    map[erasure.SegmentID]int{},
 		unplacedNew: make(chan struct{}, 1),
@@ -85,20 +104,29 @@ func newRepairer(e *Edge) *repairer {
 	for _, l := range []string{"rebuilt", "failed"} {
 		r.segments.WithLabelValues(l)
 	}
-	e.m.reg.MustRegister(r.shards, r.segments, r.passes, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	r.m.reg.MustRegister(r.shards, r.segments, r.passes, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "shoal_repair_pending_segments", Help: "Segments of the current repair pass not yet looked at; 0 when redundancy is restored.",
 	}, func() float64 { return float64(r.pending.Load()) }))
 	return r
 }
 
+// signal wakes the repair loop: New makes it before the swarm, whose
+// member changes notify it (the first as the swarm is made).
+type signal chan struct{}
+
+func newSignal() signal { return make(signal, 1) }
+
 // notify wakes the repair loop; it never blocks (the swarm calls it with
 // membership locked).
-func (r *repairer) notify() {
+func (w signal) notify() {
 	select {
-	case r.wake <- struct{}{}:
+	case w <- struct{}{}:
 	default:
 	}
 }
+
+// notify wakes the repair loop.
+func (r *repairer) notify() { r.wake.notify() }
 
 // run repairs after each change, once the member set has been still for
 // the delay (a rolling restart or a lost rack is one burst of changes).
@@ -106,7 +134,7 @@ func (r *repairer) run(ctx context.Context) {
 	if r.delay < 0 {
 		return
 	}
-	initial := r.e.node.ZoneMembers()
+	initial := r.node.ZoneMembers()
 	r.before.Store(&initial)
 	r.remember(initial)
 	for {
@@ -117,7 +145,7 @@ func (r *repairer) run(ctx context.Context) {
 		}
 		// Reads look at every set seen, settled or not: shards may have
 		// been placed by any of them.
-		r.remember(r.e.node.ZoneMembers())
+		r.remember(r.node.ZoneMembers())
 		for settled := false; !settled; {
 			t := time.NewTimer(r.delay)
 			select {
@@ -126,12 +154,12 @@ func (r *repairer) run(ctx context.Context) {
 				return
 			case <-r.wake:
 				t.Stop()
-				r.remember(r.e.node.ZoneMembers())
+				r.remember(r.node.ZoneMembers())
 			case <-t.C:
 				settled = true
 			}
 		}
-		after := r.e.node.ZoneMembers()
+		after := r.node.ZoneMembers()
 		r.orphans(after)
 		before := *r.before.Load()
 		if slices.Equal(after, before) {
@@ -157,7 +185,7 @@ func (r *repairer) run(ctx context.Context) {
 					interrupted = true
 				case <-t.C:
 				}
-				if interrupted || !slices.Equal(r.e.node.ZoneMembers(), after) {
+				if interrupted || !slices.Equal(r.node.ZoneMembers(), after) {
 					interrupted = true
 					r.notify() // the next round of the loop
 					break
@@ -179,11 +207,10 @@ func (r *repairer) run(ctx context.Context) {
 // differs between the member sets before and after (only those in only,
 // when it is not nil), and returns those that failed.
 func (r *repairer) pass(ctx context.Context, before, after []string, only map[erasure.SegmentID]bool) (failed map[erasure.SegmentID]bool) {
-	e := r.e
-	self := e.node.Self()
-	total := e.cfg.Layout.Params.Total()
+	self := r.node.Self()
+	total := r.params.Total()
 	segs := map[erasure.SegmentID]erasure.ShardID{}
-	for _, id := range e.store.IDs() {
+	for _, id := range r.store.IDs() {
 		if only == nil || only[id.Segment] {
 			segs[id.Segment] = id
 		}
@@ -198,7 +225,7 @@ func (r *repairer) pass(ctx context.Context, before, after []string, only map[er
 	// asking why a segment was not repaired.
 	mine, others := 0, 0
 	defer func() {
-		e.log.Info("repair pass", "gone", setMinus(before, after), "joined", setMinus(after, before), "members", len(after),
+		r.log.Info("repair pass", "gone", setMinus(before, after), "joined", setMinus(after, before), "members", len(after),
 			"segments", len(segs), "responsible", mine, "left_to_others", others, "failed", len(failed))
 	}()
 	for seg, held := range segs {
@@ -231,7 +258,7 @@ func (r *repairer) pass(ctx context.Context, before, after []string, only map[er
 		mine++
 		if err := r.segment(ctx, seg, held, old, now, moved); err != nil {
 			r.segments.WithLabelValues("failed").Inc()
-			e.log.Warn("repair of a segment failed", "segment", seg.String(), "err", err)
+			r.log.Warn("repair of a segment failed", "segment", seg.String(), "err", err)
 			if failed == nil {
 				failed = map[erasure.SegmentID]bool{}
 			}
@@ -246,8 +273,7 @@ func (r *repairer) pass(ctx context.Context, before, after []string, only map[er
 // segment rebuilds one segment from the surviving old holders and sends
 // the moved shards to their new holders.
 func (r *repairer) segment(ctx context.Context, seg erasure.SegmentID, held erasure.ShardID, old, now []string, moved []int) error {
-	e := r.e
-	d, _, ok := e.store.Shard(held)
+	d, _, ok := r.store.Shard(held)
 	if !ok {
 		return errShardGone
 	}
@@ -256,7 +282,7 @@ func (r *repairer) segment(ctx context.Context, seg erasure.SegmentID, held eras
 	// The survivors of the old placement first; then the new one and the
 	// former ones, as shards placed while members changed may be anywhere.
 	sets := [][]string{old, now}
-	if h := e.repair.history.Load(); h != nil {
+	if h := r.history.Load(); h != nil {
 		for _, set := range *h {
 			sets = append(sets, swarm.Holders(set, seg, len(now)))
 		}
@@ -265,41 +291,41 @@ func (r *repairer) segment(ctx context.Context, seg erasure.SegmentID, held eras
 	var data []byte
 	var err error
 	for _, holders := range sets {
-		if data, d, _, err = e.gather(ctx, seg, n, holders); err == nil || ctx.Err() != nil {
+		if data, d, _, err = r.reads.gather(ctx, seg, n, holders); err == nil || ctx.Err() != nil {
 			break
 		}
 	}
 	if err != nil {
 		// Fewer than k shards in the fleet (a fill whose pushes failed):
 		// this edge may still have the segment in its memory tier.
-		s, ok := e.mem.Get(seg)
+		s, ok := r.mem.Get(seg)
 		if !ok || s.d == nil || !s.d.Equal(hd) {
 			return err
 		}
 		data, d = s.data, s.d
 	}
-	shards, nd, err := e.coder.Encode(data)
+	shards, nd, err := r.coder.Encode(data)
 	if err != nil {
 		return err
 	}
 	if !nd.Equal(d) {
 		return errReencode
 	}
-	self := e.node.Self()
+	self := r.node.Self()
 	var pushErr error
 	for _, i := range moved {
 		sid := erasure.ShardID{Segment: seg, Index: uint8(i)}
 		var err error
 		if now[i] == self {
-			if !e.store.Has(sid) {
-				err = e.store.PutShard(sid, d, bytes.Clone(shards[i]))
+			if !r.store.Has(sid) {
+				err = r.store.PutShard(sid, d, bytes.Clone(shards[i]))
 			}
 		} else {
-			err = e.node.PutShard(ctx, now[i], sid, d, shards[i])
+			err = r.node.PutShard(ctx, now[i], sid, d, shards[i])
 		}
 		if err != nil {
 			r.shards.WithLabelValues("error").Inc()
-			e.log.Debug("repair push failed", "shard", sid.String(), "to", now[i], "err", err)
+			r.log.Debug("repair push failed", "shard", sid.String(), "to", now[i], "err", err)
 			pushErr = err
 			continue
 		}
@@ -345,25 +371,19 @@ func (r *repairer) remember(members []string) {
 // it asks the holders of the placements before (those still members),
 // newest first, who keep their shards until the repair has moved them and
 // after. It returns err when none has the segment.
-func (e *Edge) gatherPrevious(ctx context.Context, id erasure.SegmentID, n int, err error) ([]byte, *erasure.Descriptor, string, error) {
-	if e.repair == nil {
+func (rd *reader) gatherPrevious(ctx context.Context, id erasure.SegmentID, n int, err error) ([]byte, *erasure.Descriptor, string, error) {
+	if rd.repair == nil {
 		return nil, nil, "", err
 	}
-	var sets [][]string
-	if p := e.repair.before.Load(); p != nil {
-		sets = append(sets, *p)
-	}
-	if h := e.repair.history.Load(); h != nil {
-		sets = append(sets, *h...)
-	}
-	current := e.node.ZoneMembers()
+	sets := rd.repair.previous()
+	current := rd.node.ZoneMembers()
 	tried := [][]string{current}
 	for _, set := range sets {
 		if len(set) < 2 || slices.ContainsFunc(tried, func(t []string) bool { return slices.Equal(t, set) }) {
 			continue
 		}
 		tried = append(tried, set)
-		data, d, src, perr := e.gather(ctx, id, n, swarm.Holders(set, id, e.cfg.Layout.Params.Total()))
+		data, d, src, perr := rd.shards.gather(ctx, id, n, swarm.Holders(set, id, rd.shards.params.Total()))
 		if perr == nil {
 			return data, d, src, nil
 		}
@@ -372,6 +392,20 @@ func (e *Edge) gatherPrevious(ctx context.Context, id erasure.SegmentID, n int, 
 		}
 	}
 	return nil, nil, "", err
+}
+
+// previous returns the member sets the zone's shards were placed by
+// before the current one, newest first: the set before the latest change
+// until its repair pass is done, then the history.
+func (r *repairer) previous() [][]string {
+	var sets [][]string
+	if p := r.before.Load(); p != nil {
+		sets = append(sets, *p)
+	}
+	if h := r.history.Load(); h != nil {
+		sets = append(sets, *h...)
+	}
+	return sets
 }
 
 // maxPlaceAttempts bounds how often a segment's shards are sent again.
@@ -386,7 +420,7 @@ func (r *repairer) unplace(seg erasure.SegmentID) {
 	r.unplacedMu.Lock()
 	defer r.unplacedMu.Unlock()
 	if _, ok := r.unplaced[seg]; !ok && len(r.unplaced) >= maxUnplaced {
-		r.e.log.Debug("too many segments to place again: one is left as it is", "segment", seg.String())
+		r.log.Debug("too many segments to place again: one is left as it is", "segment", seg.String())
 		return
 	}
 	r.unplaced[seg] += 0
@@ -451,7 +485,7 @@ func (r *repairer) replace(ctx context.Context) {
 			case err == nil || errors.Is(err, errNotInMemory) || n+1 >= maxPlaceAttempts:
 				delete(r.unplaced, seg)
 				if err != nil {
-					r.e.log.Warn("segment not placed again", "segment", seg.String(), "attempts", n+1, "err", err)
+					r.log.Warn("segment not placed again", "segment", seg.String(), "attempts", n+1, "err", err)
 				}
 			default:
 				r.unplaced[seg] = n + 1
@@ -471,43 +505,42 @@ var (
 // placeAgain sends every shard of seg, re-encoded from the memory tier,
 // to its holder under the current placement (storing this edge's own).
 func (r *repairer) placeAgain(ctx context.Context, seg erasure.SegmentID) error {
-	e := r.e
-	s, ok := e.mem.Get(seg)
+	s, ok := r.mem.Get(seg)
 	if !ok || s.d == nil {
 		return errNotInMemory
 	}
-	shards, d, err := e.coder.Encode(s.data)
+	shards, d, err := r.coder.Encode(s.data)
 	if err != nil {
 		return err
 	}
 	if !d.Equal(s.d) {
 		return errReencode
 	}
-	self := e.node.Self()
+	self := r.node.Self()
 	var pushErr error
-	for i, h := range e.node.Holders(seg, len(shards)) {
+	for i, h := range r.node.Holders(seg, len(shards)) {
 		sid := erasure.ShardID{Segment: seg, Index: uint8(i)}
 		if h == self {
-			if !e.store.Has(sid) {
-				if err := e.store.PutShard(sid, d, bytes.Clone(shards[i])); err != nil {
+			if !r.store.Has(sid) {
+				if err := r.store.PutShard(sid, d, bytes.Clone(shards[i])); err != nil {
 					pushErr = err
 				}
 			}
 			continue
 		}
-		if !e.node.Alive(h) {
+		if !r.node.Alive(h) {
 			pushErr = errHolderDown
 			continue
 		}
-		pctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
-		err := e.node.PutShard(pctx, h, sid, d, shards[i])
+		pctx, cancel := context.WithTimeout(ctx, r.peerTimeout)
+		err := r.node.PutShard(pctx, h, sid, d, shards[i])
 		cancel()
 		if err != nil {
-			e.log.Debug("shard sent again: push failed", "shard", sid.String(), "to", h, "err", err)
+			r.log.Debug("shard sent again: push failed", "shard", sid.String(), "to", h, "err", err)
 			pushErr = err
 			continue
 		}
-		e.m.pushes.WithLabelValues("ok").Inc()
+		r.m.pushes.WithLabelValues("ok").Inc()
 	}
 	return pushErr
 }

@@ -5,37 +5,118 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/internal/httpcache"
+	"github.com/shoalcdn/shoal/internal/latency"
+	"github.com/shoalcdn/shoal/internal/sizedlru"
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/store"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
 // errTooFewShards: the reachable holders could not supply k agreeing shards.
 var errTooFewShards = errors.New("edge: too few shards reachable")
 
+// The read path below the object record is three roles, each with the
+// collaborators it uses as fields and small interfaces for what it needs
+// of the others:
+//
+//   - shardReader rebuilds a segment from the shards of its holders (this
+//     edge's store first, then peers, hedged and verified): gather;
+//   - reader serves a segment to a request: the memory tier, one read
+//     per segment at a time, gather, then a Fill at the segment's
+//     coordinator (fillAt, placement.go) or, when this edge is it, the
+//     filler; with Config.Trust, the manifest check (signed.go);
+//   - filler produces a segment as its coordinator, once per segment for
+//     the fleet, and places its shards (fill, place, placement.go).
+
+// background runs work that Shutdown waits for (Edge.goTracked and
+// Edge.diskWrite, records.go).
+type background interface {
+	// goTracked runs f on a goroutine Shutdown waits for, with timeout
+	// (0: none but Shutdown's), and reports whether it did.
+	goTracked(timeout time.Duration, f func(ctx context.Context)) bool
+	// diskWrite runs f as a bounded background store write (with wait,
+	// after waiting for a slot) and reports whether it did.
+	diskWrite(wait bool, f func()) bool
+}
+
+// gatherer rebuilds a segment of n bytes from the shards of holders
+// (shardReader.gather); fills and repair read segments through it.
+type gatherer interface {
+	gather(ctx context.Context, id erasure.SegmentID, n int, holders []string) ([]byte, *erasure.Descriptor, string, error)
+}
+
+// shardReader reads segments from the shards of their holders.
+type shardReader struct {
+	node   *swarm.Node
+	store  *store.Store
+	coder  *erasure.Coder
+	params erasure.Params // the fleet's layout's
+	hedge  *latency.HedgeTimer
+	xfer   *latency.TransferClock // shard transfer timeouts
+	m      *metrics
+	log    *slog.Logger
+	tracer trace.Tracer
+	bg     background // rebuilt own shards are stored in the background
+}
+
+// segmentFiller produces a segment as its coordinator (filler.fill).
+type segmentFiller interface {
+	fill(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, *placement, error)
+}
+
+// placements is what the read path needs of repair (repair.go): the
+// member sets the zone's shards were placed by before, and a note of the
+// segments read through a Fill at another member.
+type placements interface {
+	previous() [][]string
+	filledAt(seg erasure.SegmentID, coord string)
+}
+
+// reader is the read path of one segment for a request.
+type reader struct {
+	node   *swarm.Node
+	mem    *sizedlru.Cache[erasure.SegmentID, *memSegment]
+	ids    objectIDs          // memo of Record.ID (objectids.go)
+	reads  singleflight.Group // segment reads below the memory tier, by segment
+	shards *shardReader
+	filler segmentFiller
+	repair placements
+	signed *signed // nil unless Config.Trust is set
+	// placedFills and fillProbe are Config.PlacedFills and FillProbe.
+	placedFills bool
+	fillProbe   time.Duration
+	m           *metrics
+	log         *slog.Logger
+	tracer      trace.Tracer
+}
+
 // segment returns segment idx of r's object and the tier it came from,
 // checked against the object's signed manifest when the edge has trusted
 // keys.
-func (e *Edge) segment(ctx context.Context, r *Record, idx uint32) ([]byte, string, error) {
-	data, src, err := e.segmentAnySource(ctx, r, idx)
-	if err != nil || e.signed == nil {
+func (rd *reader) segment(ctx context.Context, r *Record, idx uint32) ([]byte, string, error) {
+	data, src, err := rd.segmentAnySource(ctx, r, idx)
+	if err != nil || rd.signed == nil {
 		return data, src, err
 	}
-	return e.checkSigned(ctx, r, idx, data, src)
+	return rd.signed.checkSigned(ctx, r, idx, data, src)
 }
 
 // segmentAnySource returns segment idx of r's object and the tier it came
 // from: the memory tier, else one read per segment at a time on this edge,
 // so that concurrent clients of the same object share it.
-func (e *Edge) segmentAnySource(ctx context.Context, r *Record, idx uint32) (_ []byte, src string, err error) {
-	id := erasure.SegmentID{Object: e.ids.of(r), Index: idx}
-	ctx, span := e.tracer.Start(ctx, "edge.segment")
+func (rd *reader) segmentAnySource(ctx context.Context, r *Record, idx uint32) (_ []byte, src string, err error) {
+	id := erasure.SegmentID{Object: rd.ids.of(r), Index: idx}
+	ctx, span := rd.tracer.Start(ctx, "edge.segment")
 	recording := span.IsRecording() // attributes cost even when a no-op span drops them
 	if recording {
 		span.SetAttributes(attribute.String("shoal.object", r.Key), attribute.Int64("shoal.segment.index", int64(idx)))
@@ -48,19 +129,19 @@ func (e *Edge) segmentAnySource(ctx context.Context, r *Record, idx uint32) (_ [
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 		} else {
-			e.m.segmentTime(src).Observe(time.Since(start).Seconds())
+			rd.m.segmentTime(src).Observe(time.Since(start).Seconds())
 		}
 		span.End()
 	}()
-	if s, ok := e.mem.Get(id); ok {
+	if s, ok := rd.mem.Get(id); ok {
 		return s.data, srcMemory, nil
 	}
-	ch := e.reads.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
+	ch := rd.reads.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
 		// Detached from the first caller, so one client hanging up does not
 		// fail the others; the segment lands in memory either way.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), segmentTimeout)
 		defer cancel()
-		return e.readSegment(ctx, r, id)
+		return rd.readSegment(ctx, r, id)
 	})
 	select {
 	case res := <-ch:
@@ -86,20 +167,20 @@ type segRead struct {
 // shards; the holders' shards (k at a time, hedged); a Fill at the
 // segment's coordinator, the first member in the segment's ranking that is
 // not down (this edge itself at the latest, which fetches from the origin).
-func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID) (segRead, error) {
+func (rd *reader) readSegment(ctx context.Context, r *Record, id erasure.SegmentID) (segRead, error) {
 	var out segRead
 	_, n := r.Layout.Segment(int64(id.Index), r.Size)
 	if n == 0 {
 		return out, fmt.Errorf("edge: segment %d out of range", id.Index)
 	}
-	holders := e.node.Holders(id, r.Layout.Params.Total())
-	data, d, src, err := e.gather(ctx, id, int(n), holders)
+	holders := rd.node.Holders(id, r.Layout.Params.Total())
+	data, d, src, err := rd.shards.gather(ctx, id, int(n), holders)
 	if err != nil && ctx.Err() == nil {
-		data, d, src, err = e.gatherPrevious(ctx, id, int(n), err)
+		data, d, src, err = rd.gatherPrevious(ctx, id, int(n), err)
 	}
 	if err == nil {
 		if keepInMemory(ctx) {
-			e.mem.Add(id, &memSegment{d: d, data: data})
+			rd.mem.Add(id, &memSegment{d: d, data: data})
 		}
 		out = segRead{data, src}
 		return out, nil
@@ -107,22 +188,22 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
-	e.log.DebugContext(ctx, "segment not in the fleet, filling", "segment", id.String(), "err", err)
+	rd.log.DebugContext(ctx, "segment not in the fleet, filling", "segment", id.String(), "err", err)
 
-	self := e.node.Self()
-	for _, coord := range e.node.Rank(swarm.SegmentKey(id)) {
+	self := rd.node.Self()
+	for _, coord := range rd.node.Rank(swarm.SegmentKey(id)) {
 		if coord == self {
-			s, _, err := e.fill(ctx, r, id.Index)
+			s, _, err := rd.filler.fill(ctx, r, id.Index)
 			if err != nil {
 				return out, err
 			}
 			out = segRead{s.Data, fillSource(s)}
 			return out, nil
 		}
-		if !e.node.Alive(coord) {
+		if !rd.node.Alive(coord) {
 			continue
 		}
-		out, err := e.fillAt(ctx, coord, r, id, int(n), holders)
+		out, err := rd.fillAt(ctx, coord, r, id, int(n), holders)
 		switch {
 		case err == nil:
 			return out, nil
@@ -135,7 +216,7 @@ func (e *Edge) readSegment(ctx context.Context, r *Record, id erasure.SegmentID)
 			// or the object changed): asking the next would repeat that.
 			return out, fmt.Errorf("edge: fill of %v at %s: %w", id, coord, err)
 		}
-		e.log.WarnContext(ctx, "segment coordinator unreachable, trying the next", "coordinator", coord, "segment", id.String(), "err", err)
+		rd.log.WarnContext(ctx, "segment coordinator unreachable, trying the next", "coordinator", coord, "segment", id.String(), "err", err)
 	}
 	return out, fmt.Errorf("edge: segment %v: this edge is not a member of its own fleet", id) // unreachable: self is ranked
 }
@@ -165,13 +246,13 @@ type shardResult struct {
 // only k shards that agree on one descriptor, each verified against it,
 // are decoded, and the result is verified again, so no single peer can
 // make this edge serve a wrong byte.
-func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders []string) ([]byte, *erasure.Descriptor, string, error) {
-	k, total := e.cfg.Layout.Params.K, e.cfg.Layout.Params.Total()
-	self := e.node.Self()
+func (sr *shardReader) gather(ctx context.Context, id erasure.SegmentID, n int, holders []string) ([]byte, *erasure.Descriptor, string, error) {
+	k, total := sr.params.K, sr.params.Total()
+	self := sr.node.Self()
 	groups := map[string]*shardGroup{}
 	var ready *shardGroup
 	add := func(i int, d *erasure.Descriptor, data []byte) {
-		if d.Length != n || d.Params != e.cfg.Layout.Params {
+		if d.Length != n || d.Params != sr.params {
 			return
 		}
 		key := string(d.Append(nil))
@@ -191,12 +272,12 @@ func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders 
 	var remote, ownMissing []int
 	for i, h := range holders {
 		if h != self {
-			if e.node.Alive(h) {
+			if sr.node.Alive(h) {
 				remote = append(remote, i)
 			}
 			continue
 		}
-		if d, data, ok := e.store.Shard(erasure.ShardID{Segment: id, Index: uint8(i)}); ok {
+		if d, data, ok := sr.store.Shard(erasure.ShardID{Segment: id, Index: uint8(i)}); ok {
 			add(i, d, data)
 		} else {
 			ownMissing = append(ownMissing, i)
@@ -204,10 +285,10 @@ func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders 
 	}
 	local := ready != nil
 	if ready == nil && len(remote) > 1 {
-		remote = e.nearestFirst(holders, remote, n/k)
+		remote = sr.nearestFirst(holders, remote, n/k)
 	}
 	if ready == nil && len(remote) > 0 {
-		e.fetchShards(ctx, id, (n+k-1)/k, holders, remote, add, func() int {
+		sr.fetchShards(ctx, id, (n+k-1)/k, holders, remote, add, func() int {
 			if ready != nil {
 				return 0
 			}
@@ -217,14 +298,14 @@ func (e *Edge) gather(ctx context.Context, id erasure.SegmentID, n int, holders 
 	if ready == nil {
 		return nil, nil, "", fmt.Errorf("%w: segment %v", errTooFewShards, id)
 	}
-	_, dspan := e.tracer.Start(ctx, "erasure.decode", traceAttrs(attribute.Int("shoal.bytes", n), attribute.Bool("shoal.local", local)))
-	data, err := e.coder.Decode(ready.d, ready.shards)
+	_, dspan := sr.tracer.Start(ctx, "erasure.decode", traceAttrs(attribute.Int("shoal.bytes", n), attribute.Bool("shoal.local", local)))
+	data, err := sr.coder.Decode(ready.d, ready.shards)
 	dspan.End()
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("edge: decoding %v: %w", id, err)
 	}
 	if len(ownMissing) > 0 {
-		e.repairOwn(id, ready.d, data, ownMissing)
+		sr.repairOwn(id, ready.d, data, ownMissing)
 	}
 	if local {
 		return data, ready.d, srcDisk, nil
@@ -250,8 +331,8 @@ func maxHave(groups map[string]*shardGroup) int {
 // of preference), as many at a time as needed() says are missing, until
 // needed() is zero or the candidates run out. add runs on this goroutine.
 // Each request gets the learned timeout of a shard of shardLen bytes
-// (timeouts.go).
-func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen int, holders []string, candidates []int, add func(int, *erasure.Descriptor, []byte), needed func() int) {
+// (internal/latency).
+func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen int, holders []string, candidates []int, add func(int, *erasure.Descriptor, []byte), needed func() int) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // cancels the requests still in flight once k arrived
 	results := make(chan shardResult, len(candidates))
@@ -265,14 +346,14 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen i
 		inflight++
 		peer := holders[i]
 		go func() {
-			rctx, rcancel := context.WithTimeout(ctx, e.xfer.timeout(shardLen))
+			rctx, rcancel := context.WithTimeout(ctx, sr.xfer.Timeout(shardLen))
 			defer rcancel()
 			start := time.Now()
-			d, data, err := e.node.GetShard(rctx, peer, erasure.ShardID{Segment: id, Index: uint8(i)})
+			d, data, err := sr.node.GetShard(rctx, peer, erasure.ShardID{Segment: id, Index: uint8(i)})
 			if err == nil {
-				e.hedge.observe(time.Since(start))
+				sr.hedge.Observe(time.Since(start))
 			}
-			e.xfer.observeTransfer(rctx, shardLen, start, err)
+			sr.xfer.ObserveTransfer(rctx, shardLen, start, err)
 			results <- shardResult{index: i, d: d, data: data, err: err, peer: peer, hedged: hedged}
 		}()
 		return true
@@ -280,11 +361,11 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen i
 	for range first {
 		launch()
 	}
-	hedge := time.NewTimer(e.hedge.delay())
+	hedge := time.NewTimer(sr.hedge.Delay())
 	defer hedge.Stop()
 	// More than m holders without their shard means fewer than k exist:
 	// the segment is not (fully) placed yet, and asking the rest is waste.
-	notFound, maxMissing := 0, e.cfg.Layout.Params.M
+	notFound, maxMissing := 0, sr.params.M
 	for inflight > 0 {
 		select {
 		case r := <-results:
@@ -297,11 +378,11 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen i
 				}
 				var ie *erasure.IntegrityError
 				if errors.As(r.err, &ie) {
-					e.m.corruptShards.WithLabelValues("peer").Inc()
-					e.log.WarnContext(ctx, "peer sent a corrupt shard", "peer", r.peer, "shard", r.index, "segment", id.String(), "err", r.err)
+					sr.m.corruptShards.WithLabelValues("peer").Inc()
+					sr.log.WarnContext(ctx, "peer sent a corrupt shard", "peer", r.peer, "shard", r.index, "segment", id.String(), "err", r.err)
 				}
 				if launch() {
-					e.m.retries.Inc()
+					sr.m.retries.Inc()
 				}
 				continue
 			}
@@ -309,7 +390,7 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen i
 			need := needed()
 			if need == 0 {
 				if r.hedged {
-					e.m.hedgesWon.Inc()
+					sr.m.hedgesWon.Inc()
 				}
 				return
 			}
@@ -321,8 +402,8 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen i
 			// Re-armed: a holder may hold several of a segment's shards,
 			// so the one extra request can go to the same slow peer.
 			if launch() {
-				e.m.hedges.Inc()
-				hedge.Reset(e.hedge.delay())
+				sr.m.hedges.Inc()
+				hedge.Reset(sr.hedge.Delay())
 			}
 		case <-ctx.Done():
 			return
@@ -335,20 +416,20 @@ func (e *Edge) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen i
 // not hold up clients.
 const pushWait = 500 * time.Millisecond
 
-func (e *Edge) acquirePush() bool {
+func (fr *filler) acquirePush() bool {
 	select {
-	case e.pushSem <- struct{}{}:
+	case fr.pushSem <- struct{}{}:
 		return true
 	default:
 	}
 	t := time.NewTimer(pushWait)
 	defer t.Stop()
 	select {
-	case e.pushSem <- struct{}{}:
+	case fr.pushSem <- struct{}{}:
 		return true
 	case <-t.C:
 		return false
-	case <-e.bgCtx.Done():
+	case <-fr.stop:
 		return false
 	}
 }
@@ -356,33 +437,72 @@ func (e *Edge) acquirePush() bool {
 // repairOwn rebuilds the shards this edge should hold of a segment it has
 // just decoded but did not find in its store (lost, evicted, or deleted as
 // corrupt) and stores them, in the background.
-func (e *Edge) repairOwn(id erasure.SegmentID, d *erasure.Descriptor, seg []byte, missing []int) {
-	if !e.store.Writable() {
+func (sr *shardReader) repairOwn(id erasure.SegmentID, d *erasure.Descriptor, seg []byte, missing []int) {
+	if !sr.store.Writable() {
 		return
 	}
-	e.diskWrite(false, func() {
-		shards, nd, err := e.coder.Encode(seg)
+	sr.bg.diskWrite(false, func() {
+		shards, nd, err := sr.coder.Encode(seg)
 		if err != nil || !nd.Equal(d) {
-			e.log.Warn("re-encoding a segment did not reproduce its descriptor", "segment", id.String(), "err", err)
+			sr.log.Warn("re-encoding a segment did not reproduce its descriptor", "segment", id.String(), "err", err)
 			return
 		}
 		for _, i := range missing {
 			sid := erasure.ShardID{Segment: id, Index: uint8(i)}
-			if err := e.store.PutShard(sid, d, bytes.Clone(shards[i])); err != nil {
+			if err := sr.store.PutShard(sid, d, bytes.Clone(shards[i])); err != nil {
 				return
 			}
-			e.m.repairs.Inc()
+			sr.m.repairs.Inc()
 		}
 	})
+}
+
+// records is what a fill needs of the object records (records.go,
+// vary.go).
+type fillRecords interface {
+	// forgetRecord drops r's record if it still names r's version.
+	forgetRecord(r *Record)
+	// fleetVariant reports whether the fleet can fetch the variant key.
+	fleetVariant(key string) bool
+}
+
+// unplacer notes a segment whose fill could not place every shard
+// (repairer.unplace), to be placed again.
+type unplacer interface {
+	unplace(seg erasure.SegmentID)
+}
+
+// filler fills segments as their coordinator: from memory, from the
+// holders, from another zone, else from the origin, and places the
+// shards on their holders (placement.go, zones.go).
+type filler struct {
+	node   *swarm.Node
+	store  *store.Store
+	coder  *erasure.Coder
+	mem    *sizedlru.Cache[erasure.SegmentID, *memSegment]
+	sites  *sites
+	params erasure.Params
+	xfer   *latency.TransferClock
+	fills  singleflight.Group // segment fills as coordinator, by segment
+	// pushSem holds the shard pushes to peers in flight.
+	pushSem chan struct{}
+	shards  gatherer
+	records fillRecords
+	repair  unplacer
+	bg      background
+	stop    <-chan struct{} // closed at Shutdown
+	m       *metrics
+	log     *slog.Logger
+	tracer  trace.Tracer
 }
 
 // fill produces a segment as its coordinator, once per segment at a time
 // across all requesters: from memory if a previous fill left it there,
 // else from the origin, placing the shards on their holders. The
 // placement, when known, follows those shards (placement.go).
-func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Segment, _ *placement, err error) {
+func (fr *filler) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Segment, _ *placement, err error) {
 	id := erasure.SegmentID{Object: r.ID(), Index: idx}
-	ctx, span := e.tracer.Start(ctx, "edge.fill", traceAttrs(
+	ctx, span := fr.tracer.Start(ctx, "edge.fill", traceAttrs(
 		attribute.String("shoal.object", r.Key), attribute.Int64("shoal.segment.index", int64(idx))))
 	defer func() {
 		if err != nil {
@@ -390,27 +510,27 @@ func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Segmen
 		}
 		span.End()
 	}()
-	ch := e.fills.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
-		if s, ok := e.mem.Get(id); ok && s.d != nil {
-			e.m.fills.WithLabelValues(srcMemory).Inc()
+	ch := fr.fills.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
+		if s, ok := fr.mem.Get(id); ok && s.d != nil {
+			fr.m.fills.WithLabelValues(srcMemory).Inc()
 			return filled{&swarm.Segment{Descriptor: s.d, Data: s.data, Source: srcMemory}, s.placed.Load()}, nil
 		}
 		// Detached: the fill serves every requester waiting on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
-		if s, ok := e.placedMeanwhile(fctx, r, id); ok {
-			e.m.fills.WithLabelValues(srcPeer).Inc()
+		if s, ok := fr.placedMeanwhile(fctx, r, id); ok {
+			fr.m.fills.WithLabelValues(srcPeer).Inc()
 			return filled{s, nil}, nil
 		}
-		if s, p, ok := e.fromOtherZones(fctx, r, id); ok {
-			e.m.fills.WithLabelValues(srcOtherZone).Inc()
+		if s, p, ok := fr.fromOtherZones(fctx, r, id); ok {
+			fr.m.fills.WithLabelValues(srcOtherZone).Inc()
 			return filled{s, p}, nil
 		}
-		s, p, err := e.fetchAndPlace(fctx, r, idx)
+		s, p, err := fr.fetchAndPlace(fctx, r, idx)
 		if err != nil {
 			return nil, err
 		}
-		e.m.fills.WithLabelValues(srcOrigin).Inc()
+		fr.m.fills.WithLabelValues(srcOrigin).Inc()
 		return filled{s, p}, nil
 	})
 	select {
@@ -431,17 +551,17 @@ func (e *Edge) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Segmen
 // the members ranked above (dead, or silent on a congested link), and one
 // of them may have placed the segment by now, in which case fetching it
 // from the origin again would cost the origin a second copy.
-func (e *Edge) placedMeanwhile(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, bool) {
-	if rank := e.node.Rank(swarm.SegmentKey(id)); len(rank) == 0 || rank[0] == e.node.Self() {
+func (fr *filler) placedMeanwhile(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, bool) {
+	if rank := fr.node.Rank(swarm.SegmentKey(id)); len(rank) == 0 || rank[0] == fr.node.Self() {
 		return nil, false
 	}
 	_, n := r.Layout.Segment(int64(id.Index), r.Size)
-	data, d, _, err := e.gather(ctx, id, int(n), e.node.Holders(id, r.Layout.Params.Total()))
+	data, d, _, err := fr.shards.gather(ctx, id, int(n), fr.node.Holders(id, r.Layout.Params.Total()))
 	if err != nil {
 		return nil, false
 	}
 	if keepInMemory(ctx) { // not for a prefetch (prefetch.go), as in readSegment
-		e.mem.Add(id, &memSegment{d: d, data: data})
+		fr.mem.Add(id, &memSegment{d: d, data: data})
 	}
 	return &swarm.Segment{Descriptor: d, Data: data, Source: srcPeer}, true
 }
@@ -454,47 +574,47 @@ type filled struct {
 
 // fetchAndPlace fetches segment idx from the origin, codes it, keeps it in
 // the memory tier and sends each shard to its holder.
-func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, *placement, error) {
+func (fr *filler) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, *placement, error) {
 	id := erasure.SegmentID{Object: r.ID(), Index: idx}
 	off, n := r.Layout.Segment(int64(idx), r.Size)
-	ctx, span := e.tracer.Start(ctx, "origin.fetch", traceAttrs(
+	ctx, span := fr.tracer.Start(ctx, "origin.fetch", traceAttrs(
 		attribute.String("shoal.segment", id.String()), attribute.Int64("shoal.offset", off), attribute.Int64("shoal.bytes", n)))
 	defer span.End()
 	if r.Status != 0 {
 		return nil, nil, fmt.Errorf("edge: a stored %d response to %s cannot be fetched by the fleet", r.Status, r.Key)
 	}
-	if httpcache.TargetOf(r.Key) != r.Key && !e.fleetVariant(r.Key) {
+	if httpcache.TargetOf(r.Key) != r.Key && !fr.records.fleetVariant(r.Key) {
 		// A variant selected by fields the fleet does not send (vary.go):
 		// a fetch of its own would get another one.
 		return nil, nil, fmt.Errorf("edge: segment %d of a variant of %s cannot be fetched by the fleet", idx, httpcache.TargetOf(r.Key))
 	}
 	// The segment is read straight into the buffer its shards will live
 	// in: systematic coding leaves the data shards as these very bytes.
-	o, target, err := e.sites.split(r.Key)
+	o, target, err := fr.sites.split(r.Key)
 	if err != nil {
 		return nil, nil, err
 	}
-	buf := make([]byte, e.coder.EncodedLen(int(n)))
+	buf := make([]byte, fr.coder.EncodedLen(int(n)))
 	if err := o.client.FetchVariantRange(ctx, target, httpcache.VariantFields(r.Key), r.IfRange(), r.Size, off, buf[:n]); err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		if errors.Is(err, origin.ErrChanged) {
 			// The object changed under the fleet: forget this version so the
 			// next request looks it up again, and say so to whoever asked.
-			e.forgetRecord(r)
+			fr.records.forgetRecord(r)
 			return nil, nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w: %w", r.Key, idx, swarm.ErrStale, err)
 		}
 		return nil, nil, fmt.Errorf("edge: origin fetch of %s segment %d: %w", r.Key, idx, err)
 	}
-	_, espan := e.tracer.Start(ctx, "erasure.encode", traceAttrs(attribute.Int64("shoal.bytes", n)))
-	shards, d, err := e.coder.EncodeInPlace(buf, int(n))
+	_, espan := fr.tracer.Start(ctx, "erasure.encode", traceAttrs(attribute.Int64("shoal.bytes", n)))
+	shards, d, err := fr.coder.EncodeInPlace(buf, int(n))
 	espan.End()
 	if err != nil {
 		return nil, nil, err
 	}
 	seg := buf[:n:n]
 	ms := &memSegment{d: d, data: seg, held: len(buf)}
-	e.mem.Add(id, ms)
-	p := e.place(id, d, shards)
+	fr.mem.Add(id, ms)
+	p := fr.place(id, d, shards)
 	ms.placed.Store(p)
 	return &swarm.Segment{Descriptor: d, Data: seg, Source: srcOrigin}, p, nil
 }
@@ -502,10 +622,10 @@ func (e *Edge) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm
 // place stores this edge's shards of a segment and pushes the others to
 // their holders in the background, at most cap(pushSem) at a time; beyond
 // that it drops them and counts it. The placement it returns follows them.
-func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte) *placement {
-	self := e.node.Self()
-	holders := e.node.Holders(id, len(shards))
-	p := newPlacement(e.cfg.Layout.Params.K, len(holders), pushLanes)
+func (fr *filler) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte) *placement {
+	self := fr.node.Self()
+	holders := fr.node.Holders(id, len(shards))
+	p := newPlacement(fr.params.K, len(holders), pushLanes)
 	for i, h := range holders {
 		sid := erasure.ShardID{Segment: id, Index: uint8(i)}
 		if h == self {
@@ -514,48 +634,48 @@ func (e *Edge) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byt
 			// the reader's path, but a disk that falls behind slows fills
 			// down rather than lose the fleet's copies.
 			data := bytes.Clone(shards[i])
-			if !e.diskWrite(true, func() {
-				err := e.store.PutShard(sid, d, data)
+			if !fr.bg.diskWrite(true, func() {
+				err := fr.store.PutShard(sid, d, data)
 				if err != nil {
-					e.log.Debug("own shard not stored", "shard", sid.String(), "err", err)
+					fr.log.Debug("own shard not stored", "shard", sid.String(), "err", err)
 				}
 				p.settle(err == nil)
 			}) {
-				e.m.pushes.WithLabelValues("dropped").Inc()
-				e.repair.unplace(id)
+				fr.m.pushes.WithLabelValues("dropped").Inc()
+				fr.repair.unplace(id)
 				p.settle(false)
 			}
 			continue
 		}
-		if !e.node.Alive(h) {
-			e.m.pushes.WithLabelValues("skipped").Inc()
-			e.repair.unplace(id)
+		if !fr.node.Alive(h) {
+			fr.m.pushes.WithLabelValues("skipped").Inc()
+			fr.repair.unplace(id)
 			p.settle(false)
 			continue
 		}
-		if !e.acquirePush() {
+		if !fr.acquirePush() {
 			// A fill does not wait long for slow holders: the shards are
 			// sent again later (repair.go), and a holder that misses its
 			// shard rebuilds it when it next reads the segment.
-			e.m.pushes.WithLabelValues("dropped").Inc()
-			e.repair.unplace(id)
+			fr.m.pushes.WithLabelValues("dropped").Inc()
+			fr.repair.unplace(id)
 			p.settle(false)
 			continue
 		}
 		data := shards[i]
-		if !e.goTracked(0, func(ctx context.Context) {
-			defer func() { <-e.pushSem }()
-			err := e.push(ctx, p, h, sid, d, data)
+		if !fr.bg.goTracked(0, func(ctx context.Context) {
+			defer func() { <-fr.pushSem }()
+			err := fr.push(ctx, p, h, sid, d, data)
 			p.settle(err == nil)
 			if err != nil {
-				e.m.pushes.WithLabelValues("error").Inc()
-				e.log.Debug("shard push failed", "peer", h, "shard", sid.String(), "err", err)
-				e.repair.unplace(id)
+				fr.m.pushes.WithLabelValues("error").Inc()
+				fr.log.Debug("shard push failed", "peer", h, "shard", sid.String(), "err", err)
+				fr.repair.unplace(id)
 				return
 			}
-			e.m.pushes.WithLabelValues("ok").Inc()
+			fr.m.pushes.WithLabelValues("ok").Inc()
 		}) {
-			<-e.pushSem
+			<-fr.pushSem
 			p.settle(false)
 		}
 	}

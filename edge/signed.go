@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -12,8 +13,10 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/sizedlru"
 	"github.com/shoalcdn/shoal/manifest"
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // ErrUnsigned reports an object without a valid manifest on an edge that
@@ -25,10 +28,9 @@ var ErrUnsigned = errors.New("edge: no valid signed manifest")
 // manifest) for Config.Trust. Each edge fetches and verifies the manifest
 // itself, from the origin: it trusts no peer, coordinator or record for it.
 type signed struct {
-	v       *manifest.Verifier
-	require bool
-	group   singleflight.Group
-	cache   *lru.Cache[erasure.ObjectID, *signedEntry]
+	signedConfig
+	group singleflight.Group
+	cache *lru.Cache[erasure.ObjectID, *signedEntry]
 
 	failures *prometheus.CounterVec // shoal_manifest_failures_total{reason}
 	verified prometheus.Counter     // shoal_manifest_verified_segments_total
@@ -44,10 +46,28 @@ type signedEntry struct {
 // a verified manifest is kept as long as its object version.
 const signedRetry = 10 * time.Second
 
-func newSigned(v *manifest.Verifier, require bool, reg *prometheus.Registry) *signed {
+// refetcher fetches a segment from the origin again and places its
+// shards over those there (filler.fetchAndPlace).
+type refetcher interface {
+	fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, *placement, error)
+}
+
+// signedConfig is what signed checks are made of.
+type signedConfig struct {
+	// trust and require are Config.Trust and Config.RequireSigned.
+	trust   *manifest.Verifier
+	require bool
+	sites   *sites
+	mem     *sizedlru.Cache[erasure.SegmentID, *memSegment]
+	refetch refetcher
+	reg     *prometheus.Registry // where its metrics are registered
+	log     *slog.Logger
+}
+
+func newSigned(cfg signedConfig) *signed {
 	c, _ := lru.New[erasure.ObjectID, *signedEntry](4096)
 	s := &signed{
-		v: v, require: require, cache: c,
+		signedConfig: cfg, cache: c,
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_manifest_failures_total",
 			Help: "Signed-manifest checks that failed, by reason: missing, fetch, invalid (bad signature, untrusted key, other object), mismatch (a segment that does not match; refetched from the origin), origin (the origin's own bytes do not match).",
@@ -59,20 +79,19 @@ func newSigned(v *manifest.Verifier, require bool, reg *prometheus.Registry) *si
 	for _, r := range []string{"missing", "fetch", "invalid", "mismatch", "origin"} {
 		s.failures.WithLabelValues(r)
 	}
-	reg.MustRegister(s.failures, s.verified)
+	cfg.reg.MustRegister(s.failures, s.verified)
 	return s
 }
 
 // manifestFor returns the verified manifest of r's object, nil when it has
 // none and none is required, or an error wrapping ErrUnsigned.
-func (e *Edge) manifestFor(ctx context.Context, r *Record) (*manifest.Manifest, error) {
-	s := e.signed
+func (s *signed) manifestFor(ctx context.Context, r *Record) (*manifest.Manifest, error) {
 	id := r.ID()
 	if ent, ok := s.cache.Get(id); ok && (ent.until.IsZero() || time.Now().Before(ent.until)) {
 		return ent.m, ent.err
 	}
 	v, _, _ := s.group.Do(string(id[:]), func() (any, error) {
-		ent := e.fetchManifest(ctx, r)
+		ent := s.fetchManifest(ctx, r)
 		s.cache.Add(id, ent)
 		return ent, nil
 	})
@@ -80,9 +99,8 @@ func (e *Edge) manifestFor(ctx context.Context, r *Record) (*manifest.Manifest, 
 	return ent.m, ent.err
 }
 
-func (e *Edge) fetchManifest(ctx context.Context, r *Record) *signedEntry {
-	s := e.signed
-	o, target, err := e.sites.split(r.Key)
+func (s *signed) fetchManifest(ctx context.Context, r *Record) *signedEntry {
+	o, target, err := s.sites.split(r.Key)
 	var u *url.URL
 	if err == nil {
 		u, err = url.ParseRequestURI(target)
@@ -100,20 +118,20 @@ func (e *Edge) fetchManifest(ctx context.Context, r *Record) *signedEntry {
 	case errors.As(err, &se) && (se.Code == 404 || se.Code == 410):
 		s.failures.WithLabelValues("missing").Inc()
 		if s.require {
-			e.log.WarnContext(ctx, "refusing an unsigned object (--require-signed)", "key", r.Key)
+			s.log.WarnContext(ctx, "refusing an unsigned object (--require-signed)", "key", r.Key)
 			return &signedEntry{err: fmt.Errorf("%w: %s has no manifest", ErrUnsigned, r.Key), until: time.Now().Add(signedRetry)}
 		}
-		e.log.WarnContext(ctx, "serving an object without a signed manifest", "key", r.Key)
+		s.log.WarnContext(ctx, "serving an object without a signed manifest", "key", r.Key)
 		return &signedEntry{until: time.Now().Add(signedRetry)}
 	case err != nil:
 		s.failures.WithLabelValues("fetch").Inc()
 		if s.require {
 			return &signedEntry{err: fmt.Errorf("%w: %s: fetching its manifest: %w", ErrUnsigned, r.Key, err), until: time.Now().Add(time.Second)}
 		}
-		e.log.WarnContext(ctx, "could not fetch a manifest, serving unverified", "key", r.Key, "err", err)
+		s.log.WarnContext(ctx, "could not fetch a manifest, serving unverified", "key", r.Key, "err", err)
 		return &signedEntry{until: time.Now().Add(time.Second)}
 	}
-	m, err := s.v.Verify(body, path)
+	m, err := s.trust.Verify(body, path)
 	if err == nil {
 		switch {
 		case m.Size != r.Size:
@@ -128,7 +146,7 @@ func (e *Edge) fetchManifest(ctx context.Context, r *Record) *signedEntry {
 		// A manifest that is there and wrong is an attack or a mistake:
 		// refused even without --require-signed.
 		s.failures.WithLabelValues("invalid").Inc()
-		e.log.ErrorContext(ctx, "refusing an object whose manifest does not verify", "key", r.Key, "err", err)
+		s.log.ErrorContext(ctx, "refusing an object whose manifest does not verify", "key", r.Key, "err", err)
 		return &signedEntry{err: fmt.Errorf("%w: %s: %w", ErrUnsigned, r.Key, err), until: time.Now().Add(signedRetry)}
 	}
 	return &signedEntry{m: m}
@@ -139,40 +157,40 @@ func (e *Edge) fetchManifest(ctx context.Context, r *Record) *signedEntry {
 // fetched again from the origin (which also places fresh shards over the
 // bad ones); if that does not match either, it is an error. Segments
 // verified once are marked in the memory tier and not hashed again.
-func (e *Edge) checkSigned(ctx context.Context, r *Record, idx uint32, data []byte, src string) ([]byte, string, error) {
-	m, err := e.manifestFor(ctx, r)
+func (s *signed) checkSigned(ctx context.Context, r *Record, idx uint32, data []byte, src string) ([]byte, string, error) {
+	m, err := s.manifestFor(ctx, r)
 	if err != nil || m == nil {
 		return data, src, err
 	}
 	id := erasure.SegmentID{Object: r.ID(), Index: idx}
-	if ms, ok := e.mem.Get(id); ok && ms.verified.Load() && sameArray(ms.data, data) {
+	if ms, ok := s.mem.Get(id); ok && ms.verified.Load() && sameArray(ms.data, data) {
 		return data, src, nil
 	}
 	err = m.VerifySegment(int(idx), data)
 	if err == nil {
-		e.signed.verified.Inc()
-		e.markVerified(id, data)
+		s.verified.Inc()
+		s.markVerified(id, data)
 		return data, src, nil
 	}
-	e.signed.failures.WithLabelValues("mismatch").Inc()
-	e.log.ErrorContext(ctx, "a segment does not match its signed manifest; fetching it from the origin", "key", r.Key, "segment", idx, "source", src, "err", err)
-	e.mem.Remove(id)
-	s, _, err := e.fetchAndPlace(ctx, r, idx)
+	s.failures.WithLabelValues("mismatch").Inc()
+	s.log.ErrorContext(ctx, "a segment does not match its signed manifest; fetching it from the origin", "key", r.Key, "segment", idx, "source", src, "err", err)
+	s.mem.Remove(id)
+	seg, _, err := s.refetch.fetchAndPlace(ctx, r, idx)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := m.VerifySegment(int(idx), s.Data); err != nil {
-		e.mem.Remove(id)
-		e.signed.failures.WithLabelValues("origin").Inc()
+	if err := m.VerifySegment(int(idx), seg.Data); err != nil {
+		s.mem.Remove(id)
+		s.failures.WithLabelValues("origin").Inc()
 		return nil, "", fmt.Errorf("%w: %s segment %d from the origin: %w", ErrUnsigned, r.Key, idx, err)
 	}
-	e.signed.verified.Inc()
-	e.markVerified(id, s.Data)
-	return s.Data, srcOrigin, nil
+	s.verified.Inc()
+	s.markVerified(id, seg.Data)
+	return seg.Data, srcOrigin, nil
 }
 
-func (e *Edge) markVerified(id erasure.SegmentID, data []byte) {
-	if ms, ok := e.mem.Get(id); ok && sameArray(ms.data, data) {
+func (s *signed) markVerified(id erasure.SegmentID, data []byte) {
+	if ms, ok := s.mem.Get(id); ok && sameArray(ms.data, data) {
 		ms.verified.Store(true)
 	}
 }

@@ -6,9 +6,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/shoalcdn/shoal/internal/httpcache"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+
+	"github.com/shoalcdn/shoal/internal/httpcache"
 )
 
 // Validation and stale responses (RFC 9111 §4.2.4, §4.3; RFC 5861).

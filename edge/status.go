@@ -7,10 +7,16 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/sizedlru"
+	"github.com/shoalcdn/shoal/store"
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // The status page is the admin listener's "/": a static page (status.html,
@@ -78,8 +84,8 @@ func (c counters) servedTotal() int64 {
 // readCounters reads the counters the page charts, as Stats and /metrics
 // report them. It does not gather the whole registry: the page polls it
 // every 2 s, and collectors may call Stats.
-func (e *Edge) readCounters(now time.Time) counters {
-	st := e.Stats()
+func (m *metrics) readCounters(now time.Time) counters {
+	st := m.stats()
 	c := counters{t: now, originBytes: st.OriginBytes, originReqs: st.OriginRequests}
 	for src, v := range st.Served {
 		if i := sourceIndex(src); i >= 0 {
@@ -88,12 +94,12 @@ func (e *Edge) readCounters(now time.Time) counters {
 	}
 	ch := make(chan prometheus.Metric, 16)
 	go func() {
-		e.m.requests.Collect(ch)
+		m.requests.Collect(ch)
 		close(ch)
 	}()
-	for m := range ch {
+	for metric := range ch {
 		var d dto.Metric
-		if m.Write(&d) == nil {
+		if metric.Write(&d) == nil {
 			c.requests += int64(d.GetCounter().GetValue())
 		}
 	}
@@ -167,10 +173,42 @@ func (h *history) series(now counters) []statusPoint {
 	return out
 }
 
+// statusConfig is what the status page reads; New fills it, and Admin
+// makes a page from it.
+type statusConfig struct {
+	metrics *metrics
+	hot     *hotObjects
+	node    *swarm.Node
+	mem     *sizedlru.Cache[erasure.SegmentID, *memSegment]
+	store   *store.Store
+	layout  erasure.Layout
+	// memoryLimit is Config.MemoryCache.
+	memoryLimit int64
+	ready       readiness
+	bg          background // runs the sampler until Shutdown
+}
+
+// readiness is the edge's state as /readyz reports it: the flags of Edge
+// that Serve, ServePeers and Drain set.
+type readiness struct {
+	draining, serving, peersUp *atomic.Bool
+}
+
+// state is "draining", "ready" or "starting".
+func (r readiness) state() string {
+	switch {
+	case r.draining.Load():
+		return "draining"
+	case r.serving.Load() && r.peersUp.Load():
+		return "ready"
+	}
+	return "starting"
+}
+
 // statusPage serves the status page and keeps its history. Each Admin
 // handler has one, reading from when the handler was made.
 type statusPage struct {
-	e       *Edge
+	statusConfig
 	started time.Time
 	hist    history
 }
@@ -178,11 +216,11 @@ type statusPage struct {
 // newStatusPage takes the first reading now, so that everything served
 // after Admin returns is in the chart, and samples every statusInterval
 // until the edge shuts down.
-func newStatusPage(e *Edge) *statusPage {
+func newStatusPage(cfg statusConfig) *statusPage {
 	now := time.Now()
-	s := &statusPage{e: e, started: now}
-	s.hist.add(e.readCounters(now))
-	e.goBackground(func(context.Context) { s.sample(e.bgCtx) })
+	s := &statusPage{statusConfig: cfg, started: now}
+	s.hist.add(cfg.metrics.readCounters(now))
+	cfg.bg.goTracked(0, s.sample)
 	return s
 }
 
@@ -194,7 +232,7 @@ func (s *statusPage) sample(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.hist.add(s.e.readCounters(now))
+			s.hist.add(s.metrics.readCounters(now))
 		}
 	}
 }
@@ -266,32 +304,24 @@ type (
 )
 
 func (s *statusPage) doc() statusDoc {
-	e := s.e
-	now := e.readCounters(time.Now())
-	d := statusDoc{Series: s.hist.series(now), Hot: e.hot.top(statusHot)}
+	now := s.metrics.readCounters(time.Now())
+	d := statusDoc{Series: s.hist.series(now), Hot: s.hot.top(statusHot)}
 
 	n := &d.Node
-	n.Self = e.node.Self()
+	n.Self = s.node.Self()
 	n.Version = buildVersion()
-	switch {
-	case e.draining.Load():
-		n.State = "draining"
-	case e.serving.Load() && e.peersUp.Load():
-		n.State = "ready"
-	default:
-		n.State = "starting"
-	}
+	n.State = s.ready.state()
 	n.Now = now.t.Unix()
 	n.Uptime = now.t.Sub(s.started).Round(time.Second).Seconds()
-	n.Members = len(e.node.Members())
-	n.SegmentSize = e.cfg.Layout.SegmentSize
-	n.K, n.M = e.cfg.Layout.Params.K, e.cfg.Layout.Params.M
-	n.Memory.Bytes, n.Memory.Segments, _ = e.mem.Stats()
-	n.Memory.Limit = e.cfg.MemoryCache
-	st := e.store.Stats()
+	n.Members = len(s.node.Members())
+	n.SegmentSize = s.layout.SegmentSize
+	n.K, n.M = s.layout.Params.K, s.layout.Params.M
+	n.Memory.Bytes, n.Memory.Segments, _ = s.mem.Stats()
+	n.Memory.Limit = s.memoryLimit
+	st := s.store.Stats()
 	n.Store = statusStore{Bytes: st.Bytes, Limit: st.Limit, Shards: st.Shards, Writable: st.Writable, Reason: st.Reason}
 
-	for _, p := range e.node.Peers() {
+	for _, p := range s.node.Peers() {
 		sp := statusPeer{
 			Addr: p.Addr, Self: p.Self, Connected: p.Connected, Down: p.Down,
 			RTTMillis: float64(p.RTT.Microseconds()) / 1000,

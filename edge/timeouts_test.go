@@ -1,97 +1,12 @@
 package edge
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-func TestTransferClockLearns(t *testing.T) {
-	const base = 5 * time.Second
-	c := newTransferClock(base)
-	for range transferMinSamples - 1 {
-		c.observe(1<<20, 30*time.Second)
-	}
-	if got := c.timeout(1 << 20); got != base {
-		t.Fatalf("before %d samples: %v, want PeerTimeout %v", transferMinSamples, got, base)
-	}
-	// Fast links: a 1 MiB shard in 10ms, so 4 × 10ms is far below the floor.
-	c = newTransferClock(base)
-	for range 100 {
-		c.observe(1<<20, 10*time.Millisecond)
-	}
-	if got := c.timeout(1 << 20); got != base {
-		t.Errorf("fast links: %v, want PeerTimeout %v", got, base)
-	}
-	// Slow links: 1 MiB in 3s (a 25 Mbit/s uplink shared by a few
-	// transfers): four times that, scaled to the size asked about.
-	for range transferSamples {
-		c.observe(1<<20, 3*time.Second)
-	}
-	if got, want := c.timeout(1<<20), 12*time.Second; got != want {
-		t.Errorf("slow links, 1 MiB: %v, want %v", got, want)
-	}
-	if got, want := c.timeout(2<<20), 24*time.Second; got != want {
-		t.Errorf("slow links, 2 MiB: %v, want %v", got, want)
-	}
-	if got := c.timeout(100 << 20); got != maxTransferTimeout {
-		t.Errorf("100 MiB: %v, want the cap %v", got, maxTransferTimeout)
-	}
-	// Small transfers say nothing about throughput.
-	c = newTransferClock(base)
-	for range 100 {
-		c.observe(1<<10, time.Minute)
-	}
-	if got := c.timeout(1 << 20); got != base {
-		t.Errorf("after small transfers only: %v, want %v", got, base)
-	}
-	// A PeerTimeout above the cap stays the floor.
-	if got := newTransferClock(2 * time.Minute).timeout(1 << 20); got != 2*time.Minute {
-		t.Errorf("long PeerTimeout: %v", got)
-	}
-}
-
-// TestTransferClockCountsTimeouts: a transfer that ran out of its own time
-// is a sample of at least that long, so repeated timeouts stretch the
-// next; a cancellation or another failure is no sample.
-func TestTransferClockCountsTimeouts(t *testing.T) {
-	c := newTransferClock(100 * time.Millisecond)
-	other := errors.New("connection refused")
-	for range 20 {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		c.observeTransfer(ctx, 1<<20, time.Now().Add(-time.Second), context.Canceled)
-		c.observeTransfer(context.Background(), 1<<20, time.Now().Add(-time.Second), other)
-	}
-	if c.n != 0 {
-		t.Fatalf("cancelled and failed transfers gave %d samples, want 0", c.n)
-	}
-	// A parent's deadline still ahead: not this transfer's timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	c.observeTransfer(ctx, 1<<20, time.Now().Add(-time.Second), context.DeadlineExceeded)
-	cancel()
-	if c.n != 0 {
-		t.Fatalf("a deadline error under a live deadline gave a sample")
-	}
-	prev := c.timeout(1 << 20)
-	for round := range 3 {
-		to := c.timeout(1 << 20)
-		for range transferMinSamples {
-			ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
-			c.observeTransfer(ctx, 1<<20, time.Now().Add(-to), fmt.Errorf("get shard: %w", context.DeadlineExceeded))
-			cancel()
-		}
-		next := c.timeout(1 << 20)
-		if next <= prev {
-			t.Fatalf("round %d: after timeouts of %v the timeout is %v, want longer", round, to, next)
-		}
-		prev = next
-	}
-}
 
 // pacedConn is a peer socket whose sends are paced, as over a slow uplink.
 type pacedConn struct {
@@ -140,7 +55,7 @@ func TestSlowLinksStretchShardTimeouts(t *testing.T) {
 	for w := 0; ; w++ {
 		learned := 0
 		for _, e := range c.edges {
-			if e.xfer.timeout(shardLen) > peerTimeout {
+			if e.shards.xfer.Timeout(shardLen) > peerTimeout {
 				learned++
 			}
 		}

@@ -4,10 +4,11 @@ import (
 	"net/http"
 	"sync"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/internal/sizedlru"
 	"github.com/shoalcdn/shoal/swarm"
-	"golang.org/x/net/http/httpguts"
 )
 
 // Vary (RFC 9111 §4.1). A variant is stored under its own key

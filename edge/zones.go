@@ -20,38 +20,38 @@ const srcOtherZone = "other_zone"
 // zones in name order), then places its shards within its own zone, so
 // that the zone's next readers find them there. The coordinator runs it
 // once per segment for the zone.
-func (e *Edge) fromOtherZones(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, *placement, bool) {
-	zones := e.node.Zones()
+func (fr *filler) fromOtherZones(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, *placement, bool) {
+	zones := fr.node.Zones()
 	if len(zones) < 2 {
 		return nil, nil, false
 	}
 	_, n := r.Layout.Segment(int64(id.Index), r.Size)
 	total := r.Layout.Params.Total()
 	for _, z := range zones[1:] {
-		holders := e.node.ZoneHolders(z, id, total)
+		holders := fr.node.ZoneHolders(z, id, total)
 		if len(holders) == 0 {
 			continue
 		}
-		zctx, span := e.tracer.Start(ctx, "edge.other_zone", traceAttrs(
+		zctx, span := fr.tracer.Start(ctx, "edge.other_zone", traceAttrs(
 			attribute.String("shoal.segment", id.String()), attribute.String("shoal.peer.zone", z)))
-		data, d, _, err := e.gather(zctx, id, int(n), holders)
+		data, d, _, err := fr.shards.gather(zctx, id, int(n), holders)
 		span.End()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, nil, false
 			}
-			e.log.DebugContext(ctx, "segment not in another zone", "zone", z, "segment", id.String(), "err", err)
+			fr.log.DebugContext(ctx, "segment not in another zone", "zone", z, "segment", id.String(), "err", err)
 			continue
 		}
 		ms := &memSegment{d: d, data: data}
-		e.mem.Add(id, ms)
+		fr.mem.Add(id, ms)
 		var p *placement
-		shards, nd, err := e.coder.Encode(data)
+		shards, nd, err := fr.coder.Encode(data)
 		if err == nil && nd.Equal(d) {
-			p = e.place(id, d, shards)
+			p = fr.place(id, d, shards)
 			ms.placed.Store(p)
 		} else {
-			e.log.Warn("re-encoding a segment from another zone did not reproduce its descriptor", "segment", id.String(), "err", err)
+			fr.log.Warn("re-encoding a segment from another zone did not reproduce its descriptor", "segment", id.String(), "err", err)
 		}
 		return &swarm.Segment{Descriptor: d, Data: data, Source: srcPeer}, p, true
 	}
@@ -62,11 +62,11 @@ func (e *Edge) fromOtherZones(ctx context.Context, r *Record, id erasure.Segment
 // shard of about size bytes from their holders: the holders are of one
 // zone already, so this is smoothed RTT, recent throughput and failures.
 // Ties keep shard order.
-func (e *Edge) nearestFirst(holders []string, idx []int, size int) []int {
+func (sr *shardReader) nearestFirst(holders []string, idx []int, size int) []int {
 	cost := make(map[string]time.Duration, len(idx))
 	for _, i := range idx {
 		if _, ok := cost[holders[i]]; !ok {
-			cost[holders[i]] = e.node.Cost(holders[i], size)
+			cost[holders[i]] = sr.node.Cost(holders[i], size)
 		}
 	}
 	out := slices.Clone(idx)

@@ -1,4 +1,4 @@
-package edge
+package latency
 
 import (
 	"slices"
@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// hedgeTimer learns when to hedge a shard read from recent shard fetch
+// HedgeTimer learns when to hedge a shard read from recent shard fetch
 // latencies: an extra request goes out once a fetch has taken longer than
 // the 95th percentile of the last fetches (times 1.25), so that about one
 // read in twenty is hedged when peers behave, and a slow peer is worked
 // around after a delay that fits the fleet, not a constant.
-type hedgeTimer struct {
+type HedgeTimer struct {
 	fixed time.Duration // non-zero: always this
 
 	mu      sync.Mutex
@@ -32,10 +32,12 @@ const (
 	hedgeSamples = 32
 )
 
-func newHedgeTimer(fixed time.Duration) *hedgeTimer { return &hedgeTimer{fixed: fixed} }
+// NewHedgeTimer returns a HedgeTimer that learns, or with fixed not zero
+// always answers fixed (Config.HedgeDelay of package edge).
+func NewHedgeTimer(fixed time.Duration) *HedgeTimer { return &HedgeTimer{fixed: fixed} }
 
-// observe records how long a successful shard fetch took.
-func (h *hedgeTimer) observe(d time.Duration) {
+// Observe records how long a successful shard fetch took.
+func (h *HedgeTimer) Observe(d time.Duration) {
 	if h.fixed != 0 {
 		return
 	}
@@ -47,8 +49,8 @@ func (h *hedgeTimer) observe(d time.Duration) {
 	h.stale = true
 }
 
-// delay returns how long to wait before hedging.
-func (h *hedgeTimer) delay() time.Duration {
+// Delay returns how long to wait before hedging.
+func (h *HedgeTimer) Delay() time.Duration {
 	if h.fixed != 0 {
 		return h.fixed
 	}

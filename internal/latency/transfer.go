@@ -1,4 +1,4 @@
-package edge
+package latency
 
 import (
 	"context"
@@ -38,8 +38,8 @@ const (
 	maxTransferTimeout = 60 * time.Second
 )
 
-// transferClock learns shard transfer timeouts; see above.
-type transferClock struct {
+// TransferClock learns shard transfer timeouts; see above.
+type TransferClock struct {
 	base time.Duration // PeerTimeout: the least a transfer gets
 
 	mu      sync.Mutex
@@ -49,11 +49,13 @@ type transferClock struct {
 	stale   bool
 }
 
-func newTransferClock(base time.Duration) *transferClock { return &transferClock{base: base} }
+// NewTransferClock returns a TransferClock whose timeouts are at least
+// base (Config.PeerTimeout of package edge).
+func NewTransferClock(base time.Duration) *TransferClock { return &TransferClock{base: base} }
 
 // observe records that a transfer of size bytes took took (or ran out of
 // time after took).
-func (c *transferClock) observe(size int, took time.Duration) {
+func (c *TransferClock) observe(size int, took time.Duration) {
 	if size < transferMinBytes || took <= 0 {
 		return
 	}
@@ -65,8 +67,8 @@ func (c *transferClock) observe(size int, took time.Duration) {
 	c.stale = true
 }
 
-// timeout returns how long a transfer of size bytes may take.
-func (c *transferClock) timeout(size int) time.Duration {
+// Timeout returns how long a transfer of size bytes may take.
+func (c *TransferClock) Timeout(size int) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n < transferMinSamples {
@@ -82,11 +84,11 @@ func (c *transferClock) timeout(size int) time.Duration {
 	return max(c.base, min(d, maxTransferTimeout))
 }
 
-// observeTransfer records a finished transfer of size bytes that started
+// ObserveTransfer records a finished transfer of size bytes that started
 // at start, under ctx (the transfer's own deadline): a success, or one
 // that ran out of its time (a sample of at least that long); other
 // failures say nothing of the links.
-func (c *transferClock) observeTransfer(ctx context.Context, size int, start time.Time, err error) {
+func (c *TransferClock) ObserveTransfer(ctx context.Context, size int, start time.Time, err error) {
 	switch {
 	case err == nil:
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
