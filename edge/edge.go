@@ -157,7 +157,7 @@ type Edge struct {
 	stopBg   context.CancelFunc
 
 	mu       sync.Mutex
-	httpSrv  []clientServer // Serve's, and those of Attach
+	httpSrv  []clientServer // given to Attach (front.go)
 	serving  atomic.Bool
 	peersUp  atomic.Bool
 	draining atomic.Bool
@@ -188,7 +188,8 @@ const (
 )
 
 // New returns an Edge for cfg: it opens the shard store (and loads the
-// records kept there) but serves nothing until ServePeers and Serve.
+// records kept there) but serves nothing until ServePeers, and until a
+// server of clients (package front) serves it and is given to Attach.
 func New(cfg Config) (*Edge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -308,28 +309,6 @@ func (e *Edge) ServePeers(pc net.PacketConn) error {
 	e.peersUp.Store(true)
 	defer e.peersUp.Store(false)
 	return e.node.Serve(pc)
-}
-
-// Serve serves clients on ln until Shutdown, with the timeouts and limits a
-// server facing the internet needs. It returns http.ErrServerClosed after
-// Shutdown.
-func (e *Edge) Serve(ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           e,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
-	}
-	e.mu.Lock()
-	if e.draining.Load() {
-		e.mu.Unlock()
-		return http.ErrServerClosed
-	}
-	e.httpSrv = append(e.httpSrv, srv)
-	e.mu.Unlock()
-	e.serving.Store(true)
-	return srv.Serve(ln)
 }
 
 // Drain makes /readyz report 503 while the edge goes on serving, so that
