@@ -89,16 +89,17 @@ type Config struct {
 	// per miss). Off by default, so origin egress stays 1.0× the bytes
 	// asked for; for small-object sites and conformance runs.
 	ForwardMisses bool
-	// PlacedFills makes this edge ask a segment's coordinator for a placed
-	// answer to its Fill (placement.go): the descriptor once k shards are
-	// at their holders, the shards then read from k holders, so that a
-	// flash crowd's copies are uploaded by every holder rather than the
-	// coordinator alone. Off in the zero Config; shoal edge turns it on
-	// (--placed-fills, measured faster on a quiet machine: bench/README.md).
-	// On a CPU-starved machine (tests under -race on a loaded box) the
-	// longer wait for the answer made reads time out and refetch from the
-	// origin. Every edge answers placed Fills whatever this says.
-	PlacedFills bool
+	// DirectFills turns placed fills off: this edge then asks a segment's
+	// coordinator for the whole segment in the answer to its Fill. By
+	// default, as in shoal edge (--placed-fills, measured faster on a
+	// quiet machine: bench/README.md), it asks for a placed answer
+	// (placement.go): the descriptor once k shards are at their holders,
+	// the shards then read from k holders, so that a flash crowd's copies
+	// are uploaded by every holder rather than the coordinator alone. On a
+	// CPU-starved machine (tests under -race on a loaded box) the longer
+	// wait for a placed answer once made reads time out and refetch from
+	// the origin. Every edge answers placed Fills whatever this says.
+	DirectFills bool
 	// FillProbe is how long a Fill at a segment's coordinator may go
 	// unanswered before this edge probes the coordinator (placement.go);
 	// one that answers neither of two probes, each given 1.5 × FillProbe,

@@ -158,11 +158,11 @@ func (e *Edge) serveFill(ctx context.Context, payload []byte) (*swarm.Segment, e
 func (e *Edge) fillAt(ctx context.Context, coord string, r *Record, id erasure.SegmentID, n int, holders []string) (segRead, error) {
 	req := &fillRequest{Record: r, Segment: id.Index}
 	payload := req.Append(nil)
-	if e.cfg.PlacedFills {
+	if !e.cfg.DirectFills {
 		payload = placedPayload(req)
 	}
 	s, err := e.fillWatched(ctx, coord, payload)
-	if err != nil && e.cfg.PlacedFills && olderCoordinator(err) {
+	if err != nil && !e.cfg.DirectFills && olderCoordinator(err) {
 		s, err = e.fillWatched(ctx, coord, req.Append(nil))
 	}
 	if err != nil {

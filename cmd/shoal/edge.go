@@ -151,7 +151,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		MaxHeuristicFreshness: *maxHeur,
 		ServeStaleOnError:     *staleOnErr,
 		ForwardMisses:         *fwdMisses,
-		PlacedFills:           *placedFills,
+		DirectFills:           !*placedFills,
 		FillProbe:             *fillProbe,
 		MaxRanges:             *maxRanges,
 		ReadAhead:             *readAhead,
