@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/front"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/store"
 	"github.com/shoalcdn/shoal/swarm"
@@ -179,8 +180,7 @@ func newClusterConns(t testing.TB, o *testOrigin, n int, tweak func(*Config), wr
 			pc = wrap(i, pc)
 		}
 		go e.ServePeers(pc)
-		go e.Serve(ln)
-		te := &testEdge{Edge: e, url: "http://" + ln.Addr().String(), pc: pc}
+		te := &testEdge{Edge: e, url: serveClients(t, e, ln), pc: pc}
 		c.edges = append(c.edges, te)
 		t.Cleanup(func() {
 			if !te.closed {
@@ -193,6 +193,23 @@ func newClusterConns(t testing.TB, o *testOrigin, n int, tweak func(*Config), wr
 	}
 	c.connect()
 	return c
+}
+
+// serveClients serves e to clients on ln the one way there is, the
+// binary's: a front.Server (with front's default limits) whose handler is
+// e, attached to e so that e's Shutdown and Close stop it and /readyz
+// counts e as serving. It returns the base URL of ln.
+func serveClients(t testing.TB, e *Edge, ln net.Listener) string {
+	t.Helper()
+	srv, err := front.New(front.Config{Handler: e, Logger: e.cfg.Logger, Registerer: e.Registerer()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Attach(srv); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String()
 }
 
 // connect dials every peer from every edge before a test sends its first

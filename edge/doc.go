@@ -20,8 +20,8 @@
 //     it could not make (too many in flight, a slow or dying holder) are
 //     made again from memory, with backoff; so are those of a coordinator
 //     that crashes right after a fill, by the edges that read through it
-//     (repair.go). With Config.PlacedFills (--placed-fills, on by
-//     default in shoal edge) the Fill asks for a placed answer (placement.go): once
+//     (repair.go). Unless Config.DirectFills (--placed-fills=false in
+//     shoal edge) the Fill asks for a placed answer (placement.go): once
 //     k shards are at their holders the coordinator answers with the
 //     segment's descriptor alone, and the requester reads k shards from k
 //     holders as in step 3, so that in a flash crowd every site's copy is

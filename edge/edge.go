@@ -93,16 +93,17 @@ type Config struct {
 	// per miss). Off by default, so origin egress stays 1.0× the bytes
 	// asked for; for small-object sites and conformance runs.
 	ForwardMisses bool
-	// PlacedFills makes this edge ask a segment's coordinator for a placed
-	// answer to its Fill (placement.go): the descriptor once k shards are
-	// at their holders, the shards then read from k holders, so that a
-	// flash crowd's copies are uploaded by every holder rather than the
-	// coordinator alone. Off in the zero Config; shoal edge turns it on
-	// (--placed-fills, measured faster on a quiet machine: bench/README.md).
-	// On a CPU-starved machine (tests under -race on a loaded box) the
-	// longer wait for the answer made reads time out and refetch from the
-	// origin. Every edge answers placed Fills whatever this says.
-	PlacedFills bool
+	// DirectFills turns placed fills off: this edge then asks a segment's
+	// coordinator for the whole segment in the answer to its Fill. By
+	// default, as in shoal edge (--placed-fills, measured faster on a
+	// quiet machine: bench/README.md), it asks for a placed answer
+	// (placement.go): the descriptor once k shards are at their holders,
+	// the shards then read from k holders, so that a flash crowd's copies
+	// are uploaded by every holder rather than the coordinator alone. On a
+	// CPU-starved machine (tests under -race on a loaded box) the longer
+	// wait for a placed answer once made reads time out and refetch from
+	// the origin. Every edge answers placed Fills whatever this says.
+	DirectFills bool
 	// FillProbe is how long a Fill at a segment's coordinator may go
 	// unanswered before this edge probes the coordinator (placement.go);
 	// one that answers neither of two probes, each given 1.5 × FillProbe,
@@ -166,7 +167,7 @@ type Edge struct {
 	stopBg   context.CancelFunc
 
 	mu       sync.Mutex
-	httpSrv  []clientServer // Serve's, and those of Attach
+	httpSrv  []clientServer // given to Attach (front.go)
 	serving  atomic.Bool
 	peersUp  atomic.Bool
 	draining atomic.Bool
@@ -197,7 +198,8 @@ const (
 )
 
 // New returns an Edge for cfg: it opens the shard store (and loads the
-// records kept there) but serves nothing until ServePeers and Serve.
+// records kept there) but serves nothing until ServePeers, and until a
+// server of clients (package front) serves it and is given to Attach.
 func New(cfg Config) (*Edge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -304,7 +306,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.reader = &reader{
 		node: e.node, mem: e.mem, shards: e.shards, filler: e.filler, repair: e.repair, signed: e.signed,
-		placedFills: cfg.PlacedFills, fillProbe: cfg.FillProbe,
+		placedFills: !cfg.DirectFills, fillProbe: cfg.FillProbe,
 		m: e.m, log: e.log, tracer: e.tracer,
 	}
 	e.purger = &purger{
@@ -359,28 +361,6 @@ func (e *Edge) ServePeers(pc net.PacketConn) error {
 	e.peersUp.Store(true)
 	defer e.peersUp.Store(false)
 	return e.node.Serve(pc)
-}
-
-// Serve serves clients on ln until Shutdown, with the timeouts and limits a
-// server facing the internet needs. It returns http.ErrServerClosed after
-// Shutdown.
-func (e *Edge) Serve(ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           e,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
-	}
-	e.mu.Lock()
-	if e.draining.Load() {
-		e.mu.Unlock()
-		return http.ErrServerClosed
-	}
-	e.httpSrv = append(e.httpSrv, srv)
-	e.mu.Unlock()
-	e.serving.Store(true)
-	return srv.Serve(ln)
 }
 
 // Drain makes /readyz report 503 while the edge goes on serving, so that

@@ -7,18 +7,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// clientServer is a server of clients that Shutdown and Close stop:
-// Serve's http.Servers, and what Attach is given (package front's HTTPS
-// and HTTP/3 listeners, which edge does not import).
+// clientServer is a server of clients that Shutdown and Close stop: what
+// Attach is given (a front.Server, with its plain, HTTPS and HTTP/3
+// listeners). The edge does not import package front: front serves any
+// http.Handler, and the one way to serve an Edge to clients is a
+// front.Server whose handler is the Edge, attached to it.
 type clientServer interface {
 	Shutdown(ctx context.Context) error
 	Close() error
 }
 
 // Attach hands the edge a server that serves it to clients on listeners
-// of its own (see package front): from then on /readyz counts the edge as
-// serving clients, and Shutdown and Close stop srv with the listeners of
-// Serve. It returns http.ErrServerClosed once the edge is shutting down.
+// of its own (a front.Server): from then on /readyz counts the edge as
+// serving clients, and Shutdown and Close stop srv before the peer
+// protocol. It returns http.ErrServerClosed once the edge is shutting
+// down.
 func (e *Edge) Attach(srv interface {
 	Shutdown(ctx context.Context) error
 	Close() error

@@ -81,8 +81,7 @@ func newGossipCluster(t testing.TB, o *testOrigin, n, base int, tweak func(i int
 		}
 		served := make(chan error, 1)
 		go func() { served <- e.ServePeers(pc) }()
-		go e.Serve(ln)
-		te := &testEdge{Edge: e, url: "http://" + ln.Addr().String()}
+		te := &testEdge{Edge: e, url: serveClients(t, e, ln)}
 		c.edges = append(c.edges, te)
 		t.Cleanup(func() {
 			if !te.closed {

@@ -1210,8 +1210,7 @@ func (c *cluster) restartEdge(t *testing.T, i int, self, originURL, dir string) 
 		t.Fatal(err)
 	}
 	go e.ServePeers(pc)
-	go e.Serve(ln)
-	c.edges[i] = &testEdge{Edge: e, url: "http://" + ln.Addr().String(), pc: pc}
+	c.edges[i] = &testEdge{Edge: e, url: serveClients(t, e, ln), pc: pc}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

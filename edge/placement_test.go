@@ -60,7 +60,7 @@ func TestPlacedFillPayload(t *testing.T) {
 // descriptors, not segments.
 func TestPlacedFillReadsFromHolders(t *testing.T) {
 	o := newTestOrigin(t, "public, max-age=3600")
-	c := newCluster(t, o, 4, func(cfg *Config) { cfg.PlacedFills = true })
+	c := newCluster(t, o, 4, nil)
 	const size = 3<<20 + 777
 	want := o.put(t, "/placed.bin", size, 5)
 	_, got := c.get(0, "/placed.bin")
@@ -208,7 +208,7 @@ func TestFillSurvivesSilentCoordinator(t *testing.T) {
 // holders.
 func TestPushLanesPlaceEveryShard(t *testing.T) {
 	o := newTestOrigin(t, "public, max-age=3600")
-	c := newCluster(t, o, 6, func(cfg *Config) { cfg.PlacedFills = true })
+	c := newCluster(t, o, 6, nil)
 	const segments = 5
 	size := segments * int(testLayout.SegmentSize)
 	want := o.put(t, "/lanes.bin", size, 11)

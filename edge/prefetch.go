@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -116,24 +115,8 @@ func newPrefetcher(cfg prefetchConfig) *prefetcher {
 }
 
 func (p *prefetcher) routes(mux *http.ServeMux, token string) {
-	mux.Handle("POST /admin/prefetch", requireAdmin(token, http.HandlerFunc(p.create)))
-	mux.Handle("GET /admin/prefetch/{id}", requireAdmin(token, http.HandlerFunc(p.status)))
-}
-
-// requireAdmin protects an admin endpoint that changes or reveals what the
-// fleet does: with a token, the token; without one, loopback clients only.
-func requireAdmin(token string, next http.Handler) http.Handler {
-	if token != "" {
-		return requireToken(token, next)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-			http.Error(w, "forbidden: set --admin-token to use this endpoint from another host", http.StatusForbidden)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	mux.Handle("POST /admin/prefetch", requireTokenOrLoopback(token, http.HandlerFunc(p.create)))
+	mux.Handle("GET /admin/prefetch/{id}", requireTokenOrLoopback(token, http.HandlerFunc(p.status)))
 }
 
 func (p *prefetcher) create(w http.ResponseWriter, r *http.Request) {

@@ -92,7 +92,7 @@ type reader struct {
 	filler segmentFiller
 	repair placements
 	signed *signed // nil unless Config.Trust is set
-	// placedFills and fillProbe are Config.PlacedFills and FillProbe.
+	// placedFills is !Config.DirectFills; fillProbe is Config.FillProbe.
 	placedFills bool
 	fillProbe   time.Duration
 	m           *metrics

@@ -37,7 +37,6 @@ func TestSlowLinksStretchShardTimeouts(t *testing.T) {
 	c := newClusterConns(t, o, 3, func(cfg *Config) {
 		cfg.PeerTimeout = peerTimeout
 		cfg.HedgeDelay = time.Minute // no hedges: one request per shard
-		cfg.PlacedFills = true
 	}, func(i int, pc net.PacketConn) net.PacketConn {
 		return &pacedConn{PacketConn: pc, perPacket: time.Millisecond, off: &fast}
 	})

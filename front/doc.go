@@ -10,6 +10,12 @@
 //   - HTTP/3 over QUIC on a UDP socket (ServeHTTP3), with the same
 //     certificates, advertised to HTTPS clients with Alt-Svc.
 //
+// It is the one way an edge.Edge serves clients: shoal edge, shoal demo
+// and the edge's test clusters make a Server whose handler is the Edge and
+// hand it to Edge.Attach, so that /readyz counts the edge as serving and
+// the edge's Shutdown and Close stop the Server. The dependency points
+// this way only: front imports nothing of Shoal's.
+//
 // Peer QUIC (package swarm) is a separate socket with the fleet's mutual
 // TLS; nothing here ever presents or accepts the fleet certificates.
 //

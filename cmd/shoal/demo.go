@@ -7,16 +7,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
-	"github.com/shoalcdn/shoal/bench"
 	"github.com/shoalcdn/shoal/edge"
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/front"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
 )
@@ -59,7 +62,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	www := filepath.Join(dir, "www")
 	release := "/releases/shoal-demo-1.0.tar"
-	releaseSum, err := bench.WriteRandomFile(filepath.Join(www, release), size, 1)
+	releaseSum, err := writeRandomFile(filepath.Join(www, release), size, 1)
 	if err != nil {
 		return err
 	}
@@ -68,13 +71,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for i, n := range []int64{2 << 20, 4 << 20, 3 << 20, 6 << 20} {
 		unique += n
 		p := fmt.Sprintf("/media/clip/seg-%05d.ts", i+1)
-		if _, err := bench.WriteRandomFile(filepath.Join(www, p), n, uint64(100+i)); err != nil {
+		if _, err := writeRandomFile(filepath.Join(www, p), n, uint64(100+i)); err != nil {
 			return err
 		}
 		media = append(media, p)
 	}
 
-	// The origin, with its egress counted.
+	// The origin, with its egress counted as it leaves.
 	osrv, err := origin.NewServer(origin.ServerConfig{Dir: www, CacheControl: "public, max-age=3600", Logger: log})
 	if err != nil {
 		return err
@@ -84,17 +87,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	originHTTP := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: osrv}
+	egress := &countingHandler{next: osrv}
+	originHTTP := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: egress}
 	go originHTTP.Serve(oln)
 	defer originHTTP.Close()
-	// The edges reach the origin through the bench's counting proxy, which
-	// measures the origin's egress.
-	proxy, err := bench.StartCountingProxy("http://" + oln.Addr().String())
-	if err != nil {
-		return err
-	}
-	defer proxy.Close()
-	originURL := proxy.URL()
+	originURL := "http://" + oln.Addr().String()
 
 	// The fleet: every edge gets the same peer list.
 	type node struct {
@@ -131,7 +128,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		go n.e.ServePeers(n.pc)
-		go n.e.Serve(n.ln)
+		if err := serveDemoEdge(n.e, n.ln, log); err != nil {
+			return err
+		}
 		adm := &http.Server{Handler: n.e.Admin(""), ReadHeaderTimeout: 10 * time.Second}
 		go adm.Serve(n.adminLn)
 		defer adm.Close()
@@ -188,7 +187,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			mib(st.Served["memory"]), mib(st.Served["disk"]), mib(st.Served["peer"]), mib(st.Served["origin"]), map[bool]string{true: "ok", false: "MISMATCH"}[r.ok])
 	}
 	tw.Flush()
-	originBytes, originReqs := proxy.Counts()
+	originBytes, originReqs := egress.counts()
 	fmt.Fprintf(stdout, "\norigin egress: %s in %d requests, for %s delivered to clients (%.2f× unique bytes; without the fleet: %.2f×)\n",
 		mib(originBytes), originReqs, mib(delivered), float64(originBytes)/float64(unique), float64(delivered)/float64(unique))
 
@@ -204,6 +203,74 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping")
 	return nil
+}
+
+// serveDemoEdge serves e to clients on ln as shoal edge does: a
+// front.Server with front's default limits, attached to e so that e's
+// Shutdown stops it.
+func serveDemoEdge(e *edge.Edge, ln net.Listener, log *slog.Logger) error {
+	srv, err := front.New(front.Config{Handler: e, Logger: log, Registerer: e.Registerer()})
+	if err != nil {
+		return err
+	}
+	if err := e.Attach(srv); err != nil {
+		return err
+	}
+	go srv.Serve(ln)
+	return nil
+}
+
+// countingHandler counts the requests the origin answers and the body
+// bytes it sends: the origin's egress, which the fleet exists to save.
+type countingHandler struct {
+	next        http.Handler
+	bytes, reqs atomic.Int64
+}
+
+func (h *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.reqs.Add(1)
+	h.next.ServeHTTP(&countingWriter{ResponseWriter: w, n: &h.bytes}, r)
+}
+
+// counts returns the body bytes sent and the requests answered so far.
+func (h *countingHandler) counts() (bytes, reqs int64) { return h.bytes.Load(), h.reqs.Load() }
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (the origin
+// server's deadlines and flushes).
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// writeRandomFile writes size bytes from a ChaCha8 stream seeded with seed
+// to path, making its directories, and returns their sha256 in hex: sample
+// content that is the same on every run and does not compress.
+func writeRandomFile(path string, size int64, seed uint64) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var key [32]byte
+	for i := range 8 {
+		key[i] = byte(seed >> (8 * i))
+	}
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rand.NewChaCha8(key), size)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), f.Close()
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

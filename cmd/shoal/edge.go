@@ -31,7 +31,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		peers       = fs.String("peers", "", "comma-separated peer addresses of the fleet; may include this edge's own")
 		tlsDir      = fs.String("tls-dir", "", "directory holding ca.crt, node.crt and node.key, as made by 'shoal certs' (required)")
 		adminListen = fs.String("admin-listen", "127.0.0.1:9100", "admin listener (health, readiness, metrics); empty disables")
-		adminToken  = fs.String("admin-token", "", "if set, /metrics and /status.json require Authorization: Bearer <token>")
+		adminToken  = fs.String("admin-token", "", "if set, /metrics, /status.json and /admin/* require Authorization: Bearer <token>; if not, /admin/purge and /admin/prefetch answer loopback clients only")
 		dataDir     = fs.String("data-dir", "", "directory of the durable shard store; empty keeps shards in memory (lost on restart)")
 		shards      = fs.String("shards", "4+2", "Reed-Solomon data+parity shards per segment; the same on every edge")
 		logger      = logFlags(fs, "json")
@@ -152,7 +152,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		MaxHeuristicFreshness: *maxHeur,
 		ServeStaleOnError:     *staleOnErr,
 		ForwardMisses:         *fwdMisses,
-		PlacedFills:           *placedFills,
+		DirectFills:           !*placedFills,
 		FillProbe:             *fillProbe,
 		MaxRanges:             *maxRanges,
 		ReadAhead:             *readAhead,
