@@ -72,8 +72,10 @@
 // interface of its own, never the Edge:
 //
 //   - Edge (edge.go, http.go, miss.go, records.go, stale.go, vary.go,
-//     origins.go, admin.go): the HTTP front, object records, forwarding,
-//     lifecycle and background work (goTracked, diskWrite);
+//     origins.go, admin.go): the HTTP front, object records, forwarding
+//     and lifecycle;
+//   - tasks (background.go): background work that Shutdown cancels and
+//     waits for, and the bound on background store writes;
 //   - reader (segments.go, placement.go's fillAt): a segment for a
 //     request, through memory, the holders and a Fill;
 //   - shardReader (segments.go, zones.go's nearestFirst): a segment

@@ -159,12 +159,7 @@ type Edge struct {
 	pending    sync.Map  // keys with a forwarded miss in flight (miss.go)
 	vary       varyIndex // how targets vary (vary.go)
 
-	diskSem  chan struct{} // background store writes in flight
-	bgMu     sync.Mutex    // orders goBackground's Add before Shutdown's Wait
-	bgClosed bool
-	bg       sync.WaitGroup
-	bgCtx    context.Context
-	stopBg   context.CancelFunc
+	bg *tasks // background work Shutdown waits for (background.go)
 
 	mu       sync.Mutex
 	httpSrv  []clientServer // given to Attach (front.go)
@@ -230,10 +225,9 @@ func New(cfg Config) (*Edge, error) {
 		coder:   coder,
 		records: sizedlru.New[string](64<<20, func(r *Record) int64 { return int64(512 + len(r.Key) + headerSize(r.Header)) }),
 		mem:     sizedlru.New[erasure.SegmentID](cfg.MemoryCache, (*memSegment).cost),
-		diskSem: make(chan struct{}, 16),
+		bg:      newTasks(cfg.PeerTimeout, 16),
 		hot:     newHotObjects(),
 	}
-	e.bgCtx, e.stopBg = context.WithCancel(context.Background())
 	e.m = newMetrics()
 	if cfg.RequireSigned && cfg.Trust == nil {
 		return nil, errors.New("edge: RequireSigned needs Trust (--trust-key)")
@@ -286,7 +280,7 @@ func New(cfg Config) (*Edge, error) {
 	e.shards = &shardReader{
 		node: e.node, store: e.store, coder: coder, params: params,
 		hedge: latency.NewHedgeTimer(cfg.HedgeDelay), xfer: latency.NewTransferClock(cfg.PeerTimeout),
-		bg: e, m: e.m, log: e.log, tracer: e.tracer,
+		bg: e.bg, m: e.m, log: e.log, tracer: e.tracer,
 	}
 	e.repair = newRepairer(repairConfig{
 		node: e.node, store: e.store, mem: e.mem, coder: coder, params: params, reads: e.shards,
@@ -295,7 +289,7 @@ func New(cfg Config) (*Edge, error) {
 	e.filler = &filler{
 		node: e.node, store: e.store, coder: coder, mem: e.mem, sites: e.sites, params: params,
 		xfer: e.shards.xfer, pushSem: make(chan struct{}, 64),
-		shards: e.shards, records: e, repair: e.repair, bg: e, stop: e.bgCtx.Done(),
+		shards: e.shards, records: e, repair: e.repair, bg: e.bg, stop: e.bg.ctx.Done(),
 		m: e.m, log: e.log, tracer: e.tracer,
 	}
 	if cfg.Trust != nil {
@@ -311,7 +305,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.purger = &purger{
 		node: e.node, entries: e.purges, held: e.records, store: e.store, sites: e.sites,
-		records: e, bg: e, signing: e.signed != nil,
+		records: e, bg: e.bg, signing: e.signed != nil,
 		placeBody: func(rec *Record, body io.ReadCloser) io.ReadCloser {
 			return &segmentTee{e: e, rec: rec, body: body, buf: make([]byte, coder.EncodedLen(int(rec.Size))), p: &pendingMiss{done: make(chan struct{})}}
 		},
@@ -321,17 +315,17 @@ func New(cfg Config) (*Edge, error) {
 	e.status = statusConfig{
 		metrics: e.m, hot: e.hot, node: e.node, mem: e.mem, store: e.store,
 		layout: cfg.Layout, memoryLimit: cfg.MemoryCache,
-		ready: readiness{draining: &e.draining, serving: &e.serving, peersUp: &e.peersUp}, bg: e,
+		ready: readiness{draining: &e.draining, serving: &e.serving, peersUp: &e.peersUp}, bg: e.bg,
 	}
-	e.prefetch = prefetchConfig{node: e.node, sites: e.sites, records: e, segments: e.reader, bg: e, log: e.log}
+	e.prefetch = prefetchConfig{node: e.node, sites: e.sites, records: e, segments: e.reader, bg: e.bg, log: e.log}
 	if !expectsPeers(cfg.Swarm) {
 		e.purger.admitRecords(heldRecords)
 		heldRecords = nil
 	}
-	e.goBackground(func(context.Context) { e.store.Run(e.bgCtx) })
-	e.goBackground(func(context.Context) { e.repair.run(e.bgCtx) })
-	e.goTracked(0, func(ctx context.Context) { e.purger.runPurgeSync(ctx, heldRecords) })
-	e.goBackground(func(context.Context) { e.repair.replace(e.bgCtx) })
+	e.bg.goBackground(func(context.Context) { e.store.Run(e.bg.ctx) })
+	e.bg.goBackground(func(context.Context) { e.repair.run(e.bg.ctx) })
+	e.bg.goTracked(0, func(ctx context.Context) { e.purger.runPurgeSync(ctx, heldRecords) })
+	e.bg.goBackground(func(context.Context) { e.repair.replace(e.bg.ctx) })
 	return e, nil
 }
 
@@ -380,16 +374,8 @@ func (e *Edge) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	e.stopBg()
-	e.bgMu.Lock()
-	e.bgClosed = true
-	e.bgMu.Unlock()
-	done := make(chan struct{})
-	go func() { e.bg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
+	e.bg.stop()
+	e.bg.wait(ctx)
 	if err := e.node.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -408,7 +394,7 @@ func (e *Edge) Close() error {
 	for _, s := range srvs {
 		s.Close()
 	}
-	e.stopBg()
+	e.bg.stop()
 	err := e.node.Close()
 	e.store.Close()
 	return err

@@ -191,42 +191,18 @@ func (e *Edge) resolveAtOrigin(ctx context.Context, key string, stale *Record) (
 }
 
 // keepRecord remembers r, in memory at once and on disk in the background
-// (at most cap(diskSem) disk writes at a time; beyond that the disk copy
+// (a bounded number of disk writes at a time, tasks.diskWrite; beyond that the disk copy
 // waits for the next lookup of the object).
 func (e *Edge) keepRecord(r *Record) {
 	e.records.Add(r.Key, r)
 	if r.Pass {
 		return
 	}
-	e.diskWrite(false, func() {
+	e.bg.diskWrite(false, func() {
 		if err := putRecord(e.store, r); err != nil {
 			e.log.Debug("record not kept on disk", "key", r.Key, "err", err)
 		}
 	})
-}
-
-// diskWrite runs f in the background once fewer than cap(diskSem) store
-// writes are running: at once or not at all, or with wait, after waiting
-// for a slot (backpressure from the disk), and reports whether it did.
-func (e *Edge) diskWrite(wait bool, f func()) bool {
-	if wait {
-		select {
-		case e.diskSem <- struct{}{}:
-		case <-e.bgCtx.Done():
-			return false
-		}
-	} else {
-		select {
-		case e.diskSem <- struct{}{}:
-		default:
-			return false
-		}
-	}
-	e.goBackground(func(context.Context) {
-		defer func() { <-e.diskSem }()
-		f()
-	})
-	return true
 }
 
 // forgetRecord drops the record of r's key if it still names r's version.
@@ -253,39 +229,12 @@ func (e *Edge) replicate(r *Record) {
 			continue
 		}
 		sent++
-		e.goBackground(func(ctx context.Context) {
+		e.bg.goBackground(func(ctx context.Context) {
 			if _, err := e.node.Stat(ctx, peer, payload); err != nil {
 				e.log.Debug("record replication failed", "peer", peer, "key", r.Key, "err", err)
 			}
 		})
 	}
-}
-
-// goBackground runs f on a tracked goroutine with a bounded context that
-// Shutdown cancels. Once Shutdown has begun waiting, it runs nothing.
-func (e *Edge) goBackground(f func(ctx context.Context)) {
-	e.goTracked(e.cfg.PeerTimeout, f)
-}
-
-// goTracked is goBackground with its own time limit (0: none but
-// Shutdown's). It reports whether f was started.
-func (e *Edge) goTracked(timeout time.Duration, f func(ctx context.Context)) bool {
-	e.bgMu.Lock()
-	defer e.bgMu.Unlock()
-	if e.bgClosed {
-		return false
-	}
-	e.bg.Add(1)
-	go func() {
-		defer e.bg.Done()
-		ctx, cancel := e.bgCtx, context.CancelFunc(func() {})
-		if timeout > 0 {
-			ctx, cancel = context.WithTimeout(ctx, timeout)
-		}
-		defer cancel()
-		f(ctx)
-	}()
-	return true
 }
 
 // peerHandler answers Stat and Fill for peers.

@@ -38,8 +38,7 @@ var errTooFewShards = errors.New("edge: too few shards reachable")
 //   - filler produces a segment as its coordinator, once per segment for
 //     the fleet, and places its shards (fill, place, placement.go).
 
-// background runs work that Shutdown waits for (Edge.goTracked and
-// Edge.diskWrite, records.go).
+// background runs work that Shutdown waits for (tasks, background.go).
 type background interface {
 	// goTracked runs f on a goroutine Shutdown waits for, with timeout
 	// (0: none but Shutdown's), and reports whether it did.

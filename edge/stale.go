@@ -33,7 +33,7 @@ func (e *Edge) refreshInBackground(key string, refresh func(ctx context.Context)
 	if _, busy := e.refreshing.LoadOrStore(key, true); busy {
 		return
 	}
-	e.goBackground(func(ctx context.Context) {
+	e.bg.goBackground(func(ctx context.Context) {
 		defer e.refreshing.Delete(key)
 		refresh(ctx)
 	})
