@@ -115,6 +115,9 @@ type Config struct {
 	Logger *slog.Logger
 	// TracerProvider makes spans. Nil means no tracing.
 	TracerProvider trace.TracerProvider
+	// Now returns the current time. Nil means time.Now. Tests set it to
+	// move time without sleeping.
+	Now func() time.Time
 }
 
 // Edge is one node of the fleet: the HTTP front clients talk to, the
@@ -208,6 +211,9 @@ func New(cfg Config) (*Edge, error) {
 	cfg.PeerTimeout = orDefault(cfg.PeerTimeout, 5*time.Second)
 	cfg.MaxHeuristicFreshness = orDefault(cfg.MaxHeuristicFreshness, 24*time.Hour)
 	cfg.MaxRanges = orDefault(cfg.MaxRanges, 16)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	coder, err := erasure.NewCoder(cfg.Layout.Params)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -299,6 +305,10 @@ func headerSize(h map[string][]string) int {
 	}
 	return n
 }
+
+// now is the clock of every freshness, age, expiry and purge decision
+// (Config.Now); timeouts, deadlines and rates stay on the wall clock.
+func (e *Edge) now() time.Time { return e.cfg.Now() }
 
 // Node returns the edge's swarm member.
 func (e *Edge) Node() *swarm.Node { return e.node }

@@ -58,7 +58,7 @@ type PurgeResult struct {
 func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 	// Logged, so that members that do not hear of it now learn it later
 	// (purgelog.go).
-	en := purgeEntry{pattern: key, prefix: prefix, at: time.Now()}
+	en := purgeEntry{pattern: key, prefix: prefix, at: e.now()}
 	e.purges.add(en)
 	e.purges.save()
 	res := PurgeResult{Purged: e.purgeLocal(key, prefix)}
@@ -279,7 +279,7 @@ func (e *Edge) keepForwarded(resp *http.Response, f forwarded) {
 	if len(key) > swarm.MaxKey-1 {
 		return
 	}
-	now := time.Now()
+	now := e.now()
 	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, "", e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 	if rec == nil || rec.Status == 0 || !rec.Fresh(now) {
 		return
