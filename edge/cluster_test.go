@@ -190,8 +190,39 @@ func newClusterConns(t testing.TB, o *testOrigin, n int, tweak func(*Config), wr
 			pc.Close()
 		})
 	}
+	t.Cleanup(c.shutdown) // runs before the edges' own cleanups
 	c.connect()
 	return c
+}
+
+// shutdown shuts the live edges down together, but for one, shut down
+// last: each lingers for its last answers to reach its peers
+// (swarm.Node.Shutdown), which, one edge after another, added up to
+// seconds per test; and in a gossip fleet an edge's leave waits until it
+// has told a member still there (memberlist's Leave), which the last
+// edge is for the others and which the last needs no more.
+func (c *cluster) shutdown() {
+	var live []*testEdge
+	for _, e := range c.edges {
+		if !e.closed {
+			e.closed = true
+			live = append(live, e)
+		}
+	}
+	stop := func(e *testEdge) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+	}
+	if len(live) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, e := range live[:len(live)-1] {
+		wg.Go(func() { stop(e) })
+	}
+	wg.Wait()
+	stop(live[len(live)-1])
 }
 
 // connect dials every peer from every edge before a test sends its first

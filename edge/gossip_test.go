@@ -103,6 +103,7 @@ func newGossipCluster(t testing.TB, o *testOrigin, n, base int, tweak func(i int
 		dns.ips = append(dns.ips, ip)
 		dns.mu.Unlock()
 	}
+	t.Cleanup(c.shutdown) // runs before the edges' own cleanups
 	c.waitMembers(10 * time.Second)
 	return c
 }
