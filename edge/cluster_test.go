@@ -128,6 +128,13 @@ type cluster struct {
 	edges  []*testEdge
 }
 
+// parallelTests: the cluster tests that spend most of their time waiting
+// (for gossip probes, repair delays, origin pacing, peers' timeouts)
+// call t.Parallel, so that two of them (go test's -parallel, GOMAXPROCS)
+// wait together. They share nothing: each cluster has its own ports, and
+// a gossip cluster its own loopback addresses. Tests that restart an edge
+// on its old port, or that time what they check, run alone.
+
 // newCluster starts n edges on loopback with one shared peer list, in
 // front of o, with real QUIC between them and real HTTP in front.
 func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluster {

@@ -67,6 +67,7 @@ func TestAdminPeers(t *testing.T) {
 }
 
 func TestAdminPeersShowsLeftMember(t *testing.T) {
+	t.Parallel() // mostly waiting (parallelTests in cluster_test.go)
 	o := newTestOrigin(t, "")
 	c := newGossipCluster(t, o, 3, 50, nil)
 	gone := c.edges[2].Node().Self()
@@ -87,6 +88,7 @@ func TestAdminPeersShowsLeftMember(t *testing.T) {
 // longer: 300 kB at 300 kB/s (a burst of a tenth of that) cannot arrive
 // in much under 0.9s.
 func TestOriginLimit(t *testing.T) {
+	t.Parallel() // mostly waiting (parallelTests in cluster_test.go)
 	o := newTestOrigin(t, "public, max-age=3600")
 	c := newCluster(t, o, 1, func(cfg *Config) { cfg.OriginLimit = 300_000 })
 	want := o.put(t, "/limited.bin", 300_000, 22)

@@ -224,6 +224,7 @@ func TestMemoryTierCountsWhatItHolds(t *testing.T) {
 // With the segment coordinator down, the next in the ranking coordinates:
 // concurrent clients still cost the origin about one copy.
 func TestCoordinatorDownFillsAreCoalesced(t *testing.T) {
+	t.Parallel() // mostly waiting (parallelTests in cluster_test.go)
 	o := newTestOrigin(t, "public, max-age=3600")
 	c := newCluster(t, o, 3, nil)
 	const size = 12 * (256 << 10)
