@@ -342,6 +342,7 @@ func TestFleetServesFromPeers(t *testing.T) {
 }
 
 func TestKillEdgeKeepsObjectInFleet(t *testing.T) {
+	t.Parallel() // mostly waiting (parallelTests)
 	for victim := range 4 {
 		t.Run(fmt.Sprintf("kill-%d", victim), func(t *testing.T) {
 			o := newTestOrigin(t, "public, max-age=3600")
