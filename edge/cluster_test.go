@@ -130,6 +130,13 @@ type cluster struct {
 	edges  []*testEdge
 }
 
+// parallelTests: the cluster tests that spend most of their time waiting
+// (for gossip probes, repair delays, origin pacing, peers' timeouts)
+// call t.Parallel, so that two of them (go test's -parallel, GOMAXPROCS)
+// wait together. They share nothing: each cluster has its own ports, and
+// a gossip cluster its own loopback addresses. Tests that restart an edge
+// on its old port, or that time what they check, run alone.
+
 // newCluster starts n edges on loopback with one shared peer list, in
 // front of o, with real QUIC between them and real HTTP in front.
 func newCluster(t testing.TB, o *testOrigin, n int, tweak func(*Config)) *cluster {
@@ -191,6 +198,7 @@ func newClusterConns(t testing.TB, o *testOrigin, n int, tweak func(*Config), wr
 			pc.Close()
 		})
 	}
+	t.Cleanup(c.shutdown) // runs before the edges' own cleanups
 	c.connect()
 	return c
 }
@@ -210,6 +218,36 @@ func serveClients(t testing.TB, e *Edge, ln net.Listener) string {
 	}
 	go srv.Serve(ln)
 	return "http://" + ln.Addr().String()
+}
+
+// shutdown shuts the live edges down together, but for one, shut down
+// last: each lingers for its last answers to reach its peers
+// (swarm.Node.Shutdown), which, one edge after another, added up to
+// seconds per test; and in a gossip fleet an edge's leave waits until it
+// has told a member still there (memberlist's Leave), which the last
+// edge is for the others and which the last needs no more.
+func (c *cluster) shutdown() {
+	var live []*testEdge
+	for _, e := range c.edges {
+		if !e.closed {
+			e.closed = true
+			live = append(live, e)
+		}
+	}
+	stop := func(e *testEdge) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Shutdown(ctx)
+	}
+	if len(live) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, e := range live[:len(live)-1] {
+		wg.Go(func() { stop(e) })
+	}
+	wg.Wait()
+	stop(live[len(live)-1])
 }
 
 // connect dials every peer from every edge before a test sends its first
@@ -322,6 +360,7 @@ func TestFleetServesFromPeers(t *testing.T) {
 }
 
 func TestKillEdgeKeepsObjectInFleet(t *testing.T) {
+	t.Parallel() // mostly waiting (parallelTests)
 	for victim := range 4 {
 		t.Run(fmt.Sprintf("kill-%d", victim), func(t *testing.T) {
 			o := newTestOrigin(t, "public, max-age=3600")

@@ -120,6 +120,9 @@ type Config struct {
 	Logger *slog.Logger
 	// TracerProvider makes spans. Nil means no tracing.
 	TracerProvider trace.TracerProvider
+	// Now returns the current time. Nil means time.Now. Tests set it to
+	// move time without sleeping.
+	Now func() time.Time
 }
 
 // Edge is one node of the fleet: the HTTP front clients talk to, the
@@ -214,6 +217,9 @@ func New(cfg Config) (*Edge, error) {
 	cfg.PeerTimeout = orDefault(cfg.PeerTimeout, 5*time.Second)
 	cfg.MaxHeuristicFreshness = orDefault(cfg.MaxHeuristicFreshness, 24*time.Hour)
 	cfg.MaxRanges = orDefault(cfg.MaxRanges, 16)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	coder, err := erasure.NewCoder(cfg.Layout.Params)
 	if err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
@@ -305,7 +311,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.purger = &purger{
 		node: e.node, entries: e.purges, held: e.records, store: e.store, sites: e.sites,
-		records: e, bg: e.bg, signing: e.signed != nil,
+		records: e, bg: e.bg, signing: e.signed != nil, now: cfg.Now,
 		placeBody: func(rec *Record, body io.ReadCloser) io.ReadCloser {
 			return &segmentTee{e: e, rec: rec, body: body, buf: make([]byte, coder.EncodedLen(int(rec.Size))), p: &pendingMiss{done: make(chan struct{})}}
 		},

@@ -104,7 +104,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if httpcache.OnlyIfCached(r.Header) {
 		// RFC 9111 §5.2.1.7: a stored response that may be used, or 504.
 		rec, ok := e.records.Get(e.requestKey(key, r.Header))
-		if !ok || rec.Pass || !rec.Fresh(time.Now()) || !httpcache.Selects(rec.Key, rec.Header, r.Header) {
+		if !ok || rec.Pass || !rec.Fresh(e.cfg.Now()) || !httpcache.Selects(rec.Key, rec.Header, r.Header) {
 			sw.Header().Set("Cache-Status", "shoal; fwd=miss; detail=only-if-cached")
 			httpError(sw, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
 			return
@@ -233,7 +233,7 @@ func (e *Edge) serveRecord(ctx context.Context, w http.ResponseWriter, r *http.R
 }
 
 func (e *Edge) serveObject(ctx context.Context, w http.ResponseWriter, r *http.Request, rec *Record, fromOrigin bool) error {
-	now := time.Now()
+	now := e.cfg.Now()
 	h := w.Header()
 	for k, vs := range rec.Header {
 		h[k] = slices.Clip(vs) // an Add below must not write into the record's array

@@ -34,6 +34,10 @@ type scriptedOrigin struct {
 	objs map[string]*scriptedObject
 	seen []seenRequest
 	down bool
+	// now, when set, dates the responses (their Date field) instead of
+	// the wall clock: set to the edges' testClock, it keeps the age of
+	// what the origin sends at zero when the test moves time on.
+	now func() time.Time
 }
 
 type scriptedObject struct {
@@ -60,8 +64,11 @@ func (o *scriptedOrigin) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	o.mu.Lock()
 	o.seen = append(o.seen, seenRequest{r.Method, r.URL.RequestURI(), r.Header.Clone(), body})
-	obj, down := o.objs[r.URL.RequestURI()], o.down
+	obj, down, now := o.objs[r.URL.RequestURI()], o.down, o.now
 	o.mu.Unlock()
+	if now != nil {
+		w.Header().Set("Date", now().UTC().Format(http.TimeFormat)) // a scripted Date, copied below, wins
+	}
 	if down {
 		http.Error(w, "down for the test", http.StatusServiceUnavailable)
 		return
@@ -142,6 +149,13 @@ func (o *scriptedOrigin) last(target string) seenRequest {
 	}
 	o.t.Fatalf("the origin saw no request for %s", target)
 	return seenRequest{}
+}
+
+// setClock makes the origin date its responses by now.
+func (o *scriptedOrigin) setClock(now func() time.Time) {
+	o.mu.Lock()
+	o.now = now
+	o.mu.Unlock()
 }
 
 func (o *scriptedOrigin) setDown(down bool) {
@@ -328,7 +342,9 @@ func TestRFC9110ForwardsUnchanged(t *testing.T) {
 }
 
 func TestRFC9111Validation(t *testing.T) {
-	c, o := newScriptedCluster(t, 3, nil)
+	var clock testClock
+	c, o := newScriptedCluster(t, 3, func(cfg *Config) { cfg.Now = clock.Now })
+	o.setClock(clock.Now)
 	lm := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
 	o.set("/v", 200, body(2000), "ETag", `"v1"`, "Last-Modified", lm, "Cache-Control", "max-age=3600")
 	c.get(0, "/v")
@@ -404,7 +420,7 @@ func TestRFC9111Validation(t *testing.T) {
 		for i := range c.edges {
 			c.get(i, "/f")
 		}
-		time.Sleep(2100 * time.Millisecond) // every edge's record is stale now
+		clock.Advance(3 * time.Second) // every edge's record is stale now
 		var wg sync.WaitGroup
 		for i := range c.edges {
 			for range 3 {
@@ -425,14 +441,20 @@ func TestRFC9111Validation(t *testing.T) {
 }
 
 func TestRFC5861Stale(t *testing.T) {
+	// Both fleets share one clock, moved past max-age=1 below.
+	var clock testClock
 	c, o := newScriptedCluster(t, 2, func(cfg *Config) {
 		cfg.Origin.Attempts = 1
 		cfg.Origin.Timeout = time.Second
+		cfg.Now = clock.Now
 	})
 	cs, ob := newScriptedCluster(t, 1, func(cfg *Config) {
 		cfg.Origin.Attempts = 1
 		cfg.ServeStaleOnError = time.Minute
+		cfg.Now = clock.Now
 	})
+	o.setClock(clock.Now)
+	ob.setClock(clock.Now)
 	tests := []struct {
 		name      string
 		c         *cluster
@@ -458,7 +480,7 @@ func TestRFC5861Stale(t *testing.T) {
 	}
 	o.set("/swr", 200, body(50), "ETag", `"w1"`, "Cache-Control", "max-age=1, stale-while-revalidate=60", "X-Version", "1")
 	c.get(0, "/swr")
-	time.Sleep(1100 * time.Millisecond) // all stale now
+	clock.Advance(2 * time.Second) // all stale now, well within the 60 s windows
 
 	t.Run("RFC5861-3/stale-while-revalidate", func(t *testing.T) {
 		o.set("/swr", 200, body(50), "ETag", `"w1"`, "Cache-Control", "max-age=1, stale-while-revalidate=60", "X-Version", "2")

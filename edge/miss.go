@@ -92,7 +92,7 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, v
 		return false
 	}
 	old, ok := e.records.Get(key)
-	if ok && (old.Fresh(time.Now()) || !variant && e.whileRevalidating(old, time.Now())) {
+	if ok && (old.Fresh(e.cfg.Now()) || !variant && e.whileRevalidating(old, e.cfg.Now())) {
 		return false
 	}
 	if ok && (old.Pass || !httpcache.Selects(old.Key, old.Header, r.Header)) {
@@ -111,7 +111,7 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, v
 	// A forwarded miss of key may have ended between the look at the
 	// records above and LoadOrStore: it keeps its record before it drops
 	// its pending entry, so a second look finds that record.
-	if cur, ok := e.records.Get(key); ok && (cur.Fresh(time.Now()) || !variant && e.whileRevalidating(cur, time.Now())) {
+	if cur, ok := e.records.Get(key); ok && (cur.Fresh(e.cfg.Now()) || !variant && e.whileRevalidating(cur, e.cfg.Now())) {
 		e.pending.Delete(key)
 		p.finish()
 		return false
@@ -188,7 +188,7 @@ func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
 					}
 					return
 				}
-				if st, _ := r.Context().Value(missKey{}).(*missState); st != nil && st.old != nil && e.onError(st.old, time.Now()) {
+				if st, _ := r.Context().Value(missKey{}).(*missState); st != nil && st.old != nil && e.onError(st.old, e.cfg.Now()) {
 					e.log.InfoContext(r.Context(), "origin failing, serving a stale object", "key", st.key, "err", err)
 					e.serveStale(w, r, st.old)
 					return
@@ -214,7 +214,7 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		return nil
 	}
 	st.headers.Stop()
-	now := time.Now()
+	now := e.cfg.Now()
 	status := "shoal; fwd=miss; fwd-status=" + strconv.Itoa(resp.StatusCode)
 	defer func() {
 		// Via after the record is made: a hit adds its own (serveObject).
@@ -375,7 +375,7 @@ func (e *Edge) serveVariant(ctx context.Context, w http.ResponseWriter, r *http.
 	if e.forwardMiss(w, r, vk, true) {
 		return
 	}
-	if rec, ok := e.records.Get(vk); ok && !rec.Pass && rec.Fresh(time.Now()) && httpcache.Selects(rec.Key, rec.Header, r.Header) {
+	if rec, ok := e.records.Get(vk); ok && !rec.Pass && rec.Fresh(e.cfg.Now()) && httpcache.Selects(rec.Key, rec.Header, r.Header) {
 		if err := e.serveRecord(ctx, w, r, rec, false); err == nil {
 			return
 		}

@@ -197,6 +197,9 @@ func TestFillSurvivesSilentCoordinator(t *testing.T) {
 	if n := counterValue(t, c.edges[0].Edge, "shoal_fills_abandoned_total"); n < 1 {
 		t.Errorf("shoal_fills_abandoned_total on the reader = %v, want the silent coordinator's fill given up", n)
 	}
+	// Dead as far as the fleet knows: stopped as a crash, not shut down,
+	// which would wait the cleanup's 5 s for its fill held at the gate.
+	c.kill(victim)
 }
 
 // TestPushLanesPlaceEveryShard: a coordinator sends one fill's pushes a

@@ -56,6 +56,8 @@ type purger struct {
 	bg        background
 	// signing is set with Config.Trust: forwarded responses are not kept.
 	signing bool
+	// now is Config.Now: purge stamps are compared with Record.Fetched.
+	now func() time.Time
 	// layout, maxHeuristicFreshness and peerTimeout are Config's.
 	layout                erasure.Layout
 	maxHeuristicFreshness time.Duration
@@ -91,7 +93,7 @@ func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 func (p *purger) purge(ctx context.Context, key string, prefix bool) PurgeResult {
 	// Logged, so that members that do not hear of it now learn it later
 	// (purgelog.go).
-	en := purgeEntry{pattern: key, prefix: prefix, at: time.Now()}
+	en := purgeEntry{pattern: key, prefix: prefix, at: p.now()}
 	p.entries.add(en)
 	p.entries.save()
 	res := PurgeResult{Purged: p.purgeLocal(key, prefix)}
@@ -306,7 +308,7 @@ func (p *purger) keepForwarded(resp *http.Response, f forwarded) {
 	if len(key) > swarm.MaxKey-1 {
 		return
 	}
-	now := time.Now()
+	now := p.now()
 	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, "", p.layout, now, p.maxHeuristicFreshness)
 	if rec == nil || rec.Status == 0 || !rec.Fresh(now) {
 		return

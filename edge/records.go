@@ -35,7 +35,7 @@ const (
 // coordinator asks the origin again (once for the fleet).
 func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
 	local, ok := e.records.Get(key)
-	if ok && usable(local, stale) {
+	if ok && usable(local, stale, e.cfg.Now()) {
 		// A forwarded miss that made this record may still be streaming
 		// the one segment it stores (miss.go): its bytes are in memory
 		// once it ends, where reading now would fetch them again.
@@ -46,7 +46,7 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 		}
 		return local, false, nil
 	}
-	now := time.Now()
+	now := e.cfg.Now()
 	if ok && stale == nil && e.whileRevalidating(local, now) {
 		e.refreshInBackground(key, func(ctx context.Context) { e.lookup(ctx, key, nil) })
 		return local, false, nil
@@ -121,8 +121,8 @@ func (e *Edge) lookup(ctx context.Context, key string, stale *Record) (*Record, 
 
 // usable reports whether r can answer a lookup: fresh, and not the
 // version a caller found gone.
-func usable(r *Record, stale *Record) bool {
-	return r.Fresh(time.Now()) && (stale == nil || !r.Same(stale))
+func usable(r *Record, stale *Record, now time.Time) bool {
+	return r.Fresh(now) && (stale == nil || !r.Same(stale))
 }
 
 // resolve answers as the acting coordinator for key: from the local
@@ -131,10 +131,10 @@ func usable(r *Record, stale *Record) bool {
 func (e *Edge) resolve(ctx context.Context, key string, stale *Record) (*Record, bool, error) {
 	e.waitPending(ctx, key) // a forwarded miss of key makes the record
 	local, ok := e.records.Get(key)
-	if ok && usable(local, stale) {
+	if ok && usable(local, stale, e.cfg.Now()) {
 		return local, false, nil
 	}
-	now := time.Now()
+	now := e.cfg.Now()
 	if ok && stale == nil && e.whileRevalidating(local, now) {
 		// Keyed apart from record's refresh, which may be the caller.
 		e.refreshInBackground("origin "+key, func(ctx context.Context) { e.resolveAtOrigin(ctx, key, nil) })
@@ -161,7 +161,7 @@ func (e *Edge) resolveAtOrigin(ctx context.Context, key string, stale *Record) (
 	}
 	ch := e.stats.DoChan(flight, func() (any, error) {
 		old, ok := e.records.Get(key)
-		if ok && usable(old, stale) {
+		if ok && usable(old, stale, e.cfg.Now()) {
 			return old, nil
 		}
 		if !ok || old.Pass || stale != nil {
@@ -293,7 +293,7 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 	case swarm.StatWarm:
 		return e.reader.warm(ctx, payload)
 	case swarm.StatPurge, swarm.StatPurgePrefix:
-		e.purger.applyPurge(purgeEntry{pattern: string(payload), prefix: mode == swarm.StatPurgePrefix, at: time.Now()})
+		e.purger.applyPurge(purgeEntry{pattern: string(payload), prefix: mode == swarm.StatPurgePrefix, at: e.cfg.Now()})
 		return nil, nil
 	case swarm.StatPurgeStamped:
 		en, err := parseStampedPurge(payload)

@@ -69,7 +69,7 @@ func (e *Edge) headOrigin(ctx context.Context, key string, old *Record) (*Record
 		return nil, fmt.Errorf("edge: origin HEAD %s: %w", key, err)
 	}
 	span.SetAttributes(attribute.Int("http.response.status_code", info.StatusCode), attribute.Int64("shoal.size", info.Size))
-	now := time.Now()
+	now := e.cfg.Now()
 	if info.StatusCode == http.StatusNotModified && old != nil {
 		r := newRecord(key, http.StatusOK, httpcache.UpdateHeaders(old.Header, info.Header), old.Size, old.Validator, old.Layout, now, e.cfg.MaxHeuristicFreshness)
 		r.revalidated = true
