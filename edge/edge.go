@@ -120,8 +120,10 @@ type Config struct {
 	Logger *slog.Logger
 	// TracerProvider makes spans. Nil means no tracing.
 	TracerProvider trace.TracerProvider
-	// Now returns the current time. Nil means time.Now. Tests set it to
-	// move time without sleeping.
+	// Now returns the current time for every freshness, age, expiry,
+	// revalidation and purge decision (timeouts, deadlines and rates stay
+	// on the wall clock). Nil means time.Now. Tests set it to move time
+	// without sleeping.
 	Now func() time.Time
 }
 
