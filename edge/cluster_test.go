@@ -135,7 +135,10 @@ type cluster struct {
 // call t.Parallel, so that two of them (go test's -parallel, GOMAXPROCS)
 // wait together. They share nothing: each cluster has its own ports, and
 // a gossip cluster its own loopback addresses. Tests that restart an edge
-// on its old port, or that time what they check, run alone.
+// on its old port, or that time what they check, run alone; so do the
+// gossip clusters' tests: two of those at once on two loaded cores made
+// memberlist take live members for dead (extra membership changes, extra
+// repairs: TestRepairAfterCrash failed so under go test ./...).
 
 // newCluster starts n edges on loopback with one shared peer list, in
 // front of o, with real QUIC between them and real HTTP in front.

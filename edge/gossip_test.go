@@ -153,7 +153,6 @@ func (c *cluster) leave(i int) {
 }
 
 func TestGossipFleetJoinLeaveCrash(t *testing.T) {
-	t.Parallel() // mostly waiting (parallelTests in cluster_test.go)
 	o := newTestOrigin(t, "public, max-age=3600")
 	c := newGossipCluster(t, o, 8, 30, nil)
 	const size = 3<<19 + 4321
@@ -198,7 +197,6 @@ func TestGossipFleetJoinLeaveCrash(t *testing.T) {
 }
 
 func TestZonesPlaceWithinZoneThenReadAcross(t *testing.T) {
-	t.Parallel() // mostly waiting (parallelTests in cluster_test.go)
 	o := newTestOrigin(t, "public, max-age=3600")
 	zone := func(i int) string { return []string{"zone-a", "zone-b"}[i%2] }
 	c := newGossipCluster(t, o, 6, 40, func(i int, cfg *Config) { cfg.Swarm.Zone = zone(i) })

@@ -67,7 +67,6 @@ func TestAdminPeers(t *testing.T) {
 }
 
 func TestAdminPeersShowsLeftMember(t *testing.T) {
-	t.Parallel() // mostly waiting (parallelTests in cluster_test.go)
 	o := newTestOrigin(t, "")
 	c := newGossipCluster(t, o, 3, 50, nil)
 	gone := c.edges[2].Node().Self()

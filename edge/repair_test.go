@@ -184,7 +184,6 @@ func edgeIndex(c *cluster, addr string) int {
 }
 
 func TestRepairAfterCrash(t *testing.T) {
-	t.Parallel() // mostly waiting (parallelTests in cluster_test.go)
 	o := newTestOrigin(t, "public, max-age=3600")
 	logs := &repairLogs{}
 	c := newGossipCluster(t, o, 8, 60, logs.tweak)
@@ -255,7 +254,6 @@ func TestRepairAfterCrash(t *testing.T) {
 // are killed mid-download comes through byte-identical, the origin sends
 // it about once, and repair then restores full redundancy.
 func TestKillTwoMidDownloadThenRepair(t *testing.T) {
-	t.Parallel() // mostly waiting (parallelTests in cluster_test.go)
 	o := newTestOrigin(t, "public, max-age=3600")
 	logs := &repairLogs{}
 	c := newGossipCluster(t, o, 8, 70, logs.tweak)
@@ -375,7 +373,6 @@ func TestUnderPlacedSegmentPlacedAgain(t *testing.T) {
 // unfinished: an edge that read the segment through that fill sends its
 // shards from its own memory tier once the coordinator is gone.
 func TestReaderPlacesWhenCoordinatorDies(t *testing.T) {
-	t.Parallel() // mostly waiting (parallelTests in cluster_test.go)
 	o := newTestOrigin(t, "public, max-age=3600")
 	logs := &repairLogs{}
 	c := newGossipCluster(t, o, 4, 80, logs.tweak)
