@@ -252,6 +252,9 @@ func infoHash(torrent []byte) ([20]byte, error) {
 			return [20]byte{}, fmt.Errorf("bench: torrent: %w", err)
 		}
 		if k == "info" {
+			if torrent[next] != 'd' {
+				return [20]byte{}, errors.New("bench: torrent: info is not a dictionary")
+			}
 			return sha1.Sum(torrent[next:end]), nil
 		}
 		i = end

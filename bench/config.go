@@ -36,7 +36,9 @@ func AllSystems() []string {
 // DefaultSystems returns the systems a run compares when Config.Systems
 // is empty: all but bittorrent, which has a meaning only for the flash
 // crowd on the emulated network, and runs when it is named.
-func DefaultSystems() []string { return []string{SystemShoal, SystemPerSite, SystemDirect, SystemNginx} }
+func DefaultSystems() []string {
+	return []string{SystemShoal, SystemPerSite, SystemDirect, SystemNginx}
+}
 
 // The scenarios.
 const (

@@ -346,7 +346,7 @@ func (r *runner) system(ctx context.Context, sys string, n int, pl *plan) (_ Sys
 // snapshot is the counters a crowd's figures are the difference of.
 type snapshot struct {
 	originBytes, originReqs int64
-	originWire, peerWire    int64 // under NetNS: bytes on the links (see netEnv.wireBytes)
+	originWire, peerWire    int64                // under NetNS: bytes on the links (see netEnv.wireBytes)
 	edges                   map[int]edgeCounters // by site; empty for nginx and direct
 	tierCPU, originCPU      float64
 	selfCPU, machineCPU     float64 // this process's, and everything's
