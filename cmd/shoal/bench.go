@@ -109,35 +109,35 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		return v
 	}
 	cfg := bench.Config{
-		Scenario:        *scenario,
-		FleetSizes:      []int{*edges},
-		Size:            size,
-		Clients:         *clients,
-		Seed:            *seed,
-		Zipf:            *zipf,
-		Objects:         *objects,
-		Requests:        *requests,
-		RangeShare:      none(*ranges),
-		Segments:        *segments,
-		SeekShare:       none(*seeks),
-		Kill:            noneInt(*kill),
-		Slow:            noneInt(*slow),
-		Systems:         splitList(*systems),
-		Nginx:           *nginx,
-		NginxSlice:      slice,
-		BitTorrentPiece: btPiece,
-		EdgeFlags:       strings.Fields(*edgeFlags),
-		KeepTemp:        *keep,
-		Timeout:         *timeout,
-		Progress:        stderr,
-		NetNS:           *netns,
-		PeerRTT:         *peerRTT,
-		Duration:        *duration,
-		KillEvery:       *killEvery,
+		Scenario:   *scenario,
+		FleetSizes: []int{*edges},
+		Size:       size,
+		Clients:    *clients,
+		Seed:       *seed,
+		Zipf:       *zipf,
+		Objects:    *objects,
+		Requests:   *requests,
+		RangeShare: none(*ranges),
+		Segments:   *segments,
+		SeekShare:  none(*seeks),
+		Kill:       noneInt(*kill),
+		Slow:       noneInt(*slow),
+		Systems:    splitList(*systems),
+		Nginx:      *nginx,
+		NginxSlice: slice,
+		EdgeFlags:  strings.Fields(*edgeFlags),
+		KeepTemp:   *keep,
+		Timeout:    *timeout,
+		Progress:   stderr,
+		NetNS:      *netns,
+		PeerRTT:    *peerRTT,
+		Duration:   *duration,
+		KillEvery:  *killEvery,
 	}
 	if *killEvery == 0 {
 		cfg.KillEvery = -1 // Config reads zero as the default
 	}
+	cfg.BitTorrentPiece = btPiece
 	if *duration <= 0 || *killEvery < 0 {
 		return cfg, "", errors.New("--duration must be positive and --kill-every not negative")
 	}
