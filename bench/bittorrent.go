@@ -478,7 +478,7 @@ func (r *runner) bittorrent(ctx context.Context, n int, pl *plan) (res SystemRes
 	if res.DeliveredBytes > 0 {
 		res.CPUSecondsPerGB = res.TierCPUSeconds / (float64(res.DeliveredBytes) / 1e9)
 	}
-	r.progressf("  %-8s %2d sites: up in %.1f s; %d leechers done in %.2f s (first bytes p50 %s), origin %.2f× unique (wire), %s, %.2f CPU s/GB, every copy verified",
+	r.progressf("  %-10s %2d sites: up in %.1f s; %d leechers done in %.2f s (first bytes p50 %s), origin %.2f× unique (wire), %s, %.2f CPU s/GB, every copy verified",
 		SystemBitTorrent, n, up.Seconds(), len(clients), res.FleetSeconds, secString(res.TTFB.P50), res.OriginRatio, rateString(res.AggregateRate), res.CPUSecondsPerGB)
 	return res, nil
 }
@@ -566,7 +566,7 @@ func (r *runner) btWait(ctx context.Context, sw *btSwarm, start time.Time) error
 		}
 		if time.Since(last) >= progressEvery {
 			last = time.Now()
-			r.progressf("  %-8s %2d sites: … %d of %d leechers done, %.0f s", SystemBitTorrent, len(sw.leechers)/r.cfg.Clients,
+			r.progressf("  %-10s %2d sites: … %d of %d leechers done, %.0f s", SystemBitTorrent, len(sw.leechers)/r.cfg.Clients,
 				len(sw.leechers)-left, len(sw.leechers), time.Since(start).Seconds())
 		}
 		select {

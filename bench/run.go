@@ -275,13 +275,13 @@ func (r *runner) system(ctx context.Context, sys string, n int, pl *plan) (_ Sys
 	res := SystemResult{System: sys, Sites: n, ClientsPerSite: r.cfg.Clients, UniqueBytes: pl.unique, Requests: pl.requests}
 	if sys == SystemNginx && r.noNginx != "" {
 		res.Skipped = r.noNginx
-		r.progressf("  %-8s %2d sites: skipped: %s", sys, n, r.noNginx)
+		r.progressf("  %-10s %2d sites: skipped: %s", sys, n, r.noNginx)
 		return res, nil
 	}
 	if sys == SystemBitTorrent {
 		if r.noBT != "" {
 			res.Skipped = r.noBT
-			r.progressf("  %-8s %2d sites: skipped: %s", sys, n, r.noBT)
+			r.progressf("  %-10s %2d sites: skipped: %s", sys, n, r.noBT)
 			return res, nil
 		}
 		return r.bittorrent(ctx, n, pl)
@@ -338,7 +338,7 @@ func (r *runner) system(ctx context.Context, sys string, n int, pl *plan) (_ Sys
 	if len(faults) > 0 {
 		extra = fmt.Sprintf(", %d faults, %d failovers", len(faults), res.Failovers)
 	}
-	r.progressf("  %-8s %2d sites: up in %.1f s; %d clients, %d requests done in %.2f s (TTFB p50 %s), origin %.2f× unique, %s, %.2f CPU s/GB%s, all bodies verified",
+	r.progressf("  %-10s %2d sites: up in %.1f s; %d clients, %d requests done in %.2f s (TTFB p50 %s), origin %.2f× unique, %s, %.2f CPU s/GB%s, all bodies verified",
 		sys, n, up.Seconds(), n*r.cfg.Clients, len(clients), res.FleetSeconds, secString(res.TTFB.P50), res.OriginRatio, rateString(res.AggregateRate), res.CPUSecondsPerGB, extra)
 	return res, nil
 }
@@ -503,7 +503,7 @@ func (r *runner) crowd(ctx context.Context, d *deployment, sys string, pl *plan)
 			case <-done:
 				return
 			case <-tick.C:
-				r.progressf("  %-8s %2d sites: … %s of %s, %d of %d requests, %.0f s",
+				r.progressf("  %-10s %2d sites: … %s of %s, %d of %d requests, %.0f s",
 					sys, len(d.sites), sizeString(cnt.bytes.Load()), sizeString(pl.total), cnt.requests.Load(), pl.requests, time.Since(start).Seconds())
 			}
 		}
