@@ -365,60 +365,14 @@ func (r *runner) bittorrent(ctx context.Context, n int, pl *plan) (res SystemRes
 		}
 	}()
 	t0 := time.Now()
-	rel := r.cat.objects[0]
-	tracker := net.JoinHostPort(hubIP, strconv.Itoa(btTrackerPort))
-	torrent, ih, err := r.makeTorrent(dir, rel, "http://"+tracker+"/announce")
+	torrent, hook, err := r.btStart(ctx, sw, dir, logs)
 	if err != nil {
-		return res, err
-	}
-
-	// The tracker, in the hub, whitelisting the torrent.
-	chroot := filepath.Join(dir, "tracker")
-	if err := os.MkdirAll(chroot, 0o755); err != nil {
-		return res, err
-	}
-	if err := os.WriteFile(filepath.Join(chroot, "whitelist.txt"), []byte(hex.EncodeToString(ih[:])+"\n"), 0o644); err != nil {
-		return res, err
-	}
-	bin, args := r.net.command(r.net.hub, r.bt.Opentracker, opentrackerArgs(hubIP, btTrackerPort, chroot))
-	if sw.tracker, err = startProcess("opentracker", logs, bin, args...); err != nil {
-		return res, err
-	}
-	seeders := func() int64 {
-		resp, err := r.http.Get(scrapeURL(tracker, ih))
-		if err != nil {
-			return -1
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return -1
-		}
-		c, err := parseScrape(body, ih)
-		if err != nil {
-			return -1
-		}
-		return c
-	}
-	if err := sw.tracker.waitUntil(ctx, "scrape answer", func() bool { return seeders() >= 0 }); err != nil {
-		return res, err
-	}
-
-	// The seeder, at the origin's place, with the release.
-	seedDir := filepath.Join(dir, "seed")
-	if sw.seeder, err = r.start("seeder", logs, -1, r.bt.Aria2c, seederArgs(torrent, seedDir, btPeerPort)...); err != nil {
-		return res, err
-	}
-	if err := sw.seeder.waitUntil(ctx, "its announce at the tracker (scrape: 1 seeder)", func() bool { return seeders() >= 1 }); err != nil {
-		return res, err
-	}
-	hook := filepath.Join(dir, "done.sh")
-	if err := os.WriteFile(hook, []byte(btHookScript), 0o755); err != nil {
 		return res, err
 	}
 	up := time.Since(t0)
 
 	// The crowd: every leecher starts now.
+	rel := r.cat.objects[0]
 	before := r.btSnapshot(sw)
 	res.Load = before.load
 	start := time.Now()
@@ -445,8 +399,67 @@ func (r *runner) bittorrent(ctx context.Context, n int, pl *plan) (res SystemRes
 		res.PeakRSS = append(res.PeakRSS, r.proc.treePeakRSS(l.proc.pid()))
 	}
 	sw.stop()
+	if err := btMeasure(&res, sw, rel, start, before, after); err != nil {
+		return res, err
+	}
+	r.progressf("  %-10s %2d sites: up in %.1f s; %d leechers done in %.2f s (first bytes p50 %s), origin %.2f× unique (wire), %s, %.2f CPU s/GB, every copy verified",
+		SystemBitTorrent, n, up.Seconds(), len(res.Clients), res.FleetSeconds, secString(res.TTFB.P50), res.OriginRatio, rateString(res.AggregateRate), res.CPUSecondsPerGB)
+	return res, nil
+}
 
-	// Every copy against the release.
+// btStart makes the torrent under dir, starts the tracker in the hub
+// whitelisting it and the seeder at the origin's place, and waits until
+// the tracker counts the seeder. It returns the torrent's path and the
+// leechers' completion hook.
+func (r *runner) btStart(ctx context.Context, sw *btSwarm, dir, logs string) (torrent, hook string, err error) {
+	tracker := net.JoinHostPort(hubIP, strconv.Itoa(btTrackerPort))
+	torrent, ih, err := r.makeTorrent(dir, r.cat.objects[0], "http://"+tracker+"/announce")
+	if err != nil {
+		return "", "", err
+	}
+	chroot := filepath.Join(dir, "tracker")
+	if err := os.MkdirAll(chroot, 0o755); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(filepath.Join(chroot, "whitelist.txt"), []byte(hex.EncodeToString(ih[:])+"\n"), 0o644); err != nil {
+		return "", "", err
+	}
+	bin, args := r.net.command(r.net.hub, r.bt.Opentracker, opentrackerArgs(hubIP, btTrackerPort, chroot))
+	if sw.tracker, err = startProcess("opentracker", logs, bin, args...); err != nil {
+		return "", "", err
+	}
+	seeders := func() int64 {
+		resp, err := r.http.Get(scrapeURL(tracker, ih))
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return -1
+		}
+		c, err := parseScrape(body, ih)
+		if err != nil {
+			return -1
+		}
+		return c
+	}
+	if err := sw.tracker.waitUntil(ctx, "scrape answer", func() bool { return seeders() >= 0 }); err != nil {
+		return "", "", err
+	}
+	if sw.seeder, err = r.start("seeder", logs, -1, r.bt.Aria2c, seederArgs(torrent, filepath.Join(dir, "seed"), btPeerPort)...); err != nil {
+		return "", "", err
+	}
+	if err := sw.seeder.waitUntil(ctx, "its announce at the tracker (scrape: 1 seeder)", func() bool { return seeders() >= 1 }); err != nil {
+		return "", "", err
+	}
+	hook = filepath.Join(dir, "done.sh")
+	return torrent, hook, os.WriteFile(hook, []byte(btHookScript), 0o755)
+}
+
+// btMeasure checks every leecher's copy against the release and fills
+// res from the leechers' times and the snapshots around the crowd.
+func btMeasure(res *SystemResult, sw *btSwarm, rel object, start time.Time, before, after btSnap) error {
 	var clients []ClientResult
 	for _, l := range sw.leechers {
 		if err := checkCopy(l.file, rel); err != nil {
@@ -454,7 +467,7 @@ func (r *runner) bittorrent(ctx context.Context, n int, pl *plan) (res SystemRes
 			if errors.As(err, &ie) {
 				ie.System, ie.Site, ie.Client = SystemBitTorrent, l.site, l.client
 			}
-			return res, err
+			return err
 		}
 		first := l.first
 		if first.IsZero() || first.After(l.done) { // done between two polls
@@ -463,7 +476,7 @@ func (r *runner) bittorrent(ctx context.Context, n int, pl *plan) (res SystemRes
 		clients = append(clients, ClientResult{Site: l.site, Client: l.client, TTFB: first.Sub(start).Seconds(),
 			Seconds: l.done.Sub(start).Seconds(), Bytes: rel.Size})
 	}
-	measureClients(&res, clients)
+	measureClients(res, clients)
 	res.OriginWireBytes = after.originWire - before.originWire
 	res.PeerWireBytes = after.peerWire - before.peerWire
 	res.OriginBytes = res.OriginWireBytes
@@ -478,9 +491,7 @@ func (r *runner) bittorrent(ctx context.Context, n int, pl *plan) (res SystemRes
 	if res.DeliveredBytes > 0 {
 		res.CPUSecondsPerGB = res.TierCPUSeconds / (float64(res.DeliveredBytes) / 1e9)
 	}
-	r.progressf("  %-10s %2d sites: up in %.1f s; %d leechers done in %.2f s (first bytes p50 %s), origin %.2f× unique (wire), %s, %.2f CPU s/GB, every copy verified",
-		SystemBitTorrent, n, up.Seconds(), len(clients), res.FleetSeconds, secString(res.TTFB.P50), res.OriginRatio, rateString(res.AggregateRate), res.CPUSecondsPerGB)
-	return res, nil
+	return nil
 }
 
 // makeTorrent links the release into dir/seed (the seeder's copy) and
