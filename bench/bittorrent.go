@@ -56,7 +56,7 @@ import (
 const (
 	btTrackerPort = 6969
 	btPeerPort    = 6881 // the leechers of a site's clients take the next ones
-	btRPCPort     = 6800 // likewise
+	btRPCPort     = 16800 // likewise; far from the peer ports, which 256 clients per site reach
 )
 
 // btPoll is how often the harness looks at the leechers.
