@@ -55,7 +55,7 @@ import (
 // Ports of the BitTorrent baseline inside the namespaces.
 const (
 	btTrackerPort = 6969
-	btPeerPort    = 6881 // the leechers of a site's clients take the next ones
+	btPeerPort    = 6881  // the leechers of a site's clients take the next ones
 	btRPCPort     = 16800 // likewise; far from the peer ports, which 256 clients per site reach
 )
 
