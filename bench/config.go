@@ -21,10 +21,24 @@ const (
 	SystemDirect = "direct"
 	// SystemNginx is one nginx with proxy_cache per site.
 	SystemNginx = "nginx"
+	// SystemBitTorrent is BitTorrent: an aria2c leecher per client at its
+	// site, an aria2c seeder at the origin's place, and opentracker (see
+	// bittorrent.go). It runs the flash crowd under NetNS only, and only
+	// when named: it is not among DefaultSystems.
+	SystemBitTorrent = "bittorrent"
 )
 
 // AllSystems returns every system, in the order a run takes them.
-func AllSystems() []string { return []string{SystemShoal, SystemPerSite, SystemDirect, SystemNginx} }
+func AllSystems() []string {
+	return []string{SystemShoal, SystemPerSite, SystemDirect, SystemNginx, SystemBitTorrent}
+}
+
+// DefaultSystems returns the systems a run compares when Config.Systems
+// is empty: all but bittorrent, which has a meaning only for the flash
+// crowd on the emulated network, and runs when it is named.
+func DefaultSystems() []string {
+	return []string{SystemShoal, SystemPerSite, SystemDirect, SystemNginx}
+}
 
 // The scenarios.
 const (
@@ -71,6 +85,9 @@ const (
 	// DefaultNginxSlice is the nginx baseline's slice size: the edges'
 	// default segment size, so both fetch the origin in the same steps.
 	DefaultNginxSlice = 4 << 20
+	// DefaultBitTorrentPiece is the BitTorrent baseline's piece size
+	// (bench/README.md, "BitTorrent baseline", says how it was chosen).
+	DefaultBitTorrentPiece = 256 << 10
 
 	// DefaultMixSize is the mix's largest object.
 	DefaultMixSize = 128 << 20
@@ -173,7 +190,7 @@ type Config struct {
 	// Zero means DefaultKillEvery; negative means never.
 	KillEvery time.Duration
 	// Systems names the systems to run, a subset of AllSystems, in the order
-	// given. Empty means all.
+	// given. Empty means DefaultSystems.
 	Systems []string
 	// Nginx is the nginx binary. Empty means "nginx" on PATH. When it is not
 	// found, the nginx system is reported as skipped.
@@ -184,6 +201,10 @@ type Config struct {
 	// whole object is then one cache entry, and with proxy_cache_lock every
 	// client but the first waits for all of it).
 	NginxSlice int64
+	// BitTorrentPiece is the piece size of the BitTorrent baseline's
+	// torrent, a power of two from 16 KiB to 16 MiB. Zero means
+	// DefaultBitTorrentPiece.
+	BitTorrentPiece int64
 	// EdgeFlags are extra flags for every `shoal edge`, e.g.
 	// {"--segment-size", "8MiB"}.
 	EdgeFlags []string
@@ -276,7 +297,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("bench: %d clients per site: want 1..256", c.Clients)
 	}
 	if len(c.Systems) == 0 {
-		c.Systems = AllSystems()
+		c.Systems = DefaultSystems()
 	}
 	if c.Scenario == ScenarioSoak {
 		// The soak checks the edges themselves; there is nothing to
@@ -293,6 +314,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.NginxSlice == 0 {
 		c.NginxSlice = DefaultNginxSlice
+	}
+	if c.BitTorrentPiece == 0 {
+		c.BitTorrentPiece = DefaultBitTorrentPiece
+	}
+	if p := c.BitTorrentPiece; p < 16<<10 || p > 16<<20 || p&(p-1) != 0 {
+		return c, fmt.Errorf("bench: BitTorrent piece size %d: want a power of two from 16 KiB to 16 MiB", p)
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout

@@ -23,6 +23,11 @@
 //     configured as a competent operator would (proxy_cache_lock, sendfile,
 //     the slice module when it is built in); skipped with a note when nginx
 //     is not on PATH.
+//   - bittorrent, when named in Config.Systems (it is not a default): an
+//     aria2c leecher per client in its site's namespace, an aria2c seeder
+//     with the release in the origin's, opentracker in the hub's; the
+//     flash crowd under Config.NetNS only, skipped with a note otherwise
+//     or when aria2c, opentracker or mktorrent is missing (bittorrent.go).
 //
 // The scenarios, each drawn from a fixed seed so that runs repeat (every
 // system of a run gets the same requests):

@@ -2,9 +2,13 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shoalcdn/shoal/internal/netns"
@@ -184,10 +188,64 @@ func bounds(f int64, n, clients int, us, ui, dmin float64) Bounds {
 // of returns the bound of a system.
 func (b Bounds) of(system string) float64 {
 	switch system {
-	case SystemShoal:
+	case SystemShoal, SystemBitTorrent:
 		return b.KumarRoss
 	case SystemDirect:
 		return b.Direct
 	}
 	return b.PerSite
+}
+
+// wireBytes returns what the origin's namespace has sent on its link so
+// far, and what the sites have sent one another (their uplink class to
+// peers, 1:10; for BitTorrent also the leechers' acknowledgements to the
+// seeder), in bytes of IP packets, headers included. A counter that
+// cannot be read counts zero: the figures are then low, not wrong by a
+// wild amount, and the crowd's checks do not depend on them.
+func (e *netEnv) wireBytes() (origin, peers int64) {
+	if out, err := exec.Command("ip", "-s", "-j", "-n", e.origin, "link", "show", "dev", "eth0").Output(); err == nil {
+		origin, _ = parseLinkTxBytes(out)
+	}
+	for _, ns := range e.sites {
+		if out, err := exec.Command("tc", "-s", "-n", ns, "class", "show", "dev", "eth0").Output(); err == nil {
+			n, _ := parseClassSent(out, "1:10")
+			peers += n
+		}
+	}
+	return origin, peers
+}
+
+// parseLinkTxBytes reads the bytes sent from `ip -s -j link show dev X`.
+func parseLinkTxBytes(b []byte) (int64, error) {
+	var links []struct {
+		Stats struct {
+			TX struct {
+				Bytes int64 `json:"bytes"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal(b, &links); err != nil {
+		return 0, fmt.Errorf("bench: ip -s -j link: %w", err)
+	}
+	if len(links) != 1 {
+		return 0, fmt.Errorf("bench: ip -s -j link: %d links, want 1", len(links))
+	}
+	return links[0].Stats.TX.Bytes, nil
+}
+
+// parseClassSent reads the bytes a class has sent from `tc -s class show`
+// (this tc has no JSON for classes): the "Sent N bytes" line after the
+// line naming the class.
+func parseClassSent(b []byte, class string) (int64, error) {
+	in := false
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 3 && f[0] == "class":
+			in = f[2] == class
+		case in && len(f) >= 3 && f[0] == "Sent" && f[2] == "bytes":
+			return strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("bench: tc -s class: no bytes sent by class %s", class)
 }

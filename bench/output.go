@@ -22,6 +22,8 @@ func systemColor(name string) string {
 		return palette[4] // not palette[2], too close to per-site's orange
 	case SystemNginx:
 		return palette[3]
+	case SystemBitTorrent:
+		return "#882255" // Tol's wine: none of the palette's is far enough from the others
 	}
 	return palette[7]
 }

@@ -25,6 +25,8 @@ type Report struct {
 	// NginxSlice is the nginx baseline's slice size in bytes; 0 when it
 	// cached whole objects.
 	NginxSlice int64 `json:"nginx_slice,omitempty"`
+	// BitTorrent describes the BitTorrent baseline, nil when it did not run.
+	BitTorrent *BitTorrentInfo `json:"bittorrent,omitempty"`
 	// EdgeFlags are the extra flags every edge got.
 	EdgeFlags []string `json:"edge_flags,omitempty"`
 	// Release is the flash crowd's object (flash, faults).
@@ -49,6 +51,14 @@ type Release struct {
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+}
+
+// BitTorrentInfo describes the BitTorrent baseline's setting.
+type BitTorrentInfo struct {
+	// Aria2 is aria2c's version line.
+	Aria2 string `json:"aria2"`
+	// PieceSize is the torrent's piece size in bytes.
+	PieceSize int64 `json:"piece_size"`
 }
 
 // Workload describes the catalog and requests of the mix or media.
@@ -131,6 +141,13 @@ type SystemResult struct {
 	OriginRequests int64 `json:"origin_requests"`
 	// OriginRatio is OriginBytes ÷ UniqueBytes: 1 is each byte once.
 	OriginRatio float64 `json:"origin_ratio"`
+	// OriginWireBytes is what the origin's namespace sent on its link
+	// during the crowd, and PeerWireBytes what the sites sent one another
+	// (their uplink class to peers), in bytes of IP packets, headers
+	// included (NetNS only). For bittorrent, whose seeder has no proxy
+	// in front of it to count bodies, OriginBytes is OriginWireBytes.
+	OriginWireBytes int64 `json:"origin_wire_bytes,omitempty"`
+	PeerWireBytes   int64 `json:"peer_wire_bytes,omitempty"`
 	// ServedBySource is the edges' shoal_served_bytes_total by source,
 	// summed over the fleet (Shoal systems only).
 	ServedBySource map[string]int64 `json:"served_by_source,omitempty"`
@@ -259,6 +276,13 @@ func (r *Report) Markdown() string {
 			slice = "slice " + sizeString(r.NginxSlice)
 		}
 		w("- nginx: %s, proxy_cache_lock on, sendfile on, %s\n", r.NginxVersion, slice)
+	}
+	if bt := r.BitTorrent; bt != nil {
+		w("- bittorrent: %s, one leecher per client in its site's namespace, one seeder with the release in the origin's, opentracker in the hub's; ", bt.Aria2)
+		w("torrent by mktorrent, pieces of %s; DHT, peer exchange and local peer discovery off; leechers seed until all are done. ", sizeString(bt.PieceSize))
+		w("Its *origin egress* is the origin namespace's link bytes (headers included; the others' is response bodies at the counting proxy: compare the wire columns), ")
+		w("its *TTFB* the time until aria2c's RPC reports its first bytes (polled every %s), its *download* time the --on-bt-download-complete hook's, ", secString(btPoll.Seconds()))
+		w("its CPU that of every aria2c (seeder included) and opentracker; every copy is checked against the release's SHA-256\n")
 	}
 	w("- started %s, took %.0f s\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Seconds)
 
@@ -416,12 +440,17 @@ func boundTable(w func(string, ...any), run FleetRun) {
 	b := run.Bounds
 	w("\nLower bounds of the time until every site has the release: peer-to-peer (Kumar–Ross, max(F/u_s, F/d_min, N·F/(u_s+Σu_i))) %s; ", secString(b.KumarRoss))
 	w("every site from the origin (max(N·F/u_s, F/d_min)) %s; every client from the origin %s.\n\n", secString(b.PerSite), secString(b.Direct))
-	w("| system | fleet done | its bound | ÷ bound | ÷ Kumar–Ross bound |\n|---|---:|---:|---:|---:|\n")
+	w("| system | fleet done | its bound | ÷ bound | ÷ Kumar–Ross bound | origin link bytes | ÷ unique | bytes between sites |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range run.Systems {
 		if s.Skipped != "" {
 			continue
 		}
-		w("| %s | %s | %s | %.2f× | %.2f× |\n", s.System, secString(s.FleetSeconds), secString(b.of(s.System)), s.FleetSeconds/b.of(s.System), s.FleetSeconds/b.KumarRoss)
+		wire := 0.0
+		if s.UniqueBytes > 0 {
+			wire = float64(s.OriginWireBytes) / float64(s.UniqueBytes)
+		}
+		w("| %s | %s | %s | %.2f× | %.2f× | %s | %.2f× | %s |\n", s.System, secString(s.FleetSeconds), secString(b.of(s.System)), s.FleetSeconds/b.of(s.System), s.FleetSeconds/b.KumarRoss,
+			sizeString(s.OriginWireBytes), wire, sizeString(s.PeerWireBytes))
 	}
 }
 

@@ -124,7 +124,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Scenario != ScenarioFlash || !slices.Equal(c.FleetSizes, []int{DefaultEdges}) || c.Size != DefaultSize ||
-		c.Clients != 1 || !slices.Equal(c.Systems, AllSystems()) || c.NginxSlice != DefaultNginxSlice || c.Timeout != DefaultTimeout {
+		c.Clients != 1 || !slices.Equal(c.Systems, DefaultSystems()) || c.NginxSlice != DefaultNginxSlice || c.Timeout != DefaultTimeout {
 		t.Errorf("defaults: %+v", c)
 	}
 	for _, bad := range []Config{

@@ -41,6 +41,8 @@ type runner struct {
 	warmup  []string // URL paths of the warm-up objects
 	nginx   nginxInfo
 	noNginx string // why the nginx system is skipped, if it is
+	bt      btTools
+	noBT    string // why the bittorrent system is skipped, if it is
 	proc    *procReader
 	http    *http.Client // probes and scrapes
 	// net is the emulated network under Config.NetNS, nil otherwise; dial
@@ -135,6 +137,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	}
 	r.progressf("bench %s: %s, %s per site, fleet sizes %v, systems %s; files in %s",
 		cfg.Scenario, what, plural(cfg.Clients, "client"), cfg.FleetSizes, strings.Join(cfg.Systems, ", "), r.dir)
+	if r.noBT == "" && r.bt.Aria2c != "" {
+		rep.BitTorrent = &BitTorrentInfo{Aria2: r.bt.Version, PieceSize: cfg.BitTorrentPiece}
+	}
 	if r.noNginx == "" && r.nginx.Path != "" {
 		rep.NginxVersion = r.nginx.Version
 		if r.nginx.Slice && cfg.NginxSlice > 0 {
@@ -220,7 +225,26 @@ func (r *runner) setup() error {
 			r.nginx = info
 		}
 	}
+	if slices.Contains(r.cfg.Systems, SystemBitTorrent) {
+		r.noBT = r.bitTorrentSkip()
+	}
 	return nil
+}
+
+// bitTorrentSkip says why the bittorrent system cannot run, or "".
+func (r *runner) bitTorrentSkip() string {
+	switch {
+	case r.cfg.Scenario != ScenarioFlash:
+		return "runs the flash crowd only (one release, one leecher per client)"
+	case !r.cfg.NetNS:
+		return "needs --netns: on loopback no link carries the seeder's upload apart from everyone's traffic, and with no link to share its time says nothing about distribution"
+	}
+	t, err := findBitTorrent()
+	if err != nil {
+		return err.Error()
+	}
+	r.bt = t
+	return ""
 }
 
 // WriteRandomFile writes size bytes from a ChaCha8 stream seeded with seed
@@ -251,8 +275,16 @@ func (r *runner) system(ctx context.Context, sys string, n int, pl *plan) (_ Sys
 	res := SystemResult{System: sys, Sites: n, ClientsPerSite: r.cfg.Clients, UniqueBytes: pl.unique, Requests: pl.requests}
 	if sys == SystemNginx && r.noNginx != "" {
 		res.Skipped = r.noNginx
-		r.progressf("  %-8s %2d sites: skipped: %s", sys, n, r.noNginx)
+		r.progressf("  %-10s %2d sites: skipped: %s", sys, n, r.noNginx)
 		return res, nil
+	}
+	if sys == SystemBitTorrent {
+		if r.noBT != "" {
+			res.Skipped = r.noBT
+			r.progressf("  %-10s %2d sites: skipped: %s", sys, n, r.noBT)
+			return res, nil
+		}
+		return r.bittorrent(ctx, n, pl)
 	}
 	dir := filepath.Join(r.dir, fmt.Sprintf("%s-%d", sys, n))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -306,7 +338,7 @@ func (r *runner) system(ctx context.Context, sys string, n int, pl *plan) (_ Sys
 	if len(faults) > 0 {
 		extra = fmt.Sprintf(", %d faults, %d failovers", len(faults), res.Failovers)
 	}
-	r.progressf("  %-8s %2d sites: up in %.1f s; %d clients, %d requests done in %.2f s (TTFB p50 %s), origin %.2f× unique, %s, %.2f CPU s/GB%s, all bodies verified",
+	r.progressf("  %-10s %2d sites: up in %.1f s; %d clients, %d requests done in %.2f s (TTFB p50 %s), origin %.2f× unique, %s, %.2f CPU s/GB%s, all bodies verified",
 		sys, n, up.Seconds(), n*r.cfg.Clients, len(clients), res.FleetSeconds, secString(res.TTFB.P50), res.OriginRatio, rateString(res.AggregateRate), res.CPUSecondsPerGB, extra)
 	return res, nil
 }
@@ -314,6 +346,7 @@ func (r *runner) system(ctx context.Context, sys string, n int, pl *plan) (_ Sys
 // snapshot is the counters a crowd's figures are the difference of.
 type snapshot struct {
 	originBytes, originReqs int64
+	originWire, peerWire    int64                // under NetNS: bytes on the links (see netEnv.wireBytes)
 	edges                   map[int]edgeCounters // by site; empty for nginx and direct
 	tierCPU, originCPU      float64
 	selfCPU, machineCPU     float64 // this process's, and everything's
@@ -324,6 +357,9 @@ type snapshot struct {
 func (r *runner) snapshot(ctx context.Context, d *deployment) (snapshot, error) {
 	s := snapshot{edges: map[int]edgeCounters{}}
 	s.originBytes, s.originReqs = d.proxy.Counts()
+	if r.net != nil {
+		s.originWire, s.peerWire = r.net.wireBytes()
+	}
 	for i, st := range d.sites {
 		if st.admin == "" {
 			continue
@@ -467,7 +503,7 @@ func (r *runner) crowd(ctx context.Context, d *deployment, sys string, pl *plan)
 			case <-done:
 				return
 			case <-tick.C:
-				r.progressf("  %-8s %2d sites: … %s of %s, %d of %d requests, %.0f s",
+				r.progressf("  %-10s %2d sites: … %s of %s, %d of %d requests, %.0f s",
 					sys, len(d.sites), sizeString(cnt.bytes.Load()), sizeString(pl.total), cnt.requests.Load(), pl.requests, time.Since(start).Seconds())
 			}
 		}
@@ -499,6 +535,20 @@ func (r *runner) crowd(ctx context.Context, d *deployment, sys string, pl *plan)
 
 // measure fills res from the crowd's requests and the snapshots around it.
 func (r *runner) measure(res *SystemResult, d *deployment, clients []ClientResult, before, after snapshot) {
+	measureClients(res, clients)
+	res.OriginBytes = after.originBytes - before.originBytes
+	res.OriginRequests = after.originReqs - before.originReqs
+	if res.UniqueBytes > 0 {
+		res.OriginRatio = float64(res.OriginBytes) / float64(res.UniqueBytes)
+	}
+	res.OriginWireBytes = after.originWire - before.originWire
+	res.PeerWireBytes = after.peerWire - before.peerWire
+	r.measureTier(res, d, before, after)
+}
+
+// measureClients fills res's delivery and latency figures from the
+// clients' requests.
+func measureClients(res *SystemResult, clients []ClientResult) {
 	res.Clients = clients
 	var ttfb, dl, rate []float64
 	type span struct {
@@ -529,12 +579,11 @@ func (r *runner) measure(res *SystemResult, d *deployment, clients []ClientResul
 	if res.FleetSeconds > 0 {
 		res.AggregateRate = float64(res.DeliveredBytes) / res.FleetSeconds
 	}
-	res.OriginBytes = after.originBytes - before.originBytes
-	res.OriginRequests = after.originReqs - before.originReqs
-	if res.UniqueBytes > 0 {
-		res.OriginRatio = float64(res.OriginBytes) / float64(res.UniqueBytes)
-	}
+}
 
+// measureTier fills res's figures of the serving tier: the edges'
+// counters, CPU time and memory.
+func (r *runner) measureTier(res *SystemResult, d *deployment, before, after snapshot) {
 	if len(after.edges) > 0 {
 		var sum edgeCounters
 		for i, a := range after.edges {

@@ -70,7 +70,8 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		duration  = fs.Duration("duration", bench.DefaultSoakDuration, "how long the soak's load lasts (30m for the record)")
 		killEvery = fs.Duration("kill-every", bench.DefaultKillEvery, "how often the soak kills an edge (SIGKILL) and restarts it; 0 for never")
 		out       = fs.String("out", "bench-out", "directory for results.json, report.md and the SVG plots")
-		systems   = fs.String("systems", strings.Join(bench.AllSystems(), ","), "systems to compare, in order")
+		systems   = fs.String("systems", strings.Join(bench.DefaultSystems(), ","), "systems to compare, in order: "+strings.Join(bench.AllSystems(), ", ")+
+			" (bittorrent, when named: aria2c leechers at the sites, an aria2c seeder at the origin, opentracker; flash crowd under --netns only; needs aria2c, opentracker and mktorrent)")
 		nginx     = fs.String("nginx", "nginx", "nginx binary of the nginx baseline; the baseline is skipped if it is not found")
 		edgeFlags = fs.String("edge-flags", "", `extra flags for every edge, e.g. "--segment-size 8MiB"`)
 		keep      = fs.Bool("keep", false, "keep the run's temporary directory (objects, data directories, logs)")
@@ -82,9 +83,11 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 		peerRTT   = fs.Duration("peer-rtt", 0, "round trip between sites under --netns, e.g. 20ms (iptables NFQUEUE; needs iptables); 0 for none")
 		size      = int64(0)
 		slice     = int64(bench.DefaultNginxSlice)
+		btPiece   = int64(bench.DefaultBitTorrentPiece)
 	)
 	fs.Var(sizeFlag{&size}, "size", "size of the release (flash, faults; default 256MiB, 64MiB under --netns), or the mix's largest object (default 128MiB; soak 16MiB)")
 	fs.Var(sizeFlag{&slice}, "nginx-slice", "slice size of the nginx baseline (slice module); 0 caches whole objects")
+	fs.Var(sizeFlag{&btPiece}, "bt-piece", "piece size of the bittorrent baseline's torrent, a power of two from 16KiB to 16MiB")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return bench.Config{}, "", err
 	}
@@ -134,6 +137,7 @@ func benchConfig(args []string, stderr io.Writer) (bench.Config, string, error) 
 	if *killEvery == 0 {
 		cfg.KillEvery = -1 // Config reads zero as the default
 	}
+	cfg.BitTorrentPiece = btPiece
 	if *duration <= 0 || *killEvery < 0 {
 		return cfg, "", errors.New("--duration must be positive and --kill-every not negative")
 	}

@@ -48,6 +48,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		staleOnErr  = fs.Duration("serve-stale-on-error", 0, "how long past freshness an object may be served while the origin fails, unless its response forbids it or sets stale-if-error (0: never)")
 		maxRanges   = fs.Int("max-ranges", 16, "ranges per request, after merging, beyond which Range is ignored and the whole object sent")
 		readAhead   = fs.Int("read-ahead", 2, "segments a response reads ahead of the one it sends (memory: this many segments per response)")
+		debugListen = fs.String("debug-listen", "", "address serving net/http/pprof under /debug/pprof/ on a listener of its own, without the admin token; a port alone (:6060) is loopback; empty (the default) disables")
 		segSize     = int64(erasure.DefaultSegmentSize)
 		memCache    = int64(256 << 20)
 		diskCache   = int64(0)
@@ -176,6 +177,18 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			ln.Close()
 			return fmt.Errorf("--admin-listen: %w", err)
 		}
+	}
+	if *debugListen != "" {
+		dbg, err := serveDebug(*debugListen, log)
+		if err != nil {
+			pc.Close()
+			ln.Close()
+			if adminLn != nil {
+				adminLn.Close()
+			}
+			return fmt.Errorf("--debug-listen: %w", err)
+		}
+		defer dbg.Close()
 	}
 	errc := make(chan error, 5)
 	go func() { errc <- e.ServePeers(pc) }()
