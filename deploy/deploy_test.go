@@ -543,8 +543,9 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	execStart := strings.Fields(u.get("Service", "ExecStart"))
 	if len(execStart) < 2 || execStart[0] != "/usr/local/bin/shoal" || execStart[1] != "edge" ||
-		!slices.Contains(execStart, "--data-dir=/var/lib/"+u.get("Service", "StateDirectory")) || !slices.Contains(execStart, "--tls-dir=%d") {
-		t.Errorf("ExecStart=%s: want /usr/local/bin/shoal edge with the state directory and the credentials", execStart)
+		!slices.Contains(execStart, "--data-dir=/var/lib/"+u.get("Service", "StateDirectory")) || !slices.Contains(execStart, "--tls-dir=%d") ||
+		!slices.Contains(execStart, "--strict-env") {
+		t.Errorf("ExecStart=%s: want /usr/local/bin/shoal edge with the state directory, the credentials and --strict-env", execStart)
 	}
 	var creds []string
 	for _, c := range u["Service"]["LoadCredential"] {

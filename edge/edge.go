@@ -269,6 +269,7 @@ func New(cfg Config) (*Edge, error) {
 	ncfg := cfg.Swarm
 	ncfg.OnMembersChange = membersChanged.notify
 	ncfg.Store = e.store
+	ncfg.Layout = cfg.Layout
 	ncfg.Handler = (*peerHandler)(e)
 	ncfg.Logger = cfg.Logger
 	ncfg.TracerProvider = cfg.TracerProvider

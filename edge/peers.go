@@ -56,6 +56,35 @@ type peerJSON struct {
 	// ShardBytesReceived is the bytes of the verified shards this edge
 	// fetched from the member.
 	ShardBytesReceived uint64 `json:"shard_bytes_received"`
+	// LastError is the member's last failed connection (null: none since
+	// this edge started): why, in words and as a reason label.
+	LastError *peerError `json:"last_error,omitempty"`
+	// Layout is what the member announced of its layout (absent until
+	// they met, or from a release that does not say); Incompatible marks
+	// a member whose layout differs from this edge's, kept out of
+	// placement and coordination, and LayoutDiff says how.
+	Layout       *layoutJSON `json:"layout,omitempty"`
+	Incompatible bool        `json:"incompatible"`
+	LayoutDiff   string      `json:"layout_diff,omitempty"`
+}
+
+// peerError is a failed connection as /admin/peers shows it.
+type peerError struct {
+	// Reason is the label of shoal_peer_connect_failures_total.
+	Reason string `json:"reason"`
+	// Side is "dial" or "accept".
+	Side    string    `json:"side"`
+	Message string    `json:"message"`
+	At      time.Time `json:"at"`
+}
+
+// layoutJSON is a swarm.FleetLayout.
+type layoutJSON struct {
+	SegmentSize int64 `json:"segment_size"`
+	K           int   `json:"k"`
+	M           int   `json:"m"`
+	Hash        int   `json:"hash"`
+	Protocol    int   `json:"protocol"`
 }
 
 // servePeers returns the handler of /admin/peers: the members node knows,
@@ -89,6 +118,15 @@ func writePeers(w http.ResponseWriter, node *swarm.Node, gossip bool) {
 			t := p.AvoidedUntil.UTC()
 			pj.Avoided, pj.AvoidedUntil = true, &t
 		}
+		if e := p.LastError; e != nil {
+			pj.LastError = &peerError{Reason: e.Reason, Side: e.Side, Message: e.Error(), At: p.LastErrorAt.UTC()}
+		}
+		if l := p.Layout; l.Known() {
+			pj.Layout = &layoutJSON{SegmentSize: l.SegmentSize, K: l.K, M: l.M, Hash: l.Hash, Protocol: l.Protocol}
+		}
+		if p.Incompatible {
+			pj.Incompatible, pj.LayoutDiff = true, node.Layout().Diff(p.Layout)
+		}
 		seen[p.Addr] = true
 		doc.Members = append(doc.Members, pj)
 	}
@@ -118,6 +156,14 @@ var (
 	// holders, and this shows it.
 	zoneShardBytesDesc = prometheus.NewDesc("shoal_zone_shard_bytes_total",
 		"Bytes of verified shards fetched from peers, by locality: same_zone (a peer of this edge's zone) or other_zone.", []string{"locality"}, nil)
+	// connectFailuresDesc counts failed peer connections, both ways, by
+	// why (swarm's Reason constants): a fleet whose members cannot
+	// connect is not a fleet, whatever its clients see.
+	connectFailuresDesc = prometheus.NewDesc("shoal_peer_connect_failures_total",
+		"Failed connections with peers (dialled or accepted), by reason: unknown_authority, expired, not_yet_valid, peer_rejected, alpn, protocol_version, timeout, refused, resolve, other.", []string{"reason"}, nil)
+	// incompatiblePeersDesc is the members kept out for their layout.
+	incompatiblePeersDesc = prometheus.NewDesc("shoal_peers_incompatible",
+		"Members whose layout (segment size, shards, hash, protocol version) differs from this edge's: not used for shards or coordination.", nil, nil)
 )
 
 // swarmCollector reports what the swarm measured of each peer.
@@ -127,10 +173,16 @@ func (c swarmCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- peerCorruptDesc
 	ch <- peerShardBytesDesc
 	ch <- zoneShardBytesDesc
+	ch <- connectFailuresDesc
+	ch <- incompatiblePeersDesc
 }
 
 func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
+	incompatible := 0
 	for _, p := range c.node.Peers() {
+		if p.Incompatible {
+			incompatible++
+		}
 		if !p.Self {
 			ch <- prometheus.MustNewConstMetric(peerCorruptDesc, prometheus.CounterValue, float64(p.CorruptShards), p.Addr)
 			ch <- prometheus.MustNewConstMetric(peerShardBytesDesc, prometheus.CounterValue, float64(p.ShardBytesReceived), p.Addr, p.Member.Zone)
@@ -139,6 +191,10 @@ func (c swarmCollector) Collect(ch chan<- prometheus.Metric) {
 	same, other := c.node.ShardBytesByZone()
 	ch <- prometheus.MustNewConstMetric(zoneShardBytesDesc, prometheus.CounterValue, float64(same), "same_zone")
 	ch <- prometheus.MustNewConstMetric(zoneShardBytesDesc, prometheus.CounterValue, float64(other), "other_zone")
+	for reason, n := range c.node.ConnectFailures() {
+		ch <- prometheus.MustNewConstMetric(connectFailuresDesc, prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(incompatiblePeersDesc, prometheus.GaugeValue, float64(incompatible))
 }
 
 // limitOrigin paces the bytes read from the origin's responses by l, a

@@ -286,6 +286,12 @@ type (
 		BytesReceived uint64 `json:"bytes_received"`
 		// Zone is the peer's zone; empty until the fleet knows zones.
 		Zone string `json:"zone"`
+		// LastError is the last failed connection with the peer, in
+		// words (empty: none), LastErrorAt when, in Unix seconds.
+		LastError   string `json:"last_error,omitempty"`
+		LastErrorAt int64  `json:"last_error_at,omitempty"`
+		// Incompatible marks a peer kept out for a layout that differs.
+		Incompatible bool `json:"incompatible,omitempty"`
 	}
 	statusTotals struct {
 		// Served is body bytes sent to clients by source (memory, disk,
@@ -330,6 +336,13 @@ func (s *statusPage) doc() statusDoc {
 		}
 		if p.Down {
 			sp.DownUntil = p.DownUntil.Unix()
+		}
+		if p.LastError != nil {
+			sp.LastError, sp.LastErrorAt = p.LastError.Error(), p.LastErrorAt.Unix()
+		}
+		if p.Incompatible {
+			sp.Incompatible = true
+			sp.LastError = "layout differs: " + s.node.Layout().Diff(p.Layout)
 		}
 		d.Peers = append(d.Peers, sp)
 	}

@@ -116,6 +116,7 @@
     for (const p of peers || []) {
       let state = 'idle', label = 'no connection';
       if (p.self) { state = 'self'; label = 'this edge'; }
+      else if (p.incompatible) { state = 'down'; label = 'incompatible layout'; }
       else if (p.down) { state = 'down'; label = 'down, retry in ' + fmtDuration(p.down_until - now); }
       else if (p.connected) { state = 'connected'; label = 'connected'; }
       const tr = el('tr', { 'data-addr': p.addr, 'data-state': state, class: p.self ? 'self' : '' });
@@ -127,6 +128,8 @@
       tr.append(el('td', { class: 'num', 'data-rtt-ms': String(p.rtt_ms) }, p.connected ? p.rtt_ms.toFixed(2) + ' ms' : '—'));
       tr.append(el('td', { class: 'num' }, p.self ? '—' : fmtBytes(p.bytes_sent)));
       tr.append(el('td', { class: 'num' }, p.self ? '—' : fmtBytes(p.bytes_received)));
+      const errText = p.last_error ? (p.last_error_at ? fmtDuration(now - p.last_error_at) + ' ago: ' : '') + p.last_error : '—';
+      tr.append(el('td', { class: 'error', title: p.last_error || '' }, errText));
       body.append(tr);
     }
   }

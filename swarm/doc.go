@@ -36,10 +36,21 @@
 // nearest first (Cost), and an optional token bucket (Config.UploadLimit)
 // paces the shard bytes it sends.
 //
+// Mistakes are loud. A failed connection, dialled or accepted, is
+// classified (ConnectError: unknown authority naming both CAs, expired,
+// rejected by the peer, ALPN, timeout, ...), logged once a minute per peer
+// and reason, counted and kept as the peer's last error. Members exchange
+// their FleetLayout (segment size, shards, hash, protocol version) when
+// they meet, in a hello (StatHello; a static list is met at start) and in
+// gossip metadata; one that differs is incompatible, kept out of
+// placement and coordination and logged on both sides with both values,
+// while one of an older release, which does not say, is kept.
+//
 // Files by concern: node.go (Node, Config, lifecycle), members.go and
 // gossip.go (membership), placement.go (rendezvous hashing), peerstats.go
 // (peer health: down-marking and measurements), transport.go (QUIC
 // socket, listener, connections), client.go (the requests a node makes),
 // server.go (the requests it answers), protocol.go (the wire format),
-// tls.go (the fleet's certificates).
+// tls.go (the fleet's certificates), connfail.go (why a connection
+// failed), layout.go and hello.go (the layout agreement).
 package swarm

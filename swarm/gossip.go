@@ -311,7 +311,9 @@ type gossipDelegate membership
 
 func (d *gossipDelegate) NodeMeta(limit int) []byte {
 	m := (*membership)(d)
-	b, err := nodeMeta{Version: ProtocolVersion, ID: m.nodeID(), Addr: m.self, Zone: m.zone}.encode(limit)
+	l := m.layout
+	b, err := nodeMeta{Version: ProtocolVersion, ID: m.nodeID(), Addr: m.self, Zone: m.zone,
+		SegmentSize: l.SegmentSize, K: l.K, M: l.M, Hash: l.Hash}.encode(limit)
 	if err != nil {
 		m.log.Error("node metadata does not fit gossip", "err", err)
 		return nil
@@ -353,6 +355,11 @@ func (m *membership) gossipAlive(nd *memberlist.Node) {
 		m.log.Warn("ignoring a gossip member", "id", nd.Name, "gossip", nd.Address(), "err", err)
 		m.remove(nd.Name, StateDead)
 		return
+	}
+	if nd.Name != m.nodeID() {
+		// Before upsert, so that a member that differs never enters
+		// placement.
+		m.peerLayout(meta.Addr, meta.layout(), "gossip")
 	}
 	m.upsert(Member{ID: nd.Name, Addr: meta.Addr, Zone: meta.Zone, Gossip: nd.Address(), State: StateAlive})
 }

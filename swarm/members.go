@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,12 +58,23 @@ type memberView struct {
 	all    []string          // addresses, sorted, this node included
 	byAddr map[string]Member // every member in all
 	zones  map[string][]string
+	// incompatible are the members kept out of all for a layout that
+	// differs from this node's, sorted by address.
+	incompatible []Member
 }
 
-func newMemberView(ms []Member) *memberView {
+// newMemberView makes the view of ms, keeping out those whose address is
+// in excluded.
+func newMemberView(ms []Member, excluded map[string]bool) *memberView {
 	v := &memberView{byAddr: make(map[string]Member, len(ms)), zones: map[string][]string{}}
 	for _, m := range ms {
 		if _, dup := v.byAddr[m.Addr]; dup {
+			continue
+		}
+		if excluded[m.Addr] {
+			if !slices.ContainsFunc(v.incompatible, func(o Member) bool { return o.Addr == m.Addr }) {
+				v.incompatible = append(v.incompatible, m)
+			}
 			continue
 		}
 		v.byAddr[m.Addr] = m
@@ -70,6 +82,7 @@ func newMemberView(ms []Member) *memberView {
 		v.zones[m.Zone] = append(v.zones[m.Zone], m.Addr)
 	}
 	slices.Sort(v.all)
+	slices.SortFunc(v.incompatible, func(a, b Member) int { return strings.Compare(a.Addr, b.Addr) })
 	for _, z := range v.zones {
 		slices.Sort(z)
 	}
@@ -85,6 +98,8 @@ type membership struct {
 	gossip   *GossipConfig // nil: a static list
 	onChange func()        // Config.OnMembersChange, may be nil
 	log      *slog.Logger
+	// layout is this node's FleetLayout (unknown: it compares nothing).
+	layout FleetLayout
 
 	view atomic.Pointer[memberView]
 
@@ -99,6 +114,11 @@ type membership struct {
 	ml         *memberlist.Memberlist // nil without gossip, or once stopped
 	stopJoin   context.CancelFunc
 	gossipDone chan struct{}
+	// layouts is what each peer said of its layout, by address;
+	// incompatible the addresses whose layout differs from this node's,
+	// kept out of the view.
+	layouts      map[string]FleetLayout
+	incompatible map[string]bool
 }
 
 // maxGone bounds how many departed members are remembered for display.
@@ -270,10 +290,58 @@ func (m *membership) publishLocked() {
 		}
 		return 0
 	})
-	m.view.Store(newMemberView(ms))
+	m.view.Store(newMemberView(ms, m.incompatible))
 	if m.onChange != nil {
 		m.onChange()
 	}
+}
+
+// peerLayout records the layout a peer at addr said it has (as it met
+// this node on side, "dial" or "accept", or through gossip) and reports
+// whether it is compatible. A peer found to differ is kept out of the
+// view, and one that comes back with the same layout (restarted with the
+// fleet's settings) is let in again; both are logged, with both values.
+func (m *membership) peerLayout(addr string, theirs FleetLayout, side string) bool {
+	if addr == "" || addr == m.self {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.layouts == nil {
+		m.layouts, m.incompatible = map[string]FleetLayout{}, map[string]bool{}
+	}
+	if theirs.Known() {
+		m.layouts[addr] = theirs
+	}
+	ok := m.layout.Compatible(theirs)
+	if ok == !m.incompatible[addr] {
+		return ok
+	}
+	if ok {
+		delete(m.incompatible, addr)
+		m.log.Info("peer's layout now agrees with this edge's: using it again", "peer", addr, "layout", theirs.String())
+	} else {
+		m.incompatible[addr] = true
+		m.log.Warn("peer's layout differs from this edge's: not using it for shards or coordination (each side is a fleet of its own until the settings agree)",
+			"peer", addr, "via", side, "differences", m.layout.Diff(theirs), "this_layout", m.layout.String(), "peer_layout", theirs.String())
+	}
+	m.publishLocked()
+	return ok
+}
+
+// layoutOf returns what the peer at addr said of its layout.
+func (m *membership) layoutOf(addr string) FleetLayout {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.layouts[addr]
+}
+
+// isIncompatible reports whether the peer at addr is kept out for its
+// layout.
+func (m *membership) isIncompatible(addr string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.incompatible[addr]
 }
 
 // nodeID is this node's ID in gossip: GossipConfig.NodeID, else Self.
@@ -297,6 +365,20 @@ type nodeMeta struct {
 	ID      string `json:"id"`
 	Addr    string `json:"addr"`
 	Zone    string `json:"zone,omitempty"`
+	// The layout (FleetLayout; the protocol version is Version), absent
+	// from members of a release before the exchange: unknown.
+	SegmentSize int64 `json:"seg,omitempty"`
+	K           int   `json:"k,omitempty"`
+	M           int   `json:"m,omitempty"`
+	Hash        int   `json:"hash,omitempty"`
+}
+
+// layout returns the FleetLayout the metadata announces.
+func (m nodeMeta) layout() FleetLayout {
+	if m.SegmentSize == 0 && m.K == 0 {
+		return FleetLayout{}
+	}
+	return FleetLayout{SegmentSize: m.SegmentSize, K: m.K, M: m.M, Hash: m.Hash, Protocol: m.Version}
 }
 
 // Limits of the metadata fields.

@@ -111,6 +111,13 @@ type Config struct {
 	// (answers to GetShard and Fill, PutShard pushes), in bytes per
 	// second, with a token bucket. Zero means no limit.
 	UploadLimit int64
+	// Layout is the segment size and shard counts of this node's fleet:
+	// with the hash algorithm and the protocol version, what members
+	// exchange when they meet (StatHello, gossip metadata). A member that
+	// announces another is incompatible: kept out of placement and
+	// coordination, and logged. Zero announces nothing and compares
+	// nothing.
+	Layout erasure.Layout
 	// OnRequest, if set, is called after every outgoing request with its op,
 	// a result label ("ok", "not_found", "error", "corrupt", "canceled",
 	// "down"), the body bytes received and how long it took. It must be
@@ -141,6 +148,7 @@ type Node struct {
 	// Close); stopServe ends the requests being served and dials (Close,
 	// or Shutdown once drained or out of time).
 	acceptCtx  context.Context
+	serveCtx   context.Context
 	stopAccept context.CancelFunc
 	stopServe  context.CancelFunc
 }
@@ -184,9 +192,15 @@ func New(cfg Config) (*Node, error) {
 	log := cfg.Logger.With("component", "swarm", "self", cfg.Self)
 	tracer := cfg.TracerProvider.Tracer("github.com/shoalcdn/shoal/swarm")
 	upload := throttle.New(cfg.UploadLimit)
-	mem := &membership{self: cfg.Self, zone: cfg.Zone, gossip: cfg.Gossip, onChange: cfg.OnMembersChange, log: log}
+	mem := &membership{self: cfg.Self, zone: cfg.Zone, gossip: cfg.Gossip, onChange: cfg.OnMembersChange, log: log, layout: layoutOf(cfg.Layout)}
 	health := newPeerHealth()
-	tr := newTransport(cfg.Credentials, cfg.DialTimeout, health, serveCtx)
+	onFail := func(e *ConnectError) {
+		if health.connectFailed(e, time.Now()) {
+			log.Warn("peer connection failed", "peer", e.Peer, "side", e.Side, "reason", e.Reason, "err", e.Detail)
+		}
+	}
+	tr := newTransport(cfg.Credentials, cfg.DialTimeout, health, serveCtx, onFail)
+	tr.excluded = mem.isIncompatible
 	n := &Node{
 		cfg:    cfg,
 		log:    log,
@@ -215,9 +229,12 @@ func New(cfg Config) (*Node, error) {
 			serveCtx:  serveCtx,
 		},
 		acceptCtx:  acceptCtx,
+		serveCtx:   serveCtx,
 		stopAccept: stopAccept,
 		stopServe:  stopServe,
 	}
+	tr.greet = n.greet
+	n.srv.hello = n.answerHello
 	mem.setStatic(peers)
 	return n, nil
 }
@@ -243,6 +260,11 @@ func (n *Node) Serve(pc net.PacketConn) error {
 		}
 	}
 	n.tr.markReady()
+	if n.cfg.Gossip == nil {
+		// Gossip metadata carries the layout; a static list has only
+		// the peer protocol to say it.
+		go n.meetPeers(n.serveCtx)
+	}
 	n.log.Info("peer protocol listening", "addr", pc.LocalAddr().String(), "members", len(n.Members()), "zone", n.cfg.Zone)
 	return n.srv.serve(ln)
 }

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -19,6 +20,54 @@ type peerHealth struct {
 	// zoneShards counts the shard bytes fetched from peers of this zone
 	// [0] and of other zones [1].
 	zoneShards [2]uint64
+	// lastErr is each peer's last failed connection, by address (as
+	// dialled, or the remote address of an accepted one).
+	lastErr map[string]connectFailure
+	// failures counts failed connections by reason.
+	failures map[string]uint64
+	// logged is when a failure of each peer and reason was last logged.
+	logged map[string]time.Time
+}
+
+// connectFailure is a peer's last failed connection.
+type connectFailure struct {
+	err *ConnectError
+	at  time.Time
+}
+
+// connectLogInterval is how often one peer's failures of one reason are
+// logged: a peer that fails every dial would fill the log otherwise.
+const connectLogInterval = time.Minute
+
+// connectFailed records a failed connection and reports whether to log
+// it: the first of its peer and reason in connectLogInterval.
+func (h *peerHealth) connectFailed(e *ConnectError, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failures[e.Reason]++
+	h.lastErr[e.Peer] = connectFailure{err: e, at: now}
+	k := e.Peer + "\x00" + e.Reason
+	if t, ok := h.logged[k]; ok && now.Sub(t) < connectLogInterval {
+		return false
+	}
+	if len(h.logged) > 4096 {
+		// Accepted connections come from any address: forget the old.
+		for k, t := range h.logged {
+			if now.Sub(t) >= connectLogInterval {
+				delete(h.logged, k)
+			}
+		}
+	}
+	h.logged[k] = now
+	return true
+}
+
+// lastFailure returns peer's last failed connection, or nil.
+func (h *peerHealth) lastFailure(peer string) (*ConnectError, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := h.lastErr[peer]
+	return f.err, f.at
 }
 
 // downState is a peer's backoff after a failure.
@@ -53,7 +102,10 @@ const (
 )
 
 func newPeerHealth() *peerHealth {
-	return &peerHealth{down: make(map[string]downState), stats: make(map[string]*peerStats)}
+	return &peerHealth{
+		down: make(map[string]downState), stats: make(map[string]*peerStats),
+		lastErr: make(map[string]connectFailure), failures: make(map[string]uint64), logged: make(map[string]time.Time),
+	}
 }
 
 // statsLocked returns peer's record, creating it; h.mu must be held.
@@ -179,6 +231,9 @@ func (h *peerHealth) fill(p *PeerInfo, now time.Time) {
 	if d := h.down[p.Addr]; now.Before(d.until) {
 		p.Down, p.DownUntil = true, d.until
 	}
+	if f := h.lastErr[p.Addr]; f.err != nil {
+		p.LastError, p.LastErrorAt = f.err, f.at
+	}
 }
 
 // PeerInfo is what a node knows about one member of the fleet.
@@ -215,22 +270,53 @@ type PeerInfo struct {
 	// ShardBytesReceived counts the bytes of the shards fetched from the
 	// peer that verified, since this node started.
 	ShardBytesReceived uint64
+	// LastError is the last failed connection with the peer (nil: none
+	// since this node started), at LastErrorAt. It stays after the peer
+	// recovers: compare LastErrorAt with Connected.
+	LastError   *ConnectError
+	LastErrorAt time.Time
+	// Layout is what the peer said of its layout (unknown until they
+	// met, or from a release before the exchange). Incompatible marks a
+	// peer whose layout differs from this node's: it is kept out of
+	// placement and coordination, listed here only.
+	Layout       FleetLayout
+	Incompatible bool
 }
 
-// Peers returns every member with its connection state, in member order.
+// ConnectFailures returns the failed connections with peers since this
+// node started, by reason (the Reason constants).
+func (n *Node) ConnectFailures() map[string]uint64 {
+	h := n.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.failures)
+}
+
+// Peers returns every member with its connection state, in member order,
+// then the members kept out for an incompatible layout.
 func (n *Node) Peers() []PeerInfo {
 	sus := n.mem.suspects()
 	now := time.Now()
 	v := n.mem.view.Load()
-	out := make([]PeerInfo, 0, len(v.all))
-	for _, m := range v.all {
-		p := PeerInfo{Addr: m, Self: m == n.cfg.Self, Member: sus.apply(v.byAddr[m])}
+	out := make([]PeerInfo, 0, len(v.all)+len(v.incompatible))
+	add := func(m Member, incompatible bool) {
+		p := PeerInfo{Addr: m.Addr, Self: m.Addr == n.cfg.Self, Member: sus.apply(m), Incompatible: incompatible}
+		p.Layout = n.mem.layoutOf(m.Addr)
+		if p.Self {
+			p.Layout = n.mem.layout
+		}
 		n.health.fill(&p, now)
-		if c := n.tr.dialled(m); c != nil {
+		if c := n.tr.dialled(m.Addr); c != nil {
 			st := c.ConnectionStats()
 			p.Connected, p.RTT, p.BytesSent, p.BytesReceived = true, st.SmoothedRTT, st.BytesSent, st.BytesReceived
 		}
 		out = append(out, p)
+	}
+	for _, a := range v.all {
+		add(v.byAddr[a], false)
+	}
+	for _, m := range v.incompatible {
+		add(m, true)
 	}
 	return out
 }

@@ -203,6 +203,24 @@ const (
 	// FNV-1a hash of ("p" for a prefix, "k" for a key) | pattern | time
 	// (8, unix ns): equal logs have equal digests on every member.
 	StatPurgeLog StatMode = 8
+
+	// StatHello is what two members say when they meet (the dialler asks
+	// right after the handshake): who they are and the layout that must be
+	// equal fleet-wide (FleetLayout). The swarm answers it itself, not
+	// the Handler. Each side compares and, on a difference, marks the
+	// other incompatible and logs both values. A member of a release
+	// before it answers with an error status (an unknown mode): its
+	// layout is unknown and it is kept, so a rolling upgrade works where
+	// the layout is equal.
+	//
+	//	payload: version (1) = 1 | A, address len (1) | address (A, the
+	//	         sender's peer address as the fleet spells it, may be
+	//	         empty) | segment size (8) | k (1) | m (1) |
+	//	         hash algorithm (1, 1 BLAKE3-256) | protocol version (1)
+	//	answer:  the same, of the receiver; a receiver without a layout
+	//	         answers zeros (unknown). Longer payloads are read up to
+	//	         the known fields: later fields may be added.
+	StatHello StatMode = 9
 )
 
 var statModeNames = [...]string{
@@ -214,6 +232,7 @@ var statModeNames = [...]string{
 	StatWarm:         "warm",
 	StatPurgeStamped: "purge_stamped",
 	StatPurgeLog:     "purge_log",
+	StatHello:        "hello",
 }
 
 // String returns the mode's name, e.g. "resolve".

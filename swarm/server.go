@@ -53,6 +53,9 @@ type server struct {
 	// Close); serveCtx ends the requests being served (Close, or
 	// Shutdown once drained or out of time).
 	acceptCtx, serveCtx context.Context
+	// hello answers a StatHello from the peer at the remote address
+	// peer, whose payload (after the mode) is payload.
+	hello func(peer string, payload []byte) ([]byte, error)
 }
 
 // serve accepts peers on ln until the node stops.
@@ -148,7 +151,9 @@ func (s *server) serveStream(conn *quic.Conn, st *quic.Stream) {
 			lim = nil // records are small and not what the limit is for
 		}
 		w, err := throttle.Write(ctx, st, body, lim)
-		s.health.countServed(peer, w, 0)
+		if !(req.Op == OpStat && StatMode(req.Payload[0]) == StatHello) {
+			s.health.countServed(peer, w, 0) // payload bytes, not the greeting
+		}
 		if err != nil {
 			s.log.Debug("peer went away mid-response", "peer", peer, "op", req.Op.String(), "err", err)
 		}
@@ -187,6 +192,13 @@ func (s *server) answer(ctx context.Context, peer string, req *Request, br *bufi
 		return Response{}, nil, StatusOK, nil
 	}
 	// OpStat, OpFill: ReadRequest knows no other op.
+	if req.Op == OpStat && StatMode(req.Payload[0]) == StatHello && s.hello != nil {
+		body, err := s.hello(peer, req.Payload[1:])
+		if err != nil {
+			return Response{}, nil, StatusBadRequest, err
+		}
+		return Response{BodyLen: len(body)}, body, StatusOK, nil
+	}
 	if s.handler == nil {
 		return Response{}, nil, StatusNotFound, ErrNotFound
 	}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -33,6 +34,10 @@ const (
 type Credentials struct {
 	// CA holds the fleet CA certificates that peers' chains must end in.
 	CA *x509.CertPool
+	// CACerts are the same CA certificates, parsed: a failed handshake
+	// names them (subject and fingerprint), and `shoal check` checks the
+	// node certificate against them. Nil only in Credentials made by hand.
+	CACerts []*x509.Certificate
 	// Cert is this node's certificate and key.
 	Cert tls.Certificate
 }
@@ -54,31 +59,113 @@ func LoadCredentials(dir string) (*Credentials, error) {
 }
 
 // NewCredentials builds Credentials from the fleet CA in PEM and a node
-// certificate.
+// certificate. When the node certificate comes alone and a fleet CA signed
+// it, the CA is presented after it: a peer of another fleet can then name
+// the CA this node's certificate comes from (subject and fingerprint),
+// which is what an operator compares. Verification does not depend on it:
+// a peer trusts only its own roots.
 func NewCredentials(caPEM []byte, cert tls.Certificate) (*Credentials, error) {
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
+	var cas []*x509.Certificate
+	for rest := caPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("swarm: fleet CA: %w", err)
+		}
+		pool.AddCert(c)
+		cas = append(cas, c)
+	}
+	if len(cas) == 0 {
 		return nil, errors.New("swarm: fleet CA: no certificate found in PEM")
 	}
-	return &Credentials{CA: pool, Cert: cert}, nil
+	if len(cert.Certificate) == 1 {
+		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+			for _, ca := range cas {
+				if leaf.CheckSignatureFrom(ca) == nil {
+					cert.Certificate = append(cert.Certificate[:1:1], ca.Raw)
+					break
+				}
+			}
+		}
+	}
+	return &Credentials{CA: pool, CACerts: cas, Cert: cert}, nil
+}
+
+// Leaf returns this node's certificate, parsed, or nil when it does not
+// parse.
+func (c *Credentials) Leaf() *x509.Certificate {
+	if c.Cert.Leaf != nil {
+		return c.Cert.Leaf
+	}
+	if len(c.Cert.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(c.Cert.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
 }
 
 // ServerConfig returns the TLS configuration of the listening side: it
 // requires a client certificate that chains to the fleet CA.
-func (c *Credentials) ServerConfig() *tls.Config {
-	return &tls.Config{
+func (c *Credentials) ServerConfig() *tls.Config { return c.serverConfig(nil) }
+
+// serverConfig is ServerConfig reporting every client it refuses to
+// onFail (nil: to no one), with the client's address and why. The chain is
+// verified here rather than by crypto/tls (RequireAnyClientCert, then
+// VerifyConnection) so that the failure can be named.
+func (c *Credentials) serverConfig(onFail func(*ConnectError)) *tls.Config {
+	base := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		NextProtos:   []string{ALPN},
 		Certificates: []tls.Certificate{c.Cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    c.CA,
+		ClientAuth:   tls.RequireAnyClientCert,
 	}
+	verify := func(peer string) func(cs tls.ConnectionState) error {
+		return func(cs tls.ConnectionState) error {
+			err := c.verifyChain(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, time.Now())
+			if err != nil && onFail != nil {
+				ce := err.(*certError)
+				onFail(&ConnectError{Peer: peer, Side: "accept", Reason: ce.reason, Detail: ce.detail, Err: err})
+			}
+			return err
+		}
+	}
+	base.VerifyConnection = verify("")
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		peer := ""
+		if hello.Conn != nil {
+			peer = hello.Conn.RemoteAddr().String()
+		}
+		if onFail != nil && !slices.Contains(hello.SupportedProtos, ALPN) {
+			onFail(&ConnectError{Peer: peer, Side: "accept", Reason: ReasonALPN,
+				Detail: fmt.Sprintf("the client offered ALPN %q, a shoal peer offers %q: is it a shoal edge of this version?", hello.SupportedProtos, ALPN),
+				Err:    errors.New("no common application protocol")})
+		}
+		cfg := base.Clone()
+		cfg.GetConfigForClient = nil
+		cfg.VerifyConnection = verify(peer)
+		return cfg, nil
+	}
+	return base
 }
 
 // ClientConfig returns the TLS configuration of the dialling side: it
 // presents this node's certificate and accepts a server whose chain ends in
 // the fleet CA, whatever name or address it has.
-func (c *Credentials) ClientConfig() *tls.Config {
+func (c *Credentials) ClientConfig() *tls.Config { return c.clientConfig(nil) }
+
+// clientConfig is ClientConfig telling verified what the check of the
+// server's chain found (nil: it passed), when verified is not nil.
+func (c *Credentials) clientConfig(verified func(error)) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		NextProtos:   []string{ALPN},
@@ -87,20 +174,11 @@ func (c *Credentials) ClientConfig() *tls.Config {
 		// VerifyConnection still rejects any chain not from the fleet CA.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("swarm: peer sent no certificate")
+			err := c.verifyChain(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, time.Now())
+			if verified != nil {
+				verified(err)
 			}
-			inter := x509.NewCertPool()
-			for _, ic := range cs.PeerCertificates[1:] {
-				inter.AddCert(ic)
-			}
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-				Roots: c.CA, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-			})
-			if err != nil {
-				return fmt.Errorf("swarm: peer certificate not from the fleet CA: %w", err)
-			}
-			return nil
+			return err
 		},
 	}
 }

@@ -24,6 +24,13 @@ type transport struct {
 	health      *peerHealth
 	// dialCtx ends dials: Close, or Shutdown once drained.
 	dialCtx context.Context
+	// onFail is told every failed connection, both sides, classified.
+	onFail func(*ConnectError)
+	// greet exchanges hellos on a connection just dialled (StatHello):
+	// an error (ErrIncompatible) closes it. excluded reports a peer
+	// kept out for its layout: only a probe dials it.
+	greet    func(ctx context.Context, peer string, c *quic.Conn) error
+	excluded func(peer string) bool
 
 	ready     chan struct{} // closed once the node serves
 	readyOnce sync.Once
@@ -49,12 +56,13 @@ type transport struct {
 	serving sync.WaitGroup
 }
 
-func newTransport(creds *Credentials, dialTimeout time.Duration, health *peerHealth, dialCtx context.Context) *transport {
+func newTransport(creds *Credentials, dialTimeout time.Duration, health *peerHealth, dialCtx context.Context, onFail func(*ConnectError)) *transport {
 	return &transport{
 		creds:       creds,
 		dialTimeout: dialTimeout,
 		health:      health,
 		dialCtx:     dialCtx,
+		onFail:      onFail,
 		quic: &quic.Config{
 			HandshakeIdleTimeout: dialTimeout,
 			// A peer that dies without closing its connections (a crash,
@@ -85,7 +93,7 @@ func (t *transport) listen(pc net.PacketConn) (*quic.Listener, error) {
 		_ = uc.SetWriteBuffer(8 << 20)
 	}
 	tr := &quic.Transport{Conn: pc}
-	ln, err := tr.Listen(t.creds.ServerConfig(), t.quic)
+	ln, err := tr.Listen(t.creds.serverConfig(t.onFail), t.quic)
 	if err != nil {
 		return nil, fmt.Errorf("swarm: listen: %w", err)
 	}
@@ -232,6 +240,19 @@ func (t *transport) dialled(peer string) *quic.Conn {
 
 // conn returns the connection to peer, dialling it if there is none.
 func (t *transport) conn(ctx context.Context, peer string) (*quic.Conn, error) {
+	return t.get(ctx, peer, false)
+}
+
+// probe dials peer, unless connected, to meet it: it neither waits for
+// nor starts the backoff of a failed peer (the first dials of a fleet
+// starting up fail while the others start), and it dials a peer kept out
+// for its layout, to see whether that changed.
+func (t *transport) probe(ctx context.Context, peer string) error {
+	_, err := t.get(ctx, peer, true)
+	return err
+}
+
+func (t *transport) get(ctx context.Context, peer string, probe bool) (*quic.Conn, error) {
 	select {
 	case <-t.ready:
 	case <-ctx.Done():
@@ -248,12 +269,17 @@ func (t *transport) conn(ctx context.Context, peer string) (*quic.Conn, error) {
 		t.mu.Unlock()
 		return c, nil
 	}
-	if t.health.isDown(peer, time.Now()) {
+	if !probe && t.health.isDown(peer, time.Now()) {
 		t.mu.Unlock()
 		return nil, ErrPeerDown
 	}
 	t.mu.Unlock()
-	ch := t.dialing.DoChan(peer, func() (any, error) { return t.dial(peer) })
+	if !probe && t.excluded != nil && t.excluded(peer) {
+		return nil, fmt.Errorf("%w: %s", ErrIncompatible, peer)
+	}
+	// One dial per peer at a time, a probe's or a request's: two would
+	// race to store their connections and to mark the peer up or down.
+	ch := t.dialing.DoChan(peer, func() (any, error) { return t.dial(peer, probe) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -265,25 +291,65 @@ func (t *transport) conn(ctx context.Context, peer string) (*quic.Conn, error) {
 	}
 }
 
-// dial makes a connection to peer and keeps it, or marks peer down.
-func (t *transport) dial(peer string) (*quic.Conn, error) {
+// dial makes a connection to peer, greets it and keeps it, or marks peer
+// down (unless probing) and reports why it failed.
+func (t *transport) dial(peer string, probe bool) (*quic.Conn, error) {
+	fail := func(err, verifyErr error) error {
+		if !probe {
+			t.markDown(peer, nil)
+		}
+		if t.dialCtx.Err() != nil {
+			return fmt.Errorf("swarm: dial %s: %w", peer, err) // stopping: not the peer's doing
+		}
+		ce := classifyDial(peer, err, verifyErr)
+		if t.onFail != nil {
+			t.onFail(ce)
+		}
+		return ce
+	}
 	addr, err := net.ResolveUDPAddr("udp", peer)
 	if err != nil {
-		t.markDown(peer, nil)
-		return nil, fmt.Errorf("swarm: resolve %s: %w", peer, err)
+		return nil, fail(err, nil)
 	}
 	dctx, cancel := context.WithTimeout(t.dialCtx, t.dialTimeout)
 	defer cancel()
-	c, err := t.tr.Dial(dctx, addr, t.creds.ClientConfig(), t.quic)
+	// The check of the peer's chain runs inside the handshake; what it
+	// found names the failure better than the TLS error does.
+	var vmu sync.Mutex
+	var verifyErr error
+	cfg := t.creds.clientConfig(func(err error) {
+		vmu.Lock()
+		verifyErr = err
+		vmu.Unlock()
+	})
+	c, err := t.tr.Dial(dctx, addr, cfg, t.quic)
 	if err != nil {
-		t.markDown(peer, nil)
-		return nil, fmt.Errorf("swarm: dial %s: %w", peer, err)
+		vmu.Lock()
+		defer vmu.Unlock()
+		return nil, fail(err, verifyErr)
+	}
+	if t.greet != nil {
+		if err := t.greet(dctx, peer, c); err != nil {
+			c.CloseWithError(0, "incompatible layout")
+			if errors.Is(err, ErrIncompatible) {
+				return nil, err
+			}
+			// The connection died under the hello: in TLS 1.3 the
+			// dialler's handshake completes before the peer has checked
+			// its certificate, and the peer's refusal arrives here.
+			return nil, fail(err, nil)
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
 		c.CloseWithError(0, "shutdown")
 		return nil, ErrServerClosed
+	}
+	if old := t.conns[peer]; old != nil && old.Context().Err() == nil {
+		// A probe and a request dialled at once: keep one.
+		c.CloseWithError(0, "")
+		return old, nil
 	}
 	t.conns[peer] = c
 	t.health.up(peer)

@@ -21,7 +21,19 @@ import (
 )
 
 func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	return edgeOrCheck(ctx, "edge", args, stdout, stderr)
+}
+
+// runCheck is `shoal check`: the flags and environment of `shoal edge`,
+// checked (check.go) rather than served.
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return edgeOrCheck(ctx, "check", args, stdout, stderr)
+}
+
+// edgeOrCheck parses the flags of an edge (command "edge" or "check") and
+// runs the edge, or checks what it would run with.
+func edgeOrCheck(ctx context.Context, command string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	envUsage(fs)
 	var (
 		listen      = fs.String("listen", "127.0.0.1:8080", "client HTTP listen address")
@@ -49,6 +61,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		maxRanges   = fs.Int("max-ranges", 16, "ranges per request, after merging, beyond which Range is ignored and the whole object sent")
 		readAhead   = fs.Int("read-ahead", 2, "segments a response reads ahead of the one it sends (memory: this many segments per response)")
 		debugListen = fs.String("debug-listen", "", "address serving net/http/pprof under /debug/pprof/ on a listener of its own, without the admin token; a port alone (:6060) is loopback; empty (the default) disables")
+		strictEnv   = fs.Bool("strict-env", false, "refuse to start when a SHOAL_* environment variable names no flag (a misspelling); without it, such a variable is a warning")
 		segSize     = int64(erasure.DefaultSegmentSize)
 		memCache    = int64(256 << 20)
 		diskCache   = int64(0)
@@ -74,6 +87,16 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	var findings checkReport
+	if command == "check" {
+		findings.w = stdout
+	}
+	if err := checkEnv(fs, *strictEnv, func(msg string) { log.Warn(msg); findings.warn("environment", msg) }); err != nil {
+		return err
+	}
+	if err := checkConflicts(fs, edgeConflicts); err != nil {
+		return err
+	}
 	originBase, originSites, err := parseOrigins(*originURL)
 	if err != nil {
 		return err
@@ -86,7 +109,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("--shards: %w", err)
 	}
-	if *dataDir == "" {
+	if *dataDir == "" && command == "edge" {
 		log.Warn("no --data-dir: shards are kept in memory and lost on restart")
 	}
 	var trust *manifest.Verifier
@@ -117,6 +140,13 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// itself differently from its peers would disagree with all of
 		// them about who holds what.
 		return fmt.Errorf("this edge's peer address %q is not in --peers %q: set --advertise to its entry in the list", self, *peers)
+	}
+	if command == "check" {
+		return findings.run(ctx, checkConfig{
+			creds: creds, self: self, peers: splitList(*peers), gossip: gossip,
+			layout: erasure.Layout{SegmentSize: segSize, Params: params}, origin: originBase, sites: originSites,
+			clientCerts: clients.certs, clientKeys: clients.keys, originTimeout: *originTO,
+		})
 	}
 	tp, stopTracing, err := newTracerProvider(ctx, "shoal-edge", self, log)
 	if err != nil {
@@ -161,6 +191,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	watchCertificates(ctx, log, e.Registerer(), creds, clients.certs)
 	pc, err := net.ListenPacket("udp", *peerListen)
 	if err != nil {
 		return fmt.Errorf("--peer-listen: %w", err)

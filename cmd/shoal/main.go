@@ -5,6 +5,7 @@
 //	shoal origin --listen 127.0.0.1:9000 --dir ./www [--cache-control "public, max-age=3600"]
 //	shoal edge   --listen 127.0.0.1:8080 --origin http://127.0.0.1:9000 --peer-listen 127.0.0.1:7000 \
 //	             --peers 127.0.0.1:7000,127.0.0.1:7001 --tls-dir D --admin-listen 127.0.0.1:9100
+//	shoal check  (the flags and environment of shoal edge): one line per finding, exit status 1 on any error
 //	shoal prefetch --admin http://127.0.0.1:9100 --token T /r/app.tar ...
 //	shoal keygen [--key shoal-sign.key] [--pub shoal-sign.pub]
 //	shoal sign --key shoal-sign.key [--segment-size 4MiB] DIR
@@ -45,6 +46,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"edge", "run an edge node", runEdge},
+		{"check", "check an edge's configuration, certificates, peers and origin (the flags of edge), one line per finding", runCheck},
 		{"origin", "serve a directory as a reference origin", runOrigin},
 		{"certs", "create the fleet CA and a node certificate", runCerts},
 		{"prefetch", "bring objects into the fleet before clients ask, through an edge's admin API", runPrefetch},
