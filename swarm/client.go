@@ -171,8 +171,12 @@ func (c *client) roundTrip(ctx context.Context, peer string, req *Request, reqBo
 	if err != nil {
 		return nil, nil, c.tr.failed(ctx, peer, conn, fmt.Errorf("swarm: %v to %s: %w", req.Op, peer, err))
 	}
+	// Only writes carry ctx's deadline. A read deadline costs a timer
+	// for every Read that waits, and a body arrives about a packet per
+	// Read; the cancel below ends a waiting Read at the deadline as well,
+	// with one timer per request.
 	if dl, ok := ctx.Deadline(); ok {
-		st.SetDeadline(dl)
+		st.SetWriteDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() {
 		st.CancelRead(2)

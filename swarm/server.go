@@ -105,9 +105,16 @@ func (s *server) serveStream(conn *quic.Conn, st *quic.Stream) {
 	// A no-op once Read has returned io.EOF.
 	defer st.CancelRead(0)
 	peer := conn.RemoteAddr().String()
-	st.SetDeadline(time.Now().Add(s.timeout))
-	ctx, cancel := context.WithTimeout(s.serveCtx, s.timeout)
+	deadline := time.Now().Add(s.timeout)
+	st.SetWriteDeadline(deadline)
+	ctx, cancel := context.WithDeadline(s.serveCtx, deadline)
 	defer cancel()
+	// Reads end with ctx, by the cancel that ends them once answered
+	// (code 0, as below), rather than by a read deadline: that costs a
+	// timer for every Read that waits, and a pushed shard arrives about a
+	// packet per Read.
+	stopReads := context.AfterFunc(ctx, func() { st.CancelRead(0) })
+	defer stopReads()
 	br := bufio.NewReaderSize(st, 4<<10)
 	req, err := ReadRequest(br)
 	if err != nil {
