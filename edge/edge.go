@@ -93,6 +93,16 @@ type Config struct {
 	// per miss). Off by default, so origin egress stays 1.0× the bytes
 	// asked for; for small-object sites and conformance runs.
 	ForwardMisses bool
+	// StreamedFills makes a miss one GET by the edge that took it
+	// (streamed.go): the object's coordinator grants one fill lease per
+	// key for the fleet, the holder forwards the client's request to the
+	// origin (without Range or conditionals), the response header makes
+	// the record, and the body streams to the client while it is cut into
+	// segments, coded and placed; other edges read the segments from the
+	// holder as they are cut. No HEAD is sent that the client did not
+	// send. Off by default in this version: it becomes the only mode once
+	// the conformance suite passes against a fleet.
+	StreamedFills bool
 	// DirectFills turns placed fills off: this edge then asks a segment's
 	// coordinator for the whole segment in the answer to its Fill. By
 	// default, as in shoal edge (--placed-fills, measured faster on a

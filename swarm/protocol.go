@@ -203,6 +203,34 @@ const (
 	// FNV-1a hash of ("p" for a prefix, "k" for a key) | pattern | time
 	// (8, unix ns): equal logs have equal digests on every member.
 	StatPurgeLog StatMode = 8
+
+	// StatLease is the fill lease of a streamed miss (edge/lease.go, with
+	// edge.Config.StreamedFills): the object's coordinator lets one member
+	// at a time fetch a key from the origin, so that concurrent misses
+	// anywhere in the fleet collapse into one origin GET. (9 is kept for
+	// another question.) The payload is a kind and its fields, member
+	// names as a length (1) then the bytes, records as in the Fill
+	// request above:
+	//
+	//	payload: kind (1) | member len (1) | member | rest
+	//	         kind 1 ask: rest is the key; member is the asker
+	//	         kind 2 header: rest is the record the response header
+	//	                made; member is the holder (sent again to renew)
+	//	         kind 3 done: rest is the final record (a pass record
+	//	                when the response was not stored); the lease ends
+	//	         kind 4 abort: rest is the key; the fill failed, the
+	//	                lease ends
+	//	answer to ask: answer (1) | fields
+	//	         0 | flags (1: bit 0 from the origin) | record: a usable
+	//	           record, read the object as usual
+	//	         1: granted, the asker fetches the key from the origin
+	//	         2 | member len (1) | member | record: member is filling
+	//	           the object; read its segments with Fills at member
+	//	answer to the others: nothing
+	//
+	// A member that predates the mode answers StatusFailed (unknown stat
+	// mode); the asker then takes the path of a miss without leases.
+	StatLease StatMode = 10
 )
 
 var statModeNames = [...]string{
@@ -214,6 +242,7 @@ var statModeNames = [...]string{
 	StatWarm:         "warm",
 	StatPurgeStamped: "purge_stamped",
 	StatPurgeLog:     "purge_log",
+	StatLease:        "lease",
 }
 
 // String returns the mode's name, e.g. "resolve".
@@ -224,7 +253,9 @@ func (m StatMode) String() string {
 	return fmt.Sprintf("stat_mode(%d)", uint8(m))
 }
 
-func (m StatMode) known() bool { return m >= StatResolve && int(m) < len(statModeNames) }
+func (m StatMode) known() bool {
+	return m >= StatResolve && int(m) < len(statModeNames) && statModeNames[m] != ""
+}
 
 // AppendStat appends the framing of a Stat key for mode m to b: the
 // mode's payload follows.
