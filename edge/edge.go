@@ -174,6 +174,9 @@ type Edge struct {
 	pending    sync.Map  // keys with a forwarded miss in flight (miss.go)
 	vary       varyIndex // how targets vary (vary.go)
 
+	leases  leaseTable // fill leases of the keys coordinated here (lease.go)
+	streams streams    // streamed fills known to this edge (streamed.go)
+
 	bg *tasks // background work Shutdown waits for (background.go)
 
 	mu       sync.Mutex
@@ -307,7 +310,7 @@ func New(cfg Config) (*Edge, error) {
 	e.filler = &filler{
 		node: e.node, store: e.store, coder: coder, mem: e.mem, sites: e.sites, params: params,
 		xfer: e.shards.xfer, pushSem: make(chan struct{}, 64),
-		shards: e.shards, records: e, repair: e.repair, bg: e.bg, stop: e.bg.ctx.Done(),
+		shards: e.shards, records: e, repair: e.repair, bg: e.bg, stop: e.bg.ctx.Done(), streams: &e.streams,
 		m: e.m, log: e.log, tracer: e.tracer,
 	}
 	if cfg.Trust != nil {
@@ -318,7 +321,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.reader = &reader{
 		node: e.node, mem: e.mem, shards: e.shards, filler: e.filler, repair: e.repair, signed: e.signed,
-		placedFills: !cfg.DirectFills, fillProbe: cfg.FillProbe,
+		placedFills: !cfg.DirectFills, fillProbe: cfg.FillProbe, streams: &e.streams,
 		m: e.m, log: e.log, tracer: e.tracer,
 	}
 	e.purger = &purger{

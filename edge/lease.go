@@ -1,0 +1,351 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// Fill leases (Config.StreamedFills). A miss is one origin GET for the
+// whole fleet: the edge that took it asks the object's coordinator for a
+// lease on the key (swarm.StatLease), and the coordinator answers with a
+// usable record, with the lease (the asker fetches the object, streamed.go),
+// or with the member filling it and the record its response header made,
+// so that the asker reads the segments from that member as they are cut.
+// An ask that arrives before the holder sent its record waits for it, at
+// most until the lease's deadline. A lease ends when its holder sends the
+// final record or gives up, or when its deadline (renewed by the holder
+// while it streams) passes or its holder is taken for dead: the next asker
+// gets it. The coordinator keeps the record only once the fill is done, so
+// that nothing reads a half-filled object through the segments'
+// coordinators.
+
+// The kinds of a StatLease payload and of its answer (swarm/protocol.go).
+const (
+	leaseAsk    = 1
+	leaseHeader = 2
+	leaseDone   = 3
+	leaseAbort  = 4
+
+	leaseUsable  = 0
+	leaseGranted = 1
+	leaseFilling = 2
+)
+
+// maxMember bounds a member name in a lease payload (one length byte).
+const maxMember = 255
+
+// leaseMsg is a StatLease payload: ask carries key, header and done rec,
+// abort key; member is the asker or the holder.
+type leaseMsg struct {
+	kind   byte
+	member string
+	key    string
+	rec    *Record
+}
+
+// append appends m's encoding (after the mode byte) to b.
+func (m *leaseMsg) append(b []byte) []byte {
+	b = append(b, m.kind, byte(len(m.member)))
+	b = append(b, m.member...)
+	if m.rec != nil {
+		return m.rec.Append(b)
+	}
+	return append(b, m.key...)
+}
+
+var errLease = errors.New("edge: malformed lease message")
+
+// parseLeaseMsg decodes a StatLease payload.
+func parseLeaseMsg(b []byte) (*leaseMsg, error) {
+	if len(b) < 2 || len(b) < 2+int(b[1]) {
+		return nil, fmt.Errorf("%w: %d bytes", errLease, len(b))
+	}
+	m := &leaseMsg{kind: b[0], member: string(b[2 : 2+int(b[1])])}
+	rest := b[2+int(b[1]):]
+	if m.member == "" {
+		return nil, fmt.Errorf("%w: no member", errLease)
+	}
+	switch m.kind {
+	case leaseAsk, leaseAbort:
+		if len(rest) == 0 {
+			return nil, fmt.Errorf("%w: no key", errLease)
+		}
+		m.key = string(rest)
+	case leaseHeader, leaseDone:
+		r, err := parseRecord(rest)
+		if err != nil {
+			return nil, err
+		}
+		if m.kind == leaseHeader && r.Pass {
+			return nil, fmt.Errorf("%w: a pass record in a header", errLease)
+		}
+		m.rec, m.key = r, r.Key
+	default:
+		return nil, fmt.Errorf("%w: kind %d", errLease, m.kind)
+	}
+	return m, nil
+}
+
+// leaseAnswer is the answer to a lease ask.
+type leaseAnswer struct {
+	kind       byte
+	fromOrigin bool   // leaseUsable: the coordinator asked the origin for it
+	holder     string // leaseFilling
+	rec        *Record
+}
+
+func (a *leaseAnswer) append(b []byte) []byte {
+	b = append(b, a.kind)
+	switch a.kind {
+	case leaseUsable:
+		var flags byte
+		if a.fromOrigin {
+			flags = 1
+		}
+		b = append(b, flags)
+	case leaseFilling:
+		b = append(b, byte(len(a.holder)))
+		b = append(b, a.holder...)
+	default:
+		return b
+	}
+	return a.rec.Append(b)
+}
+
+func parseLeaseAnswer(b []byte) (*leaseAnswer, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty answer", errLease)
+	}
+	a := &leaseAnswer{kind: b[0]}
+	rest := b[1:]
+	switch a.kind {
+	case leaseGranted:
+		if len(rest) != 0 {
+			return nil, fmt.Errorf("%w: %d trailing bytes", errLease, len(rest))
+		}
+		return a, nil
+	case leaseUsable:
+		if len(rest) == 0 || rest[0]&^1 != 0 {
+			return nil, fmt.Errorf("%w: bad flags", errLease)
+		}
+		a.fromOrigin = rest[0]&1 != 0
+		rest = rest[1:]
+	case leaseFilling:
+		if len(rest) == 0 || len(rest) < 1+int(rest[0]) || rest[0] == 0 {
+			return nil, fmt.Errorf("%w: bad holder", errLease)
+		}
+		a.holder = string(rest[1 : 1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+	default:
+		return nil, fmt.Errorf("%w: answer %d", errLease, a.kind)
+	}
+	r, err := parseRecord(rest)
+	if err != nil {
+		return nil, err
+	}
+	if a.kind == leaseFilling && r.Pass {
+		return nil, fmt.Errorf("%w: a pass record being filled", errLease)
+	}
+	a.rec = r
+	return a, nil
+}
+
+// fillLease is a coordinator's lease on one key.
+type fillLease struct {
+	holder   string
+	deadline time.Time // wall clock
+	rec      *Record   // from the holder's header message, nil before
+	changed  chan struct{}
+}
+
+// leaseTable holds the leases of the keys this edge coordinates.
+type leaseTable struct {
+	mu sync.Mutex
+	m  map[string]*fillLease
+}
+
+// leaseTTL is how long a lease lives without word from its holder: the
+// origin's time to answer, renewed every third of it while the holder
+// streams.
+func (e *Edge) leaseTTL() time.Duration { return e.originTimeout() }
+
+// leasePoll is how often a waiting ask looks again at whether the holder
+// is still alive.
+const leasePoll = 250 * time.Millisecond
+
+// answerLease answers asker's ask for key as the key's coordinator.
+func (e *Edge) answerLease(ctx context.Context, asker, key string) (*leaseAnswer, error) {
+	lt := &e.leases
+	for {
+		now := time.Now()
+		lt.mu.Lock()
+		if lt.m == nil {
+			lt.m = map[string]*fillLease{}
+		}
+		l := lt.m[key]
+		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder)) {
+			// Expired, or the holder is gone or asks again (it lost the
+			// fill it had): the lease moves on.
+			delete(lt.m, key)
+			close(l.changed)
+			l = nil
+		}
+		if l != nil && l.rec != nil {
+			lt.mu.Unlock()
+			return &leaseAnswer{kind: leaseFilling, holder: l.holder, rec: l.rec}, nil
+		}
+		if l == nil {
+			if rec, ok := e.records.Get(key); ok && rec.Fresh(e.cfg.Now()) {
+				lt.mu.Unlock()
+				return &leaseAnswer{kind: leaseUsable, rec: rec}, nil
+			}
+			lt.m[key] = &fillLease{holder: asker, deadline: now.Add(e.leaseTTL()), changed: make(chan struct{})}
+			lt.mu.Unlock()
+			return &leaseAnswer{kind: leaseGranted}, nil
+		}
+		ch, wait := l.changed, min(l.deadline.Sub(now), leasePoll)
+		lt.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		t.Stop()
+	}
+}
+
+// applyLease applies a holder's header, done or abort message.
+func (e *Edge) applyLease(m *leaseMsg) error {
+	lt := &e.leases
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.m == nil {
+		lt.m = map[string]*fillLease{}
+	}
+	l := lt.m[m.key]
+	if l != nil && l.holder != m.member && time.Now().Before(l.deadline) && e.node.Alive(l.holder) {
+		return fmt.Errorf("edge: lease on %.80q is held by %s, not %s", m.key, l.holder, m.member)
+	}
+	switch m.kind {
+	case leaseHeader:
+		if e.purges.outdated(m.rec) {
+			return nil
+		}
+		if l == nil || l.holder != m.member {
+			// The lease expired meanwhile (or this member became the
+			// coordinator): the holder still streams, so it is its own.
+			l = &fillLease{holder: m.member, changed: make(chan struct{})}
+			lt.m[m.key] = l
+		}
+		l.deadline = time.Now().Add(e.leaseTTL())
+		if l.rec == nil {
+			l.rec = m.rec
+			close(l.changed)
+			l.changed = make(chan struct{})
+		}
+		return nil
+	case leaseDone, leaseAbort:
+		if l != nil {
+			delete(lt.m, m.key)
+			close(l.changed)
+		}
+		if m.kind == leaseDone && !e.purges.outdated(m.rec) {
+			if old, ok := e.records.Get(m.key); !ok || !old.Fetched.After(m.rec.Fetched) {
+				e.keepRecord(m.rec)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: kind %d", errLease, m.kind)
+}
+
+// statLease answers a peer's StatLease.
+func (e *Edge) statLease(ctx context.Context, payload []byte) ([]byte, error) {
+	m, err := parseLeaseMsg(payload)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := e.sites.split(m.key); err != nil {
+		return nil, err
+	}
+	if m.kind != leaseAsk {
+		return nil, e.applyLease(m)
+	}
+	a, err := e.answerLease(ctx, m.member, m.key)
+	if err != nil {
+		return nil, err
+	}
+	return a.append(nil), nil
+}
+
+// askLease asks key's coordinator (the first reachable member of the
+// key's ranking, this edge at the latest) for a lease, and returns its
+// answer and the coordinator. An error means the fleet cannot lease: a
+// member that predates leases, or a coordinator failing.
+func (e *Edge) askLease(ctx context.Context, key string) (*leaseAnswer, string, error) {
+	self := e.node.Self()
+	payload := (&leaseMsg{kind: leaseAsk, member: self, key: key}).append(swarm.AppendStat(nil, swarm.StatLease))
+	if len(payload) > swarm.MaxKey || len(self) > maxMember {
+		return nil, "", fmt.Errorf("edge: lease of %.80q: key too long", key)
+	}
+	tried := 0
+	for _, peer := range e.node.RankAll([]byte(key)) {
+		if peer == self {
+			break
+		}
+		if tried == coordinatorTries {
+			break
+		}
+		if !e.node.Alive(peer) {
+			continue
+		}
+		tried++
+		b, err := e.node.Stat(ctx, peer, payload)
+		if err == nil {
+			a, perr := parseLeaseAnswer(b)
+			if perr == nil && a.rec != nil && a.rec.Key != key {
+				perr = fmt.Errorf("%w: record of another key", errLease)
+			}
+			if perr != nil {
+				e.log.WarnContext(ctx, "peer sent a bad lease answer", "peer", peer, "key", key, "err", perr)
+				continue
+			}
+			if a.rec != nil && e.purges.outdated(a.rec) {
+				return nil, peer, fmt.Errorf("edge: lease of %.80q: %s sent a purged record", key, peer)
+			}
+			return a, peer, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		var re *swarm.RemoteError
+		if errors.As(err, &re) {
+			return nil, peer, fmt.Errorf("edge: lease of %.80q at %s: %w", key, peer, err)
+		}
+		e.log.DebugContext(ctx, "coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
+	}
+	a, err := e.answerLease(ctx, self, key)
+	return a, self, err
+}
+
+// tellLease sends a holder's message to the coordinator that granted the
+// lease (applied here when it is this edge).
+func (e *Edge) tellLease(ctx context.Context, coord string, m *leaseMsg) error {
+	if coord == e.node.Self() {
+		return e.applyLease(m)
+	}
+	payload := m.append(swarm.AppendStat(nil, swarm.StatLease))
+	if len(payload) > swarm.MaxKey {
+		return fmt.Errorf("edge: lease message for %.80q too large", m.key)
+	}
+	_, err := e.node.Stat(ctx, coord, payload)
+	return err
+}

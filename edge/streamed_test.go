@@ -1,0 +1,185 @@
+package edge
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// methodCounts counts an origin's requests by method, and the Range
+// fields it was sent.
+type methodCounts struct {
+	get, head, ranged atomic.Int64
+}
+
+// countMethods wraps o's handler so that c counts what reaches it.
+func countMethods(t testing.TB, o *testOrigin) *methodCounts {
+	t.Helper()
+	c := &methodCounts{}
+	next := o.srv.Config.Handler
+	o.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			c.get.Add(1)
+		case http.MethodHead:
+			c.head.Add(1)
+		}
+		if r.Header.Get("Range") != "" {
+			c.ranged.Add(1)
+		}
+		next.ServeHTTP(w, r)
+	})
+	return c
+}
+
+// newStreamedCluster is a fleet of n edges with StreamedFills.
+func newStreamedCluster(t testing.TB, o *testOrigin, n int) *cluster {
+	t.Helper()
+	return newCluster(t, o, n, func(cfg *Config) { cfg.StreamedFills = true })
+}
+
+func (c *methodCounts) check(t *testing.T, gets int64) {
+	t.Helper()
+	if g, h, r := c.get.Load(), c.head.Load(), c.ranged.Load(); g != gets || h != 0 || r != 0 {
+		t.Errorf("origin saw %d GETs (%d ranged) and %d HEADs, want %d GETs, none ranged, no HEAD", g, r, h, gets)
+	}
+}
+
+// TestStreamedFillOneGET: a miss through one edge of three is one origin
+// GET (no HEAD, no range); the object is then served byte-identical by
+// every edge without the origin.
+func TestStreamedFillOneGET(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t, "public, max-age=3600")
+	counts := countMethods(t, o)
+	c := newStreamedCluster(t, o, 3)
+	for _, size := range []int{0, 1000, 256 << 10, 1<<20 + 12345} {
+		name := fmt.Sprintf("/obj-%d.bin", size)
+		want := o.put(t, name, size, uint64(size))
+		before := counts.get.Load()
+		for i := range c.edges {
+			resp, body := c.get(i, name)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s via edge %d: status %d", name, i, resp.StatusCode)
+			}
+			sameBytes(t, fmt.Sprintf("%s via edge %d", name, i), body, want)
+			cs := resp.Header.Get("Cache-Status")
+			if i == 0 && !strings.Contains(cs, "fwd=miss; stored") {
+				t.Errorf("%s via edge 0: Cache-Status %q, want a stored miss", name, cs)
+			}
+			if i > 0 && !strings.Contains(cs, "hit") && !strings.Contains(cs, "stored") {
+				t.Errorf("%s via edge %d: Cache-Status %q", name, i, cs)
+			}
+		}
+		if got := counts.get.Load() - before; got != 1 {
+			t.Errorf("%s: origin saw %d GETs through three edges, want 1", name, got)
+		}
+	}
+	counts.check(t, 4)
+	// Again, from every edge: the fleet has it all.
+	before := o.requests.Load()
+	for i := range c.edges {
+		_, body := c.get(i, "/obj-1060921.bin")
+		if len(body) != 1<<20+12345 {
+			t.Fatalf("second round via edge %d: %d bytes", i, len(body))
+		}
+	}
+	if got := o.requests.Load() - before; got != 0 {
+		t.Errorf("second round: origin saw %d requests, want 0", got)
+	}
+}
+
+// TestStreamedFillNoHeadProbe: ranged and conditional misses are one
+// whole-object GET too, and answered from it.
+func TestStreamedFillNoHeadProbe(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t, "public, max-age=3600")
+	counts := countMethods(t, o)
+	c := newStreamedCluster(t, o, 3)
+	want := o.put(t, "/ranged.bin", 700<<10, 7)
+	resp, body := c.get(1, "/ranged.bin", "Range", "bytes=300000-300099")
+	if resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("ranged miss: status %d", resp.StatusCode)
+	}
+	sameBytes(t, "ranged miss", body, want[300000:300100])
+	resp, body = c.get(2, "/ranged.bin", "Range", "bytes=-10")
+	if resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("ranged hit: status %d", resp.StatusCode)
+	}
+	sameBytes(t, "ranged hit", body, want[len(want)-10:])
+	etag := resp.Header.Get("ETag")
+	resp, _ = c.get(0, "/ranged.bin", "If-None-Match", etag)
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match of the stored ETag: status %d, want 304", resp.StatusCode)
+	}
+	o.put(t, "/cond.bin", 5000, 8)
+	resp, _ = c.get(2, "/cond.bin", "If-None-Match", `"nothing-like-it"`)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("conditional miss: status %d, want 200", resp.StatusCode)
+	}
+	counts.check(t, 2)
+}
+
+// TestStreamedFillCollapses: nine clients on three edges missing the
+// same object at once cost the origin one GET, and all get its bytes.
+func TestStreamedFillCollapses(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t, "public, max-age=3600")
+	counts := countMethods(t, o)
+	c := newStreamedCluster(t, o, 3)
+	want := o.put(t, "/crowd.bin", 2<<20+777, 9)
+	o.delay.Store(int64(200 * time.Millisecond)) // so that the nine overlap
+	var wg sync.WaitGroup
+	bodies := make([][]byte, 9)
+	statuses := make([]int, 9)
+	for k := range 9 {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, c.edges[k%3].url+"/crowd.bin", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Errorf("client %d: %v", k, err)
+				return
+			}
+			defer resp.Body.Close()
+			statuses[k] = resp.StatusCode
+			b, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Errorf("client %d: reading: %v", k, err)
+			}
+			bodies[k] = b
+		})
+	}
+	wg.Wait()
+	for k := range 9 {
+		if statuses[k] != http.StatusOK {
+			t.Errorf("client %d: status %d", k, statuses[k])
+			continue
+		}
+		sameBytes(t, fmt.Sprintf("client %d", k), bodies[k], want)
+	}
+	counts.check(t, 1)
+}
+
+// TestStreamedFillNotStored: a response that may not be stored is one
+// origin GET per request, relayed, and the fleet forwards the next
+// requests directly (a pass record).
+func TestStreamedFillNotStored(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t, "no-store")
+	counts := countMethods(t, o)
+	c := newStreamedCluster(t, o, 3)
+	want := o.put(t, "/private.bin", 3000, 3)
+	for i := range c.edges {
+		resp, body := c.get(i, "/private.bin")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("edge %d: status %d", i, resp.StatusCode)
+		}
+		sameBytes(t, fmt.Sprintf("edge %d", i), body, want)
+	}
+	counts.check(t, 3)
+}
