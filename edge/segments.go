@@ -258,6 +258,11 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		}
 		return out, err, true
 	}
+	// A stream that ended since the memory tier was looked at left its
+	// segments there.
+	if ms, ok := rd.mem.Get(id); ok {
+		return segRead{ms.data, srcMemory}, nil, true
+	}
 	return segRead{}, nil, false
 }
 
