@@ -58,7 +58,7 @@ type streamFill struct {
 	cut     uint32 // segments cut so far
 	recent  map[uint32]*memSegment
 	placed  []*placement // of every segment cut, for the lease's end
-	err     error // why the stream failed
+	err     error        // why the stream failed
 	done    bool
 	changed chan struct{} // closed and replaced at every change
 	ended   chan struct{} // closed when done
@@ -223,6 +223,12 @@ func (st *streams) addRemote(id erasure.ObjectID, holder string) {
 	st.remote[id] = remoteFill{holder: holder, until: now.Add(remoteFillTTL)}
 }
 
+func (st *streams) forgetFiller(id erasure.ObjectID) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.remote, id)
+}
+
 // filling returns this edge's stream of object id, or else the member
 // filling it, if known.
 func (st *streams) filling(id erasure.ObjectID) (*streamFill, string) {
@@ -251,6 +257,9 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 	ctx := r.Context()
 	self := e.node.Self()
 	for range 3 {
+		if ctx.Err() != nil {
+			return true // the client went away
+		}
 		if rec, ok := e.records.Get(key); ok && rec.Fresh(e.cfg.Now()) {
 			return false
 		}
@@ -275,10 +284,21 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 		case a.kind == leaseGranted:
 			e.fillStreamed(w, r, key, coord, g)
 			return true
-		case a.kind == leaseFilling && a.holder != self:
-			// Noted before the record is kept: a reader that finds the
-			// record must find the filler too.
+		case a.kind == leaseFilling:
+			// Served from the record without keeping it: should the
+			// fill fail, no edge but the coordinator's next asker
+			// decides what becomes of the key.
+			e.streams.release(key, g)
+			if a.holder == self {
+				continue // this edge's own stream, started meanwhile
+			}
 			e.streams.addRemote(a.rec.ID(), a.holder)
+			if err := e.serveRecord(ctx, w, r, a.rec, false); err != nil {
+				e.log.WarnContext(ctx, "could not read an object being filled", "key", key, "filler", a.holder, "err", err)
+				clear(w.Header())
+				httpError(w, originStatus(err), "could not read object")
+			}
+			return true
 		}
 		e.keepRecord(a.rec)
 		e.streams.release(key, g)
