@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -30,6 +31,7 @@ const (
 	leaseHeader = 2
 	leaseDone   = 3
 	leaseAbort  = 4
+	leaseAgain  = 5
 
 	leaseUsable  = 0
 	leaseGranted = 1
@@ -46,12 +48,17 @@ type leaseMsg struct {
 	member string
 	key    string
 	rec    *Record
+	gone   string // leaseAgain: the holder the asker could not reach
 }
 
 // append appends m's encoding (after the mode byte) to b.
 func (m *leaseMsg) append(b []byte) []byte {
 	b = append(b, m.kind, byte(len(m.member)))
 	b = append(b, m.member...)
+	if m.kind == leaseAgain {
+		b = append(b, byte(len(m.gone)))
+		b = append(b, m.gone...)
+	}
 	if m.rec != nil {
 		return m.rec.Append(b)
 	}
@@ -70,8 +77,14 @@ func parseLeaseMsg(b []byte) (*leaseMsg, error) {
 	if m.member == "" {
 		return nil, fmt.Errorf("%w: no member", errLease)
 	}
+	if m.kind == leaseAgain {
+		if len(rest) == 0 || rest[0] == 0 || len(rest) < 1+int(rest[0]) {
+			return nil, fmt.Errorf("%w: bad holder", errLease)
+		}
+		m.gone, rest = string(rest[1:1+int(rest[0])]), rest[1+int(rest[0]):]
+	}
 	switch m.kind {
-	case leaseAsk, leaseAbort:
+	case leaseAsk, leaseAbort, leaseAgain:
 		if len(rest) == 0 {
 			return nil, fmt.Errorf("%w: no key", errLease)
 		}
@@ -179,8 +192,16 @@ func (e *Edge) leaseTTL() time.Duration { return e.originTimeout() }
 const leasePoll = 250 * time.Millisecond
 
 // answerLease answers asker's ask for key as the key's coordinator.
-func (e *Edge) answerLease(ctx context.Context, asker, key string) (*leaseAnswer, error) {
+func (e *Edge) answerLease(ctx context.Context, asker, key, gone string) (*leaseAnswer, error) {
 	lt := &e.leases
+	if gone != "" && gone != e.node.Self() && !e.reachable(ctx, gone) {
+		lt.mu.Lock()
+		if l := lt.m[key]; l != nil && l.holder == gone {
+			delete(lt.m, key)
+			close(l.changed)
+		}
+		lt.mu.Unlock()
+	}
 	for {
 		now := time.Now()
 		lt.mu.Lock()
@@ -276,10 +297,10 @@ func (e *Edge) statLease(ctx context.Context, payload []byte) ([]byte, error) {
 	if _, _, err := e.sites.split(m.key); err != nil {
 		return nil, err
 	}
-	if m.kind != leaseAsk {
+	if m.kind != leaseAsk && m.kind != leaseAgain {
 		return nil, e.applyLease(m)
 	}
-	a, err := e.answerLease(ctx, m.member, m.key)
+	a, err := e.answerLease(ctx, m.member, m.key, m.gone)
 	if err != nil {
 		return nil, err
 	}
@@ -290,10 +311,17 @@ func (e *Edge) statLease(ctx context.Context, payload []byte) ([]byte, error) {
 // key's ranking, this edge at the latest) for a lease, and returns its
 // answer and the coordinator. An error means the fleet cannot lease: a
 // member that predates leases, or a coordinator failing.
-func (e *Edge) askLease(ctx context.Context, key string) (*leaseAnswer, string, error) {
+//
+// gone, when not empty, is the holder the coordinator named before, which
+// this edge could not reach.
+func (e *Edge) askLease(ctx context.Context, key, gone string) (*leaseAnswer, string, error) {
 	self := e.node.Self()
-	payload := (&leaseMsg{kind: leaseAsk, member: self, key: key}).append(swarm.AppendStat(nil, swarm.StatLease))
-	if len(payload) > swarm.MaxKey || len(self) > maxMember {
+	m := &leaseMsg{kind: leaseAsk, member: self, key: key}
+	if gone != "" {
+		m.kind, m.gone = leaseAgain, gone
+	}
+	payload := m.append(swarm.AppendStat(nil, swarm.StatLease))
+	if len(payload) > swarm.MaxKey || len(self) > maxMember || len(gone) > maxMember {
 		return nil, "", fmt.Errorf("edge: lease of %.80q: key too long", key)
 	}
 	tried := 0
@@ -332,8 +360,19 @@ func (e *Edge) askLease(ctx context.Context, key string) (*leaseAnswer, string, 
 		}
 		e.log.DebugContext(ctx, "coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
 	}
-	a, err := e.answerLease(ctx, self, key)
+	a, err := e.answerLease(ctx, self, key, gone)
 	return a, self, err
+}
+
+// reachable reports whether peer answers a probe within PeerTimeout: a
+// GetShard of the zero shard ID, which a live member answers "not found"
+// from its index.
+func (e *Edge) reachable(ctx context.Context, peer string) bool {
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
+	defer cancel()
+	_, _, err := e.node.GetShard(pctx, peer, erasure.ShardID{})
+	var re *swarm.RemoteError
+	return err == nil || errors.Is(err, swarm.ErrNotFound) || errors.As(err, &re)
 }
 
 // tellLease sends a holder's message to the coordinator that granted the

@@ -13,6 +13,7 @@ import (
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
 )
 
 // Streamed fills (Config.StreamedFills): a miss is one origin GET, sent
@@ -256,6 +257,7 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 	}
 	ctx := r.Context()
 	self := e.node.Self()
+	gone := "" // a filler this edge could not reach
 	for range 3 {
 		if ctx.Err() != nil {
 			return true // the client went away
@@ -275,7 +277,7 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 			}
 			continue
 		}
-		a, coord, err := e.askLease(ctx, key)
+		a, coord, err := e.askLease(ctx, key, gone)
 		switch {
 		case err != nil:
 			e.streams.release(key, g)
@@ -293,7 +295,15 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 				continue // this edge's own stream, started meanwhile
 			}
 			e.streams.addRemote(a.rec.ID(), a.holder)
-			if err := e.serveRecord(ctx, w, r, a.rec, false); err != nil {
+			err := e.serveRecord(ctx, w, r, a.rec, false)
+			var re *swarm.RemoteError
+			if err != nil && gone == "" && ctx.Err() == nil && !errors.As(err, &re) {
+				// Nothing was sent, and the filler is unreachable: ask
+				// again, naming it, so that the lease moves on now.
+				gone = a.holder
+				continue
+			}
+			if err != nil {
 				e.log.WarnContext(ctx, "could not read an object being filled", "key", key, "filler", a.holder, "err", err)
 				clear(w.Header())
 				httpError(w, originStatus(err), "could not read object")

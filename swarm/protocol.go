@@ -220,6 +220,10 @@ const (
 	//	                when the response was not stored); the lease ends
 	//	         kind 4 abort: rest is the key; the fill failed, the
 	//	                lease ends
+	//	         kind 5 ask again: rest is gone len (1) | gone | key;
+	//	                as ask, from an asker that could not reach gone,
+	//	                the holder it was sent to: the coordinator checks
+	//	                gone and moves the lease on if it is down
 	//	answer to ask: answer (1) | fields
 	//	         0 | flags (1: bit 0 from the origin) | record: a usable
 	//	           record, read the object as usual
