@@ -116,8 +116,8 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	plainGet := r.Method == http.MethodGet && r.Header.Get("Range") == ""
-	if e.cfg.StreamedFills && e.requestKey(key, r.Header) == key && e.streamedMiss(sw, r, key) {
-		return // one origin GET, streamed (streamed.go)
+	if e.cfg.StreamedFills && e.requestKey(key, r.Header) == key && (e.streamedMiss(sw, r, key) || e.headMiss(sw, r, key)) {
+		return // one origin GET, streamed, or the client's HEAD (streamed.go)
 	}
 	switch vk := e.requestKey(key, r.Header); {
 	case vk != key && e.fleetVariant(vk):

@@ -32,6 +32,7 @@ const (
 	leaseDone   = 3
 	leaseAbort  = 4
 	leaseAgain  = 5
+	leaseFresh  = 6
 
 	leaseUsable  = 0
 	leaseGranted = 1
@@ -89,12 +90,12 @@ func parseLeaseMsg(b []byte) (*leaseMsg, error) {
 			return nil, fmt.Errorf("%w: no key", errLease)
 		}
 		m.key = string(rest)
-	case leaseHeader, leaseDone:
+	case leaseHeader, leaseDone, leaseFresh:
 		r, err := parseRecord(rest)
 		if err != nil {
 			return nil, err
 		}
-		if m.kind == leaseHeader && r.Pass {
+		if m.kind != leaseDone && r.Pass {
 			return nil, fmt.Errorf("%w: a pass record in a header", errLease)
 		}
 		m.rec, m.key = r, r.Key
@@ -124,6 +125,10 @@ func (a *leaseAnswer) append(b []byte) []byte {
 	case leaseFilling:
 		b = append(b, byte(len(a.holder)))
 		b = append(b, a.holder...)
+	case leaseGranted:
+		if a.rec == nil {
+			return b
+		}
 	default:
 		return b
 	}
@@ -138,10 +143,9 @@ func parseLeaseAnswer(b []byte) (*leaseAnswer, error) {
 	rest := b[1:]
 	switch a.kind {
 	case leaseGranted:
-		if len(rest) != 0 {
-			return nil, fmt.Errorf("%w: %d trailing bytes", errLease, len(rest))
+		if len(rest) == 0 {
+			return a, nil
 		}
-		return a, nil
 	case leaseUsable:
 		if len(rest) == 0 || rest[0]&^1 != 0 {
 			return nil, fmt.Errorf("%w: bad flags", errLease)
@@ -161,8 +165,8 @@ func parseLeaseAnswer(b []byte) (*leaseAnswer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.kind == leaseFilling && r.Pass {
-		return nil, fmt.Errorf("%w: a pass record being filled", errLease)
+	if a.kind != leaseUsable && r.Pass {
+		return nil, fmt.Errorf("%w: a pass record being filled or revalidated", errLease)
 	}
 	a.rec = r
 	return a, nil
@@ -173,13 +177,28 @@ type fillLease struct {
 	holder   string
 	deadline time.Time // wall clock
 	rec      *Record   // from the holder's header message, nil before
-	changed  chan struct{}
+	// done marks a fill that ended: until the deadline, askers still
+	// read it through its holder, which holds its latest segments in
+	// memory while their shards reach their holders.
+	done    bool
+	changed chan struct{}
 }
 
 // leaseTable holds the leases of the keys this edge coordinates.
 type leaseTable struct {
 	mu sync.Mutex
 	m  map[string]*fillLease
+}
+
+// filling returns the holder and record of a live lease on key this edge
+// coordinates, if its holder sent the record.
+func (lt *leaseTable) filling(key string) (string, *Record) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if l := lt.m[key]; l != nil && l.rec != nil && time.Now().Before(l.deadline) {
+		return l.holder, l.rec
+	}
+	return "", nil
 }
 
 // leaseTTL is how long a lease lives without word from its holder: the
@@ -209,7 +228,7 @@ func (e *Edge) answerLease(ctx context.Context, asker, key, gone string) (*lease
 			lt.m = map[string]*fillLease{}
 		}
 		l := lt.m[key]
-		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder)) {
+		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder) || l.done && !l.rec.Fresh(e.cfg.Now())) {
 			// Expired, or the holder is gone or asks again (it lost the
 			// fill it had): the lease moves on.
 			delete(lt.m, key)
@@ -221,13 +240,18 @@ func (e *Edge) answerLease(ctx context.Context, asker, key, gone string) (*lease
 			return &leaseAnswer{kind: leaseFilling, holder: l.holder, rec: l.rec}, nil
 		}
 		if l == nil {
-			if rec, ok := e.records.Get(key); ok && rec.Fresh(e.cfg.Now()) {
+			rec, ok := e.records.Get(key)
+			if ok && rec.Fresh(e.cfg.Now()) {
 				lt.mu.Unlock()
 				return &leaseAnswer{kind: leaseUsable, rec: rec}, nil
 			}
 			lt.m[key] = &fillLease{holder: asker, deadline: now.Add(e.leaseTTL()), changed: make(chan struct{})}
 			lt.mu.Unlock()
-			return &leaseAnswer{kind: leaseGranted}, nil
+			a := &leaseAnswer{kind: leaseGranted}
+			if ok && !rec.Pass && (rec.ETag != "" || rec.LastModified != "") {
+				a.rec = rec // to revalidate
+			}
+			return a, nil
 		}
 		ch, wait := l.changed, min(l.deadline.Sub(now), leasePoll)
 		lt.mu.Unlock()
@@ -273,12 +297,15 @@ func (e *Edge) applyLease(m *leaseMsg) error {
 			l.changed = make(chan struct{})
 		}
 		return nil
-	case leaseDone, leaseAbort:
+	case leaseDone, leaseAbort, leaseFresh:
 		if l != nil {
 			delete(lt.m, m.key)
 			close(l.changed)
 		}
-		if m.kind == leaseDone && !e.purges.outdated(m.rec) {
+		if m.kind == leaseDone && !m.rec.Pass {
+			lt.m[m.key] = &fillLease{holder: m.member, deadline: time.Now().Add(e.leaseTTL()), rec: m.rec, done: true, changed: make(chan struct{})}
+		}
+		if m.kind != leaseAbort && !e.purges.outdated(m.rec) {
 			if old, ok := e.records.Get(m.key); !ok || !old.Fetched.After(m.rec.Fetched) {
 				e.keepRecord(m.rec)
 			}

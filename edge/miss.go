@@ -180,15 +180,15 @@ func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
 					if cw, ok := w.(*countingWriter); ok {
 						w = cw.ResponseWriter // the fleet path counts its own bytes
 					}
-					if sf.stale {
-						e.serveStale(w, r, sf.rec)
-						return
-					}
 					if st, _ := r.Context().Value(missKey{}).(*missState); st != nil && st.stream != nil {
 						// A streamed fill's request is the client's
 						// without its range and conditionals, detached
 						// from it; the answer is to the client's own.
 						r = st.stream.client
+					}
+					if sf.stale {
+						e.serveStale(w, r, sf.rec)
+						return
 					}
 					if serr := e.serveRecord(r.Context(), w, clientRequest(r), sf.rec, true); serr != nil {
 						clear(w.Header())

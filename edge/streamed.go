@@ -58,7 +58,7 @@ type streamFill struct {
 	mu      sync.Mutex
 	cut     uint32 // segments cut so far
 	recent  map[uint32]*memSegment
-	placed  []*placement // of every segment cut, for the lease's end
+	placed  []*placement // of every segment cut, for the replicas
 	err     error        // why the stream failed
 	done    bool
 	changed chan struct{} // closed and replaced at every change
@@ -258,6 +258,11 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 	ctx := r.Context()
 	self := e.node.Self()
 	gone := "" // a filler this edge could not reach
+	if holder, rec := e.leases.filling(key); rec != nil && holder != self {
+		// This edge is the coordinator and keeps the record of a fill
+		// that just ended: its segments still come from the filler.
+		e.streams.addRemote(rec.ID(), holder)
+	}
 	for range 3 {
 		if ctx.Err() != nil {
 			return true // the client went away
@@ -284,7 +289,11 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 			e.log.DebugContext(ctx, "no fill lease, taking the path without leases", "key", key, "err", err)
 			return false
 		case a.kind == leaseGranted:
-			e.fillStreamed(w, r, key, coord, g)
+			stale := a.rec
+			if old, ok := e.records.Get(key); ok && !old.Pass && (old.ETag != "" || old.LastModified != "") {
+				stale = old
+			}
+			e.fillStreamed(w, r, key, coord, g, stale)
 			return true
 		case a.kind == leaseFilling:
 			// Served from the record without keeping it: should the
@@ -329,8 +338,9 @@ type streamState struct {
 }
 
 // fillStreamed holds key's lease: it forwards r to the origin as the
-// fill's request and serves r from the response.
-func (e *Edge) fillStreamed(w http.ResponseWriter, r *http.Request, key, coord string, gate chan struct{}) {
+// fill's request and serves r from the response. With stale, the request
+// is conditional on its validators (RFC 9111 §4.3.1): a 304 refreshes it.
+func (e *Edge) fillStreamed(w http.ResponseWriter, r *http.Request, key, coord string, gate chan struct{}, stale *Record) {
 	defer e.streams.release(key, gate)
 	// Detached from the client: the fill goes on for the other readers
 	// when this one leaves. The header must come within the origin
@@ -345,6 +355,17 @@ func (e *Edge) fillStreamed(w http.ResponseWriter, r *http.Request, key, coord s
 	for _, f := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
 		out.Header.Del(f)
 	}
+	if stale != nil {
+		// The fleet's own conditionals: the origin evaluates
+		// If-None-Match first.
+		if stale.ETag != "" {
+			out.Header.Set("If-None-Match", stale.ETag)
+		}
+		if stale.LastModified != "" {
+			out.Header.Set("If-Modified-Since", stale.LastModified)
+		}
+		st.old, st.revalidating = stale, true
+	}
 	e.missProxy(e.siteOf(r)).ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, out)
 	if !ss.started {
 		cancel(nil)
@@ -352,6 +373,20 @@ func (e *Edge) fillStreamed(w http.ResponseWriter, r *http.Request, key, coord s
 			e.endLease(coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
 		}
 	}
+}
+
+// headMiss forwards a HEAD for which this edge holds no usable record to
+// the origin as a HEAD, and reports whether it did: nothing is stored
+// from it, so that the object's record is made by the GET that fills it.
+func (e *Edge) headMiss(w http.ResponseWriter, r *http.Request, key string) bool {
+	if !e.cfg.StreamedFills || e.signed != nil || r.Method != http.MethodHead {
+		return false
+	}
+	if rec, ok := e.records.Get(key); ok && rec.Fresh(e.cfg.Now()) {
+		return false
+	}
+	e.forward(w, r, "shoal; fwd=miss")
+	return true
 }
 
 // endLease sends a lease's last message in the background.
@@ -377,7 +412,26 @@ func (e *Edge) streamResponse(resp *http.Response, st *missState) (status string
 		e.log.Debug("streamed fill relayed, not stored", "key", key, "why", why)
 		return "shoal; fwd=uri-miss", nil
 	}
-	if resp.StatusCode != http.StatusOK {
+	switch {
+	case resp.StatusCode == http.StatusNotModified && st.revalidating:
+		// The stale object is still good: its record, with the new
+		// fields, is kept, replicated, and serves the client.
+		rec := newRecord(key, http.StatusOK, httpcache.UpdateHeaders(st.old.Header, resp.Header), st.old.Size, st.old.Validator, st.old.Layout, now, e.cfg.MaxHeuristicFreshness)
+		if rec.Pass {
+			return pass("not storable after a 304")
+		}
+		rec.revalidated = true
+		e.keepRecord(rec)
+		ss.ended = true
+		e.endLease(ss.coord, &leaseMsg{kind: leaseFresh, member: e.node.Self(), key: key, rec: rec})
+		e.replicate(rec)
+		return "", &serveFromFleet{rec: rec}
+	case resp.StatusCode >= 500 && st.old != nil && e.onError(st.old, now):
+		e.log.Info("origin failing, serving a stale object", "key", key, "status", resp.StatusCode)
+		ss.ended = true
+		e.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
+		return "", &serveFromFleet{rec: st.old, stale: true}
+	case resp.StatusCode != http.StatusOK:
 		return pass("status " + strconv.Itoa(resp.StatusCode))
 	}
 	target := httpcache.TargetOf(key)
@@ -457,9 +511,10 @@ func (e *Edge) talkLease(sf *streamFill) {
 			tell(&leaseMsg{kind: leaseAbort, member: self, key: sf.key})
 			return
 		}
-		// The final record sends readers to the holders: the shards
+		tell(&leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: sf.rec})
+		// The replicas read the object from its holders: the shards
 		// should be there first (or given up on).
-		wctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
+		wctx, cancel := context.WithTimeout(ctx, e.originTimeout())
 		defer cancel()
 		for _, p := range sf.placed {
 			if p == nil {
@@ -470,7 +525,6 @@ func (e *Edge) talkLease(sf *streamFill) {
 			case <-wctx.Done():
 			}
 		}
-		tell(&leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: sf.rec})
 		e.replicate(sf.rec)
 	})
 }

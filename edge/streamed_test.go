@@ -269,3 +269,84 @@ func TestStreamedFillFillerCrash(t *testing.T) {
 		t.Logf("origin GETs: %d", g)
 	}
 }
+
+// TestStreamedFillHeadForwarded: a HEAD miss is forwarded as a HEAD and
+// stores nothing; the GET that follows is the one fill.
+func TestStreamedFillHeadForwarded(t *testing.T) {
+	t.Parallel()
+	c, o := newScriptedCluster(t, 3, func(cfg *Config) { cfg.StreamedFills = true })
+	want := body(5000)
+	o.set("/h", 200, want, "ETag", `"h1"`, "Cache-Control", "public, max-age=3600")
+	resp, _ := c.do(0, http.MethodHead, "/h")
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(want)) {
+		t.Errorf("HEAD miss: status %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+	if h, g := o.count(http.MethodHead, "/h", ""), o.count(http.MethodGet, "/h", ""); h != 1 || g != 0 {
+		t.Errorf("after a HEAD miss the origin saw %d HEADs and %d GETs, want 1 and 0", h, g)
+	}
+	_, got := c.get(1, "/h")
+	sameBytes(t, "GET after the HEAD", got, want)
+	resp, _ = c.do(1, http.MethodHead, "/h")
+	if !strings.HasPrefix(resp.Header.Get("Cache-Status"), "shoal; hit") {
+		t.Errorf("HEAD of a stored object: Cache-Status %q, want a hit", resp.Header.Get("Cache-Status"))
+	}
+	if h, g := o.count(http.MethodHead, "/h", ""), o.count(http.MethodGet, "/h", ""); h != 1 || g != 1 {
+		t.Errorf("the origin saw %d HEADs and %d GETs, want 1 and 1", h, g)
+	}
+}
+
+// TestStreamedFillRevalidates: a stale object is revalidated with one
+// conditional GET (no HEAD); the 304 refreshes it for the fleet.
+func TestStreamedFillRevalidates(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{}
+	c, o := newScriptedCluster(t, 3, func(cfg *Config) { cfg.StreamedFills = true; cfg.Now = clock.Now })
+	o.setClock(clock.Now)
+	want := body(300 << 10)
+	o.set("/r", 200, want, "ETag", `"r1"`, "Cache-Control", "public, max-age=60")
+	_, got := c.get(0, "/r")
+	sameBytes(t, "first GET", got, want)
+	waitLeasesEnded(t, c)
+	clock.Advance(2 * time.Minute)
+	resp, got := c.get(1, "/r")
+	sameBytes(t, "GET of the stale object", got, want)
+	if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "fwd=stale; fwd-status=304") {
+		t.Errorf("revalidated: Cache-Status %q, want fwd=stale; fwd-status=304", cs)
+	}
+	if n := o.count(http.MethodGet, "/r", "If-None-Match"); n != 1 {
+		t.Errorf("the origin saw %d conditional GETs, want 1", n)
+	}
+	for i := range c.edges {
+		resp, got := c.get(i, "/r")
+		sameBytes(t, fmt.Sprintf("after the 304, edge %d", i), got, want)
+		if cs := resp.Header.Get("Cache-Status"); !strings.HasPrefix(cs, "shoal; hit") {
+			t.Errorf("after the 304, edge %d: Cache-Status %q, want a hit", i, cs)
+		}
+	}
+	if h, g := o.count(http.MethodHead, "/r", ""), o.count(http.MethodGet, "/r", ""); h != 0 || g != 2 {
+		t.Errorf("the origin saw %d HEADs and %d GETs, want none and 2", h, g)
+	}
+}
+
+// waitLeasesEnded waits until no edge of c holds a fill lease of a fill
+// in progress: the fills are over and their records kept by the
+// coordinators.
+func waitLeasesEnded(t testing.TB, c *cluster) {
+	t.Helper()
+	waitFor(t, func() bool {
+		for _, e := range c.edges {
+			e.leases.mu.Lock()
+			n := 0
+			for _, l := range e.leases.m {
+				if !l.done {
+					n++
+				}
+			}
+			e.leases.mu.Unlock()
+			if n > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}

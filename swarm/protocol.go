@@ -224,10 +224,15 @@ const (
 	//	                as ask, from an asker that could not reach gone,
 	//	                the holder it was sent to: the coordinator checks
 	//	                gone and moves the lease on if it is down
+	//	         kind 6 refreshed: rest is the record a 304 refreshed;
+	//	                as done, but nothing was streamed: askers read
+	//	                the object from its holders at once
 	//	answer to ask: answer (1) | fields
 	//	         0 | flags (1: bit 0 from the origin) | record: a usable
 	//	           record, read the object as usual
-	//	         1: granted, the asker fetches the key from the origin
+	//	         1 [| record]: granted, the asker fetches the key from
+	//	           the origin; the record, when present, is the stale one
+	//	           the coordinator holds, to revalidate (a conditional GET)
 	//	         2 | member len (1) | member | record: member is filling
 	//	           the object; read its segments with Fills at member
 	//	answer to the others: nothing
