@@ -85,8 +85,6 @@ type placements interface {
 // edge's own, else the member filling one.
 type streamLookup interface {
 	filling(id erasure.ObjectID) (*streamFill, string)
-	// forgetFiller drops the member filling id, found unreachable.
-	forgetFiller(id erasure.ObjectID)
 }
 
 // reader is the read path of one segment for a request.
@@ -256,12 +254,8 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 	case holder != "":
 		out, err := rd.fillAt(ctx, holder, r, id, n, holders)
 		if err != nil {
-			var re *swarm.RemoteError
-			if ctx.Err() == nil && !errors.As(err, &re) {
-				// The filler is gone: its stream with it. This request
-				// fails; the next reads the segments as usual.
-				rd.streams.forgetFiller(id.Object)
-			}
+			// This request fails (a slow filler is not a dead one); the
+			// next asks the coordinator again (streamed.go).
 			err = fmt.Errorf("edge: segment %v from its filler %s: %w", id, holder, err)
 		}
 		return out, err, true

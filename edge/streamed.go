@@ -42,7 +42,7 @@ const streamKeep = 4
 
 // remoteFillTTL is how long an edge reads an object's segments from the
 // member that filled it, after the coordinator named it.
-const remoteFillTTL = 10 * time.Minute
+const remoteFillTTL = 2 * time.Minute
 
 // errStreamEvicted: a segment the stream cut before is no longer held by
 // it; it is read from the memory tier or its holders.
@@ -319,6 +319,8 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 			}
 			return true
 		}
+		// A usable record: whoever filled it is done with it.
+		e.streams.forgetFiller(a.rec.ID())
 		e.keepRecord(a.rec)
 		e.streams.release(key, g)
 		return false
