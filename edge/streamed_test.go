@@ -350,3 +350,83 @@ func waitLeasesEnded(t testing.TB, c *cluster) {
 		return true
 	})
 }
+
+// TestStreamedFillOriginRefusesHead: an origin that answers HEAD and
+// ranges with 403 (as an S3 presigned GET URL does) is cached from its
+// one GET.
+func TestStreamedFillOriginRefusesHead(t *testing.T) {
+	t.Parallel()
+	want := make([]byte, 600<<10)
+	for i := range want {
+		want[i] = byte(i * 13)
+	}
+	o, gets := slowOrigin(t, want, 0)
+	c := newStreamedCluster(t, o, 3)
+	for i := range c.edges {
+		resp, got := c.get(i, "/presigned.bin?sig=1")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("edge %d: status %d", i, resp.StatusCode)
+		}
+		sameBytes(t, fmt.Sprintf("edge %d", i), got, want)
+	}
+	if g := gets.Load(); g != 1 {
+		t.Errorf("origin saw %d GETs, want 1", g)
+	}
+}
+
+func TestLeaseCodec(t *testing.T) {
+	rec := &Record{Key: "/k", Size: 10, Layout: testLayout, ETag: `"e"`, Validator: `"e"`, Fetched: time.Unix(1, 0), Expires: time.Unix(2, 0)}
+	msgs := []*leaseMsg{
+		{kind: leaseAsk, member: "a:1", key: "/k"},
+		{kind: leaseAgain, member: "a:1", key: "/k", gone: "b:2"},
+		{kind: leaseHeader, member: "a:1", key: "/k", rec: rec},
+		{kind: leaseDone, member: "a:1", key: "/k", rec: rec},
+		{kind: leaseFresh, member: "a:1", key: "/k", rec: rec},
+		{kind: leaseAbort, member: "a:1", key: "/k"},
+	}
+	for _, m := range msgs {
+		got, err := parseLeaseMsg(m.append(nil))
+		if err != nil {
+			t.Fatalf("kind %d: %v", m.kind, err)
+		}
+		if got.kind != m.kind || got.member != m.member || got.key != m.key || got.gone != m.gone || (m.rec != nil) != (got.rec != nil) {
+			t.Errorf("kind %d: got %+v, want %+v", m.kind, got, m)
+		}
+	}
+	answers := []*leaseAnswer{
+		{kind: leaseGranted},
+		{kind: leaseGranted, rec: rec},
+		{kind: leaseUsable, fromOrigin: true, rec: rec},
+		{kind: leaseFilling, holder: "b:2", rec: rec},
+	}
+	for _, a := range answers {
+		got, err := parseLeaseAnswer(a.append(nil))
+		if err != nil {
+			t.Fatalf("answer %d: %v", a.kind, err)
+		}
+		if got.kind != a.kind || got.holder != a.holder || got.fromOrigin != a.fromOrigin || (a.rec != nil) != (got.rec != nil) {
+			t.Errorf("answer %d: got %+v, want %+v", a.kind, got, a)
+		}
+	}
+}
+
+// FuzzLease checks that the lease decoders never panic and that what
+// they accept encodes back to the same bytes.
+func FuzzLease(f *testing.F) {
+	rec := &Record{Key: "/k", Size: 10, Layout: testLayout, ETag: `"e"`, Validator: `"e"`, Fetched: time.Unix(1, 0), Expires: time.Unix(2, 0)}
+	f.Add((&leaseMsg{kind: leaseAsk, member: "a:1", key: "/k"}).append(nil))
+	f.Add((&leaseMsg{kind: leaseAgain, member: "a:1", key: "/k", gone: "b"}).append(nil))
+	f.Add((&leaseMsg{kind: leaseDone, member: "a:1", rec: rec}).append(nil))
+	f.Add((&leaseAnswer{kind: leaseFilling, holder: "b:2", rec: rec}).append(nil))
+	f.Add((&leaseAnswer{kind: leaseGranted}).append(nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, err := parseLeaseMsg(b); err == nil {
+			if m.rec == nil && string(m.append(nil)) != string(b) {
+				t.Fatalf("message %x re-encodes as %x", b, m.append(nil))
+			}
+		}
+		if a, err := parseLeaseAnswer(b); err == nil && a.rec == nil && string(a.append(nil)) != string(b) {
+			t.Fatalf("answer %x re-encodes as %x", b, a.append(nil))
+		}
+	})
+}
