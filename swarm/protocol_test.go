@@ -409,6 +409,7 @@ func TestStatModeTable(t *testing.T) {
 		{StatWarm, 6, "warm"},
 		{StatPurgeStamped, 7, "purge_stamped"},
 		{StatPurgeLog, 8, "purge_log"},
+		{StatLease, 10, "lease"},
 	}
 	byWire := map[byte]string{}
 	names := map[string]bool{}
