@@ -204,16 +204,17 @@ func (lt *leaseTable) filling(key string) (string, *Record) {
 // leaseTTL is how long a lease lives without word from its holder: the
 // origin's time to answer, renewed every third of it while the holder
 // streams.
-func (e *Edge) leaseTTL() time.Duration { return e.originTimeout() }
+func (s *streamer) leaseTTL() time.Duration { return (*Edge)(s).originTimeout() }
 
 // leasePoll is how often a waiting ask looks again at whether the holder
 // is still alive.
 const leasePoll = 250 * time.Millisecond
 
 // answerLease answers asker's ask for key as the key's coordinator.
-func (e *Edge) answerLease(ctx context.Context, asker, key, gone string) (*leaseAnswer, error) {
+func (s *streamer) answerLease(ctx context.Context, asker, key, gone string) (*leaseAnswer, error) {
+	e := (*Edge)(s)
 	lt := &e.leases
-	if gone != "" && gone != e.node.Self() && !e.reachable(ctx, gone) {
+	if gone != "" && gone != e.node.Self() && !s.reachable(ctx, gone) {
 		lt.mu.Lock()
 		if l := lt.m[key]; l != nil && l.holder == gone {
 			delete(lt.m, key)
@@ -245,7 +246,7 @@ func (e *Edge) answerLease(ctx context.Context, asker, key, gone string) (*lease
 				lt.mu.Unlock()
 				return &leaseAnswer{kind: leaseUsable, rec: rec}, nil
 			}
-			lt.m[key] = &fillLease{holder: asker, deadline: now.Add(e.leaseTTL()), changed: make(chan struct{})}
+			lt.m[key] = &fillLease{holder: asker, deadline: now.Add(s.leaseTTL()), changed: make(chan struct{})}
 			lt.mu.Unlock()
 			a := &leaseAnswer{kind: leaseGranted}
 			if ok && !rec.Pass && (rec.ETag != "" || rec.LastModified != "") {
@@ -268,7 +269,8 @@ func (e *Edge) answerLease(ctx context.Context, asker, key, gone string) (*lease
 }
 
 // applyLease applies a holder's header, done or abort message.
-func (e *Edge) applyLease(m *leaseMsg) error {
+func (s *streamer) applyLease(m *leaseMsg) error {
+	e := (*Edge)(s)
 	lt := &e.leases
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
@@ -290,7 +292,7 @@ func (e *Edge) applyLease(m *leaseMsg) error {
 			l = &fillLease{holder: m.member, changed: make(chan struct{})}
 			lt.m[m.key] = l
 		}
-		l.deadline = time.Now().Add(e.leaseTTL())
+		l.deadline = time.Now().Add(s.leaseTTL())
 		if l.rec == nil {
 			l.rec = m.rec
 			close(l.changed)
@@ -303,7 +305,7 @@ func (e *Edge) applyLease(m *leaseMsg) error {
 			close(l.changed)
 		}
 		if m.kind == leaseDone && !m.rec.Pass {
-			lt.m[m.key] = &fillLease{holder: m.member, deadline: time.Now().Add(e.leaseTTL()), rec: m.rec, done: true, changed: make(chan struct{})}
+			lt.m[m.key] = &fillLease{holder: m.member, deadline: time.Now().Add(s.leaseTTL()), rec: m.rec, done: true, changed: make(chan struct{})}
 		}
 		if m.kind != leaseAbort && !e.purges.outdated(m.rec) {
 			if old, ok := e.records.Get(m.key); !ok || !old.Fetched.After(m.rec.Fetched) {
@@ -316,7 +318,8 @@ func (e *Edge) applyLease(m *leaseMsg) error {
 }
 
 // statLease answers a peer's StatLease.
-func (e *Edge) statLease(ctx context.Context, payload []byte) ([]byte, error) {
+func (s *streamer) statLease(ctx context.Context, payload []byte) ([]byte, error) {
+	e := (*Edge)(s)
 	m, err := parseLeaseMsg(payload)
 	if err != nil {
 		return nil, err
@@ -325,9 +328,9 @@ func (e *Edge) statLease(ctx context.Context, payload []byte) ([]byte, error) {
 		return nil, err
 	}
 	if m.kind != leaseAsk && m.kind != leaseAgain {
-		return nil, e.applyLease(m)
+		return nil, s.applyLease(m)
 	}
-	a, err := e.answerLease(ctx, m.member, m.key, m.gone)
+	a, err := s.answerLease(ctx, m.member, m.key, m.gone)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +344,8 @@ func (e *Edge) statLease(ctx context.Context, payload []byte) ([]byte, error) {
 //
 // gone, when not empty, is the holder the coordinator named before, which
 // this edge could not reach.
-func (e *Edge) askLease(ctx context.Context, key, gone string) (*leaseAnswer, string, error) {
+func (s *streamer) askLease(ctx context.Context, key, gone string) (*leaseAnswer, string, error) {
+	e := (*Edge)(s)
 	self := e.node.Self()
 	m := &leaseMsg{kind: leaseAsk, member: self, key: key}
 	if gone != "" {
@@ -387,14 +391,15 @@ func (e *Edge) askLease(ctx context.Context, key, gone string) (*leaseAnswer, st
 		}
 		e.log.DebugContext(ctx, "coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
 	}
-	a, err := e.answerLease(ctx, self, key, gone)
+	a, err := s.answerLease(ctx, self, key, gone)
 	return a, self, err
 }
 
 // reachable reports whether peer answers a probe within PeerTimeout: a
 // GetShard of the zero shard ID, which a live member answers "not found"
 // from its index.
-func (e *Edge) reachable(ctx context.Context, peer string) bool {
+func (s *streamer) reachable(ctx context.Context, peer string) bool {
+	e := (*Edge)(s)
 	pctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
 	defer cancel()
 	_, _, err := e.node.GetShard(pctx, peer, erasure.ShardID{})
@@ -404,9 +409,10 @@ func (e *Edge) reachable(ctx context.Context, peer string) bool {
 
 // tellLease sends a holder's message to the coordinator that granted the
 // lease (applied here when it is this edge).
-func (e *Edge) tellLease(ctx context.Context, coord string, m *leaseMsg) error {
+func (s *streamer) tellLease(ctx context.Context, coord string, m *leaseMsg) error {
+	e := (*Edge)(s)
 	if coord == e.node.Self() {
-		return e.applyLease(m)
+		return s.applyLease(m)
 	}
 	payload := m.append(swarm.AppendStat(nil, swarm.StatLease))
 	if len(payload) > swarm.MaxKey {

@@ -225,7 +225,7 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	now := e.cfg.Now()
 	status := "shoal; fwd=miss; fwd-status=" + strconv.Itoa(resp.StatusCode)
 	if st.stream != nil {
-		s, err := e.streamResponse(resp, st)
+		s, err := (*streamer)(e).streamResponse(resp, st)
 		if err != nil {
 			return err
 		}

@@ -305,7 +305,7 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 	case swarm.StatPurgeLog:
 		return e.purger.answerPurgeLog(payload)
 	case swarm.StatLease:
-		return e.statLease(ctx, payload)
+		return (*streamer)(e).statLease(ctx, payload)
 	default:
 		return nil, fmt.Errorf("edge: stat mode %v not answered", mode)
 	}

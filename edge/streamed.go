@@ -36,6 +36,11 @@ import (
 // validator (a strong ETag, or a Last-Modified old enough, as newRecord
 // wants): any other response is relayed with a pass record.
 
+// streamer is the Edge in its role of streamed fills and their leases
+// (this file and lease.go): a view of the Edge, as peerHandler is, that
+// keeps these methods out of Edge's own set.
+type streamer Edge
+
 // streamKeep is how many of its latest segments a stream holds for the
 // readers that follow it, whatever the memory tier evicts.
 const streamKeep = 4
@@ -249,7 +254,8 @@ func (st *streams) filling(id erasure.ObjectID) (*streamFill, string) {
 // and reports whether it did. Otherwise the caller serves r as usual,
 // from the record streamedMiss may have kept (one the coordinator had, or
 // one of a fill in progress, whose segments then come from the filler).
-func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) bool {
+func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key string) bool {
+	e := (*Edge)(s)
 	if !e.cfg.StreamedFills || e.signed != nil || r.Method != http.MethodGet || r.Header.Get("Authorization") != "" {
 		// With --trust-key every byte must pass the segment path's
 		// manifest check; credentials keep today's rules (RFC 9111 §3.5).
@@ -282,7 +288,7 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 			}
 			continue
 		}
-		a, coord, err := e.askLease(ctx, key, gone)
+		a, coord, err := s.askLease(ctx, key, gone)
 		switch {
 		case err != nil:
 			e.streams.release(key, g)
@@ -293,7 +299,7 @@ func (e *Edge) streamedMiss(w http.ResponseWriter, r *http.Request, key string) 
 			if old, ok := e.records.Get(key); ok && !old.Pass && (old.ETag != "" || old.LastModified != "") {
 				stale = old
 			}
-			e.fillStreamed(w, r, key, coord, g, stale)
+			s.fillStreamed(w, r, key, coord, g, stale)
 			return true
 		case a.kind == leaseFilling:
 			// Served from the record without keeping it: should the
@@ -342,7 +348,8 @@ type streamState struct {
 // fillStreamed holds key's lease: it forwards r to the origin as the
 // fill's request and serves r from the response. With stale, the request
 // is conditional on its validators (RFC 9111 §4.3.1): a 304 refreshes it.
-func (e *Edge) fillStreamed(w http.ResponseWriter, r *http.Request, key, coord string, gate chan struct{}, stale *Record) {
+func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coord string, gate chan struct{}, stale *Record) {
+	e := (*Edge)(s)
 	defer e.streams.release(key, gate)
 	// Detached from the client: the fill goes on for the other readers
 	// when this one leaves. The header must come within the origin
@@ -372,7 +379,7 @@ func (e *Edge) fillStreamed(w http.ResponseWriter, r *http.Request, key, coord s
 	if !ss.started {
 		cancel(nil)
 		if !ss.ended {
-			e.endLease(coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
+			s.endLease(coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
 		}
 	}
 }
@@ -380,7 +387,8 @@ func (e *Edge) fillStreamed(w http.ResponseWriter, r *http.Request, key, coord s
 // headMiss forwards a HEAD for which this edge holds no usable record to
 // the origin as a HEAD, and reports whether it did: nothing is stored
 // from it, so that the object's record is made by the GET that fills it.
-func (e *Edge) headMiss(w http.ResponseWriter, r *http.Request, key string) bool {
+func (s *streamer) headMiss(w http.ResponseWriter, r *http.Request, key string) bool {
+	e := (*Edge)(s)
 	if !e.cfg.StreamedFills || e.signed != nil || r.Method != http.MethodHead {
 		return false
 	}
@@ -392,9 +400,10 @@ func (e *Edge) headMiss(w http.ResponseWriter, r *http.Request, key string) bool
 }
 
 // endLease sends a lease's last message in the background.
-func (e *Edge) endLease(coord string, m *leaseMsg) {
+func (s *streamer) endLease(coord string, m *leaseMsg) {
+	e := (*Edge)(s)
 	e.bg.goBackground(func(ctx context.Context) {
-		if err := e.tellLease(ctx, coord, m); err != nil {
+		if err := s.tellLease(ctx, coord, m); err != nil {
 			e.log.Debug("lease message not delivered", "coordinator", coord, "key", m.key, "err", err)
 		}
 	})
@@ -402,7 +411,8 @@ func (e *Edge) endLease(coord string, m *leaseMsg) {
 
 // streamResponse is the miss proxy's response hook for a streamed fill:
 // the response either streams (stored) or is relayed (a pass record).
-func (e *Edge) streamResponse(resp *http.Response, st *missState) (status string, err error) {
+func (s *streamer) streamResponse(resp *http.Response, st *missState) (status string, err error) {
+	e := (*Edge)(s)
 	ss := st.stream
 	now := e.cfg.Now()
 	key := st.key
@@ -410,7 +420,7 @@ func (e *Edge) streamResponse(resp *http.Response, st *missState) (status string
 		p := &Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(passTTL)}
 		e.keepRecord(p)
 		ss.ended = true
-		e.endLease(ss.coord, &leaseMsg{kind: leaseDone, member: e.node.Self(), key: key, rec: p})
+		s.endLease(ss.coord, &leaseMsg{kind: leaseDone, member: e.node.Self(), key: key, rec: p})
 		e.log.Debug("streamed fill relayed, not stored", "key", key, "why", why)
 		return "shoal; fwd=uri-miss", nil
 	}
@@ -425,13 +435,13 @@ func (e *Edge) streamResponse(resp *http.Response, st *missState) (status string
 		rec.revalidated = true
 		e.keepRecord(rec)
 		ss.ended = true
-		e.endLease(ss.coord, &leaseMsg{kind: leaseFresh, member: e.node.Self(), key: key, rec: rec})
+		s.endLease(ss.coord, &leaseMsg{kind: leaseFresh, member: e.node.Self(), key: key, rec: rec})
 		e.replicate(rec)
 		return "", &serveFromFleet{rec: rec}
 	case resp.StatusCode >= 500 && st.old != nil && e.onError(st.old, now):
 		e.log.Info("origin failing, serving a stale object", "key", key, "status", resp.StatusCode)
 		ss.ended = true
-		e.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
+		s.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
 		return "", &serveFromFleet{rec: st.old, stale: true}
 	case resp.StatusCode != http.StatusOK:
 		return pass("status " + strconv.Itoa(resp.StatusCode))
@@ -441,7 +451,7 @@ func (e *Edge) streamResponse(resp *http.Response, st *missState) (status string
 		// A variant: the next requests are keyed by it (vary.go), and
 		// take the path without leases.
 		ss.ended = true
-		e.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
+		s.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
 		return "shoal; fwd=miss; detail=vary", nil
 	}
 	info := &origin.Info{Header: resp.Header, ETag: resp.Header.Get("ETag"), Size: resp.ContentLength}
@@ -457,7 +467,7 @@ func (e *Edge) streamResponse(resp *http.Response, st *missState) (status string
 	e.keepRecord(rec)
 	e.streams.release(key, ss.gate) // this edge's other clients read the stream
 	ss.started = true
-	e.talkLease(sf)
+	s.talkLease(sf)
 	body := &streamBody{e: e, sf: sf, body: resp.Body, cancel: ss.cancel}
 	body.idle = time.AfterFunc(e.originTimeout(), func() { ss.cancel(errStreamIdle) })
 	if rec.Size == 0 {
@@ -482,19 +492,20 @@ func (e *Edge) streamResponse(resp *http.Response, st *missState) (status string
 // talkLease tells the coordinator of sf's lease the record, renews the
 // lease while sf streams, and ends it with the final record (replicated
 // to the next ranks too) or an abort.
-func (e *Edge) talkLease(sf *streamFill) {
+func (s *streamer) talkLease(sf *streamFill) {
+	e := (*Edge)(s)
 	self := e.node.Self()
 	e.bg.goBackground(func(ctx context.Context) {
 		tell := func(m *leaseMsg) {
 			sctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
 			defer cancel()
-			if err := e.tellLease(sctx, sf.coord, m); err != nil {
+			if err := s.tellLease(sctx, sf.coord, m); err != nil {
 				e.log.Debug("lease message not delivered", "coordinator", sf.coord, "key", sf.key, "err", err)
 			}
 		}
 		header := &leaseMsg{kind: leaseHeader, member: self, key: sf.key, rec: sf.rec}
 		tell(header)
-		t := time.NewTicker(e.leaseTTL() / 3)
+		t := time.NewTicker(s.leaseTTL() / 3)
 		defer t.Stop()
 		for {
 			select {
