@@ -2,12 +2,8 @@ package bench
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/shoalcdn/shoal/internal/samplefile"
 )
 
 const (
@@ -245,28 +243,6 @@ func (r *runner) bitTorrentSkip() string {
 	}
 	r.bt = t
 	return ""
-}
-
-// WriteRandomFile writes size bytes from a ChaCha8 stream seeded with seed
-// to path and returns their SHA-256 in hex.
-func WriteRandomFile(path string, size int64, seed uint64) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	var key [32]byte
-	for i := range 8 {
-		key[i] = byte(seed >> (8 * i))
-	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rand.NewChaCha8(key), size)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), f.Close()
 }
 
 // system starts one system with n sites, warms it up, runs the crowd of
@@ -622,4 +598,10 @@ func (r *runner) measureTier(res *SystemResult, d *deployment, before, after sna
 		}
 		res.PeakRSS = append(res.PeakRSS, r.proc.treePeakRSS(pid))
 	}
+}
+
+// WriteRandomFile writes size bytes from a ChaCha8 stream seeded with seed
+// to path and returns their SHA-256 in hex (samplefile.WriteFile).
+func WriteRandomFile(path string, size int64, seed uint64) (string, error) {
+	return samplefile.WriteFile(path, size, seed)
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"github.com/shoalcdn/shoal/edge"
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/front"
+	"github.com/shoalcdn/shoal/internal/samplefile"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
 )
@@ -62,7 +62,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	www := filepath.Join(dir, "www")
 	release := "/releases/shoal-demo-1.0.tar"
-	releaseSum, err := writeRandomFile(filepath.Join(www, release), size, 1)
+	releaseSum, err := samplefile.WriteFile(filepath.Join(www, release), size, 1)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for i, n := range []int64{2 << 20, 4 << 20, 3 << 20, 6 << 20} {
 		unique += n
 		p := fmt.Sprintf("/media/clip/seg-%05d.ts", i+1)
-		if _, err := writeRandomFile(filepath.Join(www, p), n, uint64(100+i)); err != nil {
+		if _, err := samplefile.WriteFile(filepath.Join(www, p), n, uint64(100+i)); err != nil {
 			return err
 		}
 		media = append(media, p)
@@ -249,29 +249,6 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection (the origin
 // server's deadlines and flushes).
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// writeRandomFile writes size bytes from a ChaCha8 stream seeded with seed
-// to path, making its directories, and returns their sha256 in hex: sample
-// content that is the same on every run and does not compress.
-func writeRandomFile(path string, size int64, seed uint64) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	var key [32]byte
-	for i := range 8 {
-		key[i] = byte(seed >> (8 * i))
-	}
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(rand.NewChaCha8(key), size)); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), f.Close()
-}
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 

@@ -15,20 +15,21 @@ import (
 func TestDependencies(t *testing.T) {
 	const module = "github.com/shoalcdn/shoal/"
 	allowed := map[string][]string{
-		"erasure":            nil,
-		"manifest":           nil,
-		"internal/httpcache": nil,
-		"internal/latency":   nil,
-		"internal/sizedlru":  nil,
-		"internal/throttle":  nil,
-		"internal/netns":     nil,
-		"front":              nil,
-		"origin":             {"erasure", "internal/httpcache", "manifest"},
-		"swarm":              {"erasure", "internal/throttle"},
-		"store":              {"erasure", "internal/sizedlru"},
+		"erasure":             nil,
+		"manifest":            nil,
+		"internal/httpcache":  nil,
+		"internal/latency":    nil,
+		"internal/sizedlru":   nil,
+		"internal/throttle":   nil,
+		"internal/netns":      nil,
+		"internal/samplefile": nil,
+		"front":               nil,
+		"origin":              {"erasure", "internal/httpcache", "manifest"},
+		"swarm":               {"erasure", "internal/throttle"},
+		"store":               {"erasure", "internal/sizedlru"},
 		"edge": {"erasure", "internal/httpcache", "internal/latency", "internal/sizedlru",
 			"internal/throttle", "manifest", "origin", "store", "swarm"},
-		"bench": {"internal/netns"},
+		"bench": {"internal/netns", "internal/samplefile"},
 	}
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", module+"...").Output()
 	if err != nil {
