@@ -55,22 +55,11 @@ func (d Directives) Seconds(name string) (dur time.Duration, ok, valid bool) {
 	return time.Duration(n) * time.Second, true, valid
 }
 
-// parseDelta parses delta-seconds, saturating at maxDeltaSeconds.
+// parseDelta parses delta-seconds (1*DIGIT), saturating at
+// maxDeltaSeconds.
 func parseDelta(s string) (int64, bool) {
-	if s == "" {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		if n < maxDeltaSeconds {
-			n = n*10 + int64(c-'0')
-		}
-	}
-	return min(n, maxDeltaSeconds), true
+	n, ok := parseDigits(s)
+	return min(n, maxDeltaSeconds), ok
 }
 
 // FieldList returns the names listed in a qualified directive such as
