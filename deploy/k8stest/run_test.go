@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,7 +252,11 @@ func startAt(t *testing.T, p pod, ip, seed string) *process {
 		args = append(args, a)
 	}
 	cmd := exec.Command(shoalBinary(t), args...)
-	cmd.Env = append(os.Environ(), p.Env...)
+	// A pod sees its own environment, not the test's: SHOAL_* variables
+	// of the machine running the tests (CI's SHOAL_HELM) would be unknown
+	// flags to an edge run with --strict-env, as the chart runs it.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SHOAL_") })
+	cmd.Env = append(env, p.Env...)
 	out := new(bytes.Buffer)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
