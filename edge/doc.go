@@ -57,6 +57,13 @@
 // client's own request, one origin request per miss, and stores the
 // response from it (miss.go).
 //
+// With Config.StreamedFills (--streamed-fills, opt-in in this version), a
+// GET miss is one origin GET instead: a fill lease at the object's
+// coordinator (lease.go) lets one edge fetch the key for the fleet, and
+// its response streams to the client while it is cut, coded and placed;
+// other requests read its segments from that edge as they are cut
+// (streamed.go).
+//
 // One edge can front several sites (Config.Origins, origins.go): the
 // request's Host, matched case-insensitively and without its port, selects
 // the origin, "*" any other Host; a Host with no origin gets 421. Cache keys
@@ -72,7 +79,7 @@
 // interface of its own, never the Edge:
 //
 //   - Edge (edge.go, http.go, miss.go, records.go, stale.go, vary.go,
-//     origins.go, admin.go): the HTTP front, object records, forwarding
+//     origins.go, admin.go, lease.go, streamed.go): the HTTP front, object records, forwarding
 //     and lifecycle;
 //   - tasks (background.go): background work that Shutdown cancels and
 //     waits for, and the bound on background store writes;

@@ -93,6 +93,16 @@ type Config struct {
 	// per miss). Off by default, so origin egress stays 1.0× the bytes
 	// asked for; for small-object sites and conformance runs.
 	ForwardMisses bool
+	// StreamedFills makes a miss one GET by the edge that took it
+	// (streamed.go): the object's coordinator grants one fill lease per
+	// key for the fleet, the holder forwards the client's request to the
+	// origin (without Range or conditionals), the response header makes
+	// the record, and the body streams to the client while it is cut into
+	// segments, coded and placed; other edges read the segments from the
+	// holder as they are cut. No HEAD is sent that the client did not
+	// send. Off by default in this version: it becomes the only mode once
+	// the conformance suite passes against a fleet.
+	StreamedFills bool
 	// DirectFills turns placed fills off: this edge then asks a segment's
 	// coordinator for the whole segment in the answer to its Fill. By
 	// default, as in shoal edge (--placed-fills, measured faster on a
@@ -163,6 +173,9 @@ type Edge struct {
 	refreshing sync.Map  // keys refreshed in the background (stale-while-revalidate)
 	pending    sync.Map  // keys with a forwarded miss in flight (miss.go)
 	vary       varyIndex // how targets vary (vary.go)
+
+	leases  leaseTable // fill leases of the keys coordinated here (lease.go)
+	streams streams    // streamed fills known to this edge (streamed.go)
 
 	bg *tasks // background work Shutdown waits for (background.go)
 
@@ -298,7 +311,7 @@ func New(cfg Config) (*Edge, error) {
 	e.filler = &filler{
 		node: e.node, store: e.store, coder: coder, mem: e.mem, sites: e.sites, params: params,
 		xfer: e.shards.xfer, pushSem: make(chan struct{}, 64),
-		shards: e.shards, records: e, repair: e.repair, bg: e.bg, stop: e.bg.ctx.Done(),
+		shards: e.shards, records: e, repair: e.repair, bg: e.bg, stop: e.bg.ctx.Done(), streams: &e.streams,
 		m: e.m, log: e.log, tracer: e.tracer,
 	}
 	if cfg.Trust != nil {
@@ -309,7 +322,7 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.reader = &reader{
 		node: e.node, mem: e.mem, shards: e.shards, filler: e.filler, repair: e.repair, signed: e.signed,
-		placedFills: !cfg.DirectFills, fillProbe: cfg.FillProbe,
+		placedFills: !cfg.DirectFills, fillProbe: cfg.FillProbe, streams: &e.streams,
 		m: e.m, log: e.log, tracer: e.tracer,
 	}
 	e.purger = &purger{

@@ -116,6 +116,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	plainGet := r.Method == http.MethodGet && r.Header.Get("Range") == ""
+	if e.cfg.StreamedFills && e.requestKey(key, r.Header) == key && ((*streamer)(e).streamedMiss(sw, r, key) || (*streamer)(e).headMiss(sw, r, key)) {
+		return // one origin GET, streamed, or the client's HEAD (streamed.go)
+	}
 	switch vk := e.requestKey(key, r.Header); {
 	case vk != key && e.fleetVariant(vk):
 		// A variant the fleet fetches with its own requests (vary.go).

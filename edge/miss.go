@@ -60,6 +60,8 @@ type missState struct {
 	old          *Record
 	revalidating bool
 	reqHeader    http.Header // the client's request fields
+	// stream is set for a streamed fill's request (streamed.go).
+	stream *streamState
 }
 
 // errHeaderTimeout: the origin did not answer a forwarded miss in time.
@@ -178,6 +180,12 @@ func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
 					if cw, ok := w.(*countingWriter); ok {
 						w = cw.ResponseWriter // the fleet path counts its own bytes
 					}
+					if st, _ := r.Context().Value(missKey{}).(*missState); st != nil && st.stream != nil {
+						// A streamed fill's request is the client's
+						// without its range and conditionals, detached
+						// from it; the answer is to the client's own.
+						r = st.stream.client
+					}
 					if sf.stale {
 						e.serveStale(w, r, sf.rec)
 						return
@@ -216,6 +224,15 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	st.headers.Stop()
 	now := e.cfg.Now()
 	status := "shoal; fwd=miss; fwd-status=" + strconv.Itoa(resp.StatusCode)
+	if st.stream != nil {
+		s, err := (*streamer)(e).streamResponse(resp, st)
+		if err != nil {
+			return err
+		}
+		if s != "" {
+			status = s
+		}
+	}
 	defer func() {
 		// Via after the record is made: a hit adds its own (serveObject).
 		resp.Header.Add("Via", httpcache.Via(resp.ProtoMajor, resp.ProtoMinor))
@@ -223,6 +240,8 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		resp.Header.Add("Cache-Status", status)
 	}()
 	switch {
+	case st.stream != nil:
+		return nil
 	case resp.StatusCode == http.StatusNotModified && st.revalidating:
 		// The stale object is still good: serve it with the new fields.
 		rec := newRecord(st.key, http.StatusOK, httpcache.UpdateHeaders(st.old.Header, resp.Header), st.old.Size, st.old.Validator, st.old.Layout, now, e.cfg.MaxHeuristicFreshness)

@@ -304,6 +304,8 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		return nil, nil
 	case swarm.StatPurgeLog:
 		return e.purger.answerPurgeLog(payload)
+	case swarm.StatLease:
+		return (*streamer)(e).statLease(ctx, payload)
 	default:
 		return nil, fmt.Errorf("edge: stat mode %v not answered", mode)
 	}

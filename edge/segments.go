@@ -81,6 +81,12 @@ type placements interface {
 	filledAt(seg erasure.SegmentID, coord string)
 }
 
+// streamLookup finds the streamed fills of objects (streamed.go): this
+// edge's own, else the member filling one.
+type streamLookup interface {
+	filling(id erasure.ObjectID) (*streamFill, string)
+}
+
 // reader is the read path of one segment for a request.
 type reader struct {
 	node   *swarm.Node
@@ -94,6 +100,7 @@ type reader struct {
 	// placedFills is !Config.DirectFills; fillProbe is Config.FillProbe.
 	placedFills bool
 	fillProbe   time.Duration
+	streams     streamLookup // objects being filled, read from their stream
 	m           *metrics
 	log         *slog.Logger
 	tracer      trace.Tracer
@@ -173,6 +180,9 @@ func (rd *reader) readSegment(ctx context.Context, r *Record, id erasure.Segment
 		return out, fmt.Errorf("edge: segment %d out of range", id.Index)
 	}
 	holders := rd.node.Holders(id, r.Layout.Params.Total())
+	if out, err, ok := rd.fromStream(ctx, r, id, int(n), holders); ok {
+		return out, err
+	}
 	data, d, src, err := rd.shards.gather(ctx, id, int(n), holders)
 	if err != nil && ctx.Err() == nil {
 		data, d, src, err = rd.gatherPrevious(ctx, id, int(n), err)
@@ -218,6 +228,44 @@ func (rd *reader) readSegment(ctx context.Context, r *Record, id erasure.Segment
 		rd.log.WarnContext(ctx, "segment coordinator unreachable, trying the next", "coordinator", coord, "segment", id.String(), "err", err)
 	}
 	return out, fmt.Errorf("edge: segment %v: this edge is not a member of its own fleet", id) // unreachable: self is ranked
+}
+
+// fromStream reads a segment of an object being filled by a streamed
+// fill (streamed.go): from this edge's stream, or with a Fill at the
+// member filling it, never from the segment's coordinator, which would
+// fetch a range of an object being filled. It reports false when the
+// object is not being filled (or the stream no longer holds the
+// segment): the usual path then reads it.
+func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentID, n int, holders []string) (segRead, error, bool) {
+	if rd.streams == nil {
+		return segRead{}, nil, false
+	}
+	sf, holder := rd.streams.filling(id.Object)
+	switch {
+	case sf != nil:
+		ms, err := sf.segment(ctx, id.Index)
+		if errors.Is(err, errStreamEvicted) {
+			return segRead{}, nil, false
+		}
+		if err != nil {
+			return segRead{}, err, true
+		}
+		return segRead{ms.data, srcOrigin}, nil, true
+	case holder != "":
+		out, err := rd.fillAt(ctx, holder, r, id, n, holders)
+		if err != nil {
+			// This request fails (a slow filler is not a dead one); the
+			// next asks the coordinator again (streamed.go).
+			err = fmt.Errorf("edge: segment %v from its filler %s: %w", id, holder, err)
+		}
+		return out, err, true
+	}
+	// A stream that ended since the memory tier was looked at left its
+	// segments there.
+	if ms, ok := rd.mem.Get(id); ok {
+		return segRead{ms.data, srcMemory}, nil, true
+	}
+	return segRead{}, nil, false
 }
 
 // fillSource maps where a coordinator found a segment to the label of the
@@ -489,6 +537,7 @@ type filler struct {
 	records fillRecords
 	repair  unplacer
 	bg      background
+	streams streamLookup    // this edge's streamed fills answer Fills of their segments
 	stop    <-chan struct{} // closed at Shutdown
 	m       *metrics
 	log     *slog.Logger
@@ -509,6 +558,19 @@ func (fr *filler) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Seg
 		}
 		span.End()
 	}()
+	if fr.streams != nil {
+		// A segment of an object this edge is filling comes from its
+		// stream once cut, never from a ranged fetch.
+		if sf, _ := fr.streams.filling(id.Object); sf != nil {
+			ms, err := sf.segment(ctx, idx)
+			if err == nil {
+				return &swarm.Segment{Descriptor: ms.d, Data: ms.data, Source: srcOrigin}, ms.placed.Load(), nil
+			}
+			if !errors.Is(err, errStreamEvicted) {
+				return nil, nil, err
+			}
+		}
+	}
 	ch := fr.fills.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
 		if s, ok := fr.mem.Get(id); ok && s.d != nil {
 			fr.m.fills.WithLabelValues(srcMemory).Inc()

@@ -13,7 +13,11 @@
 # 17000/udp (peers), override with CT_SERVER_PORT, CT_EDGE_PORT,
 # CT_PEER_PORT. Prints a summary; writes the raw results to $1 if given.
 # CT_ID=<test id> runs that one test with the suite's dump of every
-# request and response, and no summary. Exits 1 when Shoal passes no more
+# request and response, and no summary. CT_FLEET=1 runs a fleet of three
+# edges with default flags plus --streamed-fills instead of the lone edge
+# with --forward-misses (client HTTP on $CT_EDGE_PORT and the next two
+# ports, peers on $CT_PEER_PORT and the next two), the client on the
+# first: used by hand for now, while streamed fills are opt-in. Exits 1 when Shoal passes no more
 # tests than ATS or fails a required test that nginx or Varnish passes
 # (.ci/run runs it), 2 when a tool is missing.
 set -euo pipefail
@@ -68,13 +72,23 @@ go build -o "$work/shoal" "$root/cmd/shoal"
 (cd "$pkg" && npm_config_port=$server_port npm_config_pidfile="$work/server.pid" \
 	npm_package_config_protocol=http exec node server/server.mjs >"$work/server.log" 2>&1) &
 pids+=($!)
-"$work/shoal" edge --origin "http://127.0.0.1:$server_port" --listen "127.0.0.1:$edge_port" \
-	--peer-listen "127.0.0.1:$peer_port" --tls-dir "$work/tls" --admin-listen "" \
-	--forward-misses --log-level warn >"$work/edge.log" 2>&1 &
-pids+=($!)
+if [ -n "${CT_FLEET:-}" ]; then
+	fleet_peers="127.0.0.1:$peer_port,127.0.0.1:$((peer_port + 1)),127.0.0.1:$((peer_port + 2))"
+	for i in 0 1 2; do
+		"$work/shoal" edge --origin "http://127.0.0.1:$server_port" --listen "127.0.0.1:$((edge_port + i))" \
+			--peer-listen "127.0.0.1:$((peer_port + i))" --peers "$fleet_peers" --tls-dir "$work/tls" --admin-listen "" \
+			--streamed-fills --log-level warn >>"$work/edge.log" 2>&1 &
+		pids+=($!)
+	done
+else
+	"$work/shoal" edge --origin "http://127.0.0.1:$server_port" --listen "127.0.0.1:$edge_port" \
+		--peer-listen "127.0.0.1:$peer_port" --tls-dir "$work/tls" --admin-listen "" \
+		--forward-misses --log-level warn >"$work/edge.log" 2>&1 &
+	pids+=($!)
+fi
 ready=""
 for _ in $(seq 300); do
-	if answers "$server_port" && answers "$edge_port"; then
+	if answers "$server_port" && answers "$edge_port" && { [ -z "${CT_FLEET:-}" ] || { answers $((edge_port + 1)) && answers $((edge_port + 2)); }; }; then
 		ready=1
 		break
 	fi

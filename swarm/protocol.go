@@ -221,6 +221,42 @@ const (
 	//	         answers zeros (unknown). Longer payloads are read up to
 	//	         the known fields: later fields may be added.
 	StatHello StatMode = 9
+
+	// StatLease is the fill lease of a streamed miss (edge/lease.go, with
+	// edge.Config.StreamedFills): the object's coordinator lets one member
+	// at a time fetch a key from the origin, so that concurrent misses
+	// anywhere in the fleet collapse into one origin GET. The payload is
+	// a kind and its fields, member names as a length (1) then the bytes,
+	// records as in the Fill request above:
+	//
+	//	payload: kind (1) | member len (1) | member | rest
+	//	         kind 1 ask: rest is the key; member is the asker
+	//	         kind 2 header: rest is the record the response header
+	//	                made; member is the holder (sent again to renew)
+	//	         kind 3 done: rest is the final record (a pass record
+	//	                when the response was not stored); the lease ends
+	//	         kind 4 abort: rest is the key; the fill failed, the
+	//	                lease ends
+	//	         kind 5 ask again: rest is gone len (1) | gone | key;
+	//	                as ask, from an asker that could not reach gone,
+	//	                the holder it was sent to: the coordinator checks
+	//	                gone and moves the lease on if it is down
+	//	         kind 6 refreshed: rest is the record a 304 refreshed;
+	//	                as done, but nothing was streamed: askers read
+	//	                the object from its holders at once
+	//	answer to ask: answer (1) | fields
+	//	         0 | flags (1: bit 0 from the origin) | record: a usable
+	//	           record, read the object as usual
+	//	         1 [| record]: granted, the asker fetches the key from
+	//	           the origin; the record, when present, is the stale one
+	//	           the coordinator holds, to revalidate (a conditional GET)
+	//	         2 | member len (1) | member | record: member is filling
+	//	           the object; read its segments with Fills at member
+	//	answer to the others: nothing
+	//
+	// A member that predates the mode answers StatusFailed (unknown stat
+	// mode); the asker then takes the path of a miss without leases.
+	StatLease StatMode = 10
 )
 
 var statModeNames = [...]string{
@@ -233,6 +269,7 @@ var statModeNames = [...]string{
 	StatPurgeStamped: "purge_stamped",
 	StatPurgeLog:     "purge_log",
 	StatHello:        "hello",
+	StatLease:        "lease",
 }
 
 // String returns the mode's name, e.g. "resolve".
@@ -243,7 +280,9 @@ func (m StatMode) String() string {
 	return fmt.Sprintf("stat_mode(%d)", uint8(m))
 }
 
-func (m StatMode) known() bool { return m >= StatResolve && int(m) < len(statModeNames) }
+func (m StatMode) known() bool {
+	return m >= StatResolve && int(m) < len(statModeNames) && statModeNames[m] != ""
+}
 
 // AppendStat appends the framing of a Stat key for mode m to b: the
 // mode's payload follows.

@@ -1,0 +1,423 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// Fill leases (Config.StreamedFills). A miss is one origin GET for the
+// whole fleet: the edge that took it asks the object's coordinator for a
+// lease on the key (swarm.StatLease), and the coordinator answers with a
+// usable record, with the lease (the asker fetches the object, streamed.go),
+// or with the member filling it and the record its response header made,
+// so that the asker reads the segments from that member as they are cut.
+// An ask that arrives before the holder sent its record waits for it, at
+// most until the lease's deadline. A lease ends when its holder sends the
+// final record or gives up, or when its deadline (renewed by the holder
+// while it streams) passes or its holder is taken for dead: the next asker
+// gets it. The coordinator keeps the record only once the fill is done, so
+// that nothing reads a half-filled object through the segments'
+// coordinators.
+
+// The kinds of a StatLease payload and of its answer (swarm/protocol.go).
+const (
+	leaseAsk    = 1
+	leaseHeader = 2
+	leaseDone   = 3
+	leaseAbort  = 4
+	leaseAgain  = 5
+	leaseFresh  = 6
+
+	leaseUsable  = 0
+	leaseGranted = 1
+	leaseFilling = 2
+)
+
+// maxMember bounds a member name in a lease payload (one length byte).
+const maxMember = 255
+
+// leaseMsg is a StatLease payload: ask carries key, header and done rec,
+// abort key; member is the asker or the holder.
+type leaseMsg struct {
+	kind   byte
+	member string
+	key    string
+	rec    *Record
+	gone   string // leaseAgain: the holder the asker could not reach
+}
+
+// append appends m's encoding (after the mode byte) to b.
+func (m *leaseMsg) append(b []byte) []byte {
+	b = append(b, m.kind, byte(len(m.member)))
+	b = append(b, m.member...)
+	if m.kind == leaseAgain {
+		b = append(b, byte(len(m.gone)))
+		b = append(b, m.gone...)
+	}
+	if m.rec != nil {
+		return m.rec.Append(b)
+	}
+	return append(b, m.key...)
+}
+
+var errLease = errors.New("edge: malformed lease message")
+
+// parseLeaseMsg decodes a StatLease payload.
+func parseLeaseMsg(b []byte) (*leaseMsg, error) {
+	if len(b) < 2 || len(b) < 2+int(b[1]) {
+		return nil, fmt.Errorf("%w: %d bytes", errLease, len(b))
+	}
+	m := &leaseMsg{kind: b[0], member: string(b[2 : 2+int(b[1])])}
+	rest := b[2+int(b[1]):]
+	if m.member == "" {
+		return nil, fmt.Errorf("%w: no member", errLease)
+	}
+	if m.kind == leaseAgain {
+		if len(rest) == 0 || rest[0] == 0 || len(rest) < 1+int(rest[0]) {
+			return nil, fmt.Errorf("%w: bad holder", errLease)
+		}
+		m.gone, rest = string(rest[1:1+int(rest[0])]), rest[1+int(rest[0]):]
+	}
+	switch m.kind {
+	case leaseAsk, leaseAbort, leaseAgain:
+		if len(rest) == 0 {
+			return nil, fmt.Errorf("%w: no key", errLease)
+		}
+		m.key = string(rest)
+	case leaseHeader, leaseDone, leaseFresh:
+		r, err := parseRecord(rest)
+		if err != nil {
+			return nil, err
+		}
+		if m.kind != leaseDone && r.Pass {
+			return nil, fmt.Errorf("%w: a pass record in a header", errLease)
+		}
+		m.rec, m.key = r, r.Key
+	default:
+		return nil, fmt.Errorf("%w: kind %d", errLease, m.kind)
+	}
+	return m, nil
+}
+
+// leaseAnswer is the answer to a lease ask.
+type leaseAnswer struct {
+	kind       byte
+	fromOrigin bool   // leaseUsable: the coordinator asked the origin for it
+	holder     string // leaseFilling
+	rec        *Record
+}
+
+func (a *leaseAnswer) append(b []byte) []byte {
+	b = append(b, a.kind)
+	switch a.kind {
+	case leaseUsable:
+		var flags byte
+		if a.fromOrigin {
+			flags = 1
+		}
+		b = append(b, flags)
+	case leaseFilling:
+		b = append(b, byte(len(a.holder)))
+		b = append(b, a.holder...)
+	case leaseGranted:
+		if a.rec == nil {
+			return b
+		}
+	default:
+		return b
+	}
+	return a.rec.Append(b)
+}
+
+func parseLeaseAnswer(b []byte) (*leaseAnswer, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty answer", errLease)
+	}
+	a := &leaseAnswer{kind: b[0]}
+	rest := b[1:]
+	switch a.kind {
+	case leaseGranted:
+		if len(rest) == 0 {
+			return a, nil
+		}
+	case leaseUsable:
+		if len(rest) == 0 || rest[0]&^1 != 0 {
+			return nil, fmt.Errorf("%w: bad flags", errLease)
+		}
+		a.fromOrigin = rest[0]&1 != 0
+		rest = rest[1:]
+	case leaseFilling:
+		if len(rest) == 0 || len(rest) < 1+int(rest[0]) || rest[0] == 0 {
+			return nil, fmt.Errorf("%w: bad holder", errLease)
+		}
+		a.holder = string(rest[1 : 1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+	default:
+		return nil, fmt.Errorf("%w: answer %d", errLease, a.kind)
+	}
+	r, err := parseRecord(rest)
+	if err != nil {
+		return nil, err
+	}
+	if a.kind != leaseUsable && r.Pass {
+		return nil, fmt.Errorf("%w: a pass record being filled or revalidated", errLease)
+	}
+	a.rec = r
+	return a, nil
+}
+
+// fillLease is a coordinator's lease on one key.
+type fillLease struct {
+	holder   string
+	deadline time.Time // wall clock
+	rec      *Record   // from the holder's header message, nil before
+	// done marks a fill that ended: until the deadline, askers still
+	// read it through its holder, which holds its latest segments in
+	// memory while their shards reach their holders.
+	done    bool
+	changed chan struct{}
+}
+
+// leaseTable holds the leases of the keys this edge coordinates.
+type leaseTable struct {
+	mu sync.Mutex
+	m  map[string]*fillLease
+}
+
+// filling returns the holder and record of a live lease on key this edge
+// coordinates, if its holder sent the record.
+func (lt *leaseTable) filling(key string) (string, *Record) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if l := lt.m[key]; l != nil && l.rec != nil && time.Now().Before(l.deadline) {
+		return l.holder, l.rec
+	}
+	return "", nil
+}
+
+// leaseTTL is how long a lease lives without word from its holder: the
+// origin's time to answer, renewed every third of it while the holder
+// streams.
+func (s *streamer) leaseTTL() time.Duration { return (*Edge)(s).originTimeout() }
+
+// leasePoll is how often a waiting ask looks again at whether the holder
+// is still alive.
+const leasePoll = 250 * time.Millisecond
+
+// answerLease answers asker's ask for key as the key's coordinator.
+func (s *streamer) answerLease(ctx context.Context, asker, key, gone string) (*leaseAnswer, error) {
+	e := (*Edge)(s)
+	lt := &e.leases
+	if gone != "" && gone != e.node.Self() && !s.reachable(ctx, gone) {
+		lt.mu.Lock()
+		if l := lt.m[key]; l != nil && l.holder == gone {
+			delete(lt.m, key)
+			close(l.changed)
+		}
+		lt.mu.Unlock()
+	}
+	for {
+		now := time.Now()
+		lt.mu.Lock()
+		if lt.m == nil {
+			lt.m = map[string]*fillLease{}
+		}
+		l := lt.m[key]
+		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder) || l.done && !l.rec.Fresh(e.cfg.Now())) {
+			// Expired, or the holder is gone or asks again (it lost the
+			// fill it had): the lease moves on.
+			delete(lt.m, key)
+			close(l.changed)
+			l = nil
+		}
+		if l != nil && l.rec != nil {
+			lt.mu.Unlock()
+			return &leaseAnswer{kind: leaseFilling, holder: l.holder, rec: l.rec}, nil
+		}
+		if l == nil {
+			rec, ok := e.records.Get(key)
+			if ok && rec.Fresh(e.cfg.Now()) {
+				lt.mu.Unlock()
+				return &leaseAnswer{kind: leaseUsable, rec: rec}, nil
+			}
+			lt.m[key] = &fillLease{holder: asker, deadline: now.Add(s.leaseTTL()), changed: make(chan struct{})}
+			lt.mu.Unlock()
+			a := &leaseAnswer{kind: leaseGranted}
+			if ok && !rec.Pass && (rec.ETag != "" || rec.LastModified != "") {
+				a.rec = rec // to revalidate
+			}
+			return a, nil
+		}
+		ch, wait := l.changed, min(l.deadline.Sub(now), leasePoll)
+		lt.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		t.Stop()
+	}
+}
+
+// applyLease applies a holder's header, done or abort message.
+func (s *streamer) applyLease(m *leaseMsg) error {
+	e := (*Edge)(s)
+	lt := &e.leases
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.m == nil {
+		lt.m = map[string]*fillLease{}
+	}
+	l := lt.m[m.key]
+	if l != nil && l.holder != m.member && time.Now().Before(l.deadline) && e.node.Alive(l.holder) {
+		return fmt.Errorf("edge: lease on %.80q is held by %s, not %s", m.key, l.holder, m.member)
+	}
+	switch m.kind {
+	case leaseHeader:
+		if e.purges.outdated(m.rec) {
+			return nil
+		}
+		if l == nil || l.holder != m.member {
+			// The lease expired meanwhile (or this member became the
+			// coordinator): the holder still streams, so it is its own.
+			l = &fillLease{holder: m.member, changed: make(chan struct{})}
+			lt.m[m.key] = l
+		}
+		l.deadline = time.Now().Add(s.leaseTTL())
+		if l.rec == nil {
+			l.rec = m.rec
+			close(l.changed)
+			l.changed = make(chan struct{})
+		}
+		return nil
+	case leaseDone, leaseAbort, leaseFresh:
+		if l != nil {
+			delete(lt.m, m.key)
+			close(l.changed)
+		}
+		if m.kind == leaseDone && !m.rec.Pass {
+			lt.m[m.key] = &fillLease{holder: m.member, deadline: time.Now().Add(s.leaseTTL()), rec: m.rec, done: true, changed: make(chan struct{})}
+		}
+		if m.kind != leaseAbort && !e.purges.outdated(m.rec) {
+			if old, ok := e.records.Get(m.key); !ok || !old.Fetched.After(m.rec.Fetched) {
+				e.keepRecord(m.rec)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: kind %d", errLease, m.kind)
+}
+
+// statLease answers a peer's StatLease.
+func (s *streamer) statLease(ctx context.Context, payload []byte) ([]byte, error) {
+	e := (*Edge)(s)
+	m, err := parseLeaseMsg(payload)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := e.sites.split(m.key); err != nil {
+		return nil, err
+	}
+	if m.kind != leaseAsk && m.kind != leaseAgain {
+		return nil, s.applyLease(m)
+	}
+	a, err := s.answerLease(ctx, m.member, m.key, m.gone)
+	if err != nil {
+		return nil, err
+	}
+	return a.append(nil), nil
+}
+
+// askLease asks key's coordinator (the first reachable member of the
+// key's ranking, this edge at the latest) for a lease, and returns its
+// answer and the coordinator. An error means the fleet cannot lease: a
+// member that predates leases, or a coordinator failing.
+//
+// gone, when not empty, is the holder the coordinator named before, which
+// this edge could not reach.
+func (s *streamer) askLease(ctx context.Context, key, gone string) (*leaseAnswer, string, error) {
+	e := (*Edge)(s)
+	self := e.node.Self()
+	m := &leaseMsg{kind: leaseAsk, member: self, key: key}
+	if gone != "" {
+		m.kind, m.gone = leaseAgain, gone
+	}
+	payload := m.append(swarm.AppendStat(nil, swarm.StatLease))
+	if len(payload) > swarm.MaxKey || len(self) > maxMember || len(gone) > maxMember {
+		return nil, "", fmt.Errorf("edge: lease of %.80q: key too long", key)
+	}
+	tried := 0
+	for _, peer := range e.node.RankAll([]byte(key)) {
+		if peer == self {
+			break
+		}
+		if tried == coordinatorTries {
+			break
+		}
+		if !e.node.Alive(peer) {
+			continue
+		}
+		tried++
+		b, err := e.node.Stat(ctx, peer, payload)
+		if err == nil {
+			a, perr := parseLeaseAnswer(b)
+			if perr == nil && a.rec != nil && a.rec.Key != key {
+				perr = fmt.Errorf("%w: record of another key", errLease)
+			}
+			if perr != nil {
+				e.log.WarnContext(ctx, "peer sent a bad lease answer", "peer", peer, "key", key, "err", perr)
+				continue
+			}
+			if a.rec != nil && e.purges.outdated(a.rec) {
+				return nil, peer, fmt.Errorf("edge: lease of %.80q: %s sent a purged record", key, peer)
+			}
+			return a, peer, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		var re *swarm.RemoteError
+		if errors.As(err, &re) {
+			return nil, peer, fmt.Errorf("edge: lease of %.80q at %s: %w", key, peer, err)
+		}
+		e.log.DebugContext(ctx, "coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
+	}
+	a, err := s.answerLease(ctx, self, key, gone)
+	return a, self, err
+}
+
+// reachable reports whether peer answers a probe within PeerTimeout: a
+// GetShard of the zero shard ID, which a live member answers "not found"
+// from its index.
+func (s *streamer) reachable(ctx context.Context, peer string) bool {
+	e := (*Edge)(s)
+	pctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
+	defer cancel()
+	_, _, err := e.node.GetShard(pctx, peer, erasure.ShardID{})
+	var re *swarm.RemoteError
+	return err == nil || errors.Is(err, swarm.ErrNotFound) || errors.As(err, &re)
+}
+
+// tellLease sends a holder's message to the coordinator that granted the
+// lease (applied here when it is this edge).
+func (s *streamer) tellLease(ctx context.Context, coord string, m *leaseMsg) error {
+	e := (*Edge)(s)
+	if coord == e.node.Self() {
+		return s.applyLease(m)
+	}
+	payload := m.append(swarm.AppendStat(nil, swarm.StatLease))
+	if len(payload) > swarm.MaxKey {
+		return fmt.Errorf("edge: lease message for %.80q too large", m.key)
+	}
+	_, err := e.node.Stat(ctx, coord, payload)
+	return err
+}

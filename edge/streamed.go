@@ -1,0 +1,677 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/httpcache"
+	"github.com/shoalcdn/shoal/origin"
+	"github.com/shoalcdn/shoal/swarm"
+)
+
+// Streamed fills (Config.StreamedFills): a miss is one origin GET, sent
+// by the edge that took the client's request once the object's
+// coordinator granted it the key's fill lease (lease.go). The request is
+// the client's own (its end-to-end fields, through the miss proxy,
+// miss.go) without Range and conditionals: the fill is of the whole
+// object, and the client's range and preconditions are answered from it.
+// The response header makes the record; a response that may not be stored
+// is relayed and leaves a short pass record. A stored one streams to the
+// client (a plain GET: the origin's bytes as they arrive; otherwise from
+// the segments) while it is cut into segments, each coded, kept in memory
+// and placed as it completes (streamBody), so that memory stays at a few
+// segments whatever the object's size. Other requests for the object, on
+// this edge or on others (the coordinator names this edge as the filler),
+// read each segment from this edge's stream once it is cut; after the
+// fill, from the holders as usual.
+//
+// This first version streams objects with a Content-Length and a
+// validator (a strong ETag, or a Last-Modified old enough, as newRecord
+// wants): any other response is relayed with a pass record.
+
+// streamer is the Edge in its role of streamed fills and their leases
+// (this file and lease.go): a view of the Edge, as peerHandler is, that
+// keeps these methods out of Edge's own set.
+type streamer Edge
+
+// streamKeep is how many of its latest segments a stream holds for the
+// readers that follow it, whatever the memory tier evicts.
+const streamKeep = 4
+
+// remoteFillTTL is how long an edge reads an object's segments from the
+// member that filled it, after the coordinator named it.
+const remoteFillTTL = 2 * time.Minute
+
+// errStreamEvicted: a segment the stream cut before is no longer held by
+// it; it is read from the memory tier or its holders.
+var errStreamEvicted = errors.New("edge: segment no longer held by its stream")
+
+// streamFill is an object this edge is filling from one origin response.
+type streamFill struct {
+	key   string
+	coord string // the coordinator that granted the lease
+	rec   *Record
+	id    erasure.ObjectID
+
+	mu      sync.Mutex
+	cut     uint32 // segments cut so far
+	recent  map[uint32]*memSegment
+	placed  []*placement // of every segment cut, for the replicas
+	err     error        // why the stream failed
+	done    bool
+	changed chan struct{} // closed and replaced at every change
+	ended   chan struct{} // closed when done
+}
+
+func newStreamFill(key, coord string, rec *Record) *streamFill {
+	return &streamFill{key: key, coord: coord, rec: rec, id: rec.ID(), recent: map[uint32]*memSegment{},
+		changed: make(chan struct{}), ended: make(chan struct{})}
+}
+
+// add records segment idx as cut.
+func (s *streamFill) add(idx uint32, ms *memSegment) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recent[idx] = ms
+	s.placed = append(s.placed, ms.placed.Load())
+	if idx >= streamKeep {
+		delete(s.recent, idx-streamKeep)
+	}
+	s.cut = idx + 1
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// finish ends the stream, failed with err if not nil. It reports whether
+// this call ended it.
+func (s *streamFill) finish(err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return false
+	}
+	s.done, s.err = true, err
+	close(s.changed)
+	close(s.ended)
+	return true
+}
+
+// segment waits for segment idx to be cut and returns it.
+func (s *streamFill) segment(ctx context.Context, idx uint32) (*memSegment, error) {
+	for {
+		s.mu.Lock()
+		cut, err, ch := s.cut, s.err, s.changed
+		ms := s.recent[idx]
+		s.mu.Unlock()
+		switch {
+		case ms != nil:
+			return ms, nil
+		case idx < cut:
+			return nil, errStreamEvicted
+		case err != nil:
+			return nil, fmt.Errorf("edge: fill of %s: %w", s.key, err)
+		case ch == nil:
+			return nil, errStreamEvicted
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		s.mu.Lock()
+		over := s.done && s.err == nil && idx >= s.cut
+		s.mu.Unlock()
+		if over {
+			return nil, fmt.Errorf("edge: segment %d beyond the end of %s", idx, s.key)
+		}
+	}
+}
+
+// streams is the registry of streamed fills an edge knows: its own, by
+// key and by object, the members filling objects it reads, and the lease
+// asks in flight on this edge (gates), so that its clients of one key
+// ask once.
+type streams struct {
+	mu     sync.Mutex
+	byKey  map[string]*streamFill
+	byID   map[erasure.ObjectID]*streamFill
+	remote map[erasure.ObjectID]remoteFill
+	gates  map[string]chan struct{}
+}
+
+type remoteFill struct {
+	holder string
+	until  time.Time
+}
+
+func (st *streams) init() {
+	if st.byKey == nil {
+		st.byKey = map[string]*streamFill{}
+		st.byID = map[erasure.ObjectID]*streamFill{}
+		st.remote = map[erasure.ObjectID]remoteFill{}
+		st.gates = map[string]chan struct{}{}
+	}
+}
+
+// gate returns the gate of key's lease ask on this edge and whether the
+// caller is first (and then asks, and releases it).
+func (st *streams) gate(key string) (chan struct{}, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.init()
+	if g, ok := st.gates[key]; ok {
+		return g, false
+	}
+	g := make(chan struct{})
+	st.gates[key] = g
+	return g, true
+}
+
+func (st *streams) release(key string, g chan struct{}) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.gates[key] == g {
+		delete(st.gates, key)
+		close(g)
+	}
+}
+
+func (st *streams) start(s *streamFill) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.init()
+	st.byKey[s.key] = s
+	st.byID[s.id] = s
+}
+
+func (st *streams) end(s *streamFill) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.byKey[s.key] == s {
+		delete(st.byKey, s.key)
+	}
+	if st.byID[s.id] == s {
+		delete(st.byID, s.id)
+	}
+}
+
+func (st *streams) local(key string) *streamFill {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.byKey[key]
+}
+
+// localFill returns this edge's stream of object id, if any.
+func (st *streams) localFill(id erasure.ObjectID) *streamFill {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.byID[id]
+}
+
+// addRemote notes that holder is filling object id.
+func (st *streams) addRemote(id erasure.ObjectID, holder string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.init()
+	now := time.Now()
+	for k, r := range st.remote {
+		if now.After(r.until) {
+			delete(st.remote, k)
+		}
+	}
+	st.remote[id] = remoteFill{holder: holder, until: now.Add(remoteFillTTL)}
+}
+
+func (st *streams) forgetFiller(id erasure.ObjectID) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.remote, id)
+}
+
+// filling returns this edge's stream of object id, or else the member
+// filling it, if known.
+func (st *streams) filling(id erasure.ObjectID) (*streamFill, string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s := st.byID[id]; s != nil {
+		return s, ""
+	}
+	if r, ok := st.remote[id]; ok && time.Now().Before(r.until) {
+		return nil, r.holder
+	}
+	return nil, ""
+}
+
+// streamedMiss serves r, a GET of key, by a streamed fill when this edge
+// holds no usable record of key and the coordinator grants it the lease,
+// and reports whether it did. Otherwise the caller serves r as usual,
+// from the record streamedMiss may have kept (one the coordinator had, or
+// one of a fill in progress, whose segments then come from the filler).
+func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key string) bool {
+	e := (*Edge)(s)
+	if !e.cfg.StreamedFills || e.signed != nil || r.Method != http.MethodGet || r.Header.Get("Authorization") != "" {
+		// With --trust-key every byte must pass the segment path's
+		// manifest check; credentials keep today's rules (RFC 9111 §3.5).
+		return false
+	}
+	ctx := r.Context()
+	self := e.node.Self()
+	gone := "" // a filler this edge could not reach
+	if holder, rec := e.leases.filling(key); rec != nil && holder != self {
+		// This edge is the coordinator and keeps the record of a fill
+		// that just ended: its segments still come from the filler.
+		e.streams.addRemote(rec.ID(), holder)
+	}
+	for range 3 {
+		if ctx.Err() != nil {
+			return true // the client went away
+		}
+		if rec, ok := e.records.Get(key); ok && rec.Fresh(e.cfg.Now()) {
+			return false
+		}
+		if sf := e.streams.local(key); sf != nil {
+			return false // the record is kept: the stream serves its segments
+		}
+		g, first := e.streams.gate(key)
+		if !first {
+			select {
+			case <-g:
+			case <-ctx.Done():
+				return false
+			}
+			continue
+		}
+		a, coord, err := s.askLease(ctx, key, gone)
+		switch {
+		case err != nil:
+			e.streams.release(key, g)
+			e.log.DebugContext(ctx, "no fill lease, taking the path without leases", "key", key, "err", err)
+			return false
+		case a.kind == leaseGranted:
+			stale := a.rec
+			if old, ok := e.records.Get(key); ok && !old.Pass && (old.ETag != "" || old.LastModified != "") {
+				stale = old
+			}
+			s.fillStreamed(w, r, key, coord, g, stale)
+			return true
+		case a.kind == leaseFilling:
+			// Served from the record without keeping it: should the
+			// fill fail, no edge but the coordinator's next asker
+			// decides what becomes of the key.
+			e.streams.release(key, g)
+			if a.holder == self {
+				continue // this edge's own stream, started meanwhile
+			}
+			e.streams.addRemote(a.rec.ID(), a.holder)
+			err := e.serveRecord(ctx, w, r, a.rec, false)
+			var re *swarm.RemoteError
+			if err != nil && gone == "" && ctx.Err() == nil && !errors.As(err, &re) {
+				// Nothing was sent, and the filler is unreachable: ask
+				// again, naming it, so that the lease moves on now.
+				gone = a.holder
+				continue
+			}
+			if err != nil {
+				e.log.WarnContext(ctx, "could not read an object being filled", "key", key, "filler", a.holder, "err", err)
+				clear(w.Header())
+				httpError(w, originStatus(err), "could not read object")
+			}
+			return true
+		}
+		// A usable record: whoever filled it is done with it.
+		e.streams.forgetFiller(a.rec.ID())
+		e.keepRecord(a.rec)
+		e.streams.release(key, g)
+		return false
+	}
+	return false
+}
+
+// streamState is a streamed fill's part of the miss proxy's state.
+type streamState struct {
+	coord   string
+	gate    chan struct{}
+	client  *http.Request           // as the client sent it
+	cancel  context.CancelCauseFunc // the origin request's
+	direct  bool                    // the client's GET is the fill's: relay the body as it comes
+	started bool                    // the response made a stream, which owns cancel and the lease
+	ended   bool                    // the lease was ended
+}
+
+// fillStreamed holds key's lease: it forwards r to the origin as the
+// fill's request and serves r from the response. With stale, the request
+// is conditional on its validators (RFC 9111 §4.3.1): a 304 refreshes it.
+func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coord string, gate chan struct{}, stale *Record) {
+	e := (*Edge)(s)
+	defer e.streams.release(key, gate)
+	// Detached from the client: the fill goes on for the other readers
+	// when this one leaves. The header must come within the origin
+	// timeout; the body then within it of every read (streamBody).
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	timer := time.AfterFunc(e.originTimeout(), func() { cancel(errHeaderTimeout) })
+	defer timer.Stop()
+	ss := &streamState{coord: coord, gate: gate, client: r, cancel: cancel,
+		direct: r.Header.Get("Range") == "" && !httpcache.HasConditionals(r.Header)}
+	st := &missState{key: key, p: &pendingMiss{done: make(chan struct{})}, headers: timer, reqHeader: r.Header, stream: ss}
+	out := r.Clone(context.WithValue(ctx, missKey{}, st))
+	for _, f := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		out.Header.Del(f)
+	}
+	if stale != nil {
+		// The fleet's own conditionals: the origin evaluates
+		// If-None-Match first.
+		if stale.ETag != "" {
+			out.Header.Set("If-None-Match", stale.ETag)
+		}
+		if stale.LastModified != "" {
+			out.Header.Set("If-Modified-Since", stale.LastModified)
+		}
+		st.old, st.revalidating = stale, true
+	}
+	e.missProxy(e.siteOf(r)).ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, out)
+	if !ss.started {
+		cancel(nil)
+		if !ss.ended {
+			s.endLease(coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
+		}
+	}
+}
+
+// headMiss forwards a HEAD for which this edge holds no usable record to
+// the origin as a HEAD, and reports whether it did: nothing is stored
+// from it, so that the object's record is made by the GET that fills it.
+func (s *streamer) headMiss(w http.ResponseWriter, r *http.Request, key string) bool {
+	e := (*Edge)(s)
+	if !e.cfg.StreamedFills || e.signed != nil || r.Method != http.MethodHead {
+		return false
+	}
+	if rec, ok := e.records.Get(key); ok && rec.Fresh(e.cfg.Now()) {
+		return false
+	}
+	e.forward(w, r, "shoal; fwd=miss")
+	return true
+}
+
+// endLease sends a lease's last message in the background.
+func (s *streamer) endLease(coord string, m *leaseMsg) {
+	e := (*Edge)(s)
+	e.bg.goBackground(func(ctx context.Context) {
+		if err := s.tellLease(ctx, coord, m); err != nil {
+			e.log.Debug("lease message not delivered", "coordinator", coord, "key", m.key, "err", err)
+		}
+	})
+}
+
+// streamResponse is the miss proxy's response hook for a streamed fill:
+// the response either streams (stored) or is relayed (a pass record).
+func (s *streamer) streamResponse(resp *http.Response, st *missState) (status string, err error) {
+	e := (*Edge)(s)
+	ss := st.stream
+	now := e.cfg.Now()
+	key := st.key
+	pass := func(why string) (string, error) {
+		p := &Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(passTTL)}
+		e.keepRecord(p)
+		ss.ended = true
+		s.endLease(ss.coord, &leaseMsg{kind: leaseDone, member: e.node.Self(), key: key, rec: p})
+		e.log.Debug("streamed fill relayed, not stored", "key", key, "why", why)
+		return "shoal; fwd=uri-miss", nil
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotModified && st.revalidating:
+		// The stale object is still good: its record, with the new
+		// fields, is kept, replicated, and serves the client.
+		rec := newRecord(key, http.StatusOK, httpcache.UpdateHeaders(st.old.Header, resp.Header), st.old.Size, st.old.Validator, st.old.Layout, now, e.cfg.MaxHeuristicFreshness)
+		if rec.Pass {
+			return pass("not storable after a 304")
+		}
+		rec.revalidated = true
+		e.keepRecord(rec)
+		ss.ended = true
+		s.endLease(ss.coord, &leaseMsg{kind: leaseFresh, member: e.node.Self(), key: key, rec: rec})
+		e.replicate(rec)
+		return "", &serveFromFleet{rec: rec}
+	case resp.StatusCode >= 500 && st.old != nil && e.onError(st.old, now):
+		e.log.Info("origin failing, serving a stale object", "key", key, "status", resp.StatusCode)
+		ss.ended = true
+		s.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
+		return "", &serveFromFleet{rec: st.old, stale: true}
+	case resp.StatusCode != http.StatusOK:
+		return pass("status " + strconv.Itoa(resp.StatusCode))
+	}
+	target := httpcache.TargetOf(key)
+	if vk := httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader); vk != key {
+		// A variant: the next requests are keyed by it (vary.go), and
+		// take the path without leases.
+		ss.ended = true
+		s.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
+		return "shoal; fwd=miss; detail=vary", nil
+	}
+	info := &origin.Info{Header: resp.Header, ETag: resp.Header.Get("ETag"), Size: resp.ContentLength}
+	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		info.LastModified = lm
+	}
+	rec := newRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	if rec.Pass {
+		return pass("not storable")
+	}
+	sf := newStreamFill(key, ss.coord, rec)
+	e.streams.start(sf)
+	e.keepRecord(rec)
+	e.streams.release(key, ss.gate) // this edge's other clients read the stream
+	ss.started = true
+	s.talkLease(sf)
+	body := &streamBody{e: e, sf: sf, body: resp.Body, cancel: ss.cancel}
+	body.idle = time.AfterFunc(e.originTimeout(), func() { ss.cancel(errStreamIdle) })
+	if rec.Size == 0 {
+		body.end(nil)
+	}
+	if !ss.direct {
+		// Ranges and preconditions are answered from the segments: the
+		// body is cut in the background while the client is served.
+		resp.Body = http.NoBody
+		if !e.bg.goTracked(0, func(context.Context) { body.drain() }) {
+			body.end(errors.New("edge: shutting down"))
+			body.body.Close()
+		}
+		return "", &serveFromFleet{rec: rec}
+	}
+	resp.Body = body
+	resp.Header.Set("Age", strconv.FormatInt(rec.Age, 10))
+	resp.Header.Set("Accept-Ranges", "bytes")
+	return "shoal; fwd=miss; stored; fwd-status=200; ttl=" + strconv.FormatInt(int64(rec.Expires.Sub(now)/time.Second), 10) + "; detail=origin", nil
+}
+
+// talkLease tells the coordinator of sf's lease the record, renews the
+// lease while sf streams, and ends it with the final record (replicated
+// to the next ranks too) or an abort.
+func (s *streamer) talkLease(sf *streamFill) {
+	e := (*Edge)(s)
+	self := e.node.Self()
+	e.bg.goBackground(func(ctx context.Context) {
+		tell := func(m *leaseMsg) {
+			sctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
+			defer cancel()
+			if err := s.tellLease(sctx, sf.coord, m); err != nil {
+				e.log.Debug("lease message not delivered", "coordinator", sf.coord, "key", sf.key, "err", err)
+			}
+		}
+		header := &leaseMsg{kind: leaseHeader, member: self, key: sf.key, rec: sf.rec}
+		tell(header)
+		t := time.NewTicker(s.leaseTTL() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				tell(header)
+				continue
+			case <-sf.ended:
+			case <-ctx.Done():
+			}
+			break
+		}
+		sf.mu.Lock()
+		failed := sf.err != nil || !sf.done
+		sf.mu.Unlock()
+		if failed {
+			tell(&leaseMsg{kind: leaseAbort, member: self, key: sf.key})
+			return
+		}
+		tell(&leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: sf.rec})
+		// The replicas read the object from its holders: the shards
+		// should be there first (or given up on).
+		wctx, cancel := context.WithTimeout(ctx, e.originTimeout())
+		defer cancel()
+		for _, p := range sf.placed {
+			if p == nil {
+				continue
+			}
+			select {
+			case <-p.done:
+			case <-wctx.Done():
+			}
+		}
+		e.replicate(sf.rec)
+	})
+}
+
+// errStreamIdle: the origin sent nothing for the origin timeout.
+var errStreamIdle = errors.New("edge: origin stream stalled")
+
+// streamBody is a streamed fill's origin body: what is read through it
+// is cut into segments, each coded, kept in memory and placed as it
+// completes. A client that reads it gets the origin's bytes as they come;
+// when it stops early (Close), the rest is read in the background, so
+// that the fill completes for the others.
+type streamBody struct {
+	e      *Edge
+	sf     *streamFill
+	body   io.ReadCloser
+	cancel context.CancelCauseFunc
+	idle   *time.Timer
+
+	buf   []byte
+	n     int // bytes of segment idx in buf
+	idx   uint32
+	total int64
+	once  sync.Once
+	over  bool
+}
+
+func (s *streamBody) Read(b []byte) (int, error) {
+	if s.over {
+		return 0, io.EOF
+	}
+	n, err := s.body.Read(b)
+	if n > 0 {
+		s.idle.Reset(s.e.originTimeout())
+		if ferr := s.feed(b[:n]); ferr != nil {
+			s.end(ferr)
+			return 0, ferr
+		}
+	}
+	switch {
+	case err == io.EOF:
+		s.end(nil)
+	case err != nil:
+		s.end(err)
+	}
+	return n, err
+}
+
+// feed appends p to the segments being cut.
+func (s *streamBody) feed(p []byte) error {
+	rec := s.sf.rec
+	if s.total+int64(len(p)) > rec.Size {
+		return fmt.Errorf("edge: origin sent more than the %d bytes of %s", rec.Size, rec.Key)
+	}
+	s.total += int64(len(p))
+	for len(p) > 0 {
+		_, n := rec.Layout.Segment(int64(s.idx), rec.Size)
+		if s.buf == nil {
+			s.buf = make([]byte, s.e.coder.EncodedLen(int(n)))
+		}
+		c := copy(s.buf[s.n:n], p)
+		s.n += c
+		p = p[c:]
+		if int64(s.n) == n {
+			if err := s.cutSegment(int(n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// cutSegment codes the full segment in buf, keeps it in memory and in
+// the stream, and places its shards.
+func (s *streamBody) cutSegment(n int) error {
+	e := s.e
+	id := erasure.SegmentID{Object: s.sf.id, Index: s.idx}
+	shards, d, err := e.coder.EncodeInPlace(s.buf, n)
+	if err != nil {
+		return fmt.Errorf("edge: coding segment %d of %s: %w", s.idx, s.sf.key, err)
+	}
+	ms := &memSegment{d: d, data: s.buf[:n:n], held: len(s.buf)}
+	e.mem.Add(id, ms)
+	e.m.fills.WithLabelValues(srcOrigin).Inc()
+	ms.placed.Store(e.filler.place(id, d, shards))
+	s.sf.add(s.idx, ms)
+	s.idx++
+	s.buf, s.n = nil, 0
+	return nil
+}
+
+// end ends the fill once: done when the whole body was cut, failed
+// otherwise (the record is then forgotten).
+func (s *streamBody) end(err error) {
+	s.once.Do(func() {
+		s.over = true
+		s.idle.Stop()
+		if err == nil && s.total != s.sf.rec.Size {
+			err = fmt.Errorf("edge: origin sent %d of the %d bytes of %s: %w", s.total, s.sf.rec.Size, s.sf.key, io.ErrUnexpectedEOF)
+		}
+		e := s.e
+		if err != nil {
+			e.log.Warn("streamed fill failed", "key", s.sf.key, "err", err)
+			e.forgetRecord(s.sf.rec)
+		}
+		s.sf.finish(err)
+		e.streams.end(s.sf)
+		s.cancel(nil)
+	})
+}
+
+// Close is the client's end of the body: a fill cut short by the client
+// goes on in the background.
+func (s *streamBody) Close() error {
+	if s.over {
+		return s.body.Close()
+	}
+	if !s.e.bg.goTracked(0, func(context.Context) { s.drain() }) {
+		s.end(errors.New("edge: shutting down"))
+		return s.body.Close()
+	}
+	return nil
+}
+
+// drain reads the rest of the body into the segments.
+func (s *streamBody) drain() {
+	defer s.body.Close()
+	stop := context.AfterFunc(s.e.bg.ctx, func() { s.cancel(errors.New("edge: shutting down")) })
+	defer stop()
+	buf := make([]byte, 64<<10)
+	for !s.over {
+		if _, err := s.Read(buf); err != nil {
+			s.end(err)
+			return
+		}
+	}
+}
