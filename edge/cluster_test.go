@@ -97,7 +97,17 @@ func (w *countingResponse) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// quietLogger is the test edges' logger: silent, or at debug level on
+// stderr with -v, or appended to the file SHOAL_TEST_LOGFILE names (for a
+// flaky test, where -v changes the timing too much).
 func quietLogger() *slog.Logger {
+	if f := os.Getenv("SHOAL_TEST_LOGFILE"); f != "" {
+		w, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			panic(err)
+		}
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

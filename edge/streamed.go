@@ -42,8 +42,15 @@ import (
 type streamer Edge
 
 // streamKeep is how many of its latest segments a stream holds for the
-// readers that follow it, whatever the memory tier evicts.
-const streamKeep = 4
+// readers that follow it, whatever the memory tier evicts. An older
+// segment is held too until k of its shards reached their holders: before
+// that the stream is the only place to read it from, and a reader that
+// missed it would have it fetched again from the origin. streamHold bounds
+// them all: the stream reads the origin no faster than its shards leave.
+const (
+	streamKeep = 4
+	streamHold = 4 * streamKeep
+)
 
 // remoteFillTTL is how long an edge reads an object's segments from the
 // member that filled it, after the coordinator named it.
@@ -81,12 +88,66 @@ func (s *streamFill) add(idx uint32, ms *memSegment) {
 	defer s.mu.Unlock()
 	s.recent[idx] = ms
 	s.placed = append(s.placed, ms.placed.Load())
-	if idx >= streamKeep {
-		delete(s.recent, idx-streamKeep)
-	}
 	s.cut = idx + 1
+	s.prune()
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+// prune drops the segments older than the latest streamKeep that the
+// fleet can read without the stream. s.mu is held.
+func (s *streamFill) prune() {
+	for i, ms := range s.recent {
+		if i+streamKeep < s.cut && readable(ms.placed.Load()) {
+			delete(s.recent, i)
+		}
+	}
+}
+
+// readable reports whether a segment placed by p can be read from its
+// holders: k shards are there, or the placement is over (its failed shards
+// are the repairer's).
+func readable(p *placement) bool {
+	if p == nil {
+		return true
+	}
+	select {
+	case <-p.enough:
+		return true
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// room waits, at most wait, until the stream holds fewer than streamHold
+// segments: the oldest one's shards reached their holders.
+func (s *streamFill) room(wait time.Duration) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		s.prune()
+		var oldest *placement
+		if len(s.recent) >= streamHold {
+			first := s.cut
+			for i := range s.recent {
+				first = min(first, i)
+			}
+			oldest = s.recent[first].placed.Load()
+		}
+		s.mu.Unlock()
+		if oldest == nil {
+			return
+		}
+		select {
+		case <-oldest.enough:
+		case <-oldest.done:
+		case <-deadline.C:
+			return
+		}
+	}
 }
 
 // finish ends the stream, failed with err if not nil. It reports whether
@@ -521,6 +582,7 @@ func (s *streamer) talkLease(sf *streamFill) {
 		failed := sf.err != nil || !sf.done
 		sf.mu.Unlock()
 		if failed {
+			e.streams.end(sf)
 			tell(&leaseMsg{kind: leaseAbort, member: self, key: sf.key})
 			return
 		}
@@ -538,6 +600,8 @@ func (s *streamer) talkLease(sf *streamFill) {
 			case <-wctx.Done():
 			}
 		}
+		// From now on the object's segments are read from their holders.
+		e.streams.end(sf)
 		e.replicate(sf.rec)
 	})
 }
@@ -623,6 +687,7 @@ func (s *streamBody) cutSegment(n int) error {
 	e.mem.Add(id, ms)
 	e.m.fills.WithLabelValues(srcOrigin).Inc()
 	ms.placed.Store(e.filler.place(id, d, shards))
+	s.sf.room(e.originTimeout())
 	s.sf.add(s.idx, ms)
 	s.idx++
 	s.buf, s.n = nil, 0
@@ -644,7 +709,11 @@ func (s *streamBody) end(err error) {
 			e.forgetRecord(s.sf.rec)
 		}
 		s.sf.finish(err)
-		e.streams.end(s.sf)
+		if err != nil {
+			// A stream that completed stays registered until its
+			// segments are readable from their holders (talkLease).
+			e.streams.end(s.sf)
+		}
 		s.cancel(nil)
 	})
 }
