@@ -171,7 +171,14 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Nothing was sent: the first segment could not be read. If that is
 	// because the object changed under the fleet's record, look it up again
 	// (once for the fleet) and serve the new version.
-	if errors.Is(err, swarm.ErrStale) {
+	if errors.Is(err, swarm.ErrStale) && rec.Streamed() && e.cfg.StreamedFills {
+		// A segment of a version of the fleet's own was lost: the object
+		// is fetched again (streamed.go).
+		clear(sw.Header())
+		if (*streamer)(e).refill(sw, r, key, rec) {
+			return
+		}
+	} else if errors.Is(err, swarm.ErrStale) {
 		if nrec, _, rerr := e.record(ctx, key, rec); rerr == nil && !nrec.Same(rec) {
 			e.log.InfoContext(ctx, "object changed at the origin, serving the new version", "key", key)
 			clear(sw.Header())

@@ -33,6 +33,8 @@ const (
 	leaseAbort  = 4
 	leaseAgain  = 5
 	leaseFresh  = 6
+	leaseRenew  = 7 // a holder's word that it still fills a key it has no record of yet
+	leaseStale  = 8 // a reader's word that a version of the fleet's own lost a segment
 
 	leaseUsable  = 0
 	leaseGranted = 1
@@ -85,12 +87,12 @@ func parseLeaseMsg(b []byte) (*leaseMsg, error) {
 		m.gone, rest = string(rest[1:1+int(rest[0])]), rest[1+int(rest[0]):]
 	}
 	switch m.kind {
-	case leaseAsk, leaseAbort, leaseAgain:
+	case leaseAsk, leaseAbort, leaseAgain, leaseRenew:
 		if len(rest) == 0 {
 			return nil, fmt.Errorf("%w: no key", errLease)
 		}
 		m.key = string(rest)
-	case leaseHeader, leaseDone, leaseFresh:
+	case leaseHeader, leaseDone, leaseFresh, leaseStale:
 		r, err := parseRecord(rest)
 		if err != nil {
 			return nil, err
@@ -278,10 +280,28 @@ func (s *streamer) applyLease(m *leaseMsg) error {
 		lt.m = map[string]*fillLease{}
 	}
 	l := lt.m[m.key]
+	if m.kind == leaseStale {
+		// The next asker fetches the object again, as a new version.
+		if l != nil && l.rec != nil && l.rec.Same(m.rec) {
+			delete(lt.m, m.key)
+			close(l.changed)
+		}
+		if old, ok := e.records.Get(m.key); ok && old.Same(m.rec) {
+			e.forgetRecord(old)
+		}
+		return nil
+	}
 	if l != nil && l.holder != m.member && time.Now().Before(l.deadline) && e.node.Alive(l.holder) {
 		return fmt.Errorf("edge: lease on %.80q is held by %s, not %s", m.key, l.holder, m.member)
 	}
 	switch m.kind {
+	case leaseRenew:
+		if l == nil || l.holder != m.member {
+			l = &fillLease{holder: m.member, changed: make(chan struct{})}
+			lt.m[m.key] = l
+		}
+		l.deadline = time.Now().Add(s.leaseTTL())
+		return nil
 	case leaseHeader:
 		if e.purges.outdated(m.rec) {
 			return nil

@@ -644,6 +644,12 @@ func (fr *filler) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*sw
 	if r.Status != 0 {
 		return nil, nil, fmt.Errorf("edge: a stored %d response to %s cannot be fetched by the fleet", r.Status, r.Key)
 	}
+	if r.Streamed() {
+		// Its one response was its only source (Record.Validator): the
+		// object is fetched again, as a new version.
+		fr.records.forgetRecord(r)
+		return nil, nil, fmt.Errorf("edge: segment %d of %s lost: %w (a version of the fleet's own is fetched whole)", idx, r.Key, swarm.ErrStale)
+	}
 	if httpcache.TargetOf(r.Key) != r.Key && !fr.records.fleetVariant(r.Key) {
 		// A variant selected by fields the fleet does not send (vary.go):
 		// a fetch of its own would get another one.

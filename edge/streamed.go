@@ -32,9 +32,15 @@ import (
 // read each segment from this edge's stream once it is cut; after the
 // fill, from the holders as usual.
 //
-// This first version streams objects with a Content-Length and a
-// validator (a strong ETag, or a Last-Modified old enough, as newRecord
-// wants): any other response is relayed with a pass record.
+// Any storable 200 streams. One without a validator, or of unknown
+// length (chunked), gets a version of the fleet's own (streamVersion):
+// its one response is its only source, so a segment of it the fleet lost
+// is never fetched by range, which could mix versions, but by fetching
+// the object again (a new version). An object of unknown length is cut as
+// it arrives; its record is made at its end, when its length is known:
+// until then the edge's other clients, and the other edges' (their lease
+// asks wait), wait for it, while the client whose GET it is gets the
+// origin's bytes as they come.
 
 // streamer is the Edge in its role of streamed fills and their leases
 // (this file and lease.go): a view of the Edge, as peerHandler is, that
@@ -62,10 +68,12 @@ var errStreamEvicted = errors.New("edge: segment no longer held by its stream")
 
 // streamFill is an object this edge is filling from one origin response.
 type streamFill struct {
-	key   string
-	coord string // the coordinator that granted the lease
-	rec   *Record
-	id    erasure.ObjectID
+	key     string
+	coord   string // the coordinator that granted the lease
+	id      erasure.ObjectID
+	unknown bool // of unknown length: rec is complete only when done
+
+	rec     *Record // the final one once done; read it with record()
 
 	mu      sync.Mutex
 	cut     uint32 // segments cut so far
@@ -78,8 +86,16 @@ type streamFill struct {
 }
 
 func newStreamFill(key, coord string, rec *Record) *streamFill {
-	return &streamFill{key: key, coord: coord, rec: rec, id: rec.ID(), recent: map[uint32]*memSegment{},
+	return &streamFill{key: key, coord: coord, rec: rec, id: rec.ID(), unknown: rec.Size < 0, recent: map[uint32]*memSegment{},
 		changed: make(chan struct{}), ended: make(chan struct{})}
+}
+
+// record returns the stream's record: with its length once the stream of
+// an object of unknown length is done.
+func (s *streamFill) record() *Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec
 }
 
 // add records segment idx as cut.
@@ -148,6 +164,13 @@ func (s *streamFill) room(wait time.Duration) {
 			return
 		}
 	}
+}
+
+// failed returns why the stream failed, if it did.
+func (s *streamFill) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // finish ends the stream, failed with err if not nil. It reports whether
@@ -338,7 +361,15 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 			return false
 		}
 		if sf := e.streams.local(key); sf != nil {
-			return false // the record is kept: the stream serves its segments
+			if !sf.unknown {
+				return false // the record is kept: the stream serves its segments
+			}
+			select { // its record is made at its end
+			case <-sf.ended:
+			case <-ctx.Done():
+				return true
+			}
+			continue
 		}
 		g, first := e.streams.gate(key)
 		if !first {
@@ -393,6 +424,28 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 		return false
 	}
 	return false
+}
+
+// refill serves r after a segment of rec, a version of the fleet's own,
+// was found lost: the object's coordinator is told to forget it, and r is
+// served by a new streamed fill (or the fill another client started
+// meanwhile). It reports whether it served r.
+func (s *streamer) refill(w http.ResponseWriter, r *http.Request, key string, rec *Record) bool {
+	e := (*Edge)(s)
+	e.forgetRecord(rec)
+	msg := &leaseMsg{kind: leaseStale, member: e.node.Self(), key: key, rec: rec}
+	for _, peer := range e.node.RankAll([]byte(key)) {
+		if !e.node.Alive(peer) && peer != e.node.Self() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), e.cfg.PeerTimeout)
+		err := s.tellLease(ctx, peer, msg)
+		cancel()
+		if err == nil {
+			break
+		}
+	}
+	return s.streamedMiss(w, r, key)
 }
 
 // streamState is a streamed fill's part of the miss proxy's state.
@@ -519,20 +572,39 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		info.LastModified = lm
 	}
-	rec := newRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	size, version := resp.ContentLength, info.Validator()
+	if size < 0 || version == "" {
+		version = streamVersion(now) // the fleet's own (see Record.Validator)
+	}
+	rec := newRecord(key, resp.StatusCode, resp.Header, max(size, 0), version, e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 	if rec.Pass {
 		return pass("not storable")
 	}
+	if size < 0 {
+		rec.Size = -1 // known at the end
+	}
 	sf := newStreamFill(key, ss.coord, rec)
 	e.streams.start(sf)
-	e.keepRecord(rec)
-	e.streams.release(key, ss.gate) // this edge's other clients read the stream
+	if !sf.unknown {
+		e.keepRecord(rec)
+		e.streams.release(key, ss.gate) // this edge's other clients read the stream
+	}
 	ss.started = true
 	s.talkLease(sf)
 	body := &streamBody{e: e, sf: sf, body: resp.Body, cancel: ss.cancel}
 	body.idle = time.AfterFunc(e.originTimeout(), func() { ss.cancel(errStreamIdle) })
 	if rec.Size == 0 {
 		body.end(nil)
+	}
+	if !ss.direct && sf.unknown {
+		// Ranges and preconditions are answered from the segments, which
+		// serve once the object's length is known: at its end.
+		resp.Body = http.NoBody
+		body.drain()
+		if err := sf.failed(); err != nil {
+			return "", err
+		}
+		return "", &serveFromFleet{rec: sf.record()}
 	}
 	if !ss.direct {
 		// Ranges and preconditions are answered from the segments: the
@@ -545,6 +617,9 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 		return "", &serveFromFleet{rec: rec}
 	}
 	resp.Body = body
+	if sf.unknown {
+		resp.Header.Del("Content-Length")
+	}
 	resp.Header.Set("Age", strconv.FormatInt(rec.Age, 10))
 	resp.Header.Set("Accept-Ranges", "bytes")
 	return "shoal; fwd=miss; stored; fwd-status=200; ttl=" + strconv.FormatInt(int64(rec.Expires.Sub(now)/time.Second), 10) + "; detail=origin", nil
@@ -564,7 +639,12 @@ func (s *streamer) talkLease(sf *streamFill) {
 				e.log.Debug("lease message not delivered", "coordinator", sf.coord, "key", sf.key, "err", err)
 			}
 		}
-		header := &leaseMsg{kind: leaseHeader, member: self, key: sf.key, rec: sf.rec}
+		// An object of unknown length has no record yet: the lease is
+		// only renewed, and its askers wait for the end.
+		header := &leaseMsg{kind: leaseRenew, member: self, key: sf.key}
+		if !sf.unknown {
+			header = &leaseMsg{kind: leaseHeader, member: self, key: sf.key, rec: sf.rec}
+		}
 		tell(header)
 		t := time.NewTicker(s.leaseTTL() / 3)
 		defer t.Stop()
@@ -586,7 +666,8 @@ func (s *streamer) talkLease(sf *streamFill) {
 			tell(&leaseMsg{kind: leaseAbort, member: self, key: sf.key})
 			return
 		}
-		tell(&leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: sf.rec})
+		rec := sf.record()
+		tell(&leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: rec})
 		// The replicas read the object from its holders: the shards
 		// should be there first (or given up on).
 		wctx, cancel := context.WithTimeout(ctx, e.originTimeout())
@@ -602,7 +683,7 @@ func (s *streamer) talkLease(sf *streamFill) {
 		}
 		// From now on the object's segments are read from their holders.
 		e.streams.end(sf)
-		e.replicate(sf.rec)
+		e.replicate(rec)
 	})
 }
 
@@ -652,13 +733,16 @@ func (s *streamBody) Read(b []byte) (int, error) {
 
 // feed appends p to the segments being cut.
 func (s *streamBody) feed(p []byte) error {
-	rec := s.sf.rec
-	if s.total+int64(len(p)) > rec.Size {
+	rec := s.sf.rec // not yet complete when of unknown length
+	if !s.sf.unknown && s.total+int64(len(p)) > rec.Size {
 		return fmt.Errorf("edge: origin sent more than the %d bytes of %s", rec.Size, rec.Key)
 	}
 	s.total += int64(len(p))
 	for len(p) > 0 {
-		_, n := rec.Layout.Segment(int64(s.idx), rec.Size)
+		n := rec.Layout.WithDefaults().SegmentSize
+		if !s.sf.unknown {
+			_, n = rec.Layout.Segment(int64(s.idx), rec.Size)
+		}
 		if s.buf == nil {
 			s.buf = make([]byte, s.e.coder.EncodedLen(int(n)))
 		}
@@ -700,13 +784,19 @@ func (s *streamBody) end(err error) {
 	s.once.Do(func() {
 		s.over = true
 		s.idle.Stop()
-		if err == nil && s.total != s.sf.rec.Size {
-			err = fmt.Errorf("edge: origin sent %d of the %d bytes of %s: %w", s.total, s.sf.rec.Size, s.sf.key, io.ErrUnexpectedEOF)
-		}
 		e := s.e
+		sf := s.sf
+		switch {
+		case err == nil && sf.unknown:
+			err = s.complete()
+		case err == nil && s.total != sf.rec.Size:
+			err = fmt.Errorf("edge: origin sent %d of the %d bytes of %s: %w", s.total, sf.rec.Size, sf.key, io.ErrUnexpectedEOF)
+		}
 		if err != nil {
-			e.log.Warn("streamed fill failed", "key", s.sf.key, "err", err)
-			e.forgetRecord(s.sf.rec)
+			e.log.Warn("streamed fill failed", "key", sf.key, "err", err)
+			if !sf.unknown {
+				e.forgetRecord(sf.rec)
+			}
 		}
 		s.sf.finish(err)
 		if err != nil {
@@ -716,6 +806,23 @@ func (s *streamBody) end(err error) {
 		}
 		s.cancel(nil)
 	})
+}
+
+// complete ends the stream of an object of unknown length: its last
+// segment is cut, and its record, now with its length, kept.
+func (s *streamBody) complete() error {
+	if s.n > 0 {
+		if err := s.cutSegment(s.n); err != nil {
+			return err
+		}
+	}
+	rec := *s.sf.rec
+	rec.Size = s.total
+	s.sf.mu.Lock()
+	s.sf.rec = &rec
+	s.sf.mu.Unlock()
+	s.e.keepRecord(&rec)
+	return nil
 }
 
 // Close is the client's end of the body: a fill cut short by the client

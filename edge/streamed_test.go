@@ -430,3 +430,93 @@ func FuzzLease(f *testing.F) {
 		}
 	})
 }
+
+// quirkyOrigin serves want under any path as one kind of real-world origin
+// does, and counts its requests and the body bytes it sent.
+//   - "static": Content-Length, a strong ETag, HEAD and ranges allowed;
+//   - "no-head": HEAD and ranges refused with 403 (an S3 presigned URL);
+//   - "chunked": no Content-Length (the body is flushed as it goes), no ranges;
+//   - "no-validator": Content-Length, neither ETag nor Last-Modified;
+//   - "accept": 404 unless the request's Accept names the one media type
+//     it has (a registry's manifest), and no Vary.
+func quirkyOrigin(t testing.TB, kind string, want []byte) (*testOrigin, *atomic.Int64) {
+	t.Helper()
+	var requests atomic.Int64
+	o := &testOrigin{}
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		h := w.Header()
+		h.Set("Cache-Control", "public, max-age=3600")
+		switch kind {
+		case "no-head", "chunked":
+			if r.Method != http.MethodGet || r.Header.Get("Range") != "" {
+				http.Error(w, "GET only, whole", http.StatusForbidden)
+				return
+			}
+		case "accept":
+			if r.Header.Get("Accept") != "application/vnd.oci.image.manifest.v1+json" {
+				http.Error(w, "manifest unknown", http.StatusNotFound)
+				return
+			}
+			h.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		}
+		if kind != "no-validator" {
+			h.Set("ETag", `"v1"`)
+		}
+		if kind == "chunked" {
+			rc := http.NewResponseController(w)
+			for b := want; len(b) > 0; {
+				n := min(len(b), 100<<10)
+				w.Write(b[:n])
+				o.bytes.Add(int64(n))
+				rc.Flush()
+				b = b[n:]
+			}
+			return
+		}
+		cw := &countingResponse{ResponseWriter: w, n: &o.bytes}
+		http.ServeContent(cw, r, "", time.Time{}, strings.NewReader(string(want)))
+	}))
+	t.Cleanup(o.srv.Close)
+	return o, &requests
+}
+
+// TestStreamedFillAnyOrigin: whatever the origin — one that refuses HEAD,
+// streams chunked, sends no validator, answers by Accept, or is plain
+// static — an object is cached from its first miss through one edge of
+// three and served byte-identical by every edge, the origin sending its
+// body once (a small one in exactly one request).
+func TestStreamedFillAnyOrigin(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"static", "no-head", "chunked", "no-validator", "accept"} {
+		for _, size := range []int{1000, 3*int(testLayout.SegmentSize) + 4321} {
+			t.Run(fmt.Sprintf("%s/%d", kind, size), func(t *testing.T) {
+				want := make([]byte, size)
+				for i := range want {
+					want[i] = byte(i*31 + size)
+				}
+				o, requests := quirkyOrigin(t, kind, want)
+				c := newStreamedCluster(t, o, 3)
+				var hdr []string
+				if kind == "accept" {
+					hdr = []string{"Accept", "application/vnd.oci.image.manifest.v1+json"}
+				}
+				for round := range 2 {
+					for i := range c.edges {
+						resp, got := c.get(i, "/obj", hdr...)
+						if resp.StatusCode != http.StatusOK {
+							t.Fatalf("round %d edge %d: status %d", round, i, resp.StatusCode)
+						}
+						sameBytes(t, fmt.Sprintf("round %d edge %d", round, i), got, want)
+					}
+				}
+				if sent := o.bytes.Load(); float64(sent) > 1.05*float64(size) {
+					t.Errorf("origin sent %d body bytes for a %d-byte object (%.2f×)", sent, size, float64(sent)/float64(size))
+				}
+				if n := requests.Load(); size < int(testLayout.SegmentSize) && n != 1 {
+					t.Errorf("origin saw %d requests for a one-segment object, want 1", n)
+				}
+			})
+		}
+	}
+}
