@@ -441,7 +441,11 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 			if !wrote {
 				return true, out.err
 			}
-			if errors.Is(out.err, swarm.ErrStale) {
+			switch {
+			case errors.Is(out.err, swarm.ErrStale) && rec.Streamed():
+				// Too late for this response: the next fetches the object again.
+				(*streamer)(e).lost(ctx, rec)
+			case errors.Is(out.err, swarm.ErrStale):
 				// Too late for this response; look the object up again
 				// before cutting it, so that the next gets the new version.
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -427,25 +427,31 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 }
 
 // refill serves r after a segment of rec, a version of the fleet's own,
-// was found lost: the object's coordinator is told to forget it, and r is
-// served by a new streamed fill (or the fill another client started
-// meanwhile). It reports whether it served r.
+// was found lost (lost): r is served by a new streamed fill (or the fill
+// another client started meanwhile). It reports whether it served r.
 func (s *streamer) refill(w http.ResponseWriter, r *http.Request, key string, rec *Record) bool {
+	s.lost(r.Context(), rec)
+	return s.streamedMiss(w, r, key)
+}
+
+// lost forgets rec, a version of the fleet's own of which a segment was
+// lost, here and at the object's coordinator, so that the next request
+// fetches the object again.
+func (s *streamer) lost(ctx context.Context, rec *Record) {
 	e := (*Edge)(s)
 	e.forgetRecord(rec)
-	msg := &leaseMsg{kind: leaseStale, member: e.node.Self(), key: key, rec: rec}
-	for _, peer := range e.node.RankAll([]byte(key)) {
+	msg := &leaseMsg{kind: leaseStale, member: e.node.Self(), key: rec.Key, rec: rec}
+	for _, peer := range e.node.RankAll([]byte(rec.Key)) {
 		if !e.node.Alive(peer) && peer != e.node.Self() {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), e.cfg.PeerTimeout)
-		err := s.tellLease(ctx, peer, msg)
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.PeerTimeout)
+		err := s.tellLease(tctx, peer, msg)
 		cancel()
 		if err == nil {
-			break
+			return
 		}
 	}
-	return s.streamedMiss(w, r, key)
 }
 
 // streamState is a streamed fill's part of the miss proxy's state.

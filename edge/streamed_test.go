@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shoalcdn/shoal/erasure"
 )
 
 // methodCounts counts an origin's requests by method, and the Range
@@ -518,5 +521,75 @@ func TestStreamedFillAnyOrigin(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestStreamedFillLostSegment: when a segment of an object without a
+// validator is lost from the whole fleet, the object is fetched again
+// whole, as a new version, never by range (which could mix versions), and
+// the client still gets the right bytes.
+func TestStreamedFillLostSegment(t *testing.T) {
+	t.Parallel()
+	want := make([]byte, 3*int(testLayout.SegmentSize)+99)
+	for i := range want {
+		want[i] = byte(i * 17)
+	}
+	o, requests := quirkyOrigin(t, "no-validator", want)
+	ranged := countMethods(t, o)
+	c := newStreamedCluster(t, o, 3)
+	for i := range c.edges {
+		_, got := c.get(i, "/v")
+		sameBytes(t, fmt.Sprintf("edge %d", i), got, want)
+	}
+	rec, ok := c.edges[1].records.Get("/v")
+	if !ok || !rec.Streamed() {
+		t.Fatalf("edge 1 holds record %+v, want one of the fleet's own version", rec)
+	}
+	// Wait for the filler to let go of its stream, then lose segment 1.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, e := range c.edges {
+		for e.streams.localFill(rec.ID()) != nil && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	seg := erasure.SegmentID{Object: rec.ID(), Index: 1}
+	for _, e := range c.edges {
+		e.mem.Purge()
+		for i := range testLayout.Params.Total() {
+			e.store.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
+		}
+	}
+	// The first request after the loss has had its header and segment 0
+	// when it meets the loss: its connection is cut (never a wrong byte);
+	// the next gets the object again, whole.
+	before := requests.Load()
+	req, _ := http.NewRequest(http.MethodGet, c.edges[1].url+"/v", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil || !bytes.Equal(b, want[:len(b)]) {
+			t.Errorf("the request meeting the loss: %d bytes, err %v; want a correct prefix and a cut", len(b), err)
+		}
+	}
+	resp, got := c.get(1, "/v")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the loss: status %d", resp.StatusCode)
+	}
+	sameBytes(t, "after the loss", got, want)
+	if n := requests.Load() - before; n != 1 {
+		t.Errorf("the origin saw %d requests after the loss, want 1 (the object again)", n)
+	}
+	for i := range c.edges {
+		_, got := c.get(i, "/v")
+		sameBytes(t, fmt.Sprintf("edge %d, the new version", i), got, want)
+	}
+	if n := requests.Load() - before; n != 1 {
+		t.Errorf("the origin saw %d requests after the loss and the other edges' reads, want 1", n)
+	}
+	if r := ranged.ranged.Load(); r != 0 {
+		t.Errorf("the origin saw %d ranged requests, want none", r)
+	}
+	if now, ok := c.edges[1].records.Get("/v"); !ok || now.Same(rec) {
+		t.Errorf("edge 1 still serves the lost version (record %v)", ok)
 	}
 }
