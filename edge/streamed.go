@@ -73,7 +73,7 @@ type streamFill struct {
 	id      erasure.ObjectID
 	unknown bool // of unknown length: rec is complete only when done
 
-	rec     *Record // the final one once done; read it with record()
+	rec *Record // the final one once done; read it with record()
 
 	mu      sync.Mutex
 	cut     uint32 // segments cut so far
