@@ -64,6 +64,14 @@ type missState struct {
 	stream *streamState
 }
 
+// kept notes, for a streamed fill's lease, the record of its key a
+// forwarded miss's rules kept.
+func (st *missState) kept(rec *Record) {
+	if st.stream != nil && rec.Key == st.key {
+		st.stream.kept = rec
+	}
+}
+
 // errHeaderTimeout: the origin did not answer a forwarded miss in time.
 var errHeaderTimeout = errors.New("edge: origin response header timed out")
 
@@ -90,7 +98,9 @@ func (s *serveFromFleet) Error() string { return "edge: served from the fleet" }
 func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, variant bool) bool {
 	// With --trust-key every byte must pass the segment path's manifest
 	// check, which a forwarded body would skip.
-	if !e.cfg.ForwardMisses || e.signed != nil || len(e.node.Members()) != 1 {
+	// With streamed fills, a fleet forwards the misses they leave:
+	// requests with credentials, conditionals on a cold miss, variants.
+	if !e.cfg.ForwardMisses && !e.cfg.StreamedFills || e.signed != nil || len(e.node.Members()) != 1 && !e.cfg.StreamedFills {
 		return false
 	}
 	old, ok := e.records.Get(key)
@@ -224,12 +234,15 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	st.headers.Stop()
 	now := e.cfg.Now()
 	status := "shoal; fwd=miss; fwd-status=" + strconv.Itoa(resp.StatusCode)
-	if st.stream != nil {
+	streamed := st.stream != nil
+	if streamed {
 		s, err := (*streamer)(e).streamResponse(resp, st)
-		if err != nil {
+		switch {
+		case errors.Is(err, errNotStreamed):
+			streamed = false
+		case err != nil:
 			return err
-		}
-		if s != "" {
+		case s != "":
 			status = s
 		}
 	}
@@ -240,7 +253,7 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		resp.Header.Add("Cache-Status", status)
 	}()
 	switch {
-	case st.stream != nil:
+	case streamed:
 		return nil
 	case resp.StatusCode == http.StatusNotModified && st.revalidating:
 		// The stale object is still good: serve it with the new fields.
@@ -275,7 +288,9 @@ func (e *Edge) missResponse(resp *http.Response) error {
 			// Remembered briefly, so that concurrent and following
 			// requests are forwarded side by side rather than one after
 			// the other.
-			e.keepRecord(&Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(passTTL)})
+			p := &Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(passTTL)}
+			e.keepRecord(p)
+			st.kept(p)
 		}
 		status = "shoal; fwd=uri-miss"
 		st.p.finish()
@@ -289,6 +304,7 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	}
 	e.keepRecord(rec)
 	e.replicate(rec)
+	st.kept(rec)
 	if rec.Pass {
 		status = "shoal; fwd=uri-miss"
 		st.p.finish()

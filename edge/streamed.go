@@ -345,6 +345,11 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 		// manifest check; credentials keep today's rules (RFC 9111 §3.5).
 		return false
 	}
+	if _, held := e.records.Get(key); !held && httpcache.HasConditionals(r.Header) {
+		// The client's own conditionals, on a cold miss, go to the origin
+		// as it sent them (forwardMiss).
+		return false
+	}
 	ctx := r.Context()
 	self := e.node.Self()
 	gone := "" // a filler this edge could not reach
@@ -454,6 +459,10 @@ func (s *streamer) lost(ctx context.Context, rec *Record) {
 	}
 }
 
+// errNotStreamed: a streamed fill's response is not streamed but
+// handled as a forwarded miss's (missResponse).
+var errNotStreamed = errors.New("edge: response handled as a forwarded miss")
+
 // streamState is a streamed fill's part of the miss proxy's state.
 type streamState struct {
 	coord   string
@@ -463,6 +472,7 @@ type streamState struct {
 	direct  bool                    // the client's GET is the fill's: relay the body as it comes
 	started bool                    // the response made a stream, which owns cancel and the lease
 	ended   bool                    // the lease was ended
+	kept    *Record                 // of the lease's key, kept by missResponse from a response not streamed
 }
 
 // fillStreamed holds key's lease: it forwards r to the origin as the
@@ -498,7 +508,12 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 	e.missProxy(e.siteOf(r)).ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, out)
 	if !ss.started {
 		cancel(nil)
-		if !ss.ended {
+		switch {
+		case ss.ended:
+		case ss.kept != nil:
+			// Its body has passed: a stored one is in this edge's memory.
+			s.endLease(coord, &leaseMsg{kind: leaseDone, member: e.node.Self(), key: key, rec: ss.kept})
+		default:
 			s.endLease(coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
 		}
 	}
@@ -564,15 +579,19 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 		s.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
 		return "", &serveFromFleet{rec: st.old, stale: true}
 	case resp.StatusCode != http.StatusOK:
-		return pass("status " + strconv.Itoa(resp.StatusCode))
+		// Stored from its body when it may be and is of one segment
+		// (missResponse), like a forwarded miss; fillStreamed ends the
+		// lease with what was kept.
+		return "", errNotStreamed
 	}
 	target := httpcache.TargetOf(key)
 	if vk := httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader); vk != key {
-		// A variant: the next requests are keyed by it (vary.go), and
-		// take the path without leases.
+		// A variant: stored under its own key, from its body, like a
+		// forwarded miss; the next requests are keyed by it (vary.go),
+		// and take the path without leases.
 		ss.ended = true
 		s.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
-		return "shoal; fwd=miss; detail=vary", nil
+		return "", errNotStreamed
 	}
 	info := &origin.Info{Header: resp.Header, ETag: resp.Header.Get("ETag"), Size: resp.ContentLength}
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
