@@ -116,7 +116,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	plainGet := r.Method == http.MethodGet && r.Header.Get("Range") == ""
-	if e.cfg.StreamedFills && e.requestKey(key, r.Header) == key && ((*streamer)(e).streamedMiss(sw, r, key) || (*streamer)(e).headMiss(sw, r, key)) {
+	if !e.cfg.RangedFills && e.requestKey(key, r.Header) == key && ((*streamer)(e).streamedMiss(sw, r, key) || (*streamer)(e).headMiss(sw, r, key)) {
 		return // one origin GET, streamed, or the client's HEAD (streamed.go)
 	}
 	switch vk := e.requestKey(key, r.Header); {
@@ -171,7 +171,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Nothing was sent: the first segment could not be read. If that is
 	// because the object changed under the fleet's record, look it up again
 	// (once for the fleet) and serve the new version.
-	if errors.Is(err, swarm.ErrStale) && rec.Streamed() && e.cfg.StreamedFills {
+	if errors.Is(err, swarm.ErrStale) && rec.Streamed() && !e.cfg.RangedFills {
 		// A segment of a version of the fleet's own was lost: the object
 		// is fetched again (streamed.go).
 		clear(sw.Header())

@@ -251,8 +251,8 @@ func (s *streamer) answerLease(ctx context.Context, asker, key, gone string) (*l
 			lt.m[key] = &fillLease{holder: asker, deadline: now.Add(s.leaseTTL()), changed: make(chan struct{})}
 			lt.mu.Unlock()
 			a := &leaseAnswer{kind: leaseGranted}
-			if ok && !rec.Pass && (rec.ETag != "" || rec.LastModified != "") {
-				a.rec = rec // to revalidate
+			if ok && !rec.Pass {
+				a.rec = rec // to revalidate, or to serve if the origin fails
 			}
 			return a, nil
 		}

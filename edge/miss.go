@@ -100,7 +100,7 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, v
 	// check, which a forwarded body would skip.
 	// With streamed fills, a fleet forwards the misses they leave:
 	// requests with credentials, conditionals on a cold miss, variants.
-	if !e.cfg.ForwardMisses && !e.cfg.StreamedFills || e.signed != nil || len(e.node.Members()) != 1 && !e.cfg.StreamedFills {
+	if !e.cfg.ForwardMisses && e.cfg.RangedFills || e.signed != nil || len(e.node.Members()) != 1 && e.cfg.RangedFills {
 		return false
 	}
 	old, ok := e.records.Get(key)

@@ -340,7 +340,7 @@ func (st *streams) filling(id erasure.ObjectID) (*streamFill, string) {
 // one of a fill in progress, whose segments then come from the filler).
 func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key string) bool {
 	e := (*Edge)(s)
-	if !e.cfg.StreamedFills || e.signed != nil || r.Method != http.MethodGet || r.Header.Get("Authorization") != "" {
+	if e.cfg.RangedFills || e.signed != nil || r.Method != http.MethodGet || r.Header.Get("Authorization") != "" {
 		// With --trust-key every byte must pass the segment path's
 		// manifest check; credentials keep today's rules (RFC 9111 §3.5).
 		return false
@@ -358,7 +358,10 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 		// that just ended: its segments still come from the filler.
 		e.streams.addRemote(rec.ID(), holder)
 	}
-	for range 3 {
+	// Three lease asks at most (a holder found gone, this edge's own
+	// stream started meanwhile); waits for this edge's other clients'
+	// asks and streams are not asks.
+	for asks := 0; asks < 3; {
 		if ctx.Err() != nil {
 			return true // the client went away
 		}
@@ -386,6 +389,7 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 			continue
 		}
 		a, coord, err := s.askLease(ctx, key, gone)
+		asks++
 		switch {
 		case err != nil:
 			e.streams.release(key, g)
@@ -393,7 +397,7 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 			return false
 		case a.kind == leaseGranted:
 			stale := a.rec
-			if old, ok := e.records.Get(key); ok && !old.Pass && (old.ETag != "" || old.LastModified != "") {
+			if old, ok := e.records.Get(key); ok && !old.Pass {
 				stale = old
 			}
 			s.fillStreamed(w, r, key, coord, g, stale)
@@ -503,7 +507,9 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 		if stale.LastModified != "" {
 			out.Header.Set("If-Modified-Since", stale.LastModified)
 		}
-		st.old, st.revalidating = stale, true
+		// Without validators it is still what serves when the origin
+		// fails (stale-if-error, RFC 5861 §4).
+		st.old, st.revalidating = stale, stale.ETag != "" || stale.LastModified != ""
 	}
 	e.missProxy(e.siteOf(r)).ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, out)
 	if !ss.started {
@@ -524,7 +530,7 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 // from it, so that the object's record is made by the GET that fills it.
 func (s *streamer) headMiss(w http.ResponseWriter, r *http.Request, key string) bool {
 	e := (*Edge)(s)
-	if !e.cfg.StreamedFills || e.signed != nil || r.Method != http.MethodHead {
+	if e.cfg.RangedFills || e.signed != nil || r.Method != http.MethodHead {
 		return false
 	}
 	if rec, ok := e.records.Get(key); ok && rec.Fresh(e.cfg.Now()) {

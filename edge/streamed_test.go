@@ -42,10 +42,11 @@ func countMethods(t testing.TB, o *testOrigin) *methodCounts {
 	return c
 }
 
-// newStreamedCluster is a fleet of n edges with StreamedFills.
+// newStreamedCluster is a fleet of n edges with streamed fills (the
+// default).
 func newStreamedCluster(t testing.TB, o *testOrigin, n int) *cluster {
 	t.Helper()
-	return newCluster(t, o, n, func(cfg *Config) { cfg.StreamedFills = true })
+	return newCluster(t, o, n, nil)
 }
 
 func (c *methodCounts) check(t *testing.T, gets int64) {
@@ -277,7 +278,7 @@ func TestStreamedFillFillerCrash(t *testing.T) {
 // stores nothing; the GET that follows is the one fill.
 func TestStreamedFillHeadForwarded(t *testing.T) {
 	t.Parallel()
-	c, o := newScriptedCluster(t, 3, func(cfg *Config) { cfg.StreamedFills = true })
+	c, o := newScriptedCluster(t, 3, nil)
 	want := body(5000)
 	o.set("/h", 200, want, "ETag", `"h1"`, "Cache-Control", "public, max-age=3600")
 	resp, _ := c.do(0, http.MethodHead, "/h")
@@ -303,7 +304,7 @@ func TestStreamedFillHeadForwarded(t *testing.T) {
 func TestStreamedFillRevalidates(t *testing.T) {
 	t.Parallel()
 	clock := &testClock{}
-	c, o := newScriptedCluster(t, 3, func(cfg *Config) { cfg.StreamedFills = true; cfg.Now = clock.Now })
+	c, o := newScriptedCluster(t, 3, func(cfg *Config) { cfg.Now = clock.Now })
 	o.setClock(clock.Now)
 	want := body(300 << 10)
 	o.set("/r", 200, want, "ETag", `"r1"`, "Cache-Control", "public, max-age=60")
