@@ -96,7 +96,7 @@ type Config struct {
 	// segment's coordinator. By default (streamed.go) a miss is one GET by
 	// the edge that took it: the object's coordinator grants one fill
 	// lease per key for the fleet, the holder forwards the client's
-	// request to the origin (without Range or conditionals), the response
+	// request to the origin (without Range), the response
 	// header makes the record, and the body streams to the client while it
 	// is cut into segments, coded and placed; other edges read the
 	// segments from the holder as they are cut. No HEAD is sent that the

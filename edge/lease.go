@@ -231,12 +231,15 @@ func (s *streamer) answerLease(ctx context.Context, asker, key, gone string) (*l
 			lt.m = map[string]*fillLease{}
 		}
 		l := lt.m[key]
-		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder) || l.done && !l.rec.Fresh(e.cfg.Now())) {
+		var last *Record // of a lease that moved on: to revalidate
+		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder) || l.rec != nil && !l.rec.Fresh(e.cfg.Now())) {
 			// Expired, or the holder is gone or asks again (it lost the
-			// fill it had): the lease moves on.
+			// fill it had), or its response may not be reused without
+			// the origin (max-age=0, no-cache...: RFC 9111 §4.2): the
+			// lease moves on.
 			delete(lt.m, key)
 			close(l.changed)
-			l = nil
+			last, l = l.rec, nil
 		}
 		if l != nil && l.rec != nil {
 			lt.mu.Unlock()
@@ -251,8 +254,11 @@ func (s *streamer) answerLease(ctx context.Context, asker, key, gone string) (*l
 			lt.m[key] = &fillLease{holder: asker, deadline: now.Add(s.leaseTTL()), changed: make(chan struct{})}
 			lt.mu.Unlock()
 			a := &leaseAnswer{kind: leaseGranted}
-			if ok && !rec.Pass {
+			switch {
+			case ok && !rec.Pass:
 				a.rec = rec // to revalidate, or to serve if the origin fails
+			case last != nil:
+				a.rec = last
 			}
 			return a, nil
 		}

@@ -192,7 +192,8 @@ func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
 					}
 					if st, _ := r.Context().Value(missKey{}).(*missState); st != nil && st.stream != nil {
 						// A streamed fill's request is the client's
-						// without its range and conditionals, detached
+						// without its range (and its conditionals when
+						// the fleet revalidates), detached
 						// from it; the answer is to the client's own.
 						r = st.stream.client
 					}

@@ -250,7 +250,9 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		if err != nil {
 			return segRead{}, err, true
 		}
-		return segRead{ms.data, srcOrigin}, nil, true
+		// Another request's fill: for this one, a hit (RFC 9211), from
+		// memory.
+		return segRead{ms.data, srcMemory}, nil, true
 	case holder != "":
 		out, err := rd.fillAt(ctx, holder, r, id, n, holders)
 		if err != nil {
@@ -564,7 +566,8 @@ func (fr *filler) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Seg
 		if sf, _ := fr.streams.filling(id.Object); sf != nil {
 			ms, err := sf.segment(ctx, idx)
 			if err == nil {
-				return &swarm.Segment{Descriptor: ms.d, Data: ms.data, Source: srcOrigin}, ms.placed.Load(), nil
+				// The asker's request did not cause it: from the fleet.
+				return &swarm.Segment{Descriptor: ms.d, Data: ms.data, Source: srcMemory}, ms.placed.Load(), nil
 			}
 			if !errors.Is(err, errStreamEvicted) {
 				return nil, nil, err

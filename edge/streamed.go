@@ -16,14 +16,18 @@ import (
 	"github.com/shoalcdn/shoal/swarm"
 )
 
-// Streamed fills (Config.StreamedFills): a miss is one origin GET, sent
-// by the edge that took the client's request once the object's
-// coordinator granted it the key's fill lease (lease.go). The request is
-// the client's own (its end-to-end fields, through the miss proxy,
-// miss.go) without Range and conditionals: the fill is of the whole
-// object, and the client's range and preconditions are answered from it.
-// The response header makes the record; a response that may not be stored
-// is relayed and leaves a short pass record. A stored one streams to the
+// Streamed fills (the default; Config.RangedFills turns them off): a miss
+// is one origin GET, sent by the edge that took the client's request once
+// the object's coordinator granted it the key's fill lease (lease.go). The
+// request is the client's own (its end-to-end fields, through the miss
+// proxy, miss.go) without Range: the fill is of the whole object, and the
+// client's range is answered from it. The client's conditionals go as
+// sent on a cold miss (a 304 or 412 is relayed, and ends the lease); when
+// the fleet holds a stale copy, the fleet's own validators replace them
+// (a 304 refreshes it). The response header makes the record; a response
+// that may not be stored is relayed and leaves a short pass record; a
+// storable one of another status, or a variant, is stored from its body
+// by the forwarded-miss rules (missResponse). A stored 200 streams to the
 // client (a plain GET: the origin's bytes as they arrive; otherwise from
 // the segments) while it is cut into segments, each coded, kept in memory
 // and placed as it completes (streamBody), so that memory stays at a few
@@ -345,11 +349,6 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 		// manifest check; credentials keep today's rules (RFC 9111 §3.5).
 		return false
 	}
-	if _, held := e.records.Get(key); !held && httpcache.HasConditionals(r.Header) {
-		// The client's own conditionals, on a cold miss, go to the origin
-		// as it sent them (forwardMiss).
-		return false
-	}
 	ctx := r.Context()
 	self := e.node.Self()
 	gone := "" // a filler this edge could not reach
@@ -495,10 +494,12 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 		direct: r.Header.Get("Range") == "" && !httpcache.HasConditionals(r.Header)}
 	st := &missState{key: key, p: &pendingMiss{done: make(chan struct{})}, headers: timer, reqHeader: r.Header, stream: ss}
 	out := r.Clone(context.WithValue(ctx, missKey{}, st))
-	for _, f := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
-		out.Header.Del(f)
-	}
+	out.Header.Del("Range")
+	out.Header.Del("If-Range")
 	if stale != nil {
+		for _, f := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+			out.Header.Del(f)
+		}
 		// The fleet's own conditionals: the origin evaluates
 		// If-None-Match first.
 		if stale.ETag != "" {
