@@ -350,6 +350,16 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 		return false
 	}
 	ctx := r.Context()
+	if rec, ok := e.records.Get(key); ok && !rec.Fresh(e.cfg.Now()) && ctx.Value(refreshKey{}) == nil && e.whileRevalidating(rec, e.cfg.Now()) {
+		// Served stale (RFC 5861 §3) while a streamed fill revalidates it
+		// in the background, once per edge at a time.
+		s.refreshStreamed(r, key)
+		if httpcache.Selects(rec.Key, rec.Header, r.Header) && e.serveRecord(ctx, w, r, rec, false) == nil {
+			return true
+		}
+		clear(w.Header())
+		return false
+	}
 	self := e.node.Self()
 	gone := "" // a filler this edge could not reach
 	if holder, rec := e.leases.filling(key); rec != nil && holder != self {
@@ -461,6 +471,30 @@ func (s *streamer) lost(ctx context.Context, rec *Record) {
 		}
 	}
 }
+
+// refreshKey marks the context of a background revalidation's request.
+type refreshKey struct{}
+
+// refreshStreamed revalidates key in the background with a streamed fill
+// of r's copy (its end-to-end fields, no conditionals or Range of its own).
+func (s *streamer) refreshStreamed(r *http.Request, key string) {
+	e := (*Edge)(s)
+	bg := r.Clone(context.WithValue(context.WithoutCancel(r.Context()), refreshKey{}, true))
+	for _, f := range []string{"Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		bg.Header.Del(f)
+	}
+	e.refreshInBackground(key, func(ctx context.Context) {
+		s.streamedMiss(&nullClient{h: http.Header{}}, bg.WithContext(context.WithValue(ctx, refreshKey{}, true)), key)
+	})
+}
+
+// nullClient is the client of a background revalidation.
+type nullClient struct{ h http.Header }
+
+func (d *nullClient) Header() http.Header         { return d.h }
+func (d *nullClient) Write(b []byte) (int, error) { return len(b), nil }
+func (d *nullClient) WriteHeader(int)             {}
+func (d *nullClient) Flush()                      {}
 
 // errNotStreamed: a streamed fill's response is not streamed but
 // handled as a forwarded miss's (missResponse).
