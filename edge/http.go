@@ -116,13 +116,14 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	plainGet := r.Method == http.MethodGet && r.Header.Get("Range") == ""
-	if !e.cfg.RangedFills && e.requestKey(key, r.Header) == key && ((*streamer)(e).streamedMiss(sw, r, key) || (*streamer)(e).headMiss(sw, r, key)) {
+	if vk := e.requestKey(key, r.Header); !e.cfg.RangedFills && (vk == key || e.fleetVariant(vk)) && ((*streamer)(e).streamedMiss(sw, r, vk) || (*streamer)(e).headMiss(sw, r, vk)) {
 		return // one origin GET, streamed, or the client's HEAD (streamed.go)
 	}
 	switch vk := e.requestKey(key, r.Header); {
 	case vk != key && e.fleetVariant(vk):
-		// A variant the fleet fetches with its own requests (vary.go).
-		if plainGet && e.forwardMiss(sw, r, vk, false) {
+		// A variant the fleet fetches with its own requests (vary.go); an
+		// edge alone forwards it.
+		if plainGet && len(e.node.Members()) == 1 && e.forwardMiss(sw, r, vk, false) {
 			return
 		}
 		key = vk

@@ -2,16 +2,20 @@ package edge
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
-// Fill leases (Config.StreamedFills). A miss is one origin GET for the
+// Fill leases (streamed fills, the default). A miss is one origin GET for the
 // whole fleet: the edge that took it asks the object's coordinator for a
 // lease on the key (swarm.StatLease), and the coordinator answers with a
 // usable record, with the lease (the asker fetches the object, streamed.go),
@@ -35,6 +39,10 @@ const (
 	leaseFresh  = 6
 	leaseRenew  = 7 // a holder's word that it still fills a key it has no record of yet
 	leaseStale  = 8 // a reader's word that a version of the fleet's own lost a segment
+	leaseVary   = 9 // a holder's word that the key's responses vary: how (the fill goes on under the variant's key)
+	leaseKnown  = 10 // an ask from a member that knows how the key varies, and asks for the key itself
+
+	leaseVaries = 3 // answer: the key's responses vary, and how; ask for the variant's key
 
 	leaseUsable  = 0
 	leaseGranted = 1
@@ -52,6 +60,7 @@ type leaseMsg struct {
 	key    string
 	rec    *Record
 	gone   string // leaseAgain: the holder the asker could not reach
+	vary   string // leaseVary: the response's Vary
 }
 
 // append appends m's encoding (after the mode byte) to b.
@@ -61,6 +70,10 @@ func (m *leaseMsg) append(b []byte) []byte {
 	if m.kind == leaseAgain {
 		b = append(b, byte(len(m.gone)))
 		b = append(b, m.gone...)
+	}
+	if m.kind == leaseVary {
+		b = binary.AppendUvarint(b, uint64(len(m.vary)))
+		b = append(b, m.vary...)
 	}
 	if m.rec != nil {
 		return m.rec.Append(b)
@@ -86,8 +99,15 @@ func parseLeaseMsg(b []byte) (*leaseMsg, error) {
 		}
 		m.gone, rest = string(rest[1:1+int(rest[0])]), rest[1+int(rest[0]):]
 	}
+	if m.kind == leaseVary {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n == 0 || n > uint64(len(rest)-k) {
+			return nil, fmt.Errorf("%w: bad vary", errLease)
+		}
+		m.vary, rest = string(rest[k:k+int(n)]), rest[k+int(n):]
+	}
 	switch m.kind {
-	case leaseAsk, leaseAbort, leaseAgain, leaseRenew:
+	case leaseAsk, leaseAbort, leaseAgain, leaseRenew, leaseVary, leaseKnown:
 		if len(rest) == 0 {
 			return nil, fmt.Errorf("%w: no key", errLease)
 		}
@@ -112,6 +132,7 @@ type leaseAnswer struct {
 	kind       byte
 	fromOrigin bool   // leaseUsable: the coordinator asked the origin for it
 	holder     string // leaseFilling
+	vary       string // leaseVaries
 	rec        *Record
 }
 
@@ -131,6 +152,8 @@ func (a *leaseAnswer) append(b []byte) []byte {
 		if a.rec == nil {
 			return b
 		}
+	case leaseVaries:
+		return append(b, a.vary...)
 	default:
 		return b
 	}
@@ -154,6 +177,12 @@ func parseLeaseAnswer(b []byte) (*leaseAnswer, error) {
 		}
 		a.fromOrigin = rest[0]&1 != 0
 		rest = rest[1:]
+	case leaseVaries:
+		if len(rest) == 0 {
+			return nil, fmt.Errorf("%w: no vary", errLease)
+		}
+		a.vary = string(rest)
+		return a, nil
 	case leaseFilling:
 		if len(rest) == 0 || len(rest) < 1+int(rest[0]) || rest[0] == 0 {
 			return nil, fmt.Errorf("%w: bad holder", errLease)
@@ -213,7 +242,7 @@ func (s *streamer) leaseTTL() time.Duration { return (*Edge)(s).originTimeout() 
 const leasePoll = 250 * time.Millisecond
 
 // answerLease answers asker's ask for key as the key's coordinator.
-func (s *streamer) answerLease(ctx context.Context, asker, key, gone string) (*leaseAnswer, error) {
+func (s *streamer) answerLease(ctx context.Context, asker, key, gone string, known bool) (*leaseAnswer, error) {
 	e := (*Edge)(s)
 	lt := &e.leases
 	if gone != "" && gone != e.node.Self() && !s.reachable(ctx, gone) {
@@ -232,11 +261,11 @@ func (s *streamer) answerLease(ctx context.Context, asker, key, gone string) (*l
 		}
 		l := lt.m[key]
 		var last *Record // of a lease that moved on: to revalidate
-		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder) || l.rec != nil && !l.rec.Fresh(e.cfg.Now())) {
+		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder) || l.rec != nil && (!l.rec.Fresh(e.cfg.Now()) || e.purges.outdated(l.rec))) {
 			// Expired, or the holder is gone or asks again (it lost the
 			// fill it had), or its response may not be reused without
-			// the origin (max-age=0, no-cache...: RFC 9111 §4.2): the
-			// lease moves on.
+			// the origin (max-age=0, no-cache...: RFC 9111 §4.2), or was
+			// purged: the lease moves on.
 			delete(lt.m, key)
 			close(l.changed)
 			last, l = l.rec, nil
@@ -250,6 +279,12 @@ func (s *streamer) answerLease(ctx context.Context, asker, key, gone string) (*l
 			if ok && rec.Fresh(e.cfg.Now()) {
 				lt.mu.Unlock()
 				return &leaseAnswer{kind: leaseUsable, rec: rec}, nil
+			}
+			if fields, varies := e.vary.get().Get(key); varies && !known && httpcache.TargetOf(key) == key {
+				// The asker's request may select another variant than the
+				// key's own: it asks again for the one it selects.
+				lt.mu.Unlock()
+				return &leaseAnswer{kind: leaseVaries, vary: strings.Join(fields, ", ")}, nil
 			}
 			lt.m[key] = &fillLease{holder: asker, deadline: now.Add(s.leaseTTL()), changed: make(chan struct{})}
 			lt.mu.Unlock()
@@ -286,6 +321,16 @@ func (s *streamer) applyLease(m *leaseMsg) error {
 		lt.m = map[string]*fillLease{}
 	}
 	l := lt.m[m.key]
+	if m.kind == leaseVary {
+		// The holder fills the variant under its own key: the target's
+		// lease ends, and its askers learn how it varies.
+		e.learnVary(m.key, http.Header{"Vary": {m.vary}})
+		if l != nil && l.holder == m.member {
+			delete(lt.m, m.key)
+			close(l.changed)
+		}
+		return nil
+	}
 	if m.kind == leaseStale {
 		// The next asker fetches the object again, as a new version.
 		if l != nil && l.rec != nil && l.rec.Same(m.rec) {
@@ -353,10 +398,10 @@ func (s *streamer) statLease(ctx context.Context, payload []byte) ([]byte, error
 	if _, _, err := e.sites.split(m.key); err != nil {
 		return nil, err
 	}
-	if m.kind != leaseAsk && m.kind != leaseAgain {
+	if m.kind != leaseAsk && m.kind != leaseAgain && m.kind != leaseKnown {
 		return nil, s.applyLease(m)
 	}
-	a, err := s.answerLease(ctx, m.member, m.key, m.gone)
+	a, err := s.answerLease(ctx, m.member, m.key, m.gone, m.kind == leaseKnown)
 	if err != nil {
 		return nil, err
 	}
@@ -374,8 +419,12 @@ func (s *streamer) askLease(ctx context.Context, key, gone string) (*leaseAnswer
 	e := (*Edge)(s)
 	self := e.node.Self()
 	m := &leaseMsg{kind: leaseAsk, member: self, key: key}
-	if gone != "" {
+	_, known := e.vary.get().Get(key)
+	switch {
+	case gone != "":
 		m.kind, m.gone = leaseAgain, gone
+	case known:
+		m.kind = leaseKnown
 	}
 	payload := m.append(swarm.AppendStat(nil, swarm.StatLease))
 	if len(payload) > swarm.MaxKey || len(self) > maxMember || len(gone) > maxMember {
@@ -417,7 +466,7 @@ func (s *streamer) askLease(ctx context.Context, key, gone string) (*leaseAnswer
 		}
 		e.log.DebugContext(ctx, "coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
 	}
-	a, err := s.answerLease(ctx, self, key, gone)
+	a, err := s.answerLease(ctx, self, key, gone, known)
 	return a, self, err
 }
 

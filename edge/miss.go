@@ -275,8 +275,11 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		// The variant this response is: learned from its Vary.
 		target := httpcache.TargetOf(st.key)
 		key = httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader)
-		if key != target && (len(key) >= swarm.MaxKey-2 || resp.ContentLength > e.cfg.Layout.SegmentSize && !e.fleetVariant(key)) {
-			return nil // a variant the fleet could not refetch: relayed only
+		if key != target && (len(key) >= swarm.MaxKey-2 || !e.fleetVariant(key) && (resp.ContentLength > e.cfg.Layout.SegmentSize || len(e.node.Members()) != 1)) {
+			// A variant the fleet could not refetch: relayed only. A fleet
+			// keeps none (their keys carry credentials or cookies, vary.go).
+			status = "shoal; fwd=miss; detail=vary"
+			return nil
 		}
 	}
 	info := &origin.Info{Header: resp.Header, ETag: resp.Header.Get("ETag"), Size: resp.ContentLength}
@@ -284,6 +287,11 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		info.LastModified = lm
 	}
 	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	if rec != nil && resp.StatusCode != http.StatusOK && resp.Header.Get("Vary") != "" {
+		// Variants are keyed for 200s only: another status that varies is
+		// relayed, and remembered as a pass.
+		rec = nil
+	}
 	if rec == nil {
 		if key == httpcache.TargetOf(key) {
 			// Remembered briefly, so that concurrent and following

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -344,7 +345,7 @@ func (st *streams) filling(id erasure.ObjectID) (*streamFill, string) {
 // one of a fill in progress, whose segments then come from the filler).
 func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key string) bool {
 	e := (*Edge)(s)
-	if e.cfg.RangedFills || e.signed != nil || r.Method != http.MethodGet || r.Header.Get("Authorization") != "" {
+	if e.cfg.RangedFills || e.signed != nil || r.Method != http.MethodGet {
 		// With --trust-key every byte must pass the segment path's
 		// manifest check; credentials keep today's rules (RFC 9111 §3.5).
 		return false
@@ -374,7 +375,17 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 		if ctx.Err() != nil {
 			return true // the client went away
 		}
+		if vk := e.requestKey(key, r.Header); vk != key {
+			// The target varies (learned meanwhile): r's variant.
+			if e.fleetVariant(vk) {
+				return s.streamedMiss(w, r, vk)
+			}
+			return false
+		}
 		if rec, ok := e.records.Get(key); ok && rec.Fresh(e.cfg.Now()) {
+			if s.otherVariant(r, key, rec) {
+				continue // r's own variant, at the top
+			}
 			return false
 		}
 		if sf := e.streams.local(key); sf != nil {
@@ -411,6 +422,17 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 			}
 			s.fillStreamed(w, r, key, coord, g, stale)
 			return true
+		case a.kind == leaseVaries:
+			// Learned here now: r asks for the variant it selects.
+			e.streams.release(key, g)
+			e.learnVary(key, http.Header{"Vary": {a.vary}})
+			if vk := e.requestKey(key, r.Header); vk != key && e.fleetVariant(vk) {
+				return s.streamedMiss(w, r, vk)
+			}
+			if e.requestKey(key, r.Header) == key {
+				continue // the key's own variant: asked for as one that knows
+			}
+			return false // a variant the fleet does not fetch (vary.go)
 		case a.kind == leaseFilling:
 			// Served from the record without keeping it: should the
 			// fill fail, no edge but the coordinator's next asker
@@ -418,6 +440,12 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 			e.streams.release(key, g)
 			if a.holder == self {
 				continue // this edge's own stream, started meanwhile
+			}
+			if s.otherVariant(r, key, a.rec) {
+				continue // r's own variant, at the top
+			}
+			if r.Header.Get("Authorization") != "" && !httpcache.ReusableWithAuthorization(a.rec.Header) {
+				return false // forwarded (RFC 9111 §3.5, http.go)
 			}
 			e.streams.addRemote(a.rec.ID(), a.holder)
 			err := e.serveRecord(ctx, w, r, a.rec, false)
@@ -439,6 +467,9 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 		e.streams.forgetFiller(a.rec.ID())
 		e.keepRecord(a.rec)
 		e.streams.release(key, g)
+		if s.otherVariant(r, key, a.rec) {
+			continue // r's own variant, at the top
+		}
 		return false
 	}
 	return false
@@ -470,6 +501,31 @@ func (s *streamer) lost(ctx context.Context, rec *Record) {
 			return
 		}
 	}
+}
+
+// otherVariant reports whether rec, the record of target key, is of
+// another variant than the one r selects, and if so learns how the target
+// varies from it, so that r's own variant's key is known.
+func (s *streamer) otherVariant(r *http.Request, key string, rec *Record) bool {
+	e := (*Edge)(s)
+	if rec.Pass || httpcache.TargetOf(key) != key || httpcache.Selects(rec.Key, rec.Header, r.Header) {
+		return false
+	}
+	e.learnVary(key, rec.Header)
+	return e.requestKey(key, r.Header) != key
+}
+
+// coordinator returns the member that coordinates key: the first of its
+// ranking that is alive (this edge at the latest).
+func (s *streamer) coordinator(key string) string {
+	e := (*Edge)(s)
+	self := e.node.Self()
+	for _, peer := range e.node.RankAll([]byte(key)) {
+		if peer == self || e.node.Alive(peer) {
+			return peer
+		}
+	}
+	return self
 }
 
 // refreshKey marks the context of a background revalidation's request.
@@ -526,7 +582,7 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 	defer timer.Stop()
 	ss := &streamState{coord: coord, gate: gate, client: r, cancel: cancel,
 		direct: r.Header.Get("Range") == "" && !httpcache.HasConditionals(r.Header)}
-	st := &missState{key: key, p: &pendingMiss{done: make(chan struct{})}, headers: timer, reqHeader: r.Header, stream: ss}
+	st := &missState{key: key, p: &pendingMiss{done: make(chan struct{})}, authz: r.Header.Get("Authorization") != "", headers: timer, reqHeader: r.Header, stream: ss}
 	out := r.Clone(context.WithValue(ctx, missKey{}, st))
 	out.Header.Del("Range")
 	out.Header.Del("If-Range")
@@ -619,7 +675,7 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 		ss.ended = true
 		s.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
 		return "", &serveFromFleet{rec: st.old, stale: true}
-	case resp.StatusCode != http.StatusOK:
+	case resp.StatusCode != http.StatusOK, st.authz && !httpcache.ReusableWithAuthorization(resp.Header):
 		// Stored from its body when it may be and is of one segment
 		// (missResponse), like a forwarded miss; fillStreamed ends the
 		// lease with what was kept.
@@ -627,12 +683,17 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 	}
 	target := httpcache.TargetOf(key)
 	if vk := httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader); vk != key {
-		// A variant: stored under its own key, from its body, like a
-		// forwarded miss; the next requests are keyed by it (vary.go),
-		// and take the path without leases.
+		// A variant: the target's coordinator learns how it varies (its
+		// askers then ask for their variants' keys), and this one is
+		// filled under its own key, streamed when the fleet can fetch it,
+		// else stored from its body like a forwarded miss's.
 		ss.ended = true
-		s.endLease(ss.coord, &leaseMsg{kind: leaseAbort, member: e.node.Self(), key: key})
-		return "", errNotStreamed
+		s.endLease(ss.coord, &leaseMsg{kind: leaseVary, member: e.node.Self(), key: key, vary: strings.Join(resp.Header.Values("Vary"), ", ")})
+		if key != target || !e.fleetVariant(vk) || len(vk) > swarm.MaxKey-2 {
+			return "", errNotStreamed
+		}
+		key, st.key = vk, vk
+		ss.coord, ss.ended = s.coordinator(vk), false
 	}
 	info := &origin.Info{Header: resp.Header, ETag: resp.Header.Get("ETag"), Size: resp.ContentLength}
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
