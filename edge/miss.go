@@ -16,27 +16,24 @@ import (
 	"github.com/shoalcdn/shoal/swarm"
 )
 
-// With Config.ForwardMisses (--forward-misses), a cold miss on an edge that
-// is a fleet of its own is forwarded: the client's GET
-// goes to the origin as it came (every end-to-end field, conditionals and
-// credentials included), and the one response both answers the client and
-// makes the record, so the origin sees one request, not a HEAD and then a
-// GET. A response of one segment or less is stored from that same body
-// (coded and placed as it passes); a longer one is closed after its
-// header and served through the fleet, segment by segment, so that
-// concurrent clients of a large object share one origin fetch per
-// segment. This edge's other clients of the key wait for the forwarded
-// response's record rather than ask again.
+// Forwarded misses: the client's request goes to the origin as it came
+// (every end-to-end field, conditionals and credentials included), and
+// the one response both answers the client and makes the record. Two
+// callers use the proxy below and its response hook, missResponse:
 //
-// In a fleet of several members a miss stays a HEAD at the object's
-// coordinator and ranged GETs at the segments' coordinators: a forwarded
-// GET would have to be cut after its header for a large object, and on
-// loopback or a fast link the origin has by then written most of it, so
-// a flash crowd would cost the origin the object twice.
+//   - streamed fills (streamed.go, the default): the fill's request, under
+//     the key's lease. A storable 200 streams (streamResponse); the rules
+//     here decide the rest: another storable status, or a variant the
+//     fleet cannot fetch, of one segment is stored from the body as it
+//     passes (coded and placed); anything else is relayed.
+//   - forwardMiss: the misses streamed fills leave (credentials and
+//     cookies selecting a variant), and, with Config.RangedFills, the cold
+//     GET misses of an edge alone with Config.ForwardMisses. There a
+//     response longer than one segment is closed after its header and
+//     served through the fleet, segment by segment.
 //
-// Only plain GETs (no Range: a range on a cold miss fetches only its
-// segments) for which no record at all is held take this path; a stale
-// record is revalidated with a conditional HEAD instead.
+// This edge's other clients of the key wait for the forwarded response's
+// record rather than ask again.
 
 // pendingMiss is a forwarded miss in flight; done is closed once its
 // record (if any) is kept and, for a small object, its segment placed.
