@@ -654,7 +654,9 @@ func TestRFC9111Invalidation(t *testing.T) {
 	}
 	// An object is fetched with a GET (streamed.go); a HEAD would be a
 	// probe, and counts too.
-	heads := func(target string) int { return o.count(http.MethodGet, target, "") + o.count(http.MethodHead, target, "") }
+	heads := func(target string) int {
+		return o.count(http.MethodGet, target, "") + o.count(http.MethodHead, target, "")
+	}
 	for _, p := range []string{"/a", "/b", "/c", "/d", "/e", "/dir/1", "/dir/2", "/other"} {
 		o.set(p, 200, body(300), "ETag", `"x"`, "Cache-Control", "max-age=3600")
 		get(t, p)

@@ -37,9 +37,9 @@ const (
 	leaseAbort  = 4
 	leaseAgain  = 5
 	leaseFresh  = 6
-	leaseRenew  = 7 // a holder's word that it still fills a key it has no record of yet
-	leaseStale  = 8 // a reader's word that a version of the fleet's own lost a segment
-	leaseVary   = 9 // a holder's word that the key's responses vary: how (the fill goes on under the variant's key)
+	leaseRenew  = 7  // a holder's word that it still fills a key it has no record of yet
+	leaseStale  = 8  // a reader's word that a version of the fleet's own lost a segment
+	leaseVary   = 9  // a holder's word that the key's responses vary: how (the fill goes on under the variant's key)
 	leaseKnown  = 10 // an ask from a member that knows how the key varies, and asks for the key itself
 
 	leaseVaries = 3 // answer: the key's responses vary, and how; ask for the variant's key
