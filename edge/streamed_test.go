@@ -387,13 +387,17 @@ func TestLeaseCodec(t *testing.T) {
 		{kind: leaseDone, member: "a:1", key: "/k", rec: rec},
 		{kind: leaseFresh, member: "a:1", key: "/k", rec: rec},
 		{kind: leaseAbort, member: "a:1", key: "/k"},
+		{kind: leaseRenew, member: "a:1", key: "/k"},
+		{kind: leaseStale, member: "a:1", key: "/k", rec: rec},
+		{kind: leaseVary, member: "a:1", key: "/k", vary: "Accept-Language, Accept-Encoding"},
+		{kind: leaseKnown, member: "a:1", key: "/k"},
 	}
 	for _, m := range msgs {
 		got, err := parseLeaseMsg(m.append(nil))
 		if err != nil {
 			t.Fatalf("kind %d: %v", m.kind, err)
 		}
-		if got.kind != m.kind || got.member != m.member || got.key != m.key || got.gone != m.gone || (m.rec != nil) != (got.rec != nil) {
+		if got.kind != m.kind || got.member != m.member || got.key != m.key || got.gone != m.gone || got.vary != m.vary || (m.rec != nil) != (got.rec != nil) {
 			t.Errorf("kind %d: got %+v, want %+v", m.kind, got, m)
 		}
 	}
@@ -402,13 +406,14 @@ func TestLeaseCodec(t *testing.T) {
 		{kind: leaseGranted, rec: rec},
 		{kind: leaseUsable, fromOrigin: true, rec: rec},
 		{kind: leaseFilling, holder: "b:2", rec: rec},
+		{kind: leaseVaries, vary: "Accept-Language"},
 	}
 	for _, a := range answers {
 		got, err := parseLeaseAnswer(a.append(nil))
 		if err != nil {
 			t.Fatalf("answer %d: %v", a.kind, err)
 		}
-		if got.kind != a.kind || got.holder != a.holder || got.fromOrigin != a.fromOrigin || (a.rec != nil) != (got.rec != nil) {
+		if got.kind != a.kind || got.holder != a.holder || got.vary != a.vary || got.fromOrigin != a.fromOrigin || (a.rec != nil) != (got.rec != nil) {
 			t.Errorf("answer %d: got %+v, want %+v", a.kind, got, a)
 		}
 	}
@@ -423,6 +428,8 @@ func FuzzLease(f *testing.F) {
 	f.Add((&leaseMsg{kind: leaseDone, member: "a:1", rec: rec}).append(nil))
 	f.Add((&leaseAnswer{kind: leaseFilling, holder: "b:2", rec: rec}).append(nil))
 	f.Add((&leaseAnswer{kind: leaseGranted}).append(nil))
+	f.Add((&leaseMsg{kind: leaseVary, member: "a:1", key: "/k", vary: "Accept"}).append(nil))
+	f.Add((&leaseAnswer{kind: leaseVaries, vary: "Accept"}).append(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if m, err := parseLeaseMsg(b); err == nil {
 			if m.rec == nil && string(m.append(nil)) != string(b) {
