@@ -268,7 +268,10 @@ func (s *streamer) answerLease(ctx context.Context, asker, key, gone string, kno
 			// purged: the lease moves on.
 			delete(lt.m, key)
 			close(l.changed)
-			last, l = l.rec, nil
+			if l.rec != nil && !e.purges.outdated(l.rec) {
+				last = l.rec
+			}
+			l = nil
 		}
 		if l != nil && l.rec != nil {
 			lt.mu.Unlock()
@@ -276,6 +279,10 @@ func (s *streamer) answerLease(ctx context.Context, asker, key, gone string, kno
 		}
 		if l == nil {
 			rec, ok := e.records.Get(key)
+			if ok && e.purges.outdated(rec) {
+				e.forgetRecord(rec) // a copy that arrived after its purge
+				rec, ok = nil, false
+			}
 			if ok && rec.Fresh(e.cfg.Now()) {
 				lt.mu.Unlock()
 				return &leaseAnswer{kind: leaseUsable, rec: rec}, nil

@@ -49,8 +49,9 @@ type Record struct {
 	// Age is the response's age at Fetched, in seconds (RFC 9111 §4.2.3).
 	Age int64
 	// Status is the response's status code when not 200: a response of
-	// one segment stored by an edge alone from a forwarded body (miss.go),
-	// which the fleet's own fetches could not get again. Zero means 200.
+	// one segment stored from a forwarded or streamed fill's body
+	// (miss.go), which the fleet's own fetches could not get again. Zero
+	// means 200.
 	Status int
 
 	// revalidated marks a record the origin confirmed with a 304 (for

@@ -48,7 +48,7 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 	}
 	now := e.cfg.Now()
 	if ok && stale == nil && e.whileRevalidating(local, now) {
-		if e.cfg.RangedFills { // else streamedMiss started a streamed revalidation
+		if e.cfg.RangedFills || e.signed != nil { // else streamedMiss started a streamed revalidation
 			e.refreshInBackground(key, func(ctx context.Context) { e.lookup(ctx, key, nil) })
 		}
 		return local, false, nil

@@ -347,7 +347,7 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 	e := (*Edge)(s)
 	if e.cfg.RangedFills || e.signed != nil || r.Method != http.MethodGet {
 		// With --trust-key every byte must pass the segment path's
-		// manifest check; credentials keep today's rules (RFC 9111 §3.5).
+		// manifest check, which a streamed body would skip.
 		return false
 	}
 	ctx := r.Context()
@@ -388,10 +388,7 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 			}
 			return false
 		}
-		if sf := e.streams.local(key); sf != nil {
-			if !sf.unknown {
-				return false // the record is kept: the stream serves its segments
-			}
+		if sf := e.streams.local(key); sf != nil && sf.unknown {
 			select { // its record is made at its end
 			case <-sf.ended:
 			case <-ctx.Done():
@@ -399,6 +396,8 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 			}
 			continue
 		}
+		// A stream of this edge whose record is no longer here (purged,
+		// expired) is not asked: the lease says what becomes of the key.
 		g, first := e.streams.gate(key)
 		if !first {
 			select {

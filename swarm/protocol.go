@@ -222,8 +222,8 @@ const (
 	//	         the known fields: later fields may be added.
 	StatHello StatMode = 9
 
-	// StatLease is the fill lease of a streamed miss (edge/lease.go, with
-	// edge.Config.StreamedFills): the object's coordinator lets one member
+	// StatLease is the fill lease of a streamed miss (edge/lease.go, the
+	// default fill path): the object's coordinator lets one member
 	// at a time fetch a key from the origin, so that concurrent misses
 	// anywhere in the fleet collapse into one origin GET. The payload is
 	// a kind and its fields, member names as a length (1) then the bytes,
@@ -244,6 +244,17 @@ const (
 	//	         kind 6 refreshed: rest is the record a 304 refreshed;
 	//	                as done, but nothing was streamed: askers read
 	//	                the object from its holders at once
+	//	         kind 7 renew: rest is the key; the holder still fills it
+	//	                but has no record yet (a body of unknown length)
+	//	         kind 8 stale: rest is a record of a version of the
+	//	                fleet's own that lost a segment: the coordinator
+	//	                forgets it, and the next asker fetches it again
+	//	         kind 9 vary: rest is vary len (uvarint) | vary | key; the
+	//	                key's response varies on vary: the coordinator
+	//	                learns it and the lease ends (the holder fills the
+	//	                variant under its own key)
+	//	         kind 10 ask, known: as ask, from an asker that knows how
+	//	                the key varies and asks for the key's own variant
 	//	answer to ask: answer (1) | fields
 	//	         0 | flags (1: bit 0 from the origin) | record: a usable
 	//	           record, read the object as usual
@@ -252,6 +263,8 @@ const (
 	//	           the coordinator holds, to revalidate (a conditional GET)
 	//	         2 | member len (1) | member | record: member is filling
 	//	           the object; read its segments with Fills at member
+	//	         3 | vary: the key's responses vary on these fields; ask
+	//	           for the key of the variant the request selects
 	//	answer to the others: nothing
 	//
 	// A member that predates the mode answers StatusFailed (unknown stat
