@@ -25,6 +25,9 @@ import (
 // errTooFewShards: the reachable holders could not supply k agreeing shards.
 var errTooFewShards = errors.New("edge: too few shards reachable")
 
+// errFillerDown: the member filling an object is taken for down.
+var errFillerDown = errors.New("edge: the object's filler is down")
+
 // The read path below the object record is three roles, each with the
 // collaborators it uses as fields and small interfaces for what it needs
 // of the others:
@@ -252,7 +255,23 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		}
 		return segRead{ms.data, srcOrigin}, nil, true
 	case holder != "":
-		out, err := rd.fillAt(ctx, holder, r, id, n, holders)
+		var out segRead
+		err := errFillerDown
+		if rd.node.Alive(holder) {
+			out, err = rd.fillAt(ctx, holder, r, id, n, holders)
+		}
+		var re *swarm.RemoteError
+		if err != nil && ctx.Err() == nil && !errors.As(err, &re) {
+			// The filler is unreachable (it crashed, maybe after its
+			// fill ended, while the coordinator still names it): the
+			// segment's shards may be at their holders.
+			if data, d, src, gerr := rd.shards.gather(ctx, id, n, holders); gerr == nil {
+				if keepInMemory(ctx) {
+					rd.mem.Add(id, &memSegment{d: d, data: data})
+				}
+				return segRead{data, src}, nil, true
+			}
+		}
 		if err != nil {
 			// This request fails (a slow filler is not a dead one); the
 			// next asks the coordinator again (streamed.go).
