@@ -260,11 +260,9 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		if rd.node.Alive(holder) {
 			out, err = rd.fillAt(ctx, holder, r, id, n, holders)
 		}
-		var re *swarm.RemoteError
-		if err != nil && ctx.Err() == nil && !errors.As(err, &re) {
-			// The filler is unreachable (it crashed, maybe after its
-			// fill ended, while the coordinator still names it): the
-			// segment's shards may be at their holders.
+		if re := (*swarm.RemoteError)(nil); err != nil && ctx.Err() == nil && !errors.As(err, &re) {
+			// The filler is unreachable (crashed, maybe after its fill
+			// ended): the shards may be at their holders.
 			if data, d, src, gerr := rd.shards.gather(ctx, id, n, holders); gerr == nil {
 				if keepInMemory(ctx) {
 					rd.mem.Add(id, &memSegment{d: d, data: data})
