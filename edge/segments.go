@@ -25,9 +25,6 @@ import (
 // errTooFewShards: the reachable holders could not supply k agreeing shards.
 var errTooFewShards = errors.New("edge: too few shards reachable")
 
-// errFillerDown: the member filling an object is taken for down.
-var errFillerDown = errors.New("edge: the object's filler is down")
-
 // The read path below the object record is three roles, each with the
 // collaborators it uses as fields and small interfaces for what it needs
 // of the others:
@@ -255,21 +252,7 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		}
 		return segRead{ms.data, srcOrigin}, nil, true
 	case holder != "":
-		var out segRead
-		err := errFillerDown
-		if rd.node.Alive(holder) {
-			out, err = rd.fillAt(ctx, holder, r, id, n, holders)
-		}
-		if re := (*swarm.RemoteError)(nil); err != nil && ctx.Err() == nil && !errors.As(err, &re) {
-			// The filler is unreachable (crashed, maybe after its fill
-			// ended): the shards may be at their holders.
-			if data, d, src, gerr := rd.shards.gather(ctx, id, n, holders); gerr == nil {
-				if keepInMemory(ctx) {
-					rd.mem.Add(id, &memSegment{d: d, data: data})
-				}
-				return segRead{data, src}, nil, true
-			}
-		}
+		out, err := rd.fillAt(ctx, holder, r, id, n, holders)
 		if err != nil {
 			// This request fails (a slow filler is not a dead one); the
 			// next asks the coordinator again (streamed.go).
