@@ -208,10 +208,9 @@ type fillLease struct {
 	holder   string
 	deadline time.Time // wall clock
 	rec      *Record   // from the holder's header message, nil before
-	// done marks a fill that ended: until the deadline, askers still
-	// read it through its holder, which holds its latest segments in
-	// memory while their shards reach their holders.
-	done    bool
+	// changed is closed and replaced at every change. The holder sends
+	// done only once the shards of its segments are at their holders:
+	// until then askers read the object through it.
 	changed chan struct{}
 }
 
@@ -381,9 +380,6 @@ func (s *streamer) applyLease(m *leaseMsg) error {
 		if l != nil {
 			delete(lt.m, m.key)
 			close(l.changed)
-		}
-		if m.kind == leaseDone && !m.rec.Pass {
-			lt.m[m.key] = &fillLease{holder: m.member, deadline: time.Now().Add(s.leaseTTL()), rec: m.rec, done: true, changed: make(chan struct{})}
 		}
 		if m.kind != leaseAbort && !e.purges.outdated(m.rec) {
 			if old, ok := e.records.Get(m.key); !ok || !old.Fetched.After(m.rec.Fetched) {

@@ -85,6 +85,7 @@ type placements interface {
 // edge's own, else the member filling one.
 type streamLookup interface {
 	filling(id erasure.ObjectID) (*streamFill, string)
+	forgetFiller(id erasure.ObjectID)
 }
 
 // reader is the read path of one segment for a request.
@@ -255,6 +256,12 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		return segRead{ms.data, srcMemory}, nil, true
 	case holder != "":
 		out, err := rd.fillAt(ctx, holder, r, id, n, holders)
+		var re *swarm.RemoteError
+		if err != nil && ctx.Err() == nil && !errors.As(err, &re) {
+			// Unreachable: the next request asks the lease again, or,
+			// for an object it keeps the record of, reads its holders.
+			rd.streams.forgetFiller(id.Object)
+		}
 		if err != nil {
 			// This request fails (a slow filler is not a dead one); the
 			// next asks the coordinator again (streamed.go).

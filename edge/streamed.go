@@ -15,6 +15,9 @@ import (
 	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Streamed fills (the default; Config.RangedFills turns them off): a miss
@@ -579,6 +582,8 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
 	timer := time.AfterFunc(e.originTimeout(), func() { cancel(errHeaderTimeout) })
 	defer timer.Stop()
+	// The fill's span lasts as long as its body (streamBody ends it).
+	ctx, span := e.tracer.Start(ctx, "origin.fetch", traceAttrs(attribute.String("shoal.object", key)))
 	ss := &streamState{coord: coord, gate: gate, client: r, cancel: cancel,
 		direct: r.Header.Get("Range") == "" && !httpcache.HasConditionals(r.Header)}
 	st := &missState{key: key, p: &pendingMiss{done: make(chan struct{})}, authz: r.Header.Get("Authorization") != "", headers: timer, reqHeader: r.Header, stream: ss}
@@ -603,6 +608,7 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 	}
 	e.missProxy(e.siteOf(r)).ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, out)
 	if !ss.started {
+		span.End()
 		cancel(nil)
 		switch {
 		case ss.ended:
@@ -717,7 +723,7 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 	}
 	ss.started = true
 	s.talkLease(sf)
-	body := &streamBody{e: e, sf: sf, body: resp.Body, cancel: ss.cancel}
+	body := &streamBody{e: e, sf: sf, body: resp.Body, cancel: ss.cancel, ctx: resp.Request.Context()}
 	body.idle = time.AfterFunc(e.originTimeout(), func() { ss.cancel(errStreamIdle) })
 	if rec.Size == 0 {
 		body.end(nil)
@@ -793,22 +799,34 @@ func (s *streamer) talkLease(sf *streamFill) {
 			return
 		}
 		rec := sf.record()
-		tell(&leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: rec})
-		// The replicas read the object from its holders: the shards
-		// should be there first (or given up on).
+		if sf.unknown {
+			// Its record, now complete: askers read the stream's segments.
+			header = &leaseMsg{kind: leaseHeader, member: self, key: sf.key, rec: rec}
+			tell(header)
+		}
+		// Until its shards are at their holders (or given up on), the
+		// object is read from this edge, which holds its segments: the
+		// lease stays, renewed, and the record goes to the coordinator and
+		// the replicas after, so that nothing reads a segment its holders
+		// do not have yet, and a segment is never fetched again by range.
 		wctx, cancel := context.WithTimeout(ctx, e.originTimeout())
 		defer cancel()
+	placements:
 		for _, p := range sf.placed {
-			if p == nil {
-				continue
-			}
-			select {
-			case <-p.done:
-			case <-wctx.Done():
+			for p != nil {
+				select {
+				case <-p.done:
+				case <-t.C:
+					tell(header)
+					continue
+				case <-wctx.Done():
+					break placements
+				}
+				break
 			}
 		}
-		// From now on the object's segments are read from their holders.
 		e.streams.end(sf)
+		tell(&leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: rec})
 		e.replicate(rec)
 	})
 }
@@ -827,6 +845,7 @@ type streamBody struct {
 	body   io.ReadCloser
 	cancel context.CancelCauseFunc
 	idle   *time.Timer
+	ctx    context.Context // the fill's, with its origin.fetch span
 
 	buf   []byte
 	n     int // bytes of segment idx in buf
@@ -889,7 +908,9 @@ func (s *streamBody) feed(p []byte) error {
 func (s *streamBody) cutSegment(n int) error {
 	e := s.e
 	id := erasure.SegmentID{Object: s.sf.id, Index: s.idx}
+	_, span := e.tracer.Start(s.ctx, "erasure.encode", traceAttrs(attribute.Int64("shoal.bytes", int64(n))))
 	shards, d, err := e.coder.EncodeInPlace(s.buf, n)
+	span.End()
 	if err != nil {
 		return fmt.Errorf("edge: coding segment %d of %s: %w", s.idx, s.sf.key, err)
 	}
@@ -923,6 +944,13 @@ func (s *streamBody) end(err error) {
 			if !sf.unknown {
 				e.forgetRecord(sf.rec)
 			}
+		}
+		if span := trace.SpanFromContext(s.ctx); span.IsRecording() {
+			span.SetAttributes(attribute.Int64("shoal.bytes", s.total))
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
 		}
 		s.sf.finish(err)
 		if err != nil {

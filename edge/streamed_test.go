@@ -340,12 +340,7 @@ func waitLeasesEnded(t testing.TB, c *cluster) {
 	waitFor(t, func() bool {
 		for _, e := range c.edges {
 			e.leases.mu.Lock()
-			n := 0
-			for _, l := range e.leases.m {
-				if !l.done {
-					n++
-				}
-			}
+			n := len(e.leases.m)
 			e.leases.mu.Unlock()
 			if n > 0 {
 				return false
