@@ -394,15 +394,8 @@ func TestKillEdgeKeepsObjectInFleet(t *testing.T) {
 				reader = 3 // a third edge: neither the first reader nor the victim
 			}
 			resp, body := c.get(reader, "/b.bin")
-			if victim == 0 && resp.StatusCode != http.StatusOK {
-				// Edge 0 filled the object. For the lease's time after the
-				// fill, the object's coordinator still names edge 0 as its
-				// filler (lease.go: a done lease; streamedMiss notes it on
-				// the coordinator itself, answerLease to the others), so
-				// the reader reads each segment with a Fill at the dead
-				// filler (segments.go, fromStream) and fails, although
-				// every shard is at its holder.
-				t.Skipf("known bug, reported: after the filler's death, via edge %d: status %d", reader, resp.StatusCode)
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("after killing edge %d, via edge %d: status %d", victim, reader, resp.StatusCode)
 			}
 			sameBytes(t, fmt.Sprintf("after killing edge %d, via edge %d", victim, reader), body, want)
 			if got := o.bytes.Load() - before; got != 0 {

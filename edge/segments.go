@@ -101,7 +101,8 @@ type reader struct {
 	// placedFills is !Config.DirectFills; fillProbe is Config.FillProbe.
 	placedFills bool
 	fillProbe   time.Duration
-	streams     streamLookup // objects being filled, read from their stream
+	streams     streamLookup         // objects being filled, read from their stream
+	kept        func(r *Record) bool // whether this edge keeps r (a fill that completed)
 	m           *metrics
 	log         *slog.Logger
 	tracer      trace.Tracer
@@ -258,9 +259,14 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		out, err := rd.fillAt(ctx, holder, r, id, n, holders)
 		var re *swarm.RemoteError
 		if err != nil && ctx.Err() == nil && !errors.As(err, &re) {
-			// Unreachable: the next request asks the lease again, or,
-			// for an object it keeps the record of, reads its holders.
+			// Unreachable: the next request asks the lease again. An
+			// object whose record this edge keeps was filled whole (a
+			// fill in progress is read without keeping it): its
+			// segments are at their holders, read now.
 			rd.streams.forgetFiller(id.Object)
+			if rd.kept != nil && rd.kept(r) {
+				return segRead{}, nil, false
+			}
 		}
 		if err != nil {
 			// This request fails (a slow filler is not a dead one); the

@@ -812,8 +812,8 @@ func (s *streamer) talkLease(sf *streamFill) {
 		wctx, cancel := context.WithTimeout(ctx, e.originTimeout())
 		defer cancel()
 	placements:
-		for _, p := range sf.placed {
-			for p != nil {
+		for i, p := range sf.placed {
+			for again := 0; p != nil; {
 				select {
 				case <-p.done:
 				case <-t.C:
@@ -822,13 +822,41 @@ func (s *streamer) talkLease(sf *streamFill) {
 				case <-wctx.Done():
 					break placements
 				}
-				break
+				if readable(p) || again == 2 {
+					break
+				}
+				// Too few of its shards reached their holders (slow
+				// links, a holder down): placed again from this edge's
+				// copy, rather than fetched again by a reader.
+				again++
+				if p = s.placeAgain(sf, uint32(i)); p == nil {
+					break
+				}
 			}
 		}
 		e.streams.end(sf)
 		tell(&leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: rec})
 		e.replicate(rec)
 	})
+}
+
+// placeAgain places segment idx of sf's object again from the stream's
+// copy, and returns the new placement (nil when the copy is gone).
+func (s *streamer) placeAgain(sf *streamFill, idx uint32) *placement {
+	e := (*Edge)(s)
+	sf.mu.Lock()
+	ms := sf.recent[idx]
+	sf.mu.Unlock()
+	if ms == nil {
+		return nil
+	}
+	shards, d, err := e.coder.Encode(ms.data)
+	if err != nil || !d.Equal(ms.d) {
+		return nil
+	}
+	p := e.filler.place(erasure.SegmentID{Object: sf.id, Index: idx}, ms.d, shards)
+	ms.placed.Store(p)
+	return p
 }
 
 // errStreamIdle: the origin sent nothing for the origin timeout.
