@@ -311,7 +311,7 @@ func New(cfg Config) (*Edge, error) {
 		node: e.node, store: e.store, coder: coder, mem: e.mem, sites: e.sites, params: params,
 		xfer: e.shards.xfer, pushSem: make(chan struct{}, 64),
 		shards: e.shards, records: e, repair: e.repair, bg: e.bg, stop: e.bg.ctx.Done(), streams: &e.streams,
-		m: e.m, log: e.log, tracer: e.tracer,
+		holdersFirst: !cfg.RangedFills, m: e.m, log: e.log, tracer: e.tracer,
 	}
 	if cfg.Trust != nil {
 		e.signed = newSigned(signedConfig{

@@ -552,11 +552,15 @@ type filler struct {
 	records fillRecords
 	repair  unplacer
 	bg      background
-	streams streamLookup    // this edge's streamed fills answer Fills of their segments
-	stop    <-chan struct{} // closed at Shutdown
-	m       *metrics
-	log     *slog.Logger
-	tracer  trace.Tracer
+	streams streamLookup // this edge's streamed fills answer Fills of their segments
+	// holdersFirst: a segment's coordinator looks for it at its holders
+	// before the origin even when it is the first of the ranking, as it
+	// did not place it itself (a streamed fill did).
+	holdersFirst bool
+	stop         <-chan struct{} // closed at Shutdown
+	m            *metrics
+	log          *slog.Logger
+	tracer       trace.Tracer
 }
 
 // fill produces a segment as its coordinator, once per segment at a time
@@ -629,7 +633,7 @@ func (fr *filler) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Seg
 // of them may have placed the segment by now, in which case fetching it
 // from the origin again would cost the origin a second copy.
 func (fr *filler) placedMeanwhile(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, bool) {
-	if rank := fr.node.Rank(swarm.SegmentKey(id)); len(rank) == 0 || rank[0] == fr.node.Self() {
+	if rank := fr.node.Rank(swarm.SegmentKey(id)); len(rank) == 0 || rank[0] == fr.node.Self() && !fr.holdersFirst {
 		return nil, false
 	}
 	_, n := r.Layout.Segment(int64(id.Index), r.Size)
