@@ -71,6 +71,7 @@ type shardReader struct {
 // segmentFiller produces a segment as its coordinator (filler.fill).
 type segmentFiller interface {
 	fill(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, *placement, error)
+	placeZoneCopy(id erasure.SegmentID, data []byte)
 }
 
 // placements is what the read path needs of repair (repair.go): the
@@ -272,6 +273,8 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 			// This request fails (a slow filler is not a dead one); the
 			// next asks the coordinator again (streamed.go).
 			err = fmt.Errorf("edge: segment %v from its filler %s: %w", id, holder, err)
+		} else if z := rd.node.ZoneOf(holder); z != rd.node.Zone() && len(rd.node.Zones()) > 1 {
+			rd.filler.placeZoneCopy(id, out.data)
 		}
 		return out, err, true
 	}
