@@ -348,7 +348,11 @@ func (s *apiServer) installed(t *testing.T, release, ns string) manifest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range decodeManifest(t, hooks) {
+	hm := decodeManifest(t, hooks)
+	if len(hm.all("Pod")) != 1 {
+		t.Errorf("hooks %v: want the helm test pod", hm)
+	}
+	for _, o := range hm {
 		_, err := s.resource(t, o.APIVersion, o.Kind, ns).Create(ctx, o.unstructured(t),
 			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
 		if err != nil {
