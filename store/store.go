@@ -71,7 +71,7 @@ type Store struct {
 	// verified keeps shards read from disk and verified, so that serving
 	// them again needs neither a read nor a hash (verified.go); nil in
 	// memory mode or when Config.VerifiedCache is negative.
-	verified *sizedlru.Cache[erasure.ShardID, *verifiedShard]
+	verified *verifiedCache
 	// lastUse is when a shard was last read or stored (Unix nanoseconds):
 	// the scrub slows down while the store is busy.
 	lastUse atomic.Int64
@@ -117,7 +117,6 @@ type entry struct {
 type counters struct {
 	writes, writeErrors, skipped, evictions, corrupt atomic.Int64
 	scrubbedBytes, scrubbedShards, scrubPasses       atomic.Int64
-	verifiedHits                                     atomic.Int64
 }
 
 // Stats is a snapshot of a store's figures.
@@ -283,7 +282,7 @@ func (s *Store) Shard(id erasure.ShardID) (*erasure.Descriptor, []byte, bool) {
 		return nil, nil, false
 	}
 	s.touch()
-	if d, data, ok := s.cachedShard(id, e); ok {
+	if d, data, ok := s.verified.get(id, e); ok {
 		return d, data, true
 	}
 	d, data := e.d, e.data
@@ -311,7 +310,7 @@ func (s *Store) Shard(id erasure.ShardID) (*erasure.Descriptor, []byte, bool) {
 		return nil, nil, false
 	}
 	if b != nil {
-		s.keepVerified(id, e, d, data, b)
+		s.verified.keep(id, e, d, data, b)
 	}
 	return d, data, true
 }
@@ -378,7 +377,7 @@ func (s *Store) Remove(id erasure.ShardID) {
 	if !ok || s.cfg.Dir == "" {
 		return
 	}
-	s.dropVerified(id)
+	s.verified.drop(id)
 	if err := s.unlink(id); err != nil {
 		s.log.Warn("removing a shard failed", "shard", id.String(), "err", err)
 	}
@@ -402,7 +401,7 @@ func (s *Store) remove(evicted []*entry) {
 		return
 	}
 	for _, e := range evicted {
-		s.dropVerified(e.id)
+		s.verified.drop(e.id)
 		if err := s.unlink(e.id); err != nil {
 			s.log.Warn("removing an evicted shard failed", "shard", e.id.String(), "err", err)
 		}
@@ -431,7 +430,7 @@ func (s *Store) forget(id erasure.ShardID, e *entry) bool {
 		return false
 	}
 	s.index.Remove(id)
-	s.dropVerified(id)
+	s.verified.drop(id)
 	return true
 }
 
@@ -470,7 +469,7 @@ func (s *Store) Stats() Stats {
 	st.Writes, st.WriteErrors, st.Skipped = s.stats.writes.Load(), s.stats.writeErrors.Load(), s.stats.skipped.Load()
 	st.Evictions, st.Corrupt = s.stats.evictions.Load(), s.stats.corrupt.Load()
 	st.ScrubbedBytes, st.ScrubbedShards, st.ScrubPasses = s.stats.scrubbedBytes.Load(), s.stats.scrubbedShards.Load(), s.stats.scrubPasses.Load()
-	st.VerifiedHits = s.stats.verifiedHits.Load()
+	st.VerifiedHits = s.verified.hitCount()
 	st.Writable = s.writable.Load()
 	if !st.Writable {
 		s.reasonMu.Lock()

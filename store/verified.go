@@ -1,6 +1,8 @@
 package store
 
 import (
+	"sync/atomic"
+
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/internal/sizedlru"
 )
@@ -41,42 +43,58 @@ type verifiedShard struct {
 	size int64 // bytes held: the whole buffer the file was read into
 }
 
-func newVerifiedCache(limit int64) *sizedlru.Cache[erasure.ShardID, *verifiedShard] {
+// verifiedCache holds verified shards by ID, bounded in bytes. A nil
+// *verifiedCache holds nothing.
+type verifiedCache struct {
+	c    *sizedlru.Cache[erasure.ShardID, *verifiedShard]
+	hits atomic.Int64
+}
+
+// newVerifiedCache returns a cache of limit bytes (zero: the default), or
+// nil for a negative limit.
+func newVerifiedCache(limit int64) *verifiedCache {
 	if limit < 0 {
 		return nil
 	}
 	if limit == 0 {
 		limit = defaultVerifiedCache
 	}
-	return sizedlru.New[erasure.ShardID](limit, func(v *verifiedShard) int64 { return v.size })
+	return &verifiedCache{c: sizedlru.New[erasure.ShardID](limit, func(v *verifiedShard) int64 { return v.size })}
 }
 
-// cachedShard returns the verified bytes of e, if the cache holds them.
-func (s *Store) cachedShard(id erasure.ShardID, e *entry) (*erasure.Descriptor, []byte, bool) {
-	if s.verified == nil {
+// get returns the verified bytes of id read under e, if the cache holds them.
+func (vc *verifiedCache) get(id erasure.ShardID, e *entry) (*erasure.Descriptor, []byte, bool) {
+	if vc == nil {
 		return nil, nil, false
 	}
-	v, ok := s.verified.Get(id)
+	v, ok := vc.c.Get(id)
 	if !ok || v.e != e {
 		return nil, nil, false
 	}
-	s.stats.verifiedHits.Add(1)
+	vc.hits.Add(1)
 	return v.d, v.data, true
 }
 
-// keepVerified caches the shard of e, read from its file into buf and
-// verified.
-func (s *Store) keepVerified(id erasure.ShardID, e *entry, d *erasure.Descriptor, data, buf []byte) {
-	if s.verified != nil {
-		s.verified.Add(id, &verifiedShard{e: e, d: d, data: data, size: int64(cap(buf))})
+// keep caches the shard id of e, read from its file into buf and verified.
+func (vc *verifiedCache) keep(id erasure.ShardID, e *entry, d *erasure.Descriptor, data, buf []byte) {
+	if vc != nil {
+		vc.c.Add(id, &verifiedShard{e: e, d: d, data: data, size: int64(cap(buf))})
 	}
 }
 
-// dropVerified frees the cached bytes of a shard the index no longer
-// lists. Only memory is at stake: a stale entry is never served, since it
-// names an index entry that is gone.
-func (s *Store) dropVerified(id erasure.ShardID) {
-	if s.verified != nil {
-		s.verified.Remove(id)
+// drop frees the cached bytes of a shard the index no longer lists. Only
+// memory is at stake: a stale entry is never served, since it names an
+// index entry that is gone.
+func (vc *verifiedCache) drop(id erasure.ShardID) {
+	if vc != nil {
+		vc.c.Remove(id)
 	}
+}
+
+// hitCount is how many shards the cache has served.
+func (vc *verifiedCache) hitCount() int64 {
+	if vc == nil {
+		return 0
+	}
+	return vc.hits.Load()
 }
