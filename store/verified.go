@@ -78,7 +78,8 @@ func (vc *verifiedCache) get(id erasure.ShardID, e *entry) (*erasure.Descriptor,
 // keep caches the shard id of e, read from its file into buf and verified.
 func (vc *verifiedCache) keep(id erasure.ShardID, e *entry, d *erasure.Descriptor, data, buf []byte) {
 	if vc != nil {
-		vc.c.Add(id, &verifiedShard{e: e, d: d, data: data, size: int64(cap(buf))})
+		// Full slice: an append by one reader must not reach the others' bytes.
+		vc.c.Add(id, &verifiedShard{e: e, d: d, data: data[:len(data):len(data)], size: int64(cap(buf))})
 	}
 }
 
