@@ -224,7 +224,7 @@ func (c *client) roundTrip(ctx context.Context, peer string, req *Request, reqBo
 		h = hashers.Get().(*erasure.Hasher)
 		defer hashers.Put(h)
 	}
-	if err := readBody(br, body, h, bodyPause); err != nil {
+	if err := readBody(br, body, h); err != nil {
 		return nil, nil, c.tr.failed(ctx, peer, conn, fmt.Errorf("swarm: %v body from %s: %w", req.Op, peer, err))
 	}
 	if verify != nil {

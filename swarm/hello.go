@@ -74,7 +74,7 @@ func (n *Node) sayHello(ctx context.Context, c *quic.Conn) (hello, error) {
 		return hello{}, fmt.Errorf("%w: hello answer of %d bytes", ErrFrame, resp.BodyLen)
 	}
 	body := make([]byte, resp.BodyLen)
-	if err := readBody(br, body, nil, 0); err != nil {
+	if err := readBody(br, body, nil); err != nil {
 		return hello{}, err
 	}
 	return parseHello(body)

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"testing"
 	"testing/iotest"
-	"time"
 
 	"github.com/shoalcdn/shoal/erasure"
 )
@@ -133,7 +132,7 @@ func TestReadBody(t *testing.T) {
 	for _, n := range []int{0, 1, hashStep - 1, hashStep, hashStep + 1, len(data)} {
 		h.Write([]byte("state left over from an earlier body"))
 		body := make([]byte, n)
-		if err := readBody(&piecesReader{data[:n], rng}, body, &h, 0); err != nil {
+		if err := readBody(&piecesReader{data[:n], rng}, body, &h); err != nil {
 			t.Fatalf("%d bytes: %v", n, err)
 		}
 		if !bytes.Equal(body, data[:n]) {
@@ -142,73 +141,16 @@ func TestReadBody(t *testing.T) {
 		if got, want := h.Sum(), erasure.Sum(data[:n]); got != want {
 			t.Errorf("%d bytes: hash %s, want %s", n, got, want)
 		}
-		if err := readBody(iotest.DataErrReader(&piecesReader{data[:n], rng}), body, nil, 0); err != nil {
+		if err := readBody(iotest.DataErrReader(&piecesReader{data[:n], rng}), body, nil); err != nil {
 			t.Errorf("%d bytes, EOF with the last bytes: %v", n, err)
 		}
 	}
 	body := make([]byte, 1000)
-	if err := readBody(&piecesReader{data[:999], rng}, body, &h, 0); err != io.ErrUnexpectedEOF {
+	if err := readBody(&piecesReader{data[:999], rng}, body, &h); err != io.ErrUnexpectedEOF {
 		t.Errorf("truncated body: got %v, want io.ErrUnexpectedEOF", err)
 	}
 	boom := errors.New("boom")
-	if err := readBody(iotest.ErrReader(boom), body, &h, 0); err != boom {
+	if err := readBody(iotest.ErrReader(boom), body, &h); err != boom {
 		t.Errorf("failing reader: got %v, want %v", err, boom)
-	}
-}
-
-// linkReader hands out its bytes as a link of rate bytes a second
-// delivers them, a packet at a time: a Read waits for the next packet if
-// none has arrived, and returns every one that has.
-type linkReader struct {
-	b     []byte
-	rate  float64
-	start time.Time
-	sent  int
-	reads int
-}
-
-func (r *linkReader) Read(p []byte) (int, error) {
-	const packet = 1200
-	if r.sent == len(r.b) {
-		return 0, io.EOF
-	}
-	r.reads++
-	for {
-		arrived := min(len(r.b), int(time.Since(r.start).Seconds()*r.rate)/packet*packet)
-		if arrived > r.sent || arrived == len(r.b) {
-			n := copy(p, r.b[r.sent:arrived])
-			r.sent += n
-			return n, nil
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
-// TestReadBodyPaced: over a slow link, readBody takes several packets a
-// Read instead of one, and the body is still complete about when its last
-// packet arrives.
-func TestReadBodyPaced(t *testing.T) {
-	data := testSegment(192<<10, 9)
-	const rate = 1 << 20 // bytes a second: 192 KiB take about 190 ms
-	for _, pause := range []time.Duration{0, bodyPause} {
-		r := &linkReader{b: data, rate: rate, start: time.Now()}
-		body := make([]byte, len(data))
-		var h erasure.Hasher
-		if err := readBody(r, body, &h, pause); err != nil {
-			t.Fatal(err)
-		}
-		took := time.Since(r.start)
-		if !bytes.Equal(body, data) || h.Sum() != erasure.Sum(data) {
-			t.Fatalf("pause %v: body or hash differs", pause)
-		}
-		packets := len(data) / 1200
-		t.Logf("pause %v: %d reads for %d packets, %v", pause, r.reads, packets, took)
-		if pause > 0 && r.reads > packets/4 {
-			t.Errorf("pause %v: %d reads for %d packets, want at most a quarter", pause, r.reads, packets)
-		}
-		// Loose, for a loaded machine: a pause per packet would take 3 s.
-		if link := time.Duration(float64(len(data)) / rate * float64(time.Second)); took > link+time.Second {
-			t.Errorf("pause %v: the body took %v, the link %v", pause, took, link)
-		}
 	}
 }

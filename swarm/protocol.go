@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 
@@ -573,50 +572,16 @@ var hashers = sync.Pool{New: func() any { return new(erasure.Hasher) }}
 // copied, and small enough that the bytes are still in cache.
 const hashStep = 64 << 10
 
-// A body that arrives on a slow link comes a packet at a time, and a Read
-// of a QUIC stream returns as soon as one packet's data is there: every
-// packet would wake the reading goroutine (a context switch, on a busy
-// machine a thread woken), and in a flash crowd over 25 Mbit/s links,
-// where a shard streams at a few Mbit/s among the others on the uplink,
-// that was a packet every few milliseconds for every shard in flight. So
-// when a Read brings less than bodyBatch bytes and at least as much is
-// still to come, the reader sleeps for about the time bodyBatch more bytes
-// take at the rate the body has come so far (at most the pause readBody
-// is given; nothing under bodyMinPause, so a fast link never waits), and
-// takes the packets that landed meanwhile in one Read. The stream buffers
-// them (its receive window is far larger than what arrives in a pause),
-// so the transfer goes on at the link's speed, and the body is complete
-// at most one pause later than it would have been.
-const (
-	bodyBatch    = 32 << 10
-	bodyPause    = 20 * time.Millisecond
-	bodyMinPause = time.Millisecond
-)
-
 // readBody fills body from rd, as io.ReadFull does, and, when h is not nil,
 // hashes it into h (after a Reset) as it arrives: the bytes are hashed
 // while still in cache, and the check needs no second pass over them.
-// With pause > 0, it paces its Reads of a slow body (above), sleeping at
-// most pause between two.
-func readBody(rd io.Reader, body []byte, h *erasure.Hasher, pause time.Duration) error {
+func readBody(rd io.Reader, body []byte, h *erasure.Hasher) error {
 	if h != nil {
 		h.Reset()
 	}
 	off, hashed := 0, 0
-	var first time.Time // when the first bytes came
 	for off < len(body) {
 		m, err := rd.Read(body[off:])
-		if pause > 0 && err == nil && m > 0 {
-			if first.IsZero() {
-				first = time.Now()
-			} else if m < bodyBatch && len(body)-off-m >= bodyBatch {
-				// off bytes (those before this Read) took time.Since(first).
-				d := time.Duration(float64(time.Since(first)) * bodyBatch / float64(off))
-				if d >= bodyMinPause {
-					time.Sleep(min(d, pause))
-				}
-			}
-		}
 		off += m
 		if h != nil && off-hashed >= hashStep {
 			end := hashed + (off-hashed)/hashStep*hashStep

@@ -182,7 +182,7 @@ func (s *server) answer(ctx context.Context, peer string, req *Request, br *bufi
 	case OpPutShard:
 		data := make([]byte, req.BodyLen)
 		h := hashers.Get().(*erasure.Hasher)
-		err := readBody(br, data, h, bodyPause)
+		err := readBody(br, data, h)
 		sum := h.Sum()
 		hashers.Put(h)
 		if err != nil {
