@@ -19,7 +19,9 @@ import (
 
 // Store holds an edge's shards, bounded in bytes, evicting by recency
 // and frequency (2Q). Every shard is verified against its descriptor when
-// it is read; one that fails is deleted and counted, never served.
+// it is read from its file; one that fails is deleted and counted, never
+// served. The last shards read and verified are kept in memory, so that
+// serving them again costs no read and no hash (verified.go).
 //
 // With a directory, shards live on disk, one file each, and survive
 // restarts: a write goes to a temporary file that is synced, renamed into
@@ -66,6 +68,14 @@ type Store struct {
 	// tests).
 	maxRecords int
 
+	// verified keeps shards read from disk and verified, so that serving
+	// them again needs neither a read nor a hash (verified.go); nil in
+	// memory mode or when Config.VerifiedCache is negative.
+	verified *verifiedCache
+	// lastUse is when a shard was last read or stored (Unix nanoseconds):
+	// the scrub slows down while the store is busy.
+	lastUse atomic.Int64
+
 	stats counters
 }
 
@@ -78,8 +88,14 @@ type Config struct {
 	// the store already holds), at least 1 GiB, or nine tenths of that if less.
 	Limit int64
 	// ScrubRate bounds the background scrub, in bytes read per second.
-	// Zero means 4 MiB/s; negative turns the scrub off.
+	// Zero means 4 MiB/s; negative turns the scrub off. While the store
+	// serves or stores shards the scrub goes at a sixteenth of it.
 	ScrubRate int64
+	// VerifiedCache bounds the memory, in bytes, of shards kept after
+	// they were read from disk and verified, so that serving one again
+	// costs neither a read nor a hash. Zero means 32 MiB; negative turns
+	// it off. Memory mode keeps every shard in memory anyway.
+	VerifiedCache int64
 	// ProbeInterval is how often a store that stopped writing tries again.
 	// Zero means 5s.
 	ProbeInterval time.Duration
@@ -114,6 +130,10 @@ type Stats struct {
 	ScrubbedShards             int64
 	Writable                   bool
 	Reason                     string // why the store is not writable
+
+	// VerifiedHits counts shards served from memory, verified when they
+	// were read from disk, without reading or hashing them again.
+	VerifiedHits int64
 }
 
 // ErrUnavailable: the store is not storing (disk full, read-only,
@@ -156,6 +176,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("store: %s is in use by another process (%w): give each edge its own --data-dir", cfg.Dir, err)
 	}
 	s.lock = lock
+	s.verified = newVerifiedCache(cfg.VerifiedCache)
 	opened := false
 	defer func() {
 		if !opened {
@@ -260,9 +281,15 @@ func (s *Store) Shard(id erasure.ShardID) (*erasure.Descriptor, []byte, bool) {
 	if !ok {
 		return nil, nil, false
 	}
+	s.touch()
+	if d, data, ok := s.verified.get(id, e); ok {
+		return d, data, true
+	}
 	d, data := e.d, e.data
+	var b []byte
 	if s.cfg.Dir != "" {
-		b, err := os.ReadFile(s.path(id))
+		var err error
+		b, err = os.ReadFile(s.path(id))
 		if errors.Is(err, fs.ErrNotExist) {
 			s.forget(id, e) // evicted or replaced under us
 			return nil, nil, false
@@ -282,8 +309,14 @@ func (s *Store) Shard(id erasure.ShardID) (*erasure.Descriptor, []byte, bool) {
 		s.corrupt(id, e, err)
 		return nil, nil, false
 	}
+	if b != nil {
+		s.verified.keep(id, e, d, data, b)
+	}
 	return d, data, true
 }
+
+// touch notes that the store is in use, for the scrub to yield.
+func (s *Store) touch() { s.lastUse.Store(time.Now().UnixNano()) }
 
 // Has reports whether the index lists id, without reading it.
 func (s *Store) Has(id erasure.ShardID) bool {
@@ -306,6 +339,7 @@ func (s *Store) PutShard(id erasure.ShardID, d *erasure.Descriptor, data []byte)
 	if len(data) != d.ShardLen {
 		return &erasure.IntegrityError{Shard: int(id.Index), Reason: "length"}
 	}
+	s.touch()
 	if s.cfg.Dir == "" {
 		s.add(&entry{id: id, size: int64(len(data)) + 256, d: d, data: data})
 		s.stats.writes.Add(1)
@@ -343,6 +377,7 @@ func (s *Store) Remove(id erasure.ShardID) {
 	if !ok || s.cfg.Dir == "" {
 		return
 	}
+	s.verified.drop(id)
 	if err := s.unlink(id); err != nil {
 		s.log.Warn("removing a shard failed", "shard", id.String(), "err", err)
 	}
@@ -366,6 +401,7 @@ func (s *Store) remove(evicted []*entry) {
 		return
 	}
 	for _, e := range evicted {
+		s.verified.drop(e.id)
 		if err := s.unlink(e.id); err != nil {
 			s.log.Warn("removing an evicted shard failed", "shard", e.id.String(), "err", err)
 		}
@@ -394,6 +430,7 @@ func (s *Store) forget(id erasure.ShardID, e *entry) bool {
 		return false
 	}
 	s.index.Remove(id)
+	s.verified.drop(id)
 	return true
 }
 
@@ -432,6 +469,7 @@ func (s *Store) Stats() Stats {
 	st.Writes, st.WriteErrors, st.Skipped = s.stats.writes.Load(), s.stats.writeErrors.Load(), s.stats.skipped.Load()
 	st.Evictions, st.Corrupt = s.stats.evictions.Load(), s.stats.corrupt.Load()
 	st.ScrubbedBytes, st.ScrubbedShards, st.ScrubPasses = s.stats.scrubbedBytes.Load(), s.stats.scrubbedShards.Load(), s.stats.scrubPasses.Load()
+	st.VerifiedHits = s.verified.hitCount()
 	st.Writable = s.writable.Load()
 	if !st.Writable {
 		s.reasonMu.Lock()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -300,5 +301,119 @@ func TestLoudCheckHealthyFleet(t *testing.T) {
 	}
 	if !strings.Contains(out, "layout agrees") || strings.Contains(out, "error") {
 		t.Errorf("check output:\n%s", out)
+	}
+}
+
+// portOn returns a port free for UDP and TCP on every address of ips.
+func portOn(t *testing.T, ips []string) string {
+	t.Helper()
+	for range 50 {
+		pc, err := net.ListenPacket("udp", ips[0]+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port)
+		pc.Close()
+		free := true
+		for _, ip := range ips {
+			pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, port))
+			if err != nil {
+				free = false
+				break
+			}
+			pc.Close()
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if free {
+			return port
+		}
+	}
+	t.Fatalf("no port free on all of %v", ips)
+	return ""
+}
+
+// TestLoudCheckJoin runs `shoal check` with the flags of an edge of a
+// gossip fleet (--join): three edges on 127.0.0.1-3 with one peer port,
+// as the pods behind the Helm chart's headless Service, and a fourth of
+// another CA. The check dials every address the seeds name at the peer
+// port over the peer protocol: exit 0 and one line per peer for the
+// fleet; with the fourth among the seeds, exit 1 naming the unknown
+// authority, or 0 with a warning under --remote-warnings.
+func TestLoudCheckJoin(t *testing.T) {
+	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	for _, ip := range ips[1:] {
+		ln, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Skipf("skipping: %s is not a loopback address here: %v", ip, err)
+		}
+		ln.Close()
+	}
+	www := t.TempDir()
+	origin := startOrigin(t, www)
+	tlsDir := fleetTLS(t)
+	otherTLS := filepath.Join(t.TempDir(), "other")
+	if out, err := runShoal("certs", "--dir", otherTLS, "--hosts", "127.0.0.4"); err != nil {
+		t.Fatalf("shoal certs: %v\n%s", err, out)
+	}
+	peerPort, gossipPort := portOn(t, ips), portOn(t, ips)
+	addr := func(i int, port string) string { return net.JoinHostPort(ips[i], port) }
+	var edges []*edgeProc
+	for i := range 3 {
+		edges = append(edges, startEdge(t, edgeSpec{
+			name: fmt.Sprintf("edge%d", i+1), origin: origin.url, tlsDir: tlsDir, peer: addr(i, peerPort),
+			extra: []string{"--join", addr(0, gossipPort), "--gossip-listen", addr(i, gossipPort)},
+		}))
+	}
+	stranger := startEdge(t, edgeSpec{name: "stranger", origin: origin.url, tlsDir: otherTLS, peer: addr(3, peerPort)})
+	for _, e := range append(edges, stranger) {
+		e.waitReady(t)
+	}
+	seeds := func(n int) string {
+		var s []string
+		for i := range n {
+			s = append(s, addr(i, gossipPort))
+		}
+		return strings.Join(s, ",")
+	}
+	args := func(n int, extra ...string) []string {
+		return append([]string{"--origin", origin.url, "--tls-dir", tlsDir, "--peer-listen", addr(0, peerPort),
+			"--join", seeds(n), "--segment-size", "1MiB", "--shards", e2eShards}, extra...)
+	}
+
+	out, code := runCheckCmd(t, nil, args(3)...)
+	if code != 0 {
+		t.Fatalf("shoal check --join of a healthy fleet exited %d:\n%s", code, out)
+	}
+	for i := range 3 {
+		if n := strings.Count(out, "ok    peer "+addr(i, peerPort)+": "); n != 1 {
+			t.Errorf("edge%d: %d lines, want 1:\n%s", i+1, n, out)
+		}
+	}
+	if n := strings.Count(out, "layout agrees"); n != 2 || !strings.Contains(out, "this edge (not dialled)") || strings.Contains(out, "error") {
+		t.Errorf("want two peers dialled with layouts that agree and this edge not dialled:\n%s", out)
+	}
+	// --outside (a helm test pod): every peer is dialled, this address too.
+	out, code = runCheckCmd(t, nil, args(3, "--outside")...)
+	if n := strings.Count(out, "layout agrees"); code != 0 || n != 3 {
+		t.Errorf("shoal check --outside exited %d with %d peers agreeing, want 0 and 3:\n%s", code, n, out)
+	}
+
+	out, code = runCheckCmd(t, nil, args(4)...)
+	stranger4 := "error peer " + addr(3, peerPort) + ": unknown_authority: "
+	if code == 0 || !strings.Contains(out, stranger4) || !strings.Contains(out, swarm.Fingerprint(readCA(t, otherTLS))) {
+		t.Errorf("shoal check with an edge of another CA exited %d, want non-zero with %q naming its CA:\n%s", code, stranger4, out)
+	}
+	if n := strings.Count(out, "layout agrees"); n != 2 {
+		t.Errorf("the fleet's two other peers: %d agree, want 2:\n%s", n, out)
+	}
+	// --remote-warnings (an init container): the same finding, a warning.
+	out, code = runCheckCmd(t, nil, args(4, "--remote-warnings")...)
+	if code != 0 || !strings.Contains(out, "warn  peer "+addr(3, peerPort)+": unknown_authority: ") {
+		t.Errorf("shoal check --remote-warnings exited %d, want 0 with the unknown authority as a warning:\n%s", code, out)
 	}
 }

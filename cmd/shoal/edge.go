@@ -78,6 +78,10 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 	fs.Var(sizeFlag{&diskCache}, "disk-cache", "byte budget of the shard store (default: a quarter of the free space under --data-dir, at least 1GiB or nine tenths of what is free; 1GiB in memory)")
 	fs.Var(sizeFlag{&scrubRate}, "scrub-rate", "bytes per second the background scrub reads and verifies; 0 turns it off")
 	clients := addFrontFlags(fs) // --tls-listen, --h3-listen, limits: front.go
+	var chk checkFlags
+	if command == "check" {
+		chk.add(fs) // --outside, --remote-warnings: check.go
+	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -139,7 +143,7 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 	if err != nil {
 		return err
 	}
-	if ps := splitList(*peers); len(ps) > 0 && !slices.Contains(ps, self) {
+	if ps := splitList(*peers); len(ps) > 0 && !slices.Contains(ps, self) && !chk.outside {
 		// Placement ranks members by these strings: an edge that spells
 		// itself differently from its peers would disagree with all of
 		// them about who holds what.
@@ -149,7 +153,7 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 		return findings.run(ctx, checkConfig{
 			creds: creds, self: self, peers: splitList(*peers), gossip: gossip,
 			layout: erasure.Layout{SegmentSize: segSize, Params: params}, origin: originBase, sites: originSites,
-			clientCerts: clients.certs, clientKeys: clients.keys, originTimeout: *originTO,
+			clientCerts: clients.certs, clientKeys: clients.keys, originTimeout: *originTO, flags: chk,
 		})
 	}
 	tp, stopTracing, err := newTracerProvider(ctx, "shoal-edge", self, log)

@@ -343,6 +343,22 @@ func (s *apiServer) installed(t *testing.T, release, ns string) manifest {
 			t.Errorf("a pod of %s is refused: %v", p.Owner, err)
 		}
 	}
+	// The hooks (the `helm test` pod), which install does not create.
+	hooks, err := runHelm(t, "get", "hooks", release, "--namespace", ns, "--kubeconfig", s.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hm := decodeManifest(t, hooks)
+	if len(hm.all("Pod")) != 1 {
+		t.Errorf("hooks %v: want the helm test pod", hm)
+	}
+	for _, o := range hm {
+		_, err := s.resource(t, o.APIVersion, o.Kind, ns).Create(ctx, o.unstructured(t),
+			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
+		if err != nil {
+			t.Errorf("hook %s is refused: %v", o, err)
+		}
+	}
 	return m
 }
 

@@ -15,7 +15,12 @@
 //     pod mounts them), two rendered DaemonSet pods on two loopback
 //     addresses joined by gossip, and the zone init script against a fake
 //     API server;
-//   - helm install into a real kube-apiserver and etcd started by the test.
+//   - `shoal check` as the chart runs it: the `helm test` pod and the check
+//     init container have exactly the edge's flags, environment and
+//     configuration volumes, and their commands run against a rendered
+//     edge;
+//   - helm install into a real kube-apiserver and etcd started by the test
+//     (the test hook pod in a server-side dry run).
 //
 // Tools: helm ($SHOAL_HELM, else helm on $PATH, else the CI cache), and
 // kube-apiserver and etcd in $KUBEBUILDER_ASSETS. A test whose tool is

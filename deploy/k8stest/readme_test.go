@@ -12,7 +12,7 @@ import (
 )
 
 // documentedAsWhole are values documented as one row though they are maps.
-var documentedAsWhole = []string{"resources", "referenceOrigin.resources", "referenceOrigin.files",
+var documentedAsWhole = []string{"resources", "check.resources", "referenceOrigin.resources", "referenceOrigin.files",
 	"grafanaDashboard.labels", "probes.liveness", "probes.readiness"}
 
 // valueKeys lists the keys of values.yaml down to its leaves.

@@ -217,6 +217,16 @@ seccompProfile:
 app.kubernetes.io/component: edge
 {{- end }}
 
+{{- define "shoal.checkLabels" -}}
+{{ include "shoal.labels" . }}
+app.kubernetes.io/component: check
+{{- end }}
+
+{{- define "shoal.checkSelectorLabels" -}}
+{{ include "shoal.selectorLabels" . }}
+app.kubernetes.io/component: check
+{{- end }}
+
 {{- define "shoal.originLabels" -}}
 {{ include "shoal.labels" . }}
 app.kubernetes.io/component: origin
@@ -281,4 +291,260 @@ line.
 {{- range .Values.clientTLS.certificates }}
 {{ .secretName }}
 {{- end }}
+{{- end }}
+
+{{/*
+What an edge is configured by, shared by the edge container, the check init
+container (check.initContainer) and the `helm test` pod (check.test), so
+that `shoal check` runs with exactly the edge's flags and environment and
+can never drift from them: the flags after the subcommand
+(shoal.edgeFlags), the environment (shoal.edgeEnv), and the volumes the
+flags and environment name (shoal.configMounts, shoal.configVolumes).
+*/}}
+{{- define "shoal.edgeFlags" -}}
+{{- $storage := include "shoal.storageType" . }}
+{{- $gossip := eq (include "shoal.membership" .) "gossip" }}
+{{- $gossipKey := "" }}
+{{- if $gossip }}
+{{- $gossipKey = include "shoal.gossipKeySecretName" . }}
+{{- end }}
+{{- $clientTLS := list }}
+{{- if .Values.clientTLS.enabled }}
+{{- $clientTLS = include "shoal.clientTLSSecrets" . | trim | splitList "\n" }}
+{{- end -}}
+- {{ printf "--listen=:%v" (.Values.edge.ports.http) | quote }}
+- {{ printf "--peer-listen=:%v" (.Values.edge.ports.peer) | quote }}
+- {{ printf "--admin-listen=:%v" (.Values.edge.ports.admin) | quote }}
+- {{ printf "--advertise=%v" (include "shoal.advertise" .) | quote }}
+{{- if $gossip }}
+- {{ printf "--join=%v" (include "shoal.join" .) | quote }}
+{{- /* Brackets make $(POD_IP) valid whether it is IPv4 or IPv6. */}}
+- {{ printf "--gossip-listen=[$(POD_IP)]:%v" (.Values.edge.ports.gossip) | quote }}
+- "--node-id=$(POD_NAME)"
+{{- if $gossipKey }}
+- --gossip-key-file=/etc/shoal/gossip/gossip.key
+{{- end }}
+{{- else }}
+- {{ printf "--peers=%v" (include "shoal.peers" .) | quote }}
+{{- end }}
+- {{ printf "--origin=%v" (include "shoal.originURL" .) | quote }}
+- --tls-dir=/etc/shoal/tls
+{{- if $clientTLS }}
+- {{ printf "--tls-listen=:%v" (.Values.edge.ports.https) | quote }}
+{{- range $i, $_ := $clientTLS }}
+- "--tls-cert=/etc/shoal/client-tls/{{ $i }}/tls.crt"
+- "--tls-key=/etc/shoal/client-tls/{{ $i }}/tls.key"
+{{- end }}
+{{- if .Values.clientTLS.http3.enabled }}
+- {{ printf "--h3-listen=:%v" (.Values.edge.ports.https) | quote }}
+- {{ printf "--h3-advertise-port=%v" (.Values.service.httpsPort) | quote }}
+{{- end }}
+{{- end }}
+{{- if ne $storage "memory" }}
+- {{ printf "--data-dir=%v" (.Values.storage.path) | quote }}
+{{- end }}
+{{- with include "shoal.diskCache" . }}
+- {{ printf "--disk-cache=%v" (.) | quote }}
+{{- end }}
+- {{ printf "--memory-cache=%v" (.Values.edge.memoryCache) | quote }}
+- {{ printf "--segment-size=%v" (.Values.edge.segmentSize) | quote }}
+- {{ printf "--shards=%v" (.Values.edge.shards) | quote }}
+- {{ printf "--scrub-rate=%v" (.Values.edge.scrubRate) | quote }}
+- {{ printf "--origin-concurrency=%v" (.Values.edge.originConcurrency) | quote }}
+- {{ printf "--origin-timeout=%v" (.Values.edge.originTimeout) | quote }}
+{{- with .Values.edge.peerUploadLimit }}
+- {{ printf "--peer-upload-limit=%v" . | quote }}
+{{- end }}
+{{- with .Values.edge.originLimit }}
+- {{ printf "--origin-limit=%v" . | quote }}
+{{- end }}
+- {{ printf "--drain-delay=%v" (.Values.edge.drainDelay) | quote }}
+- {{ printf "--drain-timeout=%v" (.Values.edge.drainTimeout) | quote }}
+- {{ printf "--log-format=%v" (.Values.edge.logFormat) | quote }}
+- {{ printf "--log-level=%v" (.Values.edge.logLevel) | quote }}
+{{- /* A SHOAL_* variable of extraEnv that names no flag stops the edge. */}}
+- --strict-env
+{{- range .Values.edge.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "shoal.edgeEnv" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: HOST_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.hostIP
+{{- if .Values.adminToken.enabled }}
+- name: SHOAL_ADMIN_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "shoal.adminTokenSecretName" . }}
+      key: {{ .Values.adminToken.secretKey }}
+{{- end }}
+{{- if .Values.zone.enabled }}
+# --zone-file: the zone the init container found.
+- name: SHOAL_ZONE_FILE
+  value: /etc/shoal/zone/zone
+{{- end }}
+{{- if not (hasKey .Values.otel "OTEL_RESOURCE_ATTRIBUTES") }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: "k8s.pod.name=$(POD_NAME),k8s.namespace.name={{ .Release.Namespace }}"
+{{- end }}
+{{- with .Values.otel }}
+{{- include "shoal.otelEnv" $ | nindent 0 }}
+{{- end }}
+{{- with .Values.edge.extraEnv }}
+{{- toYaml . | nindent 0 }}
+{{- end }}
+{{- end }}
+
+{{/* The mounts of what the flags name: peer TLS, client TLS, the gossip
+key, the zone file. Read-only. */}}
+{{- define "shoal.configMounts" -}}
+{{- $gossipKey := "" }}
+{{- if eq (include "shoal.membership" .) "gossip" }}
+{{- $gossipKey = include "shoal.gossipKeySecretName" . }}
+{{- end -}}
+- name: tls
+  mountPath: /etc/shoal/tls
+  readOnly: true
+{{- /* Directories, not subPath: the kubelet updates them when cert-manager renews. */}}
+{{- if .Values.clientTLS.enabled }}
+{{- range $i, $_ := include "shoal.clientTLSSecrets" . | trim | splitList "\n" }}
+- name: client-tls-{{ $i }}
+  mountPath: /etc/shoal/client-tls/{{ $i }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- if $gossipKey }}
+- name: gossip-key
+  mountPath: /etc/shoal/gossip
+  readOnly: true
+{{- end }}
+{{- if .Values.zone.enabled }}
+- name: zone
+  mountPath: /etc/shoal/zone
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* The volumes of shoal.configMounts, and with zones the API token of the
+zone init container. */}}
+{{- define "shoal.configVolumes" -}}
+{{- $gossipKey := "" }}
+{{- if eq (include "shoal.membership" .) "gossip" }}
+{{- $gossipKey = include "shoal.gossipKeySecretName" . }}
+{{- end -}}
+- name: tls
+  secret:
+    secretName: {{ include "shoal.tlsSecretName" . }}
+    defaultMode: 0440
+    items:
+      {{- include "shoal.tlsItems" . | nindent 6 }}
+{{- if .Values.clientTLS.enabled }}
+{{- range $i, $name := include "shoal.clientTLSSecrets" . | trim | splitList "\n" }}
+- name: client-tls-{{ $i }}
+  secret:
+    secretName: {{ $name }}
+    defaultMode: 0440
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- end }}
+{{- end }}
+{{- if $gossipKey }}
+- name: gossip-key
+  secret:
+    secretName: {{ $gossipKey }}
+    defaultMode: 0440
+    items:
+      - key: {{ ternary .Values.membership.gossipKey.existingSecret.key "gossip.key" (eq .Values.membership.gossipKey.source "existingSecret") }}
+        path: gossip.key
+{{- end }}
+{{- if .Values.zone.enabled }}
+- name: zone
+  emptyDir:
+    sizeLimit: 1Mi
+- name: kube-api-access
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+{{- end }}
+{{- end }}
+
+{{/* The zone init container (zone.enabled): writes /etc/shoal/zone/zone. */}}
+{{- define "shoal.zoneInitContainer" -}}
+- name: zone
+  image: "{{ .Values.zone.image.repository }}:{{ .Values.zone.image.tag }}"
+  imagePullPolicy: {{ .Values.zone.image.pullPolicy }}
+  command: ["sh", "-c"]
+  args:
+    - |
+      {{- include "shoal.zoneScript" . | nindent 6 }}
+  env:
+    - name: NODE_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: spec.nodeName
+    - name: ZONE_LABEL
+      value: {{ .Values.zone.label | quote }}
+    - name: ZONE_FILE
+      value: /etc/shoal/zone/zone
+  securityContext:
+    {{- include "shoal.containerSecurityContext" . | nindent 4 }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 16Mi
+    limits:
+      memory: 64Mi
+  volumeMounts:
+    - name: zone
+      mountPath: /etc/shoal/zone
+    - name: kube-api-access
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+      readOnly: true
+{{- end }}
+
+{{/* A container running `shoal check` with the edge's flags and
+environment, and one flag of the check's own (.flag): --remote-warnings
+in the init container, --outside in the `helm test` pod. Arguments: root
+(the chart's context), name, flag. */}}
+{{- define "shoal.checkContainer" -}}
+{{- $ := .root -}}
+- name: {{ .name }}
+  image: {{ include "shoal.image" $ | quote }}
+  imagePullPolicy: {{ $.Values.image.pullPolicy }}
+  args:
+    - check
+    {{- include "shoal.edgeFlags" $ | nindent 4 }}
+    - {{ .flag }}
+  env:
+    {{- include "shoal.edgeEnv" $ | nindent 4 }}
+  {{- with $.Values.check.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- include "shoal.containerSecurityContext" $ | nindent 4 }}
+  volumeMounts:
+    {{- include "shoal.configMounts" $ | nindent 4 }}
 {{- end }}
