@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -29,31 +28,27 @@ import (
 // that nothing reads a half-filled object through the segments'
 // coordinators.
 
-// The kinds of a StatLease payload and of its answer (swarm/protocol.go).
+// The kinds of a StatLease payload and of its answer (swarm/lease.go).
 const (
-	leaseAsk    = 1
-	leaseHeader = 2
-	leaseDone   = 3
-	leaseAbort  = 4
-	leaseAgain  = 5
-	leaseFresh  = 6
-	leaseRenew  = 7  // a holder's word that it still fills a key it has no record of yet
-	leaseStale  = 8  // a reader's word that a version of the fleet's own lost a segment
-	leaseVary   = 9  // a holder's word that the key's responses vary: how (the fill goes on under the variant's key)
-	leaseKnown  = 10 // an ask from a member that knows how the key varies, and asks for the key itself
+	leaseAsk    = swarm.LeaseAsk
+	leaseHeader = swarm.LeaseHeader
+	leaseDone   = swarm.LeaseDone
+	leaseAbort  = swarm.LeaseAbort
+	leaseAgain  = swarm.LeaseAgain
+	leaseFresh  = swarm.LeaseFresh
+	leaseRenew  = swarm.LeaseRenew
+	leaseStale  = swarm.LeaseStale
+	leaseVary   = swarm.LeaseVary
+	leaseKnown  = swarm.LeaseKnown
 
-	leaseVaries = 3 // answer: the key's responses vary, and how; ask for the variant's key
-
-	leaseUsable  = 0
-	leaseGranted = 1
-	leaseFilling = 2
+	leaseUsable  = swarm.LeaseUsable
+	leaseGranted = swarm.LeaseGranted
+	leaseFilling = swarm.LeaseFilling
+	leaseVaries  = swarm.LeaseVaries
 )
 
-// maxMember bounds a member name in a lease payload (one length byte).
-const maxMember = 255
-
-// leaseMsg is a StatLease payload: ask carries key, header and done rec,
-// abort key; member is the asker or the holder.
+// leaseMsg is a StatLease payload with its record decoded: ask carries
+// key, header and done rec, abort key; member is the asker or the holder.
 type leaseMsg struct {
 	kind   byte
 	member string
@@ -65,69 +60,39 @@ type leaseMsg struct {
 
 // append appends m's encoding (after the mode byte) to b.
 func (m *leaseMsg) append(b []byte) []byte {
-	b = append(b, m.kind, byte(len(m.member)))
-	b = append(b, m.member...)
-	if m.kind == leaseAgain {
-		b = append(b, byte(len(m.gone)))
-		b = append(b, m.gone...)
-	}
-	if m.kind == leaseVary {
-		b = binary.AppendUvarint(b, uint64(len(m.vary)))
-		b = append(b, m.vary...)
-	}
+	w := swarm.LeaseMsg{Kind: m.kind, Member: m.member, Key: m.key, Gone: m.gone, Vary: m.vary}
 	if m.rec != nil {
-		return m.rec.Append(b)
+		w.Record = m.rec.Append(nil)
 	}
-	return append(b, m.key...)
+	return w.Append(b)
 }
 
+// errLease reports a lease message whose record does not fit it (the
+// framing's errors are swarm.ErrLease).
 var errLease = errors.New("edge: malformed lease message")
 
-// parseLeaseMsg decodes a StatLease payload.
+// parseLeaseMsg decodes a StatLease payload and its record.
 func parseLeaseMsg(b []byte) (*leaseMsg, error) {
-	if len(b) < 2 || len(b) < 2+int(b[1]) {
-		return nil, fmt.Errorf("%w: %d bytes", errLease, len(b))
+	w, err := swarm.ParseLeaseMsg(b)
+	if err != nil {
+		return nil, err
 	}
-	m := &leaseMsg{kind: b[0], member: string(b[2 : 2+int(b[1])])}
-	rest := b[2+int(b[1]):]
-	if m.member == "" {
-		return nil, fmt.Errorf("%w: no member", errLease)
+	m := &leaseMsg{kind: w.Kind, member: w.Member, key: w.Key, gone: w.Gone, vary: w.Vary}
+	if w.Record == nil {
+		return m, nil
 	}
-	if m.kind == leaseAgain {
-		if len(rest) == 0 || rest[0] == 0 || len(rest) < 1+int(rest[0]) {
-			return nil, fmt.Errorf("%w: bad holder", errLease)
-		}
-		m.gone, rest = string(rest[1:1+int(rest[0])]), rest[1+int(rest[0]):]
+	r, err := parseRecord(w.Record)
+	if err != nil {
+		return nil, err
 	}
-	if m.kind == leaseVary {
-		n, k := binary.Uvarint(rest)
-		if k <= 0 || n == 0 || n > uint64(len(rest)-k) {
-			return nil, fmt.Errorf("%w: bad vary", errLease)
-		}
-		m.vary, rest = string(rest[k:k+int(n)]), rest[k+int(n):]
+	if m.kind != leaseDone && r.Pass {
+		return nil, fmt.Errorf("%w: a pass record in a header", errLease)
 	}
-	switch m.kind {
-	case leaseAsk, leaseAbort, leaseAgain, leaseRenew, leaseVary, leaseKnown:
-		if len(rest) == 0 {
-			return nil, fmt.Errorf("%w: no key", errLease)
-		}
-		m.key = string(rest)
-	case leaseHeader, leaseDone, leaseFresh, leaseStale:
-		r, err := parseRecord(rest)
-		if err != nil {
-			return nil, err
-		}
-		if m.kind != leaseDone && r.Pass {
-			return nil, fmt.Errorf("%w: a pass record in a header", errLease)
-		}
-		m.rec, m.key = r, r.Key
-	default:
-		return nil, fmt.Errorf("%w: kind %d", errLease, m.kind)
-	}
+	m.rec, m.key = r, r.Key
 	return m, nil
 }
 
-// leaseAnswer is the answer to a lease ask.
+// leaseAnswer is the answer to a lease ask, with its record decoded.
 type leaseAnswer struct {
 	kind       byte
 	fromOrigin bool   // leaseUsable: the coordinator asked the origin for it
@@ -137,62 +102,23 @@ type leaseAnswer struct {
 }
 
 func (a *leaseAnswer) append(b []byte) []byte {
-	b = append(b, a.kind)
-	switch a.kind {
-	case leaseUsable:
-		var flags byte
-		if a.fromOrigin {
-			flags = 1
-		}
-		b = append(b, flags)
-	case leaseFilling:
-		b = append(b, byte(len(a.holder)))
-		b = append(b, a.holder...)
-	case leaseGranted:
-		if a.rec == nil {
-			return b
-		}
-	case leaseVaries:
-		return append(b, a.vary...)
-	default:
-		return b
+	w := swarm.LeaseAnswer{Kind: a.kind, FromOrigin: a.fromOrigin, Holder: a.holder, Vary: a.vary}
+	if a.rec != nil {
+		w.Record = a.rec.Append(nil)
 	}
-	return a.rec.Append(b)
+	return w.Append(b)
 }
 
 func parseLeaseAnswer(b []byte) (*leaseAnswer, error) {
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty answer", errLease)
+	w, err := swarm.ParseLeaseAnswer(b)
+	if err != nil {
+		return nil, err
 	}
-	a := &leaseAnswer{kind: b[0]}
-	rest := b[1:]
-	switch a.kind {
-	case leaseGranted:
-		if len(rest) == 0 {
-			return a, nil
-		}
-	case leaseUsable:
-		if len(rest) == 0 || rest[0]&^1 != 0 {
-			return nil, fmt.Errorf("%w: bad flags", errLease)
-		}
-		a.fromOrigin = rest[0]&1 != 0
-		rest = rest[1:]
-	case leaseVaries:
-		if len(rest) == 0 {
-			return nil, fmt.Errorf("%w: no vary", errLease)
-		}
-		a.vary = string(rest)
+	a := &leaseAnswer{kind: w.Kind, fromOrigin: w.FromOrigin, holder: w.Holder, vary: w.Vary}
+	if w.Record == nil {
 		return a, nil
-	case leaseFilling:
-		if len(rest) == 0 || len(rest) < 1+int(rest[0]) || rest[0] == 0 {
-			return nil, fmt.Errorf("%w: bad holder", errLease)
-		}
-		a.holder = string(rest[1 : 1+int(rest[0])])
-		rest = rest[1+int(rest[0]):]
-	default:
-		return nil, fmt.Errorf("%w: answer %d", errLease, a.kind)
 	}
-	r, err := parseRecord(rest)
+	r, err := parseRecord(w.Record)
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +356,7 @@ func (s *streamer) askLease(ctx context.Context, key, gone string) (*leaseAnswer
 		m.kind = leaseKnown
 	}
 	payload := m.append(swarm.AppendStat(nil, swarm.StatLease))
-	if len(payload) > swarm.MaxKey || len(self) > maxMember || len(gone) > maxMember {
+	if len(payload) > swarm.MaxKey || len(self) > swarm.MaxLeaseMember || len(gone) > swarm.MaxLeaseMember {
 		return nil, "", fmt.Errorf("edge: lease of %.80q: key too long", key)
 	}
 	tried := 0

@@ -227,7 +227,8 @@ const (
 	// at a time fetch a key from the origin, so that concurrent misses
 	// anywhere in the fleet collapse into one origin GET. The payload is
 	// a kind and its fields, member names as a length (1) then the bytes,
-	// records as in the Fill request above:
+	// records as in the Fill request above. The codec is lease.go
+	// (LeaseMsg, LeaseAnswer), which carries records as opaque bytes:
 	//
 	//	payload: kind (1) | member len (1) | member | rest
 	//	         kind 1 ask: rest is the key; member is the asker
