@@ -84,15 +84,24 @@ type Config struct {
 	// response has no stale-if-error, must-revalidate, proxy-revalidate,
 	// no-cache or s-maxage. Zero means never (RFC 9111 §4.2.4's default).
 	ServeStaleOnError time.Duration
-	// ForwardMisses makes an edge that is alone in its fleet forward a cold
-	// GET miss as the client's own request (miss.go): one origin request
-	// per miss instead of a HEAD and ranged GETs, and the client's
-	// conditionals and fields reach the origin as sent. The price: a
-	// response longer than one segment is cut after its header, and the
-	// bytes the origin had already sent are wasted (on loopback, megabytes
-	// per miss). Off by default, so origin egress stays 1.0× the bytes
-	// asked for; for small-object sites and conformance runs.
+	// ForwardMisses is kept for callers of the previous versions: misses
+	// are forwarded as the client sent them whenever streamed fills leave
+	// them (below), in a fleet of any size. With RangedFills it restores
+	// the old rule: an edge alone in its fleet forwards a cold GET miss
+	// (miss.go), one that is not fills by HEAD and ranged GETs.
 	ForwardMisses bool
+	// RangedFills turns streamed fills off (the previous versions' fill
+	// path, kept for comparison for one version): a miss is then a HEAD at
+	// the object's coordinator and one ranged GET per segment at each
+	// segment's coordinator. By default (streamed.go) a miss is one GET by
+	// the edge that took it: the object's coordinator grants one fill
+	// lease per key for the fleet, the holder forwards the client's
+	// request to the origin (without Range), the response
+	// header makes the record, and the body streams to the client while it
+	// is cut into segments, coded and placed; other edges read the
+	// segments from the holder as they are cut. No HEAD is sent that the
+	// client did not send.
+	RangedFills bool
 	// DirectFills turns placed fills off: this edge then asks a segment's
 	// coordinator for the whole segment in the answer to its Fill. By
 	// default, as in shoal edge (--placed-fills, measured faster on a
@@ -163,6 +172,9 @@ type Edge struct {
 	refreshing sync.Map  // keys refreshed in the background (stale-while-revalidate)
 	pending    sync.Map  // keys with a forwarded miss in flight (miss.go)
 	vary       varyIndex // how targets vary (vary.go)
+
+	leases  leaseTable // fill leases of the keys coordinated here (lease.go)
+	streams streams    // streamed fills known to this edge (streamed.go)
 
 	bg *tasks // background work Shutdown waits for (background.go)
 
@@ -298,8 +310,8 @@ func New(cfg Config) (*Edge, error) {
 	e.filler = &filler{
 		node: e.node, store: e.store, coder: coder, mem: e.mem, sites: e.sites, params: params,
 		xfer: e.shards.xfer, pushSem: make(chan struct{}, 64),
-		shards: e.shards, records: e, repair: e.repair, bg: e.bg, stop: e.bg.ctx.Done(),
-		m: e.m, log: e.log, tracer: e.tracer,
+		shards: e.shards, records: e, repair: e.repair, bg: e.bg, stop: e.bg.ctx.Done(), streams: &e.streams,
+		holdersFirst: !cfg.RangedFills, m: e.m, log: e.log, tracer: e.tracer,
 	}
 	if cfg.Trust != nil {
 		e.signed = newSigned(signedConfig{
@@ -309,8 +321,9 @@ func New(cfg Config) (*Edge, error) {
 	}
 	e.reader = &reader{
 		node: e.node, mem: e.mem, shards: e.shards, filler: e.filler, repair: e.repair, signed: e.signed,
-		placedFills: !cfg.DirectFills, fillProbe: cfg.FillProbe,
-		m: e.m, log: e.log, tracer: e.tracer,
+		placedFills: !cfg.DirectFills, fillProbe: cfg.FillProbe, streams: &e.streams,
+		kept: func(r *Record) bool { cur, ok := e.records.Get(r.Key); return ok && cur.Same(r) },
+		m:    e.m, log: e.log, tracer: e.tracer,
 	}
 	e.purger = &purger{
 		node: e.node, entries: e.purges, held: e.records, store: e.store, sites: e.sites,

@@ -116,10 +116,14 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	plainGet := r.Method == http.MethodGet && r.Header.Get("Range") == ""
+	if vk := e.requestKey(key, r.Header); !e.cfg.RangedFills && (vk == key || e.fleetVariant(vk)) && ((*streamer)(e).streamedMiss(sw, r, vk) || (*streamer)(e).headMiss(sw, r, vk)) {
+		return // one origin GET, streamed, or the client's HEAD (streamed.go)
+	}
 	switch vk := e.requestKey(key, r.Header); {
 	case vk != key && e.fleetVariant(vk):
-		// A variant the fleet fetches with its own requests (vary.go).
-		if plainGet && e.forwardMiss(sw, r, vk, false) {
+		// A variant the fleet fetches with its own requests (vary.go); an
+		// edge alone forwards it.
+		if plainGet && len(e.node.Members()) == 1 && e.forwardMiss(sw, r, vk, false) {
 			return
 		}
 		key = vk
@@ -168,7 +172,14 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Nothing was sent: the first segment could not be read. If that is
 	// because the object changed under the fleet's record, look it up again
 	// (once for the fleet) and serve the new version.
-	if errors.Is(err, swarm.ErrStale) {
+	if errors.Is(err, swarm.ErrStale) && rec.Streamed() && !e.cfg.RangedFills {
+		// A segment of a version of the fleet's own was lost: the object
+		// is fetched again (streamed.go).
+		clear(sw.Header())
+		if (*streamer)(e).refill(sw, r, key, rec) {
+			return
+		}
+	} else if errors.Is(err, swarm.ErrStale) {
 		if nrec, _, rerr := e.record(ctx, key, rec); rerr == nil && !nrec.Same(rec) {
 			e.log.InfoContext(ctx, "object changed at the origin, serving the new version", "key", key)
 			clear(sw.Header())
@@ -431,7 +442,11 @@ func (e *Edge) stream(ctx context.Context, w http.ResponseWriter, rec *Record, s
 			if !wrote {
 				return true, out.err
 			}
-			if errors.Is(out.err, swarm.ErrStale) {
+			switch {
+			case errors.Is(out.err, swarm.ErrStale) && rec.Streamed():
+				// Too late for this response: the next fetches the object again.
+				(*streamer)(e).lost(ctx, rec)
+			case errors.Is(out.err, swarm.ErrStale):
 				// Too late for this response; look the object up again
 				// before cutting it, so that the next gets the new version.
 				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -159,7 +159,7 @@ func newMetrics() *metrics {
 			Name: "shoal_requests_total", Help: "Client requests, by method and status code.",
 		}, []string{"method", "code"}),
 		originReqs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "shoal_origin_requests_total", Help: "Requests sent to the origin (HEAD, ranged GET and forwarded requests).",
+			Name: "shoal_origin_requests_total", Help: "Requests sent to the origin (fill GETs, forwarded requests, ranged refills, and with --ranged-fills or --trust-key HEAD lookups).",
 		}),
 		originBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_origin_bytes_total", Help: "Response body bytes received from the origin.",

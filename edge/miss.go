@@ -16,27 +16,24 @@ import (
 	"github.com/shoalcdn/shoal/swarm"
 )
 
-// With Config.ForwardMisses (--forward-misses), a cold miss on an edge that
-// is a fleet of its own is forwarded: the client's GET
-// goes to the origin as it came (every end-to-end field, conditionals and
-// credentials included), and the one response both answers the client and
-// makes the record, so the origin sees one request, not a HEAD and then a
-// GET. A response of one segment or less is stored from that same body
-// (coded and placed as it passes); a longer one is closed after its
-// header and served through the fleet, segment by segment, so that
-// concurrent clients of a large object share one origin fetch per
-// segment. This edge's other clients of the key wait for the forwarded
-// response's record rather than ask again.
+// Forwarded misses: the client's request goes to the origin as it came
+// (every end-to-end field, conditionals and credentials included), and
+// the one response both answers the client and makes the record. Two
+// callers use the proxy below and its response hook, missResponse:
 //
-// In a fleet of several members a miss stays a HEAD at the object's
-// coordinator and ranged GETs at the segments' coordinators: a forwarded
-// GET would have to be cut after its header for a large object, and on
-// loopback or a fast link the origin has by then written most of it, so
-// a flash crowd would cost the origin the object twice.
+//   - streamed fills (streamed.go, the default): the fill's request, under
+//     the key's lease. A storable 200 streams (streamResponse); the rules
+//     here decide the rest: another storable status, or a variant the
+//     fleet cannot fetch, of one segment is stored from the body as it
+//     passes (coded and placed); anything else is relayed.
+//   - forwardMiss: the misses streamed fills leave (credentials and
+//     cookies selecting a variant), and, with Config.RangedFills, the cold
+//     GET misses of an edge alone with Config.ForwardMisses. There a
+//     response longer than one segment is closed after its header and
+//     served through the fleet, segment by segment.
 //
-// Only plain GETs (no Range: a range on a cold miss fetches only its
-// segments) for which no record at all is held take this path; a stale
-// record is revalidated with a conditional HEAD instead.
+// This edge's other clients of the key wait for the forwarded response's
+// record rather than ask again.
 
 // pendingMiss is a forwarded miss in flight; done is closed once its
 // record (if any) is kept and, for a small object, its segment placed.
@@ -60,6 +57,16 @@ type missState struct {
 	old          *Record
 	revalidating bool
 	reqHeader    http.Header // the client's request fields
+	// stream is set for a streamed fill's request (streamed.go).
+	stream *streamState
+}
+
+// kept notes, for a streamed fill's lease, the record of its key a
+// forwarded miss's rules kept.
+func (st *missState) kept(rec *Record) {
+	if st.stream != nil && rec.Key == st.key {
+		st.stream.kept = rec
+	}
 }
 
 // errHeaderTimeout: the origin did not answer a forwarded miss in time.
@@ -88,7 +95,9 @@ func (s *serveFromFleet) Error() string { return "edge: served from the fleet" }
 func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, variant bool) bool {
 	// With --trust-key every byte must pass the segment path's manifest
 	// check, which a forwarded body would skip.
-	if !e.cfg.ForwardMisses || e.signed != nil || len(e.node.Members()) != 1 {
+	// With streamed fills, a fleet forwards the misses they leave:
+	// requests with credentials, conditionals on a cold miss, variants.
+	if !e.cfg.ForwardMisses && e.cfg.RangedFills || e.signed != nil || len(e.node.Members()) != 1 && e.cfg.RangedFills {
 		return false
 	}
 	old, ok := e.records.Get(key)
@@ -178,6 +187,13 @@ func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
 					if cw, ok := w.(*countingWriter); ok {
 						w = cw.ResponseWriter // the fleet path counts its own bytes
 					}
+					if st, _ := r.Context().Value(missKey{}).(*missState); st != nil && st.stream != nil {
+						// A streamed fill's request is the client's
+						// without its range (and its conditionals when
+						// the fleet revalidates), detached
+						// from it; the answer is to the client's own.
+						r = st.stream.client
+					}
 					if sf.stale {
 						e.serveStale(w, r, sf.rec)
 						return
@@ -216,6 +232,18 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	st.headers.Stop()
 	now := e.cfg.Now()
 	status := "shoal; fwd=miss; fwd-status=" + strconv.Itoa(resp.StatusCode)
+	streamed := st.stream != nil
+	if streamed {
+		s, err := (*streamer)(e).streamResponse(resp, st)
+		switch {
+		case errors.Is(err, errNotStreamed):
+			streamed = false
+		case err != nil:
+			return err
+		case s != "":
+			status = s
+		}
+	}
 	defer func() {
 		// Via after the record is made: a hit adds its own (serveObject).
 		resp.Header.Add("Via", httpcache.Via(resp.ProtoMajor, resp.ProtoMinor))
@@ -223,6 +251,8 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		resp.Header.Add("Cache-Status", status)
 	}()
 	switch {
+	case streamed:
+		return nil
 	case resp.StatusCode == http.StatusNotModified && st.revalidating:
 		// The stale object is still good: serve it with the new fields.
 		rec := newRecord(st.key, http.StatusOK, httpcache.UpdateHeaders(st.old.Header, resp.Header), st.old.Size, st.old.Validator, st.old.Layout, now, e.cfg.MaxHeuristicFreshness)
@@ -242,8 +272,11 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		// The variant this response is: learned from its Vary.
 		target := httpcache.TargetOf(st.key)
 		key = httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader)
-		if key != target && (len(key) >= swarm.MaxKey-2 || resp.ContentLength > e.cfg.Layout.SegmentSize && !e.fleetVariant(key)) {
-			return nil // a variant the fleet could not refetch: relayed only
+		if key != target && (len(key) >= swarm.MaxKey-2 || !e.fleetVariant(key) && (resp.ContentLength > e.cfg.Layout.SegmentSize || len(e.node.Members()) != 1)) {
+			// A variant the fleet could not refetch: relayed only. A fleet
+			// keeps none (their keys carry credentials or cookies, vary.go).
+			status = "shoal; fwd=miss; detail=vary"
+			return nil
 		}
 	}
 	info := &origin.Info{Header: resp.Header, ETag: resp.Header.Get("ETag"), Size: resp.ContentLength}
@@ -251,12 +284,19 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		info.LastModified = lm
 	}
 	rec := newBodyRecord(key, resp.StatusCode, resp.Header, resp.ContentLength, info.Validator(), e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	if rec != nil && resp.StatusCode != http.StatusOK && resp.Header.Get("Vary") != "" {
+		// Variants are keyed for 200s only: another status that varies is
+		// relayed, and remembered as a pass.
+		rec = nil
+	}
 	if rec == nil {
 		if key == httpcache.TargetOf(key) {
 			// Remembered briefly, so that concurrent and following
 			// requests are forwarded side by side rather than one after
 			// the other.
-			e.keepRecord(&Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(passTTL)})
+			p := &Record{Key: key, Pass: true, Fetched: now, Expires: now.Add(passTTL)}
+			e.keepRecord(p)
+			st.kept(p)
 		}
 		status = "shoal; fwd=uri-miss"
 		st.p.finish()
@@ -270,6 +310,7 @@ func (e *Edge) missResponse(resp *http.Response) error {
 	}
 	e.keepRecord(rec)
 	e.replicate(rec)
+	st.kept(rec)
 	if rec.Pass {
 		status = "shoal; fwd=uri-miss"
 		st.p.finish()

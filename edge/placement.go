@@ -125,6 +125,23 @@ func (fr *filler) waitPlaced(ctx context.Context, p *placement, shardLen int) bo
 	return false
 }
 
+// waitPlacedStreamed is waitPlaced for a segment of a streamed fill: it
+// waits until k shards are placed or every shard settled, however long
+// the pushes take (the asker's own timeouts bound it).
+func (fr *filler) waitPlacedStreamed(ctx context.Context, p *placement, _ int) bool {
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.enough:
+		return true
+	case <-p.done:
+		return p.placed.Load() >= p.k
+	case <-ctx.Done():
+	}
+	return false
+}
+
 // serveFill answers a peer's Fill: the whole segment, or, when the payload
 // asks for it and the shards are placed, the descriptor alone.
 func (fr *filler) serveFill(ctx context.Context, payload []byte) (*swarm.Segment, error) {
@@ -144,7 +161,14 @@ func (fr *filler) serveFill(ctx context.Context, payload []byte) (*swarm.Segment
 	if err != nil || !placed {
 		return s, err
 	}
-	if !fr.waitPlaced(ctx, p, s.Descriptor.ShardLen) {
+	wait := fr.waitPlaced
+	if sf, _ := fr.streams.filling(f.Record.ID()); sf != nil {
+		// A streamed fill's edge carries the whole object to the fleet
+		// through its uplink: answering whole segments would carry it
+		// once per asker. The asker waits for the shards instead.
+		wait = fr.waitPlacedStreamed
+	}
+	if !wait(ctx, p, s.Descriptor.ShardLen) {
 		fr.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil)
 		return s, nil
 	}

@@ -60,7 +60,9 @@ func TestPlacedFillPayload(t *testing.T) {
 // descriptors, not segments.
 func TestPlacedFillReadsFromHolders(t *testing.T) {
 	o := newTestOrigin(t, "public, max-age=3600")
-	c := newCluster(t, o, 4, nil)
+	// Placed answers to Fills at segments' coordinators: the ranged fills'
+	// machinery (--ranged-fills, and the refill of a lost segment).
+	c := newCluster(t, o, 4, func(cfg *Config) { cfg.RangedFills = true })
 	const size = 3<<20 + 777
 	want := o.put(t, "/placed.bin", size, 5)
 	_, got := c.get(0, "/placed.bin")
@@ -150,6 +152,10 @@ func TestFillSurvivesSilentCoordinator(t *testing.T) {
 	n := 0
 	gateVictim := func(cfg *Config) {
 		cfg.FillProbe = 500 * time.Millisecond
+		// A segment coordinator's fill, probed: the ranged fills'
+		// machinery (--ranged-fills, and the refill of a lost segment). A
+		// streamed fill's filler dying: TestStreamedFillFillerCrash.
+		cfg.RangedFills = true
 		if n == victim {
 			cfg.Origin.Base = gate.URL
 		}
@@ -202,49 +208,56 @@ func TestFillSurvivesSilentCoordinator(t *testing.T) {
 	c.kill(victim)
 }
 
-// TestPushLanesPlaceEveryShard: a coordinator sends one fill's pushes a
+// TestPushLanesPlaceEveryShard: a filler sends one segment's pushes a
 // few at a time (pushLanes), so the first k are placed early; every shard
 // still reaches its holder. A cold read through one edge of six: every
 // byte right, the origin sends the object about once, each segment's five
-// remote shards are pushed (none dropped or failed), the coordinators
-// answered placed Fills, and the other edges read the object from the
-// holders.
+// remote shards are pushed (none dropped or failed), and the other edges
+// read the object from the holders. With ranged fills the segments'
+// coordinators fill and push, and answer placed Fills; with streamed
+// fills (the default) the edge that took the miss does.
 func TestPushLanesPlaceEveryShard(t *testing.T) {
-	o := newTestOrigin(t, "public, max-age=3600")
-	c := newCluster(t, o, 6, nil)
-	const segments = 5
-	size := segments * int(testLayout.SegmentSize)
-	want := o.put(t, "/lanes.bin", size, 11)
-	_, got := c.get(0, "/lanes.bin")
-	sameBytes(t, "cold read", got, want)
-	if n, limit := o.bytes.Load(), int64(size*11/10); n > limit {
-		t.Errorf("origin sent %d bytes for %d, want at most %d", n, size, limit)
-	}
-	pushes := func(result string) float64 {
-		var n float64
-		for _, e := range c.edges {
-			n += counterValueLabel(t, e.Edge, "shoal_shard_pushes_total", "result", result)
-		}
-		return n
-	}
-	remote := float64(segments * (testLayout.Params.Total() - 1))
-	waitFor(t, func() bool { return pushes("ok")+pushes("error")+pushes("dropped") >= remote })
-	if ok := pushes("ok"); ok != remote {
-		t.Errorf("%v pushes ok (%v failed, %v dropped), want %v", ok, pushes("error"), pushes("dropped"), remote)
-	}
-	var placed float64
-	for _, e := range c.edges {
-		placed += counterValue(t, e.Edge, "shoal_fills_placed_total")
-	}
-	if placed == 0 {
-		t.Error("no coordinator answered a placed Fill")
-	}
-	// Every other edge reads the object from the holders, no Fill needed.
-	for i := 1; i < len(c.edges); i++ {
-		_, got := c.get(i, "/lanes.bin")
-		sameBytes(t, fmt.Sprintf("edge %d", i), got, want)
-	}
-	if n, limit := o.bytes.Load(), int64(size*11/10); n > limit {
-		t.Errorf("after every edge read it, origin sent %d bytes for %d", n, size)
+	for _, ranged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ranged=%v", ranged), func(t *testing.T) {
+			o := newTestOrigin(t, "public, max-age=3600")
+			c := newCluster(t, o, 6, func(cfg *Config) { cfg.RangedFills = ranged })
+			const segments = 5
+			size := segments * int(testLayout.SegmentSize)
+			want := o.put(t, "/lanes.bin", size, 11)
+			_, got := c.get(0, "/lanes.bin")
+			sameBytes(t, "cold read", got, want)
+			if n, limit := o.bytes.Load(), int64(size*11/10); n > limit {
+				t.Errorf("origin sent %d bytes for %d, want at most %d", n, size, limit)
+			}
+			pushes := func(result string) float64 {
+				var n float64
+				for _, e := range c.edges {
+					n += counterValueLabel(t, e.Edge, "shoal_shard_pushes_total", "result", result)
+				}
+				return n
+			}
+			remote := float64(segments * (testLayout.Params.Total() - 1))
+			waitFor(t, func() bool { return pushes("ok")+pushes("error")+pushes("dropped") >= remote })
+			if ok := pushes("ok"); ok != remote {
+				t.Errorf("%v pushes ok (%v failed, %v dropped), want %v", ok, pushes("error"), pushes("dropped"), remote)
+			}
+			if ranged {
+				var placed float64
+				for _, e := range c.edges {
+					placed += counterValue(t, e.Edge, "shoal_fills_placed_total")
+				}
+				if placed == 0 {
+					t.Error("no coordinator answered a placed Fill")
+				}
+			}
+			// Every other edge reads the object from the holders, no Fill needed.
+			for i := 1; i < len(c.edges); i++ {
+				_, got := c.get(i, "/lanes.bin")
+				sameBytes(t, fmt.Sprintf("edge %d", i), got, want)
+			}
+			if n, limit := o.bytes.Load(), int64(size*11/10); n > limit {
+				t.Errorf("after every edge read it, origin sent %d bytes for %d", n, size)
+			}
+		})
 	}
 }

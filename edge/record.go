@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,7 +35,11 @@ type Record struct {
 	// origin.Info.Validator). An object of one segment without either is
 	// stored under a made-up validator, "#" and the time it was fetched,
 	// which names the version but is never sent (see IfRange); a larger
-	// one is not stored, since its segments could mix versions.
+	// one is only stored by a streamed fill, under "#s" and a unique
+	// suffix (streamVersion), since the one response it comes from is its
+	// only source: its segments are never fetched by range, which could
+	// mix versions. So is an object of unknown length (a chunked
+	// response), whatever its validators.
 	Validator string
 	// Header holds the response fields replayed to clients.
 	Header http.Header
@@ -43,8 +49,9 @@ type Record struct {
 	// Age is the response's age at Fetched, in seconds (RFC 9111 §4.2.3).
 	Age int64
 	// Status is the response's status code when not 200: a response of
-	// one segment stored by an edge alone from a forwarded body (miss.go),
-	// which the fleet's own fetches could not get again. Zero means 200.
+	// one segment stored from a forwarded or streamed fill's body
+	// (miss.go), which the fleet's own fetches could not get again. Zero
+	// means 200.
 	Status int
 
 	// revalidated marks a record the origin confirmed with a 304 (for
@@ -62,9 +69,29 @@ func (r *Record) IfRange() string {
 	return r.Validator
 }
 
-// ID returns the object version's identity.
+// ID returns the object version's identity. A streamed version's does
+// not depend on its size, which a chunked response makes known only at its
+// end, after its first segments were placed: its validator is unique.
 func (r *Record) ID() erasure.ObjectID {
+	if r.Streamed() {
+		return erasure.NewObjectID(r.Key, r.Validator, -1, r.Layout)
+	}
 	return erasure.NewObjectID(r.Key, r.Validator, r.Size, r.Layout)
+}
+
+// Streamed reports whether r is a version of the fleet's own making, made
+// by a streamed fill: one response is its only source (see Validator).
+func (r *Record) Streamed() bool { return strings.HasPrefix(r.Validator, streamedPrefix) }
+
+// streamedPrefix starts the validator of a streamed fill's own version.
+const streamedPrefix = "#s"
+
+// streamVersion returns a new version name for a streamed fill: unique
+// in the fleet (the time and random bits).
+func streamVersion(now time.Time) string {
+	var b [6]byte
+	rand.Read(b[:])
+	return streamedPrefix + strconv.FormatInt(now.UnixNano(), 36) + "." + hex.EncodeToString(b[:])
 }
 
 // Fresh reports whether r may be used at now without asking the origin.

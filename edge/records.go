@@ -48,7 +48,9 @@ func (e *Edge) record(ctx context.Context, key string, stale *Record) (*Record, 
 	}
 	now := e.cfg.Now()
 	if ok && stale == nil && e.whileRevalidating(local, now) {
-		e.refreshInBackground(key, func(ctx context.Context) { e.lookup(ctx, key, nil) })
+		if e.cfg.RangedFills || e.signed != nil { // else streamedMiss started a streamed revalidation
+			e.refreshInBackground(key, func(ctx context.Context) { e.lookup(ctx, key, nil) })
+		}
 		return local, false, nil
 	}
 	r, fromOrigin, err := e.lookup(ctx, key, stale)
@@ -304,6 +306,8 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		return nil, nil
 	case swarm.StatPurgeLog:
 		return e.purger.answerPurgeLog(payload)
+	case swarm.StatLease:
+		return (*streamer)(e).statLease(ctx, payload)
 	default:
 		return nil, fmt.Errorf("edge: stat mode %v not answered", mode)
 	}

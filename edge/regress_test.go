@@ -5,6 +5,7 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -75,7 +76,10 @@ func TestStreamDoesNotHangWhenTheClientHalfCloses(t *testing.T) {
 // fleet: at most one response is cut, then the new version is served.
 func TestChangeNoticedAfterTheFirstSegment(t *testing.T) {
 	o := newTestOrigin(t, "public, max-age=3600")
-	c := newCluster(t, o, 3, nil)
+	// Ranged fills (--ranged-fills) fetch only the ranged segment, and the
+	// next ones by If-Range; a streamed fill fetches the whole object at
+	// once: TestChangeNoticedOnRefill is the default's case.
+	c := newCluster(t, o, 3, func(cfg *Config) { cfg.RangedFills = true })
 	const seg = 256 << 10
 	o.put(t, "/c.bin", 4*seg, 1)
 	if resp, _ := c.get(0, "/c.bin", "Range", "bytes=0-99"); resp.StatusCode != 206 {
@@ -102,25 +106,104 @@ func TestChangeNoticedAfterTheFirstSegment(t *testing.T) {
 	}
 }
 
+// TestChangeNoticedOnRefill: with streamed fills (the default), an
+// object that changes at the origin after the fleet stored it whole, and
+// then loses a segment, is refilled by If-Range: at most one response is
+// cut, then the new version is served.
+func TestChangeNoticedOnRefill(t *testing.T) {
+	o := newTestOrigin(t, "public, max-age=3600")
+	c := newCluster(t, o, 3, nil)
+	const seg = 256 << 10
+	old := o.put(t, "/c.bin", 4*seg, 1)
+	_, b := c.get(0, "/c.bin")
+	sameBytes(t, "first GET", b, old)
+	rec, ok := c.edges[0].records.Get("/c.bin")
+	if !ok {
+		t.Fatal("edge 0 has no record of what it served")
+	}
+	settled(t, c, rec)
+	want := o.put(t, "/c.bin", 4*seg, 2) // same size, new content and ETag
+	lose(c, erasure.SegmentID{Object: rec.ID(), Index: 2})
+	cut := 0
+	for i := range 4 {
+		resp, err := http.Get(c.edges[0].url + "/c.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case err != nil || int64(len(b)) < resp.ContentLength:
+			cut++ // a cut response may hold old bytes: it is visibly incomplete
+			if len(b) > 2*seg || !bytes.Equal(b, old[:len(b)]) {
+				t.Errorf("GET %d: cut after %d bytes that are not the old version's first two segments", i, len(b))
+			}
+		case !bytes.Equal(b, want):
+			t.Fatalf("GET %d: a complete %d-byte body that is not the new version", i, len(b))
+		}
+	}
+	if cut > 1 {
+		t.Errorf("%d of 4 responses were cut after the object changed, want at most 1", cut)
+	}
+}
+
+// settled waits until no edge streams rec's fill any more: from then on
+// its segments are read from their holders (streamed.go).
+func settled(t *testing.T, c *cluster, rec *Record) {
+	t.Helper()
+	waitFor(t, func() bool {
+		for _, e := range c.edges {
+			if !e.closed && e.streams.localFill(rec.ID()) != nil {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// lose drops every copy of seg the fleet has: its shards and the memory
+// tiers.
+func lose(c *cluster, seg erasure.SegmentID) {
+	for _, e := range c.edges {
+		if e.closed {
+			continue
+		}
+		e.mem.Purge()
+		for i := range testLayout.Params.Total() {
+			e.store.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
+		}
+	}
+}
+
 // A failing origin is not asked more often than the client asks times the
 // client's attempts: no extra lookups on top.
 func TestFailingOriginIsNotAmplified(t *testing.T) {
-	o := newTestOrigin(t, "public, max-age=3600")
-	c := newCluster(t, o, 3, nil) // Attempts: 2
-	o.put(t, "/d.bin", 1000, 6)
-	if resp, _ := c.do(0, http.MethodHead, "/d.bin"); resp.StatusCode != 200 {
-		t.Fatal(resp.Status)
-	}
-	o.down.Store(true)
-	before := o.requests.Load()
-	const n = 10
-	for range n {
-		if resp, _ := c.get(0, "/d.bin"); resp.StatusCode != http.StatusBadGateway {
-			t.Fatalf("status %d, want 502", resp.StatusCode)
-		}
-	}
-	if got := o.requests.Load() - before; got > 2*n {
-		t.Errorf("%d client GETs made %d origin requests, want at most %d", n, got, 2*n)
+	for _, ranged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ranged=%v", ranged), func(t *testing.T) {
+			o := newTestOrigin(t, "public, max-age=3600")
+			c := newCluster(t, o, 3, func(cfg *Config) { cfg.RangedFills = ranged }) // Attempts: 2
+			o.put(t, "/d.bin", 1000, 6)
+			if resp, _ := c.do(0, http.MethodHead, "/d.bin"); resp.StatusCode != 200 {
+				t.Fatal(resp.Status)
+			}
+			o.down.Store(true)
+			before := o.requests.Load()
+			// A streamed fill relays the origin's 503 as sent, as nginx
+			// does; a ranged fill's failure is the fleet's 502.
+			want := http.StatusServiceUnavailable
+			if ranged {
+				want = http.StatusBadGateway
+			}
+			const n = 10
+			for range n {
+				if resp, _ := c.get(0, "/d.bin"); resp.StatusCode != want {
+					t.Fatalf("status %d, want %d", resp.StatusCode, want)
+				}
+			}
+			if got := o.requests.Load() - before; got > 2*n {
+				t.Errorf("%d client GETs made %d origin requests, want at most %d", n, got, 2*n)
+			}
+		})
 	}
 }
 
@@ -155,20 +238,39 @@ func TestConcurrentReadsOnOneEdgeAreCoalesced(t *testing.T) {
 	}
 }
 
+// An error answered to a request for a stored object carries none of the
+// object's fields: with ranged fills, a HEAD made the record and the
+// segment fill fails; with streamed fills (the default), the object was
+// stored whole, lost its segment, and the refill fails.
 func TestErrorsCarryNoObjectHeaders(t *testing.T) {
-	o := newTestOrigin(t, "public, max-age=3600")
-	c := newCluster(t, o, 1, nil)
-	o.put(t, "/h.bin", 1000, 6)
-	c.do(0, http.MethodHead, "/h.bin")
-	o.down.Store(true)
-	resp, _ := c.get(0, "/h.bin", "Range", "bytes=10-19")
-	if resp.StatusCode != http.StatusBadGateway {
-		t.Fatalf("status %d, want 502", resp.StatusCode)
-	}
-	for _, f := range []string{"Content-Range", "Etag", "Last-Modified", "Age", "Accept-Ranges"} {
-		if v := resp.Header.Get(f); v != "" {
-			t.Errorf("502 carries %s: %q", f, v)
-		}
+	for _, ranged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ranged=%v", ranged), func(t *testing.T) {
+			o := newTestOrigin(t, "public, max-age=3600")
+			c := newCluster(t, o, 1, func(cfg *Config) { cfg.RangedFills = ranged })
+			want := o.put(t, "/h.bin", 1000, 6)
+			if ranged {
+				c.do(0, http.MethodHead, "/h.bin")
+			} else {
+				_, b := c.get(0, "/h.bin")
+				sameBytes(t, "first GET", b, want)
+				rec, ok := c.edges[0].records.Get("/h.bin")
+				if !ok {
+					t.Fatal("no record of what the edge served")
+				}
+				settled(t, c, rec)
+				lose(c, erasure.SegmentID{Object: rec.ID()})
+			}
+			o.down.Store(true)
+			resp, _ := c.get(0, "/h.bin", "Range", "bytes=10-19")
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Fatalf("status %d, want 502", resp.StatusCode)
+			}
+			for _, f := range []string{"Content-Range", "Etag", "Last-Modified", "Age", "Accept-Ranges"} {
+				if v := resp.Header.Get(f); v != "" {
+					t.Errorf("502 carries %s: %q", f, v)
+				}
+			}
+		})
 	}
 }
 

@@ -325,87 +325,132 @@ func gaugeValue(t *testing.T, e *Edge, name string) float64 {
 }
 
 // A segment whose fill left fewer than k shards in the fleet (pushes
-// dropped or failed) is lost to the fleet's reads and to repair; the
-// coordinator, which keeps it in memory, sends its shards again.
+// dropped or failed) is lost to the fleet's reads and to repair; its
+// filler, which keeps it in memory, sends its shards again. With ranged
+// fills the filler is the segment's coordinator; with streamed fills (the
+// default) it is the edge that took the miss.
 func TestUnderPlacedSegmentPlacedAgain(t *testing.T) {
-	o := newTestOrigin(t, "public, max-age=3600")
-	c := newCluster(t, o, 4, func(cfg *Config) { cfg.RepairDelay = 100 * time.Millisecond })
-	want := o.put(t, "/under.bin", 300<<10, 71)
-	_, body := c.get(0, "/under.bin")
-	sameBytes(t, "first read", body, want)
-	rec, ok := c.edges[0].records.Get("/under.bin")
-	if !ok {
-		t.Fatal("edge 0 has no record of what it served")
-	}
-	seg := erasure.SegmentID{Object: rec.ID(), Index: 0}
-	coord := c.edges[edgeIndex(c, c.edges[0].Node().Rank(swarm.SegmentKey(seg))[0])]
-	if _, ok := coord.mem.Get(seg); !ok {
-		t.Fatal("the coordinator does not keep the segment it filled in memory")
-	}
-	segPlaced := func() bool {
-		for i, h := range c.edges[0].Node().Holders(seg, testLayout.Params.Total()) {
-			if !c.edges[edgeIndex(c, h)].store.Has(erasure.ShardID{Segment: seg, Index: uint8(i)}) {
-				return false
+	for _, ranged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ranged=%v", ranged), func(t *testing.T) {
+			o := newTestOrigin(t, "public, max-age=3600")
+			c := newCluster(t, o, 4, func(cfg *Config) {
+				cfg.RepairDelay = 100 * time.Millisecond
+				cfg.RangedFills = ranged
+			})
+			want := o.put(t, "/under.bin", 300<<10, 71)
+			_, body := c.get(0, "/under.bin")
+			sameBytes(t, "first read", body, want)
+			rec, ok := c.edges[0].records.Get("/under.bin")
+			if !ok {
+				t.Fatal("edge 0 has no record of what it served")
 			}
-		}
-		return true
-	}
-	waitFor(t, segPlaced)
-	originBytes := o.bytes.Load()
+			seg := erasure.SegmentID{Object: rec.ID(), Index: 0}
+			filler := c.edges[0]
+			if ranged {
+				filler = c.edges[edgeIndex(c, c.edges[0].Node().Rank(swarm.SegmentKey(seg))[0])]
+			}
+			if _, ok := filler.mem.Get(seg); !ok {
+				t.Fatal("the filler does not keep the segment it filled in memory")
+			}
+			segPlaced := func() bool {
+				for i, h := range c.edges[0].Node().Holders(seg, testLayout.Params.Total()) {
+					if !c.edges[edgeIndex(c, h)].store.Has(erasure.ShardID{Segment: seg, Index: uint8(i)}) {
+						return false
+					}
+				}
+				return true
+			}
+			waitFor(t, segPlaced)
+			originBytes := o.bytes.Load()
 
-	// Every shard lost, as if every push had failed.
-	for _, e := range c.edges {
-		for i := range testLayout.Params.Total() {
-			e.store.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
-		}
-	}
-	if segPlaced() {
-		t.Fatal("shards still placed after they were dropped")
-	}
-	coord.repair.unplace(seg)
-	waitFor(t, segPlaced)
-	if got := o.bytes.Load() - originBytes; got != 0 {
-		t.Errorf("placing again cost %d origin bytes, want 0", got)
+			// Every shard lost, as if every push had failed.
+			for _, e := range c.edges {
+				for i := range testLayout.Params.Total() {
+					e.store.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
+				}
+			}
+			if segPlaced() {
+				t.Fatal("shards still placed after they were dropped")
+			}
+			filler.repair.unplace(seg)
+			waitFor(t, segPlaced)
+			if got := o.bytes.Load() - originBytes; got != 0 {
+				t.Errorf("placing again cost %d origin bytes, want 0", got)
+			}
+		})
 	}
 }
 
-// A coordinator that crashes right after a fill may leave its pushes
-// unfinished: an edge that read the segment through that fill sends its
-// shards from its own memory tier once the coordinator is gone.
+// A filler that crashes right after a fill may leave its pushes
+// unfinished: an edge that read the segment through a Fill at the filler
+// sends its shards from its own memory tier once the filler is gone. With
+// ranged fills the filler is the segment's coordinator, read through a
+// Fill at it. Streamed fills (the default) end their lease only once their
+// shards are at their holders, placing again what did not get there
+// (streamed.go, talkLease): readers then read the holders, and a fill
+// that crashes before is read again by the lease's next holder
+// (TestStreamedFillFillerCrash).
 func TestReaderPlacesWhenCoordinatorDies(t *testing.T) {
-	o := newTestOrigin(t, "public, max-age=3600")
-	logs := &repairLogs{}
-	c := newGossipCluster(t, o, 4, 80, logs.tweak)
-	want := o.put(t, "/orphan.bin", 300<<10, 81)
-	_, body := c.get(0, "/orphan.bin")
-	sameBytes(t, "first read", body, want)
-	rec, ok := c.edges[0].records.Get("/orphan.bin")
-	if !ok {
-		t.Fatal("edge 0 has no record of what it served")
-	}
-	waitRepaired(t, c, rec, logs)
-	seg := erasure.SegmentID{Object: rec.ID(), Index: 0}
-	coord := edgeIndex(c, c.edges[0].Node().Rank(swarm.SegmentKey(seg))[0])
-	reader := (coord + 1) % len(c.edges)
+	for _, ranged := range []bool{true} {
+		t.Run(fmt.Sprintf("ranged=%v", ranged), func(t *testing.T) {
+			o := newTestOrigin(t, "public, max-age=3600")
+			logs := &repairLogs{}
+			c := newGossipCluster(t, o, 4, 80, func(i int, cfg *Config) {
+				logs.tweak(i, cfg)
+				cfg.RangedFills = ranged
+				if !ranged {
+					// The object's coordinator names the filler for the
+					// lease's time after the fill, the origin timeout:
+					// long enough for the read below on a loaded machine.
+					cfg.Origin.Timeout = 30 * time.Second
+				}
+			})
+			want := o.put(t, "/orphan.bin", 300<<10, 81)
+			_, body := c.get(0, "/orphan.bin")
+			sameBytes(t, "first read", body, want)
+			rec, ok := c.edges[0].records.Get("/orphan.bin")
+			if !ok {
+				t.Fatal("edge 0 has no record of what it served")
+			}
+			waitRepaired(t, c, rec, logs)
+			seg := erasure.SegmentID{Object: rec.ID(), Index: 0}
+			filler := edgeIndex(c, c.edges[0].Node().Rank(swarm.SegmentKey(seg))[0])
+			reader := (filler + 1) % len(c.edges)
+			if !ranged {
+				// Edge 0 filled; the reader must ask the object's
+				// coordinator, which names edge 0: the coordinator itself,
+				// or an edge the record was not replicated to.
+				filler = 0
+				ranks := c.edges[0].Node().RankAll([]byte("/orphan.bin"))
+				for _, peer := range ranks {
+					i := edgeIndex(c, peer)
+					if _, held := c.edges[i].records.Get("/orphan.bin"); i != 0 && (!held || peer == ranks[0]) {
+						reader = i
+						break
+					}
+				}
+			}
 
-	// Every shard of the segment lost, as if the coordinator's pushes had
-	// not been made; the reader gets it through a fill at the coordinator,
-	// from its memory tier.
-	for _, e := range c.edges {
-		for i := range testLayout.Params.Total() {
-			e.store.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
-		}
-	}
-	c.edges[reader].mem.Purge()
-	originBytes := o.bytes.Load()
-	_, body = c.get(reader, "/orphan.bin")
-	sameBytes(t, "read through the coordinator's fill", body, want)
+			// Every shard of the segment lost, as if the filler's pushes had
+			// not been made; the reader gets it through a Fill at the filler,
+			// from its memory tier.
+			for _, e := range c.edges {
+				for i := range testLayout.Params.Total() {
+					e.store.Remove(erasure.ShardID{Segment: seg, Index: uint8(i)})
+				}
+			}
+			c.edges[reader].mem.Purge()
+			originBytes := o.bytes.Load()
+			_, body = c.get(reader, "/orphan.bin")
+			sameBytes(t, "read through the filler's fill", body, want)
 
-	// The coordinator crashes: the reader places the segment.
-	c.kill(coord)
-	c.waitMembers(15 * time.Second)
-	waitRepaired(t, c, rec, logs)
-	if got := o.bytes.Load() - originBytes; got != 0 {
-		t.Errorf("placing again cost %d origin bytes, want 0", got)
+			// The filler crashes: the reader places the segment.
+			c.kill(filler)
+			c.waitMembers(15 * time.Second)
+			waitRepaired(t, c, rec, logs)
+			if got := o.bytes.Load() - originBytes; got != 0 {
+				t.Errorf("placing again cost %d origin bytes, want 0", got)
+			}
+		})
 	}
 }

@@ -71,6 +71,7 @@ type shardReader struct {
 // segmentFiller produces a segment as its coordinator (filler.fill).
 type segmentFiller interface {
 	fill(ctx context.Context, r *Record, idx uint32) (*swarm.Segment, *placement, error)
+	placeZoneCopy(id erasure.SegmentID, data []byte)
 }
 
 // placements is what the read path needs of repair (repair.go): the
@@ -79,6 +80,13 @@ type segmentFiller interface {
 type placements interface {
 	previous() [][]string
 	filledAt(seg erasure.SegmentID, coord string)
+}
+
+// streamLookup finds the streamed fills of objects (streamed.go): this
+// edge's own, else the member filling one.
+type streamLookup interface {
+	filling(id erasure.ObjectID) (*streamFill, string)
+	forgetFiller(id erasure.ObjectID)
 }
 
 // reader is the read path of one segment for a request.
@@ -94,6 +102,8 @@ type reader struct {
 	// placedFills is !Config.DirectFills; fillProbe is Config.FillProbe.
 	placedFills bool
 	fillProbe   time.Duration
+	streams     streamLookup         // objects being filled, read from their stream
+	kept        func(r *Record) bool // whether this edge keeps r (a fill that completed)
 	m           *metrics
 	log         *slog.Logger
 	tracer      trace.Tracer
@@ -173,6 +183,9 @@ func (rd *reader) readSegment(ctx context.Context, r *Record, id erasure.Segment
 		return out, fmt.Errorf("edge: segment %d out of range", id.Index)
 	}
 	holders := rd.node.Holders(id, r.Layout.Params.Total())
+	if out, err, ok := rd.fromStream(ctx, r, id, int(n), holders); ok {
+		return out, err
+	}
 	data, d, src, err := rd.shards.gather(ctx, id, int(n), holders)
 	if err != nil && ctx.Err() == nil {
 		data, d, src, err = rd.gatherPrevious(ctx, id, int(n), err)
@@ -218,6 +231,59 @@ func (rd *reader) readSegment(ctx context.Context, r *Record, id erasure.Segment
 		rd.log.WarnContext(ctx, "segment coordinator unreachable, trying the next", "coordinator", coord, "segment", id.String(), "err", err)
 	}
 	return out, fmt.Errorf("edge: segment %v: this edge is not a member of its own fleet", id) // unreachable: self is ranked
+}
+
+// fromStream reads a segment of an object being filled by a streamed
+// fill (streamed.go): from this edge's stream, or with a Fill at the
+// member filling it, never from the segment's coordinator, which would
+// fetch a range of an object being filled. It reports false when the
+// object is not being filled (or the stream no longer holds the
+// segment): the usual path then reads it.
+func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentID, n int, holders []string) (segRead, error, bool) {
+	if rd.streams == nil {
+		return segRead{}, nil, false
+	}
+	sf, holder := rd.streams.filling(id.Object)
+	switch {
+	case sf != nil:
+		ms, err := sf.segment(ctx, id.Index)
+		if errors.Is(err, errStreamEvicted) {
+			return segRead{}, nil, false
+		}
+		if err != nil {
+			return segRead{}, err, true
+		}
+		// Another request's fill: for this one, a hit (RFC 9211), from
+		// memory.
+		return segRead{ms.data, srcMemory}, nil, true
+	case holder != "":
+		out, err := rd.fillAt(ctx, holder, r, id, n, holders)
+		var re *swarm.RemoteError
+		if err != nil && ctx.Err() == nil && !errors.As(err, &re) {
+			// Unreachable: the next request asks the lease again. An
+			// object whose record this edge keeps was filled whole (a
+			// fill in progress is read without keeping it): its
+			// segments are at their holders, read now.
+			rd.streams.forgetFiller(id.Object)
+			if rd.kept != nil && rd.kept(r) {
+				return segRead{}, nil, false
+			}
+		}
+		if err != nil {
+			// This request fails (a slow filler is not a dead one); the
+			// next asks the coordinator again (streamed.go).
+			err = fmt.Errorf("edge: segment %v from its filler %s: %w", id, holder, err)
+		} else if z := rd.node.ZoneOf(holder); z != rd.node.Zone() && len(rd.node.Zones()) > 1 {
+			rd.filler.placeZoneCopy(id, out.data)
+		}
+		return out, err, true
+	}
+	// A stream that ended since the memory tier was looked at left its
+	// segments there.
+	if ms, ok := rd.mem.Get(id); ok {
+		return segRead{ms.data, srcMemory}, nil, true
+	}
+	return segRead{}, nil, false
 }
 
 // fillSource maps where a coordinator found a segment to the label of the
@@ -489,10 +555,15 @@ type filler struct {
 	records fillRecords
 	repair  unplacer
 	bg      background
-	stop    <-chan struct{} // closed at Shutdown
-	m       *metrics
-	log     *slog.Logger
-	tracer  trace.Tracer
+	streams streamLookup // this edge's streamed fills answer Fills of their segments
+	// holdersFirst: a segment's coordinator looks for it at its holders
+	// before the origin even when it is the first of the ranking, as it
+	// did not place it itself (a streamed fill did).
+	holdersFirst bool
+	stop         <-chan struct{} // closed at Shutdown
+	m            *metrics
+	log          *slog.Logger
+	tracer       trace.Tracer
 }
 
 // fill produces a segment as its coordinator, once per segment at a time
@@ -509,6 +580,20 @@ func (fr *filler) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Seg
 		}
 		span.End()
 	}()
+	if fr.streams != nil {
+		// A segment of an object this edge is filling comes from its
+		// stream once cut, never from a ranged fetch.
+		if sf, _ := fr.streams.filling(id.Object); sf != nil {
+			ms, err := sf.segment(ctx, idx)
+			if err == nil {
+				// The asker's request did not cause it: from the fleet.
+				return &swarm.Segment{Descriptor: ms.d, Data: ms.data, Source: srcMemory}, ms.placed.Load(), nil
+			}
+			if !errors.Is(err, errStreamEvicted) {
+				return nil, nil, err
+			}
+		}
+	}
 	ch := fr.fills.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
 		if s, ok := fr.mem.Get(id); ok && s.d != nil {
 			fr.m.fills.WithLabelValues(srcMemory).Inc()
@@ -551,7 +636,7 @@ func (fr *filler) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Seg
 // of them may have placed the segment by now, in which case fetching it
 // from the origin again would cost the origin a second copy.
 func (fr *filler) placedMeanwhile(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, bool) {
-	if rank := fr.node.Rank(swarm.SegmentKey(id)); len(rank) == 0 || rank[0] == fr.node.Self() {
+	if rank := fr.node.Rank(swarm.SegmentKey(id)); len(rank) == 0 || rank[0] == fr.node.Self() && !fr.holdersFirst {
 		return nil, false
 	}
 	_, n := r.Layout.Segment(int64(id.Index), r.Size)
@@ -581,6 +666,12 @@ func (fr *filler) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*sw
 	defer span.End()
 	if r.Status != 0 {
 		return nil, nil, fmt.Errorf("edge: a stored %d response to %s cannot be fetched by the fleet", r.Status, r.Key)
+	}
+	if r.Streamed() {
+		// Its one response was its only source (Record.Validator): the
+		// object is fetched again, as a new version.
+		fr.records.forgetRecord(r)
+		return nil, nil, fmt.Errorf("edge: segment %d of %s lost: %w (a version of the fleet's own is fetched whole)", idx, r.Key, swarm.ErrStale)
 	}
 	if httpcache.TargetOf(r.Key) != r.Key && !fr.records.fleetVariant(r.Key) {
 		// A variant selected by fields the fleet does not send (vary.go):

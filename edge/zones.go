@@ -58,6 +58,22 @@ func (fr *filler) fromOtherZones(ctx context.Context, r *Record, id erasure.Segm
 	return nil, nil, false
 }
 
+// placeZoneCopy places a copy of segment id, read from a member of
+// another zone (a streamed fill's filler), within this edge's zone, as
+// fromOtherZones does for a coordinator: so that the zone serves it on its
+// own. Several readers of one zone may each place it while the fill is in
+// progress: the holders then store what they already have.
+func (fr *filler) placeZoneCopy(id erasure.SegmentID, data []byte) {
+	shards, d, err := fr.coder.Encode(data)
+	if err != nil {
+		fr.log.Warn("could not code a segment read from another zone", "segment", id.String(), "err", err)
+		return
+	}
+	ms := &memSegment{d: d, data: data}
+	ms.placed.Store(fr.place(id, d, shards))
+	fr.mem.Add(id, ms)
+}
+
 // nearestFirst orders shard indices by the measured cost of fetching a
 // shard of about size bytes from their holders: the holders are of one
 // zone already, so this is smoothed RTT, recent throughput and failures.

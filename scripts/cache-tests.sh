@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Runs the HTTP caching conformance suite http-tests/cache-tests
-# (https://cache-tests.fyi, npm package http-cache-tests) against one Shoal
-# edge in front of the suite's own test server, and compares the result
-# with the published results of Apache Traffic Server, nginx and Varnish
-# shipped in the package.
+# (https://cache-tests.fyi, npm package http-cache-tests) against a fleet of
+# three Shoal edges with default flags in front of the suite's own test
+# server, the client on the first, and compares the result with the
+# published results of Apache Traffic Server, nginx and Varnish shipped in
+# the package.
 #
 #   scripts/cache-tests.sh [results.json]
 #
 # Needs node and npm (Debian: nodejs, npm) and a registry npm can reach;
 # the package is installed once under $CACHE_TESTS_DIR (default
-# ~/.cache/shoal/cache-tests). Ports: 18000 (test server), 18080 (edge),
-# 17000/udp (peers), override with CT_SERVER_PORT, CT_EDGE_PORT,
-# CT_PEER_PORT. Prints a summary; writes the raw results to $1 if given.
-# CT_ID=<test id> runs that one test with the suite's dump of every
-# request and response, and no summary. Exits 1 when Shoal passes no more
-# tests than ATS or fails a required test that nginx or Varnish passes
-# (.ci/run runs it), 2 when a tool is missing.
+# ~/.cache/shoal/cache-tests). Ports: 18000 (test server), 18080 and the
+# next two (the edges' client HTTP), 17000/udp and the next two (peers);
+# override with CT_SERVER_PORT, CT_EDGE_PORT, CT_PEER_PORT. Prints a
+# summary; writes the raw results to $1 if given. CT_ID=<test id> runs that
+# one test with the suite's dump of every request and response, and no
+# summary. CT_LONE=1 runs one edge alone instead of the fleet. Exits 1 when
+# Shoal passes no more tests than ATS or fails a required test that nginx
+# or Varnish passes (.ci/run runs it), 2 when a tool is missing.
 set -euo pipefail
 
 version=0.4.5
@@ -55,7 +57,7 @@ cleanup() {
 trap cleanup EXIT
 
 answers() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/")" != 000 ]; }
-for port in "$server_port" "$edge_port"; do
+for port in "$server_port" "$edge_port" $((edge_port + 1)) $((edge_port + 2)); do
 	if answers "$port"; then
 		echo "cache-tests: something already listens on 127.0.0.1:$port (a run left behind?); set CT_SERVER_PORT/CT_EDGE_PORT" >&2
 		exit 2
@@ -68,13 +70,23 @@ go build -o "$work/shoal" "$root/cmd/shoal"
 (cd "$pkg" && npm_config_port=$server_port npm_config_pidfile="$work/server.pid" \
 	npm_package_config_protocol=http exec node server/server.mjs >"$work/server.log" 2>&1) &
 pids+=($!)
-"$work/shoal" edge --origin "http://127.0.0.1:$server_port" --listen "127.0.0.1:$edge_port" \
-	--peer-listen "127.0.0.1:$peer_port" --tls-dir "$work/tls" --admin-listen "" \
-	--forward-misses --log-level warn >"$work/edge.log" 2>&1 &
-pids+=($!)
+if [ -z "${CT_LONE:-}" ]; then
+	fleet_peers="127.0.0.1:$peer_port,127.0.0.1:$((peer_port + 1)),127.0.0.1:$((peer_port + 2))"
+	for i in 0 1 2; do
+		"$work/shoal" edge --origin "http://127.0.0.1:$server_port" --listen "127.0.0.1:$((edge_port + i))" \
+			--peer-listen "127.0.0.1:$((peer_port + i))" --peers "$fleet_peers" --tls-dir "$work/tls" --admin-listen "" \
+			--log-level warn >>"$work/edge.log" 2>&1 &
+		pids+=($!)
+	done
+else
+	"$work/shoal" edge --origin "http://127.0.0.1:$server_port" --listen "127.0.0.1:$edge_port" \
+		--peer-listen "127.0.0.1:$peer_port" --tls-dir "$work/tls" --admin-listen "" \
+		--log-level warn >"$work/edge.log" 2>&1 &
+	pids+=($!)
+fi
 ready=""
 for _ in $(seq 300); do
-	if answers "$server_port" && answers "$edge_port"; then
+	if answers "$server_port" && answers "$edge_port" && { [ -n "${CT_LONE:-}" ] || { answers $((edge_port + 1)) && answers $((edge_port + 2)); }; }; then
 		ready=1
 		break
 	fi

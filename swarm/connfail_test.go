@@ -206,8 +206,9 @@ func TestLayoutMismatch(t *testing.T) {
 // older release) keeps being used, its layout unknown.
 func TestHelloFromOlderMember(t *testing.T) {
 	layout := erasure.Layout{SegmentSize: 4 << 20, Params: erasure.DefaultParams}
-	old := startNodes(t, 1, nil, func(_ int, cfg *Config) { cfg.Layout = layout })[0]
-	old.srv.hello = nil // StatHello goes to the Handler, none: not found
+	// StatHello goes to the Handler, none: not found. Set before the node
+	// serves (setting it after raced with the node's first requests).
+	old := startNodes(t, 1, nil, func(_ int, cfg *Config) { cfg.Layout = layout; cfg.noHello = true })[0]
 	n := serveOne(t, Config{Credentials: old.cfg.Credentials, Layout: layout, Peers: []string{old.addr}})
 	got, err := n.Meet(testContext(t), old.addr)
 	if err != nil {

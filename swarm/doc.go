@@ -52,5 +52,6 @@
 // socket, listener, connections), client.go (the requests a node makes),
 // server.go (the requests it answers), protocol.go (the wire format),
 // tls.go (the fleet's certificates), connfail.go (why a connection
-// failed), layout.go and hello.go (the layout agreement).
+// failed), layout.go and hello.go (the layout agreement), lease.go (the
+// fill lease's codec).
 package swarm

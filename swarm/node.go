@@ -123,6 +123,10 @@ type Config struct {
 	// "down"), the body bytes received and how long it took. It must be
 	// quick.
 	OnRequest func(op Op, result string, bytes int, took time.Duration)
+
+	// noHello makes the node answer StatHello as a member of a release
+	// before hellos did (tests).
+	noHello bool
 }
 
 // Node is one member of the fleet on the peer protocol: it serves its
@@ -234,7 +238,9 @@ func New(cfg Config) (*Node, error) {
 		stopServe:  stopServe,
 	}
 	tr.greet = n.greet
-	n.srv.hello = n.answerHello
+	if !cfg.noHello {
+		n.srv.hello = n.answerHello
+	}
 	mem.setStatic(peers)
 	return n, nil
 }

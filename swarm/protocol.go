@@ -221,6 +221,56 @@ const (
 	//	         answers zeros (unknown). Longer payloads are read up to
 	//	         the known fields: later fields may be added.
 	StatHello StatMode = 9
+
+	// StatLease is the fill lease of a streamed miss (edge/lease.go, the
+	// default fill path): the object's coordinator lets one member
+	// at a time fetch a key from the origin, so that concurrent misses
+	// anywhere in the fleet collapse into one origin GET. The payload is
+	// a kind and its fields, member names as a length (1) then the bytes,
+	// records as in the Fill request above. The codec is lease.go
+	// (LeaseMsg, LeaseAnswer), which carries records as opaque bytes:
+	//
+	//	payload: kind (1) | member len (1) | member | rest
+	//	         kind 1 ask: rest is the key; member is the asker
+	//	         kind 2 header: rest is the record the response header
+	//	                made; member is the holder (sent again to renew)
+	//	         kind 3 done: rest is the final record (a pass record
+	//	                when the response was not stored); the lease ends
+	//	         kind 4 abort: rest is the key; the fill failed, the
+	//	                lease ends
+	//	         kind 5 ask again: rest is gone len (1) | gone | key;
+	//	                as ask, from an asker that could not reach gone,
+	//	                the holder it was sent to: the coordinator checks
+	//	                gone and moves the lease on if it is down
+	//	         kind 6 refreshed: rest is the record a 304 refreshed;
+	//	                as done, but nothing was streamed: askers read
+	//	                the object from its holders at once
+	//	         kind 7 renew: rest is the key; the holder still fills it
+	//	                but has no record yet (a body of unknown length)
+	//	         kind 8 stale: rest is a record of a version of the
+	//	                fleet's own that lost a segment: the coordinator
+	//	                forgets it, and the next asker fetches it again
+	//	         kind 9 vary: rest is vary len (uvarint) | vary | key; the
+	//	                key's response varies on vary: the coordinator
+	//	                learns it and the lease ends (the holder fills the
+	//	                variant under its own key)
+	//	         kind 10 ask, known: as ask, from an asker that knows how
+	//	                the key varies and asks for the key's own variant
+	//	answer to ask: answer (1) | fields
+	//	         0 | flags (1: bit 0 from the origin) | record: a usable
+	//	           record, read the object as usual
+	//	         1 [| record]: granted, the asker fetches the key from
+	//	           the origin; the record, when present, is the stale one
+	//	           the coordinator holds, to revalidate (a conditional GET)
+	//	         2 | member len (1) | member | record: member is filling
+	//	           the object; read its segments with Fills at member
+	//	         3 | vary: the key's responses vary on these fields; ask
+	//	           for the key of the variant the request selects
+	//	answer to the others: nothing
+	//
+	// A member that predates the mode answers StatusFailed (unknown stat
+	// mode); the asker then takes the path of a miss without leases.
+	StatLease StatMode = 10
 )
 
 var statModeNames = [...]string{
@@ -233,6 +283,7 @@ var statModeNames = [...]string{
 	StatPurgeStamped: "purge_stamped",
 	StatPurgeLog:     "purge_log",
 	StatHello:        "hello",
+	StatLease:        "lease",
 }
 
 // String returns the mode's name, e.g. "resolve".
@@ -243,7 +294,9 @@ func (m StatMode) String() string {
 	return fmt.Sprintf("stat_mode(%d)", uint8(m))
 }
 
-func (m StatMode) known() bool { return m >= StatResolve && int(m) < len(statModeNames) }
+func (m StatMode) known() bool {
+	return m >= StatResolve && int(m) < len(statModeNames) && statModeNames[m] != ""
+}
 
 // AppendStat appends the framing of a Stat key for mode m to b: the
 // mode's payload follows.

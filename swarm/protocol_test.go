@@ -410,6 +410,7 @@ func TestStatModeTable(t *testing.T) {
 		{StatPurgeStamped, 7, "purge_stamped"},
 		{StatPurgeLog, 8, "purge_log"},
 		{StatHello, 9, "hello"},
+		{StatLease, 10, "lease"},
 	}
 	byWire := map[byte]string{}
 	names := map[string]bool{}

@@ -131,8 +131,8 @@ var edgeConflicts = []flagConflict{
 		return set["rate-burst"] && value(fs, "rate-burst") != "0" && value(fs, "rate-limit") == "0"
 	}, "--rate-burst sizes the bucket of --rate-limit, which is 0 (off): set --rate-limit or drop --rate-burst"},
 	{func(set map[string]bool, fs *flag.FlagSet) bool {
-		return value(fs, "forward-misses") == "true" && (value(fs, "join") != "" || len(splitList(value(fs, "peers"))) > 1)
-	}, "--forward-misses applies only to an edge alone in its fleet, and this one has --peers or --join: drop --forward-misses (a fleet fills through its coordinators)"},
+		return value(fs, "forward-misses") == "true" && value(fs, "ranged-fills") == "true" && (value(fs, "join") != "" || len(splitList(value(fs, "peers"))) > 1)
+	}, "--forward-misses with --ranged-fills applies only to an edge alone in its fleet, and this one has --peers or --join: drop --forward-misses (with --ranged-fills a fleet fills through its coordinators)"},
 	{func(set map[string]bool, fs *flag.FlagSet) bool {
 		return value(fs, "zone") != "" && value(fs, "zone-file") != ""
 	},

@@ -56,7 +56,8 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 		maxHeur     = fs.Duration("max-heuristic-freshness", 24*time.Hour, "cap of the freshness guessed from Last-Modified when the origin sends no lifetime")
 		placedFills = fs.Bool("placed-fills", true, "ask a segment's coordinator to answer a Fill once the shards are placed, and read them from the holders: spreads a flash crowd's uploads over every holder (--placed-fills=false: the coordinator sends the whole segment)")
 		fillProbe   = fs.Duration("fill-probe", 0, "probe a segment's coordinator after this long without an answer to a Fill, and ask the next one after two unanswered probes (0: wait for the QUIC idle timeout; e.g. 500ms)")
-		fwdMisses   = fs.Bool("forward-misses", false, "an edge alone in its fleet forwards a cold GET miss as the client's own request: one origin request per miss, but a response longer than one segment is cut after its header and the bytes already sent are wasted")
+		ranged      = fs.Bool("ranged-fills", false, "fill misses the previous versions' way: a HEAD at the object's coordinator and a ranged GET per segment (for comparison; by default a miss is one GET by the edge that took it, collapsed fleet-wide by a fill lease and streamed to the client while it is cut, coded and placed)")
+		fwdMisses   = fs.Bool("forward-misses", false, "deprecated, no effect: misses are forwarded as the client sent them by default (with --ranged-fills: an edge alone in its fleet forwards a cold GET miss)")
 		staleOnErr  = fs.Duration("serve-stale-on-error", 0, "how long past freshness an object may be served while the origin fails, unless its response forbids it or sets stale-if-error (0: never)")
 		maxRanges   = fs.Int("max-ranges", 16, "ranges per request, after merging, beyond which Range is ignored and the whole object sent")
 		readAhead   = fs.Int("read-ahead", 2, "segments a response reads ahead of the one it sends (memory: this many segments per response)")
@@ -115,6 +116,9 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 	}
 	if *dataDir == "" && command == "edge" {
 		log.Warn("no --data-dir: shards are kept in memory and lost on restart")
+	}
+	if *fwdMisses && !*ranged {
+		log.Warn("--forward-misses is deprecated and has no effect: a miss is forwarded as the client sent it by default; drop the flag (SHOAL_FORWARD_MISSES)")
 	}
 	var trust *manifest.Verifier
 	if ks := splitList(*trustKeys); len(ks) > 0 {
@@ -187,6 +191,7 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 		MaxHeuristicFreshness: *maxHeur,
 		ServeStaleOnError:     *staleOnErr,
 		ForwardMisses:         *fwdMisses,
+		RangedFills:           *ranged,
 		DirectFills:           !*placedFills,
 		FillProbe:             *fillProbe,
 		MaxRanges:             *maxRanges,
