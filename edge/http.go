@@ -204,6 +204,10 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type cacheStatusKey struct{}
 
+// headerTimerKey holds a forwarded request's header timer, stopped by the
+// proxy once the response header arrived.
+type headerTimerKey struct{}
+
 // forward sends r to the origin unchanged, through the reverse proxy, and
 // appends cacheStatus to the origin's Cache-Status (RFC 9211 lists caches
 // from the origin outwards). Its body bytes count as served from the origin.
@@ -215,6 +219,17 @@ func (e *Edge) forward(w http.ResponseWriter, r *http.Request, cacheStatus strin
 	}
 	ctx := context.WithValue(r.Context(), cacheStatusKey{}, cacheStatus)
 	ctx = context.WithValue(ctx, forwardedKey{}, forwarded{site: s, target: r.URL.RequestURI(), host: r.Host, unsafe: !safeMethods[r.Method]})
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		// The origin's response header must come within the origin
+		// timeout, as for a miss (miss.go); not for a method with a body,
+		// whose upload may take longer.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		timer := time.AfterFunc(e.originTimeout(), func() { cancel(errHeaderTimeout) })
+		defer timer.Stop()
+		ctx = context.WithValue(ctx, headerTimerKey{}, timer)
+	}
 	r = r.WithContext(ctx)
 	s.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: e.m.servedBytes.WithLabelValues(srcOrigin)}, r)
 }

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/origin"
@@ -213,6 +215,9 @@ func (e *Edge) newProxy(s *site, rt http.RoundTripper) *httputil.ReverseProxy {
 		Transport:     s.client.Limited(rt), // held to --origin-concurrency with the fills
 		FlushInterval: -1,
 		ModifyResponse: func(resp *http.Response) error {
+			if t, ok := resp.Request.Context().Value(headerTimerKey{}).(*time.Timer); ok {
+				t.Stop()
+			}
 			if v, ok := resp.Request.Context().Value(cacheStatusKey{}).(string); ok {
 				resp.Header.Add("Cache-Status", v)
 			}
@@ -228,6 +233,9 @@ func (e *Edge) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	e.log.WarnContext(r.Context(), "forwarding to the origin failed", "method", r.Method, "target", r.URL.RequestURI(), "err", err)
 	if v, ok := r.Context().Value(cacheStatusKey{}).(string); ok {
 		w.Header().Set("Cache-Status", v)
+	}
+	if errors.Is(context.Cause(r.Context()), errHeaderTimeout) {
+		err = context.DeadlineExceeded // a 504
 	}
 	httpError(w, originStatus(err), "origin unreachable")
 }
