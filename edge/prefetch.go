@@ -216,6 +216,11 @@ func prefetchKey(s string) (string, error) {
 		return "", errors.New("control characters")
 	}
 	if u.Host != "" {
+		// url.Parse unescapes a host's %XX: bytes that are not UTF-8
+		// would name no site, and could not travel in a JSON answer.
+		if !utf8.ValidString(u.Host) {
+			return "", errors.New("host is not valid UTF-8")
+		}
 		return "//" + u.Host + u.RequestURI(), nil
 	}
 	return u.RequestURI(), nil
