@@ -359,43 +359,31 @@ func (s *streamer) askLease(ctx context.Context, key, gone string) (*leaseAnswer
 	if len(payload) > swarm.MaxKey || len(self) > swarm.MaxLeaseMember || len(gone) > swarm.MaxLeaseMember {
 		return nil, "", fmt.Errorf("edge: lease of %.80q: key too long", key)
 	}
-	tried := 0
-	for _, peer := range e.node.RankAll([]byte(key)) {
-		if peer == self {
-			break
+	var a *leaseAnswer
+	var purged bool
+	peer, err := e.askCoordinator(ctx, key, payload, func(peer string, b []byte) bool {
+		ans, perr := parseLeaseAnswer(b)
+		if perr == nil && ans.rec != nil && ans.rec.Key != key {
+			perr = fmt.Errorf("%w: record of another key", errLease)
 		}
-		if tried == coordinatorTries {
-			break
+		if perr != nil {
+			e.log.WarnContext(ctx, "peer sent a bad lease answer", "peer", peer, "key", key, "err", perr)
+			return false
 		}
-		if !e.node.Alive(peer) {
-			continue
-		}
-		tried++
-		b, err := e.node.Stat(ctx, peer, payload)
-		if err == nil {
-			a, perr := parseLeaseAnswer(b)
-			if perr == nil && a.rec != nil && a.rec.Key != key {
-				perr = fmt.Errorf("%w: record of another key", errLease)
-			}
-			if perr != nil {
-				e.log.WarnContext(ctx, "peer sent a bad lease answer", "peer", peer, "key", key, "err", perr)
-				continue
-			}
-			if a.rec != nil && e.purges.outdated(a.rec) {
-				return nil, peer, fmt.Errorf("edge: lease of %.80q: %s sent a purged record", key, peer)
-			}
-			return a, peer, nil
-		}
-		if ctx.Err() != nil {
-			return nil, "", ctx.Err()
-		}
-		var re *swarm.RemoteError
-		if errors.As(err, &re) {
-			return nil, peer, fmt.Errorf("edge: lease of %.80q at %s: %w", key, peer, err)
-		}
-		e.log.DebugContext(ctx, "coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
+		a, purged = ans, ans.rec != nil && e.purges.outdated(ans.rec)
+		return true
+	})
+	switch {
+	case err != nil && peer == "":
+		return nil, "", err
+	case err != nil:
+		return nil, peer, fmt.Errorf("edge: lease of %.80q at %s: %w", key, peer, err)
+	case purged:
+		return nil, peer, fmt.Errorf("edge: lease of %.80q: %s sent a purged record", key, peer)
+	case peer != "":
+		return a, peer, nil
 	}
-	a, err := s.answerLease(ctx, self, key, gone, known)
+	a, err = s.answerLease(ctx, self, key, gone, known)
 	return a, self, err
 }
 

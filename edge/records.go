@@ -71,14 +71,55 @@ func (e *Edge) lookup(ctx context.Context, key string, stale *Record) (*Record, 
 		s.Header = nil // the version is what matters, and it keeps the payload small
 		payload = s.Append(swarm.AppendStat(nil, swarm.StatRefresh))
 	}
-	ranked := e.node.RankAll([]byte(key))
+	var rec *Record
+	var fromOrigin bool
+	peer, err := e.askCoordinator(ctx, key, payload, func(peer string, b []byte) bool {
+		var r *Record
+		perr := errRecord
+		if len(b) > 1 {
+			r, perr = parseRecord(b[1:])
+		}
+		if perr != nil || r.Key != key {
+			e.log.WarnContext(ctx, "peer sent a bad record", "peer", peer, "key", key, "err", perr)
+			return false
+		}
+		if e.purges.outdated(r) {
+			// The peer missed a purge of it: it learns of it at its
+			// next purge log sync (purgelog.go).
+			e.log.InfoContext(ctx, "peer sent a purged record", "peer", peer, "key", key)
+			return false
+		}
+		r.revalidated = b[0]&2 != 0
+		rec, fromOrigin = r, b[0]&1 != 0
+		return true
+	})
+	switch {
+	case err != nil && peer == "":
+		return nil, false, err
+	case err != nil:
+		// The coordinator is up and could not get the record: the origin
+		// is failing. Asking it again from here would only add load.
+		return nil, false, fmt.Errorf("edge: record for %s from %s: %w", key, peer, err)
+	case peer == "":
+		return e.resolve(ctx, key, stale)
+	}
+	e.keepRecord(rec)
+	return rec, fromOrigin, nil
+}
+
+// askCoordinator sends payload, a Stat, to key's coordinator: the first
+// member of key's ranking before this edge that is alive and answers, at
+// most coordinatorTries of them. answer takes a reply and reports whether
+// it was usable (else the next member is asked). It returns the member
+// whose reply was taken, or "" when none was: this edge is the
+// coordinator then. An error ends the walk: the context's (peer ""), or a
+// member's answer that it failed (that member), which the next would only
+// repeat.
+func (e *Edge) askCoordinator(ctx context.Context, key string, payload []byte, answer func(peer string, b []byte) bool) (string, error) {
 	self := e.node.Self()
 	tried := 0
-	for _, peer := range ranked {
-		if peer == self {
-			return e.resolve(ctx, key, stale)
-		}
-		if tried == coordinatorTries {
+	for _, peer := range e.node.RankAll([]byte(key)) {
+		if peer == self || tried == coordinatorTries {
 			break
 		}
 		if !e.node.Alive(peer) {
@@ -87,38 +128,21 @@ func (e *Edge) lookup(ctx context.Context, key string, stale *Record) (*Record, 
 		tried++
 		b, err := e.node.Stat(ctx, peer, payload)
 		if err == nil {
-			var r *Record
-			perr := errRecord
-			if len(b) > 1 {
-				r, perr = parseRecord(b[1:])
+			if answer(peer, b) {
+				return peer, nil
 			}
-			if perr != nil || r.Key != key {
-				e.log.WarnContext(ctx, "peer sent a bad record", "peer", peer, "key", key, "err", perr)
-				continue
-			}
-			if e.purges.outdated(r) {
-				// The peer missed a purge of it: it learns of it at its
-				// next purge log sync (purgelog.go).
-				e.log.InfoContext(ctx, "peer sent a purged record", "peer", peer, "key", key)
-				continue
-			}
-			r.revalidated = b[0]&2 != 0
-			e.keepRecord(r)
-			return r, b[0]&1 != 0, nil
+			continue
 		}
 		if ctx.Err() != nil {
-			return nil, false, ctx.Err()
+			return "", ctx.Err()
 		}
 		var re *swarm.RemoteError
 		if errors.As(err, &re) {
-			// The coordinator is up and could not get the record: the
-			// origin is failing. Asking it again from here would only add
-			// load.
-			return nil, false, fmt.Errorf("edge: record for %s from %s: %w", key, peer, err)
+			return peer, err
 		}
 		e.log.DebugContext(ctx, "coordinator unreachable, trying the next", "peer", peer, "key", key, "err", err)
 	}
-	return e.resolve(ctx, key, stale)
+	return "", nil
 }
 
 // usable reports whether r can answer a lookup: fresh, and not the
