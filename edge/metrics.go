@@ -34,6 +34,7 @@ type metrics struct {
 	fills         *prometheus.CounterVec
 	pushes        *prometheus.CounterVec
 	placedFills   prometheus.Counter
+	streamPlaced  *prometheus.CounterVec
 	abandoned     prometheus.Counter
 	hedges        prometheus.Counter
 	hedgesWon     prometheus.Counter
@@ -185,6 +186,9 @@ func newMetrics() *metrics {
 		placedFills: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_fills_placed_total", Help: "Fills answered to a peer with the descriptor alone, the segment's shards being at their holders (the peer reads them there).",
 		}),
+		streamPlaced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_streamed_segments_placed_total", Help: "Segments this edge cut from a streamed fill, by who placed their shards: their coordinator (sent the segment once), or this edge (the coordinator failed).",
+		}, []string{"by"}),
 		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "shoal_fills_abandoned_total", Help: "Fills at a segment coordinator given up because it stopped answering probes (then asked of the next rank).",
 		}),
@@ -214,7 +218,7 @@ func newMetrics() *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.servedBytes, m.requests, m.originReqs, m.originBytes, m.peerRequests, m.peerBytes,
-		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.placedFills, m.abandoned, m.hedges, m.hedgesWon, m.retries, m.repairs,
+		m.segmentReads, m.corruptShards, m.fills, m.pushes, m.placedFills, m.streamPlaced, m.abandoned, m.hedges, m.hedgesWon, m.retries, m.repairs,
 		m.requestDuration, m.segmentDuration, m.peerDuration, m.originDuration,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shoal_hit_ratio", Help: "Share of client body bytes this edge served without the origin (memory, disk, peers), since start.",

@@ -56,6 +56,12 @@ type placement struct {
 	enough  chan struct{}
 	done    chan struct{}
 	lanes   chan struct{} // the pushes in flight (see push)
+	// streamed: the segment of a streamed fill (placed through its
+	// coordinator, or handed to this edge as that coordinator): its
+	// placed answers wait however long the hand-off and the pushes take
+	// (waitPlacedStreamed), even once the stream ended, rather than send
+	// the whole segment through an uplink the placement already fills.
+	streamed bool
 }
 
 func newPlacement(k, shards, lanes int) *placement {
@@ -161,15 +167,17 @@ func (fr *filler) serveFill(ctx context.Context, payload []byte) (*swarm.Segment
 	if err != nil || !placed {
 		return s, err
 	}
-	wait := fr.waitPlaced
-	if sf, _ := fr.streams.filling(f.Record.ID()); sf != nil {
+	wait, streamed, start := fr.waitPlaced, false, time.Now()
+	if sf, _ := fr.streams.filling(f.Record.ID()); sf != nil || p != nil && p.streamed {
+		streamed = true
 		// A streamed fill's edge carries the whole object to the fleet
 		// through its uplink: answering whole segments would carry it
 		// once per asker. The asker waits for the shards instead.
 		wait = fr.waitPlacedStreamed
 	}
 	if !wait(ctx, p, s.Descriptor.ShardLen) {
-		fr.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil)
+		fr.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil,
+			"streamed", streamed, "waited", time.Since(start), "ctx", ctx.Err())
 		return s, nil
 	}
 	fr.m.placedFills.Inc()
@@ -178,8 +186,9 @@ func (fr *filler) serveFill(ctx context.Context, payload []byte) (*swarm.Segment
 
 // fillAt asks coord, the segment's coordinator, to fill segment id of n
 // bytes, for a placed answer first, and reads it: from the holders after a
-// placed answer, else from the answer itself.
-func (rd *reader) fillAt(ctx context.Context, coord string, r *Record, id erasure.SegmentID, n int, holders []string) (segRead, error) {
+// placed answer (avoid, when not empty, only when the others cannot
+// answer), else from the answer itself.
+func (rd *reader) fillAt(ctx context.Context, coord string, r *Record, id erasure.SegmentID, n int, holders []string, avoid string) (segRead, error) {
 	req := &fillRequest{Record: r, Segment: id.Index}
 	payload := req.Append(nil)
 	if rd.placedFills {
@@ -196,7 +205,17 @@ func (rd *reader) fillAt(ctx context.Context, coord string, r *Record, id erasur
 		return segRead{}, err
 	}
 	if s.Data == nil {
-		data, d, _, gerr := rd.shards.gather(ctx, id, n, holders)
+		var gerr error
+		var data []byte
+		var d *erasure.Descriptor
+		if avoid != "" {
+			data, d, _, gerr = rd.shards.gather(ctx, id, n, without(holders, avoid))
+		}
+		if avoid == "" || gerr != nil && ctx.Err() == nil {
+			// One shard from the member avoided costs its uplink less than
+			// the whole segment would.
+			data, d, _, gerr = rd.shards.gather(ctx, id, n, holders)
+		}
 		if gerr == nil {
 			if keepInMemory(ctx) {
 				rd.mem.Add(id, &memSegment{d: d, data: data})
@@ -300,4 +319,178 @@ func (rd *reader) alive(ctx context.Context, peer string) bool {
 	_, _, err := rd.node.GetShard(pctx, peer, erasure.ShardID{})
 	var re *swarm.RemoteError
 	return err == nil || errors.Is(err, swarm.ErrNotFound) || errors.As(err, &re)
+}
+
+// Streamed segments are placed by their coordinators. A streamed fill's
+// edge has the whole object from the origin; pushing every shard of it
+// itself would carry 1.5 times the object through its one uplink (k = 4,
+// m = 2) while the other members' uplinks idle. It sends each segment
+// once instead, to the segment's coordinator (swarm.StatPlace), which
+// reads it with a Fill at the filler, checks that it codes to the
+// filler's descriptor, keeps it in memory and places its shards from its
+// own uplink: the filler's uplink carries the object once, and the
+// placements spread over the fleet as the ranged fills' did. Readers of
+// the stream still ask the filler, whose placed answer waits for the
+// coordinator's. A coordinator that fails (down, of an older release,
+// too slow) leaves the segment to the filler, which places it itself.
+
+// placeLanes is how many of one stream's segments are handed to their
+// coordinators at once. Each hand-off is a pull through the filler's
+// uplink followed by the coordinator's pushes through its own: two keep
+// the filler's uplink busy while the segments still leave in order.
+const placeLanes = 2
+
+// placeTimeout bounds one hand-off: the coordinator's pull of the segment
+// and the placement of k of its shards.
+const placeTimeout = 60 * time.Second
+
+// placeStreamed places segment id of rec, being streamed by this edge,
+// through the segment's coordinator in this zone (the next rank when this
+// edge ranks first), at most cap(lanes) segments at a time; itself when
+// it is alone, or when the coordinator fails. The placement it returns is settled once k shards
+// are at their holders (or the placement gave up).
+func (fr *filler) placeStreamed(rec *Record, id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte, lanes chan struct{}) *placement {
+	self := fr.node.Self()
+	coord := ""
+	for _, c := range fr.node.Rank(swarm.SegmentKey(id)) {
+		// Not this edge, even where it ranks first: its uplink is the
+		// stream's bottleneck, and placing a segment costs 1.5 times it.
+		if c != self && fr.node.Alive(c) {
+			coord = c
+			break
+		}
+	}
+	if coord == "" || len(self) > swarm.MaxLeaseMember || rec.Size < 0 {
+		return fr.place(id, d, shards)
+	}
+	msg := &swarm.PlaceMsg{Filler: self, Fill: (&fillRequest{Record: rec, Segment: id.Index}).Append(nil)}
+	payload := msg.Append(swarm.AppendStat(nil, swarm.StatPlace))
+	msg.Placed = true
+	placed := msg.Append(swarm.AppendStat(nil, swarm.StatPlace))
+	if len(placed) > swarm.MaxKey {
+		return fr.place(id, d, shards)
+	}
+	p := newPlacement(1, 1, 1)
+	p.streamed = true
+	if !fr.bg.goTracked(0, func(ctx context.Context) {
+		select {
+		case lanes <- struct{}{}:
+		case <-ctx.Done():
+			p.settle(false)
+			return
+		}
+		sctx, cancel := context.WithTimeout(ctx, placeTimeout)
+		defer cancel()
+		start := time.Now()
+		_, err := fr.node.Stat(sctx, coord, payload)
+		<-lanes
+		took := time.Since(start)
+		if err == nil {
+			// The coordinator holds the segment and places it: asked
+			// again, it answers once k shards are at their holders.
+			_, err = fr.node.Stat(sctx, coord, placed)
+		}
+		fr.log.Debug("streamed segment handed to its coordinator", "coordinator", coord, "segment", id.String(), "pulled", took, "placed", time.Since(start), "err", err)
+		if err == nil {
+			fr.m.streamPlaced.WithLabelValues("coordinator").Inc()
+			p.settle(true)
+			return
+		}
+		fr.log.Debug("segment coordinator did not place a streamed segment, placing it here", "coordinator", coord, "segment", id.String(), "err", err)
+		fr.m.streamPlaced.WithLabelValues("filler").Inc()
+		local := fr.place(id, d, shards)
+		select {
+		case <-local.enough:
+		case <-local.done:
+		case <-ctx.Done():
+		}
+		p.settle(local.placed.Load() >= local.k)
+	}) {
+		return fr.place(id, d, shards)
+	}
+	return p
+}
+
+// take answers a swarm.StatPlace: as the coordinator of a segment being
+// streamed by the member named, it reads the segment there (a whole
+// Fill), checks that it codes to the descriptor it came with, keeps it in
+// memory and starts placing its shards, and answers then: the filler's
+// uplink is free for its next segment while this edge's pushes go on;
+// asked again with Placed, it answers once k shards are at their holders. Concurrent fills of
+// the segment at this edge share the one read.
+func (fr *filler) take(ctx context.Context, payload []byte) ([]byte, error) {
+	m, err := swarm.ParsePlaceMsg(payload)
+	if err != nil {
+		return nil, err
+	}
+	f, err := parseFillRequest(m.Fill)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := fr.sites.split(f.Record.Key); err != nil {
+		return nil, err
+	}
+	if m.Filler == fr.node.Self() {
+		return nil, fmt.Errorf("edge: asked to place a segment of %s streamed by this edge", f.Record.Key)
+	}
+	r := f.Record
+	id := erasure.SegmentID{Object: r.ID(), Index: f.Segment}
+	ch := fr.fills.DoChan(string(swarm.SegmentKey(id)), func() (any, error) {
+		if s, ok := fr.mem.Get(id); ok && s.d != nil {
+			fr.m.fills.WithLabelValues(srcMemory).Inc()
+			return filled{&swarm.Segment{Descriptor: s.d, Data: s.data, Source: srcMemory}, s.placed.Load()}, nil
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), placeTimeout)
+		defer cancel()
+		return fr.pull(fctx, m.Filler, f)
+	})
+	var p *placement
+	select {
+	case res := <-ch:
+		if res.Err != nil || !m.Placed {
+			return nil, res.Err
+		}
+		p = res.Val.(filled).p
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if !fr.waitPlacedStreamed(ctx, p, 0) {
+		return nil, fmt.Errorf("edge: segment %v not placed", id)
+	}
+	return nil, nil
+}
+
+// pull reads segment f.Segment of a streamed object from its filler,
+// codes it, keeps it in memory and places its shards.
+func (fr *filler) pull(ctx context.Context, from string, f *fillRequest) (filled, error) {
+	r := f.Record
+	id := erasure.SegmentID{Object: r.ID(), Index: f.Segment}
+	_, n := r.Layout.Segment(int64(f.Segment), r.Size)
+	s, err := fr.node.Fill(ctx, from, f.Append(nil))
+	if err != nil {
+		return filled{}, fmt.Errorf("edge: segment %v from its filler %s: %w", id, from, err)
+	}
+	if err := checkFilled(s, r, id, int(n), from); err != nil {
+		return filled{}, err
+	}
+	if len(s.Data) != int(n) {
+		return filled{}, fmt.Errorf("edge: filler %s answered segment %v with %d bytes, want %d", from, id, len(s.Data), n)
+	}
+	buf := make([]byte, fr.coder.EncodedLen(int(n)))
+	copy(buf, s.Data)
+	shards, d, err := fr.coder.EncodeInPlace(buf, int(n))
+	if err != nil {
+		return filled{}, err
+	}
+	if !d.Equal(s.Descriptor) {
+		return filled{}, fmt.Errorf("edge: segment %v from %s does not code to the descriptor it came with", id, from)
+	}
+	ms := &memSegment{d: d, data: buf[:n:n], held: len(buf)}
+	fr.mem.Add(id, ms)
+	// The filler's shard last: its readers read the others' first.
+	p := fr.placeLast(id, d, shards, from)
+	p.streamed = true
+	ms.placed.Store(p)
+	fr.m.fills.WithLabelValues(srcPeer).Inc()
+	return filled{&swarm.Segment{Descriptor: d, Data: ms.data, Source: srcPeer}, p}, nil
 }

@@ -332,6 +332,8 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		return e.purger.answerPurgeLog(payload)
 	case swarm.StatLease:
 		return (*streamer)(e).statLease(ctx, payload)
+	case swarm.StatPlace:
+		return e.filler.take(ctx, payload)
 	default:
 		return nil, fmt.Errorf("edge: stat mode %v not answered", mode)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -215,7 +216,7 @@ func (rd *reader) readSegment(ctx context.Context, r *Record, id erasure.Segment
 		if !rd.node.Alive(coord) {
 			continue
 		}
-		out, err := rd.fillAt(ctx, coord, r, id, int(n), holders)
+		out, err := rd.fillAt(ctx, coord, r, id, int(n), holders, "")
 		switch {
 		case err == nil:
 			return out, nil
@@ -257,7 +258,10 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		// memory.
 		return segRead{ms.data, srcMemory}, nil, true
 	case holder != "":
-		out, err := rd.fillAt(ctx, holder, r, id, n, holders)
+		// The filler's uplink carries the whole object into the fleet
+		// while it streams: the segment's shards are read from the other
+		// holders (its own only when they fail, by a whole Fill).
+		out, err := rd.fillAt(ctx, holder, r, id, n, holders, holder)
 		var re *swarm.RemoteError
 		if err != nil && ctx.Err() == nil && !errors.As(err, &re) {
 			// Unreachable: the next request asks the lease again. An
@@ -284,6 +288,18 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		return segRead{ms.data, srcMemory}, nil, true
 	}
 	return segRead{}, nil, false
+}
+
+// without returns a copy of holders with member blanked out: an empty
+// name, which no read asks.
+func without(holders []string, member string) []string {
+	out := slices.Clone(holders)
+	for i, h := range out {
+		if h == member {
+			out[i] = ""
+		}
+	}
+	return out
 }
 
 // fillSource maps where a coordinator found a segment to the label of the
@@ -713,10 +729,28 @@ func (fr *filler) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*sw
 // their holders in the background, at most cap(pushSem) at a time; beyond
 // that it drops them and counts it. The placement it returns follows them.
 func (fr *filler) place(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte) *placement {
+	return fr.placeLast(id, d, shards, "")
+}
+
+// placeLast is place with the shard of holder last, if it holds one, so
+// that the k shards a placed answer waits for are on the others.
+func (fr *filler) placeLast(id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte, last string) *placement {
 	self := fr.node.Self()
 	holders := fr.node.Holders(id, len(shards))
 	p := newPlacement(fr.params.K, len(holders), pushLanes)
+	order := make([]int, 0, len(holders))
 	for i, h := range holders {
+		if h != last {
+			order = append(order, i)
+		}
+	}
+	for i, h := range holders {
+		if h == last {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
+		h := holders[i]
 		sid := erasure.ShardID{Segment: id, Index: uint8(i)}
 		if h == self {
 			// A copy: the shards share one allocation that should not stay

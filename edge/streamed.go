@@ -91,11 +91,12 @@ type streamFill struct {
 	done    bool
 	changed chan struct{} // closed and replaced at every change
 	ended   chan struct{} // closed when done
+	lanes   chan struct{} // the segments being handed to their coordinators (placeStreamed)
 }
 
 func newStreamFill(key, coord string, rec *Record) *streamFill {
 	return &streamFill{key: key, coord: coord, rec: rec, id: rec.ID(), unknown: rec.Size < 0, recent: map[uint32]*memSegment{},
-		changed: make(chan struct{}), ended: make(chan struct{})}
+		changed: make(chan struct{}), ended: make(chan struct{}), lanes: make(chan struct{}, placeLanes)}
 }
 
 // record returns the stream's record: with its length once the stream of
@@ -809,17 +810,23 @@ func (s *streamer) talkLease(sf *streamFill) {
 		// lease stays, renewed, and the record goes to the coordinator and
 		// the replicas after, so that nothing reads a segment its holders
 		// do not have yet, and a segment is never fetched again by range.
-		wctx, cancel := context.WithTimeout(ctx, e.originTimeout())
-		defer cancel()
+		// Each placement gets the origin timeout, from when the one
+		// before it ended: they complete in order, at the pace of this
+		// edge's uplink, however large the object.
+		wait := time.NewTimer(e.originTimeout())
+		defer wait.Stop()
 	placements:
 		for i, p := range sf.placed {
+			wait.Reset(e.originTimeout())
 			for again := 0; p != nil; {
 				select {
 				case <-p.done:
 				case <-t.C:
 					tell(header)
 					continue
-				case <-wctx.Done():
+				case <-wait.C:
+					break placements
+				case <-ctx.Done():
 					break placements
 				}
 				if readable(p) || again == 2 {
@@ -945,7 +952,11 @@ func (s *streamBody) cutSegment(n int) error {
 	ms := &memSegment{d: d, data: s.buf[:n:n], held: len(s.buf)}
 	e.mem.Add(id, ms)
 	e.m.fills.WithLabelValues(srcOrigin).Inc()
-	ms.placed.Store(e.filler.place(id, d, shards))
+	if s.sf.unknown {
+		ms.placed.Store(e.filler.place(id, d, shards)) // no record to name it by yet
+	} else {
+		ms.placed.Store(e.filler.placeStreamed(s.sf.rec, id, d, shards, s.sf.lanes))
+	}
 	s.sf.room(e.originTimeout())
 	s.sf.add(s.idx, ms)
 	s.idx++

@@ -584,3 +584,39 @@ func TestStreamedFillLostSegment(t *testing.T) {
 		t.Errorf("edge 1 still serves the lost version (record %v)", ok)
 	}
 }
+
+// TestStreamedFillPlacedByCoordinators: the filler sends each segment of
+// a streamed fill once, to the segment's coordinator, which places its
+// shards (swarm.StatPlace): the filler pushes no shard itself, every
+// shard reaches its holder, and the other edges read the object from the
+// fleet without the origin.
+func TestStreamedFillPlacedByCoordinators(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t, "public, max-age=3600")
+	counts := countMethods(t, o)
+	c := newStreamedCluster(t, o, 3)
+	const size = 6*(256<<10) + 1000
+	segs := int(testLayout.Segments(size))
+	want := o.put(t, "/placed.bin", size, 21)
+	_, body := c.get(0, "/placed.bin")
+	sameBytes(t, "the filler's client", body, want)
+	filler := c.edges[0].Edge
+	waitFor(t, func() bool {
+		return counterValueLabel(t, filler, "shoal_streamed_segments_placed_total", "by", "coordinator") == float64(segs)
+	})
+	if n := counterValueLabel(t, filler, "shoal_streamed_segments_placed_total", "by", "filler"); n != 0 {
+		t.Errorf("the filler placed %v segments itself, want 0 (their coordinators are up)", n)
+	}
+	if n := counterValueLabel(t, filler, "shoal_shard_pushes_total", "result", "ok"); n != 0 {
+		t.Errorf("the filler pushed %v shards, want 0: its uplink carries each segment once", n)
+	}
+	waitFor(t, func() bool { return storedShards(c) >= segs*testLayout.Params.Total() })
+	for i := 1; i < len(c.edges); i++ {
+		resp, body := c.get(i, "/placed.bin")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("edge %d: status %d", i, resp.StatusCode)
+		}
+		sameBytes(t, fmt.Sprintf("edge %d", i), body, want)
+	}
+	counts.check(t, 1)
+}

@@ -1030,3 +1030,43 @@ func TestPeersReportsConnectionsAndDownState(t *testing.T) {
 		t.Error("RTT to a connected peer is zero")
 	}
 }
+
+// TestPeerThatConnectsIsUp: a peer in its backoff that connects to this
+// node (it restarted) is up again at once, so that this node's next
+// request to it, an answer to its own maybe, is not refused as "peer is
+// down".
+func TestPeerThatConnectsIsUp(t *testing.T) {
+	creds := testCreds(t)
+	nodes := startNodes(t, 2, creds, nil)
+	a, b := nodes[0], nodes[1]
+	b.stop()
+	ctx := testContext(t)
+	for a.Alive(b.addr) && ctx.Err() == nil {
+		a.GetShard(ctx, b.addr, erasure.ShardID{})
+	}
+	if _, _, err := a.GetShard(ctx, b.addr, erasure.ShardID{}); !errors.Is(err, ErrPeerDown) {
+		t.Fatalf("GetShard of a peer in its backoff: %v, want ErrPeerDown", err)
+	}
+	// b again, at its address: its first request to a is a new connection.
+	pc, err := net.ListenPacket("udp", b.addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", b.addr, err)
+	}
+	b2, err := New(Config{Self: b.addr, Peers: []string{a.addr, b.addr}, Credentials: creds, Store: newMemStore(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- b2.Serve(pc) }()
+	t.Cleanup(func() { b2.Close(); <-served; pc.Close() })
+	<-b2.Ready()
+	if _, _, err := b2.GetShard(ctx, a.addr, erasure.ShardID{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetShard from the restarted peer: %v", err)
+	}
+	if !a.Alive(b.addr) {
+		t.Error("a peer that connected is still down")
+	}
+	if _, _, err := a.GetShard(ctx, b.addr, erasure.ShardID{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetShard of the peer that connected: %v, want ErrNotFound", err)
+	}
+}

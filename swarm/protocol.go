@@ -271,6 +271,26 @@ const (
 	// A member that predates the mode answers StatusFailed (unknown stat
 	// mode); the asker then takes the path of a miss without leases.
 	StatLease StatMode = 10
+
+	// StatPlace hands the placement of one segment of a streamed fill to
+	// the segment's coordinator (edge/placement.go): the member filling
+	// the object sends each segment once, to its coordinator, which reads
+	// it with a Fill at that member, codes it, keeps it in memory and
+	// places its shards, so that the filler's uplink carries the object
+	// once rather than every shard of it. The codec is place.go
+	// (PlaceMsg). The answer comes once the coordinator holds the segment
+	// and has started its pushes (the filler's uplink is then free for the
+	// next segment); the filler asks again with flag bit 0 set, answered
+	// once k of the segment's shards are at their holders.
+	//
+	//	payload: flags (1: bit 0 answer once placed, others 0) |
+	//	         member len (1, 1..255) | member (the filler) | fill request
+	//	answer:  nothing, once the coordinator holds the segment (bit 0
+	//	         set: once k shards are placed)
+	//
+	// A member that predates the mode answers StatusFailed (unknown stat
+	// mode); the filler then places the segment's shards itself.
+	StatPlace StatMode = 11
 )
 
 var statModeNames = [...]string{
@@ -284,6 +304,7 @@ var statModeNames = [...]string{
 	StatPurgeLog:     "purge_log",
 	StatHello:        "hello",
 	StatLease:        "lease",
+	StatPlace:        "place",
 }
 
 // String returns the mode's name, e.g. "resolve".

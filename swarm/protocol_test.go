@@ -411,6 +411,7 @@ func TestStatModeTable(t *testing.T) {
 		{StatPurgeLog, 8, "purge_log"},
 		{StatHello, 9, "hello"},
 		{StatLease, 10, "lease"},
+		{StatPlace, 11, "place"},
 	}
 	byWire := map[byte]string{}
 	names := map[string]bool{}
@@ -452,7 +453,7 @@ func TestSplitStat(t *testing.T) {
 	if err != nil || m != StatPurgeLog || !bytes.Equal(payload, []byte{1, 2, 3, 4, 5, 6, 7, 8}) {
 		t.Errorf("got %v, %x, %v, want purge_log, 0102030405060708, nil", m, payload, err)
 	}
-	for _, in := range [][]byte{nil, {}, {byte(StatResolve)}, {0, 'k'}, {11, 'k'}, {255, 'k'}} {
+	for _, in := range [][]byte{nil, {}, {byte(StatResolve)}, {0, 'k'}, {12, 'k'}, {255, 'k'}} {
 		if m, p, err := SplitStat(in); !errors.Is(err, ErrFrame) {
 			t.Errorf("SplitStat(%x): got %v, %x, %v, want ErrFrame", in, m, p, err)
 		}

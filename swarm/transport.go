@@ -141,6 +141,10 @@ func (t *transport) accept(ctx context.Context, ln *quic.Listener) (*quic.Conn, 
 	}
 	t.accepted[conn] = struct{}{}
 	t.serving.Add(1)
+	// A member that just finished a handshake with this node is up: a
+	// backoff left from before (it restarted) would fail this node's
+	// next requests to it at once, answers to its own among them.
+	t.health.up(conn.RemoteAddr().String())
 	return conn, nil
 }
 
