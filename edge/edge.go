@@ -322,8 +322,7 @@ func New(cfg Config) (*Edge, error) {
 	e.reader = &reader{
 		node: e.node, mem: e.mem, shards: e.shards, filler: e.filler, repair: e.repair, signed: e.signed,
 		placedFills: !cfg.DirectFills, fillProbe: cfg.FillProbe, streams: &e.streams,
-		kept: func(r *Record) bool { cur, ok := e.records.Get(r.Key); return ok && cur.Same(r) },
-		m:    e.m, log: e.log, tracer: e.tracer,
+		m: e.m, log: e.log, tracer: e.tracer,
 	}
 	e.purger = &purger{
 		node: e.node, entries: e.purges, held: e.records, store: e.store, sites: e.sites,

@@ -335,10 +335,12 @@ func (rd *reader) alive(ctx context.Context, peer string) bool {
 // too slow) leaves the segment to the filler, which places it itself.
 
 // placeLanes is how many of one stream's segments are handed to their
-// coordinators at once. Each hand-off is a pull through the filler's
-// uplink followed by the coordinator's pushes through its own: two keep
-// the filler's uplink busy while the segments still leave in order.
-const placeLanes = 2
+// coordinators at once. A lane is held for the coordinator's pull of the
+// segment through the filler's uplink (its pushes go on after), so the
+// pulls leave in order; four rather than two keep a fast uplink busy
+// through the round trips between pulls (measured: 50/25 Mbit/s, 8 sites,
+// 36 s against 39-41 s; 1 Gbit/s, 3 sites, 256 MiB, 10.6 s against 15.4 s).
+const placeLanes = 4
 
 // placeTimeout bounds one hand-off: the coordinator's pull of the segment
 // and the placement of k of its shards.
@@ -419,6 +421,9 @@ func (fr *filler) placeStreamed(rec *Record, id erasure.SegmentID, d *erasure.De
 // asked again with Placed, it answers once k shards are at their holders. Concurrent fills of
 // the segment at this edge share the one read.
 func (fr *filler) take(ctx context.Context, payload []byte) ([]byte, error) {
+	if fr.refuseTake.Load() {
+		return nil, fmt.Errorf("edge: stat mode %v not answered", swarm.StatPlace)
+	}
 	m, err := swarm.ParsePlaceMsg(payload)
 	if err != nil {
 		return nil, err

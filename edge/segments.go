@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -103,8 +104,7 @@ type reader struct {
 	// placedFills is !Config.DirectFills; fillProbe is Config.FillProbe.
 	placedFills bool
 	fillProbe   time.Duration
-	streams     streamLookup         // objects being filled, read from their stream
-	kept        func(r *Record) bool // whether this edge keeps r (a fill that completed)
+	streams     streamLookup // objects being filled, read from their stream
 	m           *metrics
 	log         *slog.Logger
 	tracer      trace.Tracer
@@ -264,14 +264,16 @@ func (rd *reader) fromStream(ctx context.Context, r *Record, id erasure.SegmentI
 		out, err := rd.fillAt(ctx, holder, r, id, n, holders, holder)
 		var re *swarm.RemoteError
 		if err != nil && ctx.Err() == nil && !errors.As(err, &re) {
-			// Unreachable: the next request asks the lease again. An
-			// object whose record this edge keeps was filled whole (a
-			// fill in progress is read without keeping it): its
-			// segments are at their holders, read now.
+			// Unreachable (it died or shut down): the next request asks
+			// the lease again, and this one reads the segment as any
+			// other, from its holders, else with a Fill at its
+			// coordinator (a ranged GET guarded by If-Range; a version
+			// of the fleet's own cannot be, and fails). Its client may
+			// have had the first segments already, from this edge's
+			// memory: its response goes on rather than be cut.
 			rd.streams.forgetFiller(id.Object)
-			if rd.kept != nil && rd.kept(r) {
-				return segRead{}, nil, false
-			}
+			rd.log.InfoContext(ctx, "the filler of an object is unreachable, reading its segment from the fleet", "filler", holder, "segment", id.String(), "err", err)
+			return segRead{}, nil, false
 		}
 		if err != nil {
 			// This request fails (a slow filler is not a dead one); the
@@ -576,10 +578,13 @@ type filler struct {
 	// before the origin even when it is the first of the ranking, as it
 	// did not place it itself (a streamed fill did).
 	holdersFirst bool
-	stop         <-chan struct{} // closed at Shutdown
-	m            *metrics
-	log          *slog.Logger
-	tracer       trace.Tracer
+	// refuseTake answers StatPlace as an edge of a release before it
+	// does (tests of the filler's fallback).
+	refuseTake atomic.Bool
+	stop       <-chan struct{} // closed at Shutdown
+	m          *metrics
+	log        *slog.Logger
+	tracer     trace.Tracer
 }
 
 // fill produces a segment as its coordinator, once per segment at a time

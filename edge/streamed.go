@@ -450,6 +450,14 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 			if r.Header.Get("Authorization") != "" && !httpcache.ReusableWithAuthorization(a.rec.Header) {
 				return false // forwarded (RFC 9111 §3.5, http.go)
 			}
+			if gone == "" && !s.reachable(ctx, a.holder) {
+				// Before the response starts: this edge may hold the
+				// first segments (it placed them as their coordinator)
+				// and would answer with them, then cut the body at the
+				// first it must read from a filler that died.
+				gone = a.holder
+				continue
+			}
 			e.streams.addRemote(a.rec.ID(), a.holder)
 			err := e.serveRecord(ctx, w, r, a.rec, false)
 			var re *swarm.RemoteError

@@ -620,3 +620,35 @@ func TestStreamedFillPlacedByCoordinators(t *testing.T) {
 	}
 	counts.check(t, 1)
 }
+
+// TestStreamedFillCoordinatorsRefuse: when the segments' coordinators do
+// not take them (members of an older release answer StatPlace with an
+// error), the filler places every segment itself, and the object is in
+// the fleet all the same.
+func TestStreamedFillCoordinatorsRefuse(t *testing.T) {
+	t.Parallel()
+	o := newTestOrigin(t, "public, max-age=3600")
+	counts := countMethods(t, o)
+	c := newStreamedCluster(t, o, 3)
+	for _, e := range c.edges[1:] {
+		e.filler.refuseTake.Store(true)
+	}
+	const size = 4*(256<<10) + 77
+	segs := int(testLayout.Segments(size))
+	want := o.put(t, "/refused.bin", size, 22)
+	_, body := c.get(0, "/refused.bin")
+	sameBytes(t, "the filler's client", body, want)
+	filler := c.edges[0].Edge
+	waitFor(t, func() bool {
+		return counterValueLabel(t, filler, "shoal_streamed_segments_placed_total", "by", "filler") == float64(segs)
+	})
+	if n := counterValueLabel(t, filler, "shoal_streamed_segments_placed_total", "by", "coordinator"); n != 0 {
+		t.Errorf("%v segments placed by coordinators that refuse them", n)
+	}
+	waitFor(t, func() bool { return storedShards(c) >= segs*testLayout.Params.Total() })
+	for i := 1; i < len(c.edges); i++ {
+		_, body := c.get(i, "/refused.bin")
+		sameBytes(t, fmt.Sprintf("edge %d", i), body, want)
+	}
+	counts.check(t, 1)
+}
