@@ -167,17 +167,15 @@ func (fr *filler) serveFill(ctx context.Context, payload []byte) (*swarm.Segment
 	if err != nil || !placed {
 		return s, err
 	}
-	wait, streamed, start := fr.waitPlaced, false, time.Now()
+	wait := fr.waitPlaced
 	if sf, _ := fr.streams.filling(f.Record.ID()); sf != nil || p != nil && p.streamed {
-		streamed = true
 		// A streamed fill's edge carries the whole object to the fleet
 		// through its uplink: answering whole segments would carry it
 		// once per asker. The asker waits for the shards instead.
 		wait = fr.waitPlacedStreamed
 	}
 	if !wait(ctx, p, s.Descriptor.ShardLen) {
-		fr.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil,
-			"streamed", streamed, "waited", time.Since(start), "ctx", ctx.Err())
+		fr.log.DebugContext(ctx, "segment not placed in time, answering the fill whole", "segment", f.Segment, "key", f.Record.Key, "known", p != nil)
 		return s, nil
 	}
 	fr.m.placedFills.Inc()
@@ -349,8 +347,8 @@ const placeTimeout = 60 * time.Second
 // placeStreamed places segment id of rec, being streamed by this edge,
 // through the segment's coordinator in this zone (the next rank when this
 // edge ranks first), at most cap(lanes) segments at a time; itself when
-// it is alone, or when the coordinator fails. The placement it returns is settled once k shards
-// are at their holders (or the placement gave up).
+// it is alone, or when the coordinator fails. The placement it returns is
+// settled once k shards are at their holders (or the placement gave up).
 func (fr *filler) placeStreamed(rec *Record, id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte, lanes chan struct{}) *placement {
 	self := fr.node.Self()
 	coord := ""
@@ -417,9 +415,9 @@ func (fr *filler) placeStreamed(rec *Record, id erasure.SegmentID, d *erasure.De
 // streamed by the member named, it reads the segment there (a whole
 // Fill), checks that it codes to the descriptor it came with, keeps it in
 // memory and starts placing its shards, and answers then: the filler's
-// uplink is free for its next segment while this edge's pushes go on;
-// asked again with Placed, it answers once k shards are at their holders. Concurrent fills of
-// the segment at this edge share the one read.
+// uplink is free for its next segment while this edge's pushes go on.
+// Asked again with Placed, it answers once k shards are at their holders.
+// Concurrent fills of the segment at this edge share the one read.
 func (fr *filler) take(ctx context.Context, payload []byte) ([]byte, error) {
 	if fr.refuseTake.Load() {
 		return nil, fmt.Errorf("edge: stat mode %v not answered", swarm.StatPlace)
