@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/internal/latency"
+	"github.com/shoalcdn/shoal/internal/purgelog"
 	"github.com/shoalcdn/shoal/internal/sizedlru"
 	"github.com/shoalcdn/shoal/internal/throttle"
 	"github.com/shoalcdn/shoal/manifest"
@@ -262,7 +263,7 @@ func New(cfg Config) (*Edge, error) {
 		return nil, err
 	}
 	// Records kept on disk wait for a peer's purge log (purgelog.go).
-	e.purges = newPurgeLog(scfg.Dir)
+	e.purges = purgelog.New(scfg.Dir)
 	heldRecords := storedRecords(e.store)
 
 	// Each origin client's transport is wrapped to count requests and bytes

@@ -186,14 +186,14 @@ func (s *streamer) answerLease(ctx context.Context, asker, key, gone string, kno
 		}
 		l := lt.m[key]
 		var last *Record // of a lease that moved on: to revalidate
-		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder) || l.rec != nil && (!l.rec.Fresh(e.cfg.Now()) || e.purges.outdated(l.rec))) {
+		if l != nil && (now.After(l.deadline) || l.holder == asker || !e.node.Alive(l.holder) || l.rec != nil && (!l.rec.Fresh(e.cfg.Now()) || outdated(e.purges, l.rec))) {
 			// Expired, or the holder is gone or asks again (it lost the
 			// fill it had), or its response may not be reused without
 			// the origin (max-age=0, no-cache...: RFC 9111 §4.2), or was
 			// purged: the lease moves on.
 			delete(lt.m, key)
 			close(l.changed)
-			if l.rec != nil && !e.purges.outdated(l.rec) {
+			if l.rec != nil && !outdated(e.purges, l.rec) {
 				last = l.rec
 			}
 			l = nil
@@ -204,7 +204,7 @@ func (s *streamer) answerLease(ctx context.Context, asker, key, gone string, kno
 		}
 		if l == nil {
 			rec, ok := e.records.Get(key)
-			if ok && e.purges.outdated(rec) {
+			if ok && outdated(e.purges, rec) {
 				e.forgetRecord(rec) // a copy that arrived after its purge
 				rec, ok = nil, false
 			}
@@ -286,7 +286,7 @@ func (s *streamer) applyLease(m *leaseMsg) error {
 		l.deadline = time.Now().Add(s.leaseTTL())
 		return nil
 	case leaseHeader:
-		if e.purges.outdated(m.rec) {
+		if outdated(e.purges, m.rec) {
 			return nil
 		}
 		if l == nil || l.holder != m.member {
@@ -307,7 +307,7 @@ func (s *streamer) applyLease(m *leaseMsg) error {
 			delete(lt.m, m.key)
 			close(l.changed)
 		}
-		if m.kind != leaseAbort && !e.purges.outdated(m.rec) {
+		if m.kind != leaseAbort && !outdated(e.purges, m.rec) {
 			if old, ok := e.records.Get(m.key); !ok || !old.Fetched.After(m.rec.Fetched) {
 				e.keepRecord(m.rec)
 			}
@@ -370,7 +370,7 @@ func (s *streamer) askLease(ctx context.Context, key, gone string) (*leaseAnswer
 			e.log.WarnContext(ctx, "peer sent a bad lease answer", "peer", peer, "key", key, "err", perr)
 			return false
 		}
-		a, purged = ans, ans.rec != nil && e.purges.outdated(ans.rec)
+		a, purged = ans, ans.rec != nil && outdated(e.purges, ans.rec)
 		return true
 	})
 	switch {

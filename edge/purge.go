@@ -93,9 +93,9 @@ func (e *Edge) Purge(ctx context.Context, key string, prefix bool) PurgeResult {
 func (p *purger) purge(ctx context.Context, key string, prefix bool) PurgeResult {
 	// Logged, so that members that do not hear of it now learn it later
 	// (purgelog.go).
-	en := purgeEntry{pattern: key, prefix: prefix, at: p.now()}
-	p.entries.add(en)
-	p.entries.save()
+	en := purgeEntry{Pattern: key, Prefix: prefix, At: p.now()}
+	p.entries.Add(en)
+	p.entries.Save()
 	res := PurgeResult{Purged: p.purgeLocal(key, prefix)}
 	payload := stampedPurge(en)
 	if len(payload) > swarm.MaxKey {

@@ -3,17 +3,12 @@ package edge
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
 	"time"
 
+	"github.com/shoalcdn/shoal/internal/purgelog"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -42,259 +37,69 @@ import (
 // the purge: that comparison uses two edges' clocks, which must agree
 // (NTP) to within the time between a fetch and a purge.
 //
-// The log keeps the newest maxPurgeLog entries, in memory and, with a
+// The log keeps the newest purgelog.MaxEntries entries, in memory and, with a
 // store directory, in the file purges there; a member that missed more
 // purges than that while away can keep a copy that an evicted entry named
 // until it expires. The Stat questions and their layouts
 // (swarm.StatPurgeStamped, swarm.StatPurgeLog): swarm/protocol.go.
 const (
-	maxPurgeLog        = 1024
-	purgeSyncInterval  = 10 * time.Second
-	purgeStartWait     = 5 * time.Second
-	purgeLogFile       = "purges"
-	maxPurgeLogPayload = 1 << 20 // swarm.MaxPayload
+	purgeSyncInterval = 10 * time.Second
+	purgeStartWait    = 5 * time.Second
 )
 
-// purgeEntry is one purge: of a key (and its variants) or of a prefix.
-type purgeEntry struct {
-	pattern string
-	prefix  bool
-	at      time.Time
-}
+// purgeEntry and purgeLog are internal/purgelog's: the log, its
+// encoding and its file.
+type (
+	purgeEntry = purgelog.Entry
+	purgeLog   = purgelog.Log
+)
 
-func (p purgeEntry) id() string {
-	if p.prefix {
-		return "p" + p.pattern
-	}
-	return "k" + p.pattern
-}
-
-// covers reports whether the purge applies to key.
-func (p purgeEntry) covers(key string) bool {
-	if p.prefix {
-		return strings.HasPrefix(key, p.pattern)
-	}
-	return key == p.pattern || strings.HasPrefix(key, p.pattern+"\n")
-}
-
-// purgeLog is the set of purges a member knows, newest per pattern.
-type purgeLog struct {
-	mu      sync.Mutex
-	entries map[string]purgeEntry
-	path    string // the file kept, or ""
-}
-
-func newPurgeLog(dir string) *purgeLog {
-	l := &purgeLog{entries: map[string]purgeEntry{}}
-	if dir != "" {
-		l.path = filepath.Join(dir, purgeLogFile)
-		if b, err := os.ReadFile(l.path); err == nil {
-			if es, err := parsePurgeLog(b); err == nil {
-				for _, en := range es {
-					l.entries[en.id()] = en
-				}
-			}
-		}
-	}
-	return l
-}
-
-// add merges en and reports whether it was news: no purge of its pattern
-// as recent was known. The file is written by save.
-func (l *purgeLog) add(en purgeEntry) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if old, ok := l.entries[en.id()]; ok && !old.at.Before(en.at) {
-		return false
-	}
-	l.entries[en.id()] = en
-	if len(l.entries) > maxPurgeLog {
-		oldest := ""
-		for id, e := range l.entries {
-			if oldest == "" || e.at.Before(l.entries[oldest].at) {
-				oldest = id
-			}
-		}
-		delete(l.entries, oldest)
-	}
-	return true
-}
-
-// save writes the log to its file (atomically: a new file renamed).
-func (l *purgeLog) save() {
-	if l.path == "" {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	tmp := l.path + ".tmp"
-	if err := os.WriteFile(tmp, l.encodeLocked(), 0o644); err == nil {
-		os.Rename(tmp, l.path)
-	}
-}
-
-// purgedAt returns the time of the newest purge that covers key, or the
-// zero time.
-func (l *purgeLog) purgedAt(key string) time.Time {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var at time.Time
-	for _, e := range l.entries {
-		if e.at.After(at) && e.covers(key) {
-			at = e.at
-		}
-	}
-	return at
-}
-
-// outdated reports whether r was fetched before a purge that covers it.
-func (l *purgeLog) outdated(r *Record) bool {
-	at := l.purgedAt(r.Key)
+// outdated reports whether r was fetched before a purge in l that covers
+// it.
+func outdated(l *purgeLog, r *Record) bool {
+	at := l.PurgedAt(r.Key)
 	return !at.IsZero() && r.Fetched.Before(at)
-}
-
-// sortedLocked returns the entries newest first.
-func (l *purgeLog) sortedLocked() []purgeEntry {
-	es := make([]purgeEntry, 0, len(l.entries))
-	for _, e := range l.entries {
-		es = append(es, e)
-	}
-	slices.SortFunc(es, func(a, b purgeEntry) int {
-		if c := b.at.Compare(a.at); c != 0 {
-			return c
-		}
-		return strings.Compare(a.id(), b.id())
-	})
-	return es
-}
-
-// digest summarises the log: equal logs have equal digests.
-func (l *purgeLog) digest() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var d uint64
-	for id, e := range l.entries {
-		h := fnv.New64a()
-		h.Write([]byte(id))
-		binary.Write(h, binary.BigEndian, e.at.UnixNano())
-		d ^= h.Sum64()
-	}
-	return d
-}
-
-func (l *purgeLog) encode() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.encodeLocked()
-}
-
-func (l *purgeLog) encodeLocked() []byte {
-	b := []byte{0, 0}
-	n := 0
-	for _, e := range l.sortedLocked() {
-		if len(b)+11+len(e.pattern) > maxPurgeLogPayload {
-			break
-		}
-		var flags byte
-		if e.prefix {
-			flags = 1
-		}
-		b = append(b, flags)
-		b = binary.BigEndian.AppendUint64(b, uint64(e.at.UnixNano()))
-		b = binary.BigEndian.AppendUint16(b, uint16(len(e.pattern)))
-		b = append(b, e.pattern...)
-		n++
-	}
-	binary.BigEndian.PutUint16(b, uint16(n))
-	return b
-}
-
-var errPurgeLog = errors.New("edge: malformed purge log")
-
-// parsePurgeLog decodes a log that fills b exactly.
-func parsePurgeLog(b []byte) ([]purgeEntry, error) {
-	if len(b) < 2 {
-		return nil, errPurgeLog
-	}
-	n := int(binary.BigEndian.Uint16(b))
-	if n > maxPurgeLog {
-		return nil, fmt.Errorf("%w: %d entries", errPurgeLog, n)
-	}
-	b = b[2:]
-	es := make([]purgeEntry, 0, n)
-	for range n {
-		if len(b) < 11 {
-			return nil, fmt.Errorf("%w: truncated", errPurgeLog)
-		}
-		flags, at, k := b[0], int64(binary.BigEndian.Uint64(b[1:])), int(binary.BigEndian.Uint16(b[9:]))
-		b = b[11:]
-		if flags&^1 != 0 || k == 0 || k > maxRecordKey || k > len(b) || at <= 0 {
-			return nil, fmt.Errorf("%w: bad entry", errPurgeLog)
-		}
-		es = append(es, purgeEntry{pattern: string(b[:k]), prefix: flags&1 != 0, at: time.Unix(0, at)})
-		b = b[k:]
-	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errPurgeLog, len(b))
-	}
-	return es, nil
 }
 
 // stampedPurge is the Stat key of a swarm.StatPurgeStamped.
 func stampedPurge(en purgeEntry) []byte {
-	mode := append(swarm.AppendStat(nil, swarm.StatPurgeStamped), 0)
-	if en.prefix {
-		mode[1] = 1
-	}
-	b := binary.BigEndian.AppendUint64(mode, uint64(en.at.UnixNano()))
-	return append(b, en.pattern...)
-}
-
-func parseStampedPurge(b []byte) (purgeEntry, error) {
-	if len(b) < 10 || b[0]&^1 != 0 {
-		return purgeEntry{}, fmt.Errorf("%w: stamped purge of %d bytes", errPurgeLog, len(b))
-	}
-	at := int64(binary.BigEndian.Uint64(b[1:]))
-	if at <= 0 {
-		return purgeEntry{}, fmt.Errorf("%w: time %d", errPurgeLog, at)
-	}
-	return purgeEntry{pattern: string(b[9:]), prefix: b[0]&1 != 0, at: time.Unix(0, at)}, nil
+	return purgelog.AppendStamped(swarm.AppendStat(nil, swarm.StatPurgeStamped), en)
 }
 
 // applyPurge logs en and, when it is news, drops what it covers here. It
 // returns how many records were dropped.
 func (p *purger) applyPurge(en purgeEntry) int {
-	if !p.entries.add(en) {
+	if !p.entries.Add(en) {
 		return 0
 	}
-	p.entries.save()
-	return p.purgeLocal(en.pattern, en.prefix)
+	p.entries.Save()
+	return p.purgeLocal(en.Pattern, en.Prefix)
 }
 
 // mergePurgeLog applies the entries of a peer's log.
 func (p *purger) mergePurgeLog(b []byte) error {
-	es, err := parsePurgeLog(b)
+	es, err := purgelog.Parse(b)
 	if err != nil {
 		return err
 	}
 	news := false
 	for _, en := range es {
-		if !p.entries.add(en) {
+		if !p.entries.Add(en) {
 			continue
 		}
 		news = true
-		n := p.purgeLocal(en.pattern, en.prefix)
-		p.log.Info("purge learned from a peer", "pattern", en.pattern, "prefix", en.prefix, "at", en.at, "dropped", n)
+		n := p.purgeLocal(en.Pattern, en.Prefix)
+		p.log.Info("purge learned from a peer", "pattern", en.Pattern, "prefix", en.Prefix, "at", en.At, "dropped", n)
 	}
 	if news {
-		p.entries.save()
+		p.entries.Save()
 	}
 	return nil
 }
 
 // syncPurgeLog asks peer for its log and merges it.
 func (p *purger) syncPurgeLog(ctx context.Context, peer string) error {
-	payload := binary.BigEndian.AppendUint64(swarm.AppendStat(nil, swarm.StatPurgeLog), p.entries.digest())
+	payload := binary.BigEndian.AppendUint64(swarm.AppendStat(nil, swarm.StatPurgeLog), p.entries.Digest())
 	b, err := p.node.Stat(ctx, peer, payload)
 	if err != nil || len(b) == 0 {
 		return err
@@ -305,12 +110,12 @@ func (p *purger) syncPurgeLog(ctx context.Context, peer string) error {
 // answerPurgeLog answers a swarm.StatPurgeLog request.
 func (p *purger) answerPurgeLog(payload []byte) ([]byte, error) {
 	if len(payload) != 8 {
-		return nil, fmt.Errorf("%w: log request of %d bytes", errPurgeLog, len(payload))
+		return nil, fmt.Errorf("%w: log request of %d bytes", purgelog.ErrMalformed, len(payload))
 	}
-	if binary.BigEndian.Uint64(payload) == p.entries.digest() {
+	if binary.BigEndian.Uint64(payload) == p.entries.Digest() {
 		return nil, nil
 	}
-	return p.entries.encode(), nil
+	return p.entries.Encode(), nil
 }
 
 // expectsPeers reports whether this edge is configured to have peers
@@ -381,7 +186,7 @@ func (p *purger) runPurgeSync(ctx context.Context, held []*Record) {
 // deleted from the disk.
 func (p *purger) admitRecords(held []*Record) {
 	for _, r := range held {
-		if p.entries.outdated(r) {
+		if outdated(p.entries, r) {
 			p.store.ForgetRecord(r.Key)
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shoalcdn/shoal/internal/httpcache"
+	"github.com/shoalcdn/shoal/internal/purgelog"
 	"github.com/shoalcdn/shoal/swarm"
 )
 
@@ -83,7 +84,7 @@ func (e *Edge) lookup(ctx context.Context, key string, stale *Record) (*Record, 
 			e.log.WarnContext(ctx, "peer sent a bad record", "peer", peer, "key", key, "err", perr)
 			return false
 		}
-		if e.purges.outdated(r) {
+		if outdated(e.purges, r) {
 			// The peer missed a purge of it: it learns of it at its
 			// next purge log sync (purgelog.go).
 			e.log.InfoContext(ctx, "peer sent a purged record", "peer", peer, "key", key)
@@ -309,7 +310,7 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 		if _, _, err := e.sites.split(r.Key); err != nil {
 			return nil, err
 		}
-		if e.purges.outdated(r) {
+		if outdated(e.purges, r) {
 			return nil, nil // from a member that missed a purge (purgelog.go)
 		}
 		if old, ok := e.records.Get(r.Key); !ok || !old.Fetched.After(r.Fetched) {
@@ -319,10 +320,10 @@ func (h *peerHandler) Stat(ctx context.Context, payload []byte) ([]byte, error) 
 	case swarm.StatWarm:
 		return e.reader.warm(ctx, payload)
 	case swarm.StatPurge, swarm.StatPurgePrefix:
-		e.purger.applyPurge(purgeEntry{pattern: string(payload), prefix: mode == swarm.StatPurgePrefix, at: e.cfg.Now()})
+		e.purger.applyPurge(purgeEntry{Pattern: string(payload), Prefix: mode == swarm.StatPurgePrefix, At: e.cfg.Now()})
 		return nil, nil
 	case swarm.StatPurgeStamped:
-		en, err := parseStampedPurge(payload)
+		en, err := purgelog.ParseStamped(payload)
 		if err != nil {
 			return nil, err
 		}

@@ -19,6 +19,7 @@ func TestDependencies(t *testing.T) {
 		"manifest":            nil,
 		"internal/httpcache":  nil,
 		"internal/latency":    nil,
+		"internal/purgelog":   nil,
 		"internal/sizedlru":   nil,
 		"internal/throttle":   nil,
 		"internal/netns":      nil,
@@ -27,7 +28,7 @@ func TestDependencies(t *testing.T) {
 		"origin":              {"erasure", "internal/httpcache", "manifest"},
 		"swarm":               {"erasure", "internal/throttle"},
 		"store":               {"erasure", "internal/sizedlru"},
-		"edge": {"erasure", "internal/httpcache", "internal/latency", "internal/sizedlru",
+		"edge": {"erasure", "internal/httpcache", "internal/latency", "internal/purgelog", "internal/sizedlru",
 			"internal/throttle", "manifest", "origin", "store", "swarm"},
 		"bench": {"internal/netns", "internal/samplefile"},
 	}
