@@ -655,6 +655,17 @@ func (s *streamer) endLease(coord string, m *leaseMsg) {
 	})
 }
 
+// tellNow sends m to coord within the peer timeout, and waits for it;
+// a failure is logged (the fill goes on).
+func (s *streamer) tellNow(ctx context.Context, coord string, m *leaseMsg) {
+	e := (*Edge)(s)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.PeerTimeout)
+	defer cancel()
+	if err := s.tellLease(ctx, coord, m); err != nil {
+		e.log.Debug("lease message not delivered", "coordinator", coord, "key", m.key, "err", err)
+	}
+}
+
 // streamResponse is the miss proxy's response hook for a streamed fill:
 // the response either streams (stored) or is relayed (a pass record).
 func (s *streamer) streamResponse(resp *http.Response, st *missState) (status string, err error) {
@@ -695,19 +706,25 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 		// lease with what was kept.
 		return "", errNotStreamed
 	}
-	target := httpcache.TargetOf(key)
+	target, variant := httpcache.TargetOf(key), false
 	if vk := httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader); vk != key {
 		// A variant: the target's coordinator learns how it varies (its
 		// askers then ask for their variants' keys), and this one is
 		// filled under its own key, streamed when the fleet can fetch it,
 		// else stored from its body like a forwarded miss's.
+		//
+		// Both coordinators hear of it before the client's response
+		// starts (a round trip each, for a variant's first miss only):
+		// a request that follows the response must find the target's
+		// Vary and the variant's lease, not start a fill of its own.
 		ss.ended = true
-		s.endLease(ss.coord, &leaseMsg{kind: leaseVary, member: e.node.Self(), key: key, vary: strings.Join(resp.Header.Values("Vary"), ", ")})
+		s.tellNow(resp.Request.Context(), ss.coord, &leaseMsg{kind: leaseVary, member: e.node.Self(), key: key, vary: strings.Join(resp.Header.Values("Vary"), ", ")})
 		if key != target || !e.fleetVariant(vk) || len(vk) > swarm.MaxKey-2 {
 			return "", errNotStreamed
 		}
 		key, st.key = vk, vk
 		ss.coord, ss.ended = s.coordinator(vk), false
+		variant = true
 	}
 	info := &origin.Info{Header: resp.Header, ETag: resp.Header.Get("ETag"), Size: resp.ContentLength}
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
@@ -731,6 +748,10 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 		e.streams.release(key, ss.gate) // this edge's other clients read the stream
 	}
 	ss.started = true
+	if variant && !sf.unknown {
+		// The variant's lease was not asked for: the header takes it.
+		s.tellNow(resp.Request.Context(), sf.coord, &leaseMsg{kind: leaseHeader, member: e.node.Self(), key: key, rec: rec})
+	}
 	s.talkLease(sf)
 	body := &streamBody{e: e, sf: sf, body: resp.Body, cancel: ss.cancel, ctx: resp.Request.Context()}
 	body.idle = time.AfterFunc(e.originTimeout(), func() { ss.cancel(errStreamIdle) })
