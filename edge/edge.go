@@ -122,6 +122,13 @@ type Config struct {
 	// by default: on a CPU-starved machine a live coordinator missed its
 	// probes and its segment was fetched from the origin twice.
 	FillProbe time.Duration
+	// Registry says whether origins are OCI registries (registry.go):
+	// RegistryAuto ("" too) asks each origin's /v2/; RegistryOn and
+	// RegistryOff decide for all. A registry's content by digest is kept by
+	// digest, read with the origin's permission for each client's
+	// credentials, and checked against its digest. Off with RangedFills or
+	// Trust (RegistryOn is then an error).
+	Registry RegistryMode
 	// MaxRanges is how many ranges one request may ask for, after
 	// overlapping and nearby ranges are merged; beyond it the Range field
 	// is ignored and the whole object sent. Zero means 16.
@@ -170,6 +177,7 @@ type Edge struct {
 	prefetch prefetchConfig
 
 	signed     *signed   // nil unless Config.Trust is set
+	oci        *registry // registry origins (registry.go)
 	refreshing sync.Map  // keys refreshed in the background (stale-while-revalidate)
 	pending    sync.Map  // keys with a forwarded miss in flight (miss.go)
 	vary       varyIndex // how targets vary (vary.go)
@@ -253,6 +261,23 @@ func New(cfg Config) (*Edge, error) {
 	if cfg.RequireSigned && cfg.Trust == nil {
 		return nil, errors.New("edge: RequireSigned needs Trust (--trust-key)")
 	}
+	if err := validRegistryMode(cfg.Registry); err != nil {
+		return nil, err
+	}
+	if cfg.RangedFills || cfg.Trust != nil {
+		// Content by digest is only ever fetched by a client's own request,
+		// which ranged fills and manifest checks do not make.
+		if cfg.Registry == RegistryOn {
+			return nil, errors.New("edge: registry mode (--registry on) needs streamed fills: not with --ranged-fills or --trust-key")
+		}
+		cfg.Registry = RegistryOff
+		e.cfg.Registry = RegistryOff
+	}
+	e.oci = newRegistry(cfg.Registry, e.m.reg, e.log, func(ctx context.Context, key string) {
+		if rec, ok := e.records.Get(key); ok && !rec.Pass {
+			(*streamer)(e).lost(ctx, rec)
+		}
+	})
 	scfg := cfg.Store
 	scfg.Logger = cfg.Logger
 	scfg.OnCorrupt = func(id erasure.ShardID, err error) {

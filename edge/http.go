@@ -95,43 +95,55 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(sw, http.StatusBadRequest, "request target must be a path")
 		return
 	}
+	target := key
 	key = site.key(key)
 	switch {
 	case len(key) > swarm.MaxKey-1:
 		httpError(sw, http.StatusRequestURITooLong, "request target too long")
 		return
 	}
+	// A registry's content by digest: kept by digest, read with the
+	// origin's permission, checked against its digest (registry.go).
+	var out http.ResponseWriter = sw
+	key, r, out, dw, done := e.oci.route(sw, r, site, target, key, e.forward)
+	if done {
+		return
+	}
+	if dw != nil {
+		defer dw.finish()
+	}
+	ctx = r.Context()
 	if httpcache.OnlyIfCached(r.Header) {
 		// RFC 9111 §5.2.1.7: a stored response that may be used, or 504.
 		rec, ok := e.records.Get(e.requestKey(key, r.Header))
 		if !ok || rec.Pass || !rec.Fresh(e.cfg.Now()) || !httpcache.Selects(rec.Key, rec.Header, r.Header) {
-			sw.Header().Set("Cache-Status", "shoal; fwd=miss; detail=only-if-cached")
-			httpError(sw, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
+			out.Header().Set("Cache-Status", "shoal; fwd=miss; detail=only-if-cached")
+			httpError(out, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
 			return
 		}
-		if err := e.serveRecord(ctx, sw, r, rec, false); err != nil {
-			clear(sw.Header())
-			httpError(sw, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
+		if err := e.serveRecord(ctx, out, r, rec, false); err != nil {
+			clear(out.Header())
+			httpError(out, http.StatusGatewayTimeout, "not in the cache (only-if-cached)")
 		}
 		return
 	}
 	plainGet := r.Method == http.MethodGet && r.Header.Get("Range") == ""
-	if vk := e.requestKey(key, r.Header); !e.cfg.RangedFills && (vk == key || e.fleetVariant(vk)) && ((*streamer)(e).streamedMiss(sw, r, vk) || (*streamer)(e).headMiss(sw, r, vk)) {
+	if vk := e.requestKey(key, r.Header); !e.cfg.RangedFills && (vk == key || e.fleetVariant(vk)) && ((*streamer)(e).streamedMiss(out, r, vk) || (*streamer)(e).headMiss(out, r, vk)) {
 		return // one origin GET, streamed, or the client's HEAD (streamed.go)
 	}
 	switch vk := e.requestKey(key, r.Header); {
 	case vk != key && e.fleetVariant(vk):
 		// A variant the fleet fetches with its own requests (vary.go); an
 		// edge alone forwards it.
-		if plainGet && len(e.node.Members()) == 1 && e.forwardMiss(sw, r, vk, false) {
+		if plainGet && len(e.node.Members()) == 1 && e.forwardMiss(out, r, vk, false) {
 			return
 		}
 		key = vk
 	case vk != key && plainGet:
-		e.serveVariant(ctx, sw, r, vk)
+		e.serveVariant(ctx, out, r, vk)
 		return
 	case plainGet:
-		if e.forwardMiss(sw, r, key, false) {
+		if e.forwardMiss(out, r, key, false) {
 			return
 		}
 	}
@@ -143,29 +155,29 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		target := httpcache.TargetOf(key)
 		vk := httpcache.VariantKey(target, e.learnVary(target, rec.Header), r.Header)
 		if vk == key || !e.fleetVariant(vk) {
-			e.forward(sw, r, "shoal; fwd=miss; detail=vary")
+			e.forward(out, r, "shoal; fwd=miss; detail=vary")
 			return
 		}
 		key = vk
 		if rec, fromOrigin, err = e.record(ctx, key, nil); err == nil && !rec.Pass && !httpcache.Selects(rec.Key, rec.Header, r.Header) {
-			e.forward(sw, r, "shoal; fwd=miss; detail=vary")
+			e.forward(out, r, "shoal; fwd=miss; detail=vary")
 			return
 		}
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		e.log.WarnContext(ctx, "object lookup failed", "key", key, "err", err)
-		httpError(sw, originStatus(err), "origin unavailable")
+		httpError(out, originStatus(err), "origin unavailable")
 		return
 	}
-	if r.Header.Get("Authorization") != "" && !rec.Pass && !httpcache.ReusableWithAuthorization(rec.Header) {
+	if sentCredentials(r) && !rec.Pass && !httpcache.ReusableWithAuthorization(rec.Header) {
 		// A response for everyone is not necessarily one for an
 		// authorised request: only public, s-maxage or must-revalidate
 		// say it is (RFC 9111 §3.5).
-		e.forward(sw, r, "shoal; fwd=bypass; detail=authorization")
+		e.forward(out, r, "shoal; fwd=bypass; detail=authorization")
 		return
 	}
-	err = e.serveRecord(ctx, sw, r, rec, fromOrigin)
+	err = e.serveRecord(ctx, out, r, rec, fromOrigin)
 	if err == nil {
 		return
 	}
@@ -175,15 +187,15 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, swarm.ErrStale) && rec.Streamed() && !e.cfg.RangedFills {
 		// A segment of a version of the fleet's own was lost: the object
 		// is fetched again (streamed.go).
-		clear(sw.Header())
-		if (*streamer)(e).refill(sw, r, key, rec) {
+		clear(out.Header())
+		if (*streamer)(e).refill(out, r, key, rec) {
 			return
 		}
 	} else if errors.Is(err, swarm.ErrStale) {
 		if nrec, _, rerr := e.record(ctx, key, rec); rerr == nil && !nrec.Same(rec) {
 			e.log.InfoContext(ctx, "object changed at the origin, serving the new version", "key", key)
-			clear(sw.Header())
-			if err = e.serveRecord(ctx, sw, r, nrec, true); err == nil {
+			clear(out.Header())
+			if err = e.serveRecord(ctx, out, r, nrec, true); err == nil {
 				return
 			}
 		}
@@ -192,14 +204,14 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Its body is gone and the fleet cannot fetch a non-200 response:
 		// the origin answers, and the next miss stores it again.
 		e.forgetRecord(rec)
-		clear(sw.Header())
-		e.forward(sw, r, "shoal; fwd=miss")
+		clear(out.Header())
+		e.forward(out, r, "shoal; fwd=miss")
 		return
 	}
 	span.SetStatus(codes.Error, err.Error())
 	e.log.WarnContext(ctx, "could not read object", "key", key, "err", err)
-	clear(sw.Header())
-	httpError(sw, originStatus(err), "could not read object")
+	clear(out.Header())
+	httpError(out, originStatus(err), "could not read object")
 }
 
 type cacheStatusKey struct{}

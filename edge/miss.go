@@ -135,7 +135,7 @@ func (e *Edge) forwardMiss(w http.ResponseWriter, r *http.Request, key string, v
 	defer cancel(nil)
 	timer := time.AfterFunc(e.originTimeout(), func() { cancel(errHeaderTimeout) })
 	defer timer.Stop()
-	st := &missState{key: key, p: p, authz: r.Header.Get("Authorization") != "", headers: timer, old: old, reqHeader: r.Header}
+	st := &missState{key: key, p: p, authz: sentCredentials(r), headers: timer, old: old, reqHeader: r.Header}
 	if ok && !httpcache.HasConditionals(r.Header) && (old.ETag != "" || old.LastModified != "") {
 		// Revalidate the stale object with the client's own request.
 		r = r.Clone(r.Context())
@@ -268,6 +268,14 @@ func (e *Edge) missResponse(resp *http.Response) error {
 		return nil
 	}
 	key := st.key
+	if digestKey(key) {
+		// A registry's content by digest is stored only as a streamed
+		// 200 (streamResponse): another answer (a 404 in one repository,
+		// a 401) is this client's, not the digest's.
+		status = "shoal; fwd=uri-miss; detail=registry"
+		st.p.finish()
+		return nil
+	}
 	if resp.StatusCode == http.StatusOK {
 		// The variant this response is: learned from its Vary.
 		target := httpcache.TargetOf(st.key)

@@ -694,6 +694,10 @@ func (fr *filler) fetchAndPlace(ctx context.Context, r *Record, idx uint32) (*sw
 		fr.records.forgetRecord(r)
 		return nil, nil, fmt.Errorf("edge: segment %d of %s lost: %w (a version of the fleet's own is fetched whole)", idx, r.Key, swarm.ErrStale)
 	}
+	if digestKey(r.Key) {
+		// Never made (streamResponse makes such records the fleet's own).
+		return nil, nil, fmt.Errorf("edge: segment %d of registry content %s: its key is no origin target", idx, r.Key)
+	}
 	if httpcache.TargetOf(r.Key) != r.Key && !fr.records.fleetVariant(r.Key) {
 		// A variant selected by fields the fleet does not send (vary.go):
 		// a fetch of its own would get another one.

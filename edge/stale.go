@@ -44,6 +44,11 @@ func (e *Edge) refreshInBackground(key string, refresh func(ctx context.Context)
 // the origin evaluates If-None-Match first). A 304 refreshes old with the
 // fields it carries (RFC 9111 §4.3.4); anything else makes a new record.
 func (e *Edge) headOrigin(ctx context.Context, key string, old *Record) (*Record, error) {
+	if digestKey(key) {
+		// A registry's content by digest is only filled by a client's own
+		// GET (registry.go): its key is no target of the origin's.
+		return nil, fmt.Errorf("edge: registry content %s is not looked up at the origin by its key", key)
+	}
 	cond := httpcache.VariantFields(key) // a variant's fields select it (vary.go)
 	if old != nil {
 		if cond == nil {

@@ -447,7 +447,7 @@ func (s *streamer) streamedMiss(w http.ResponseWriter, r *http.Request, key stri
 			if s.otherVariant(r, key, a.rec) {
 				continue // r's own variant, at the top
 			}
-			if r.Header.Get("Authorization") != "" && !httpcache.ReusableWithAuthorization(a.rec.Header) {
+			if sentCredentials(r) && !httpcache.ReusableWithAuthorization(a.rec.Header) {
 				return false // forwarded (RFC 9111 §3.5, http.go)
 			}
 			if gone == "" && !s.reachable(ctx, a.holder) {
@@ -595,7 +595,7 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 	ctx, span := e.tracer.Start(ctx, "origin.fetch", traceAttrs(attribute.String("shoal.object", key)))
 	ss := &streamState{coord: coord, gate: gate, client: r, cancel: cancel,
 		direct: r.Header.Get("Range") == "" && !httpcache.HasConditionals(r.Header)}
-	st := &missState{key: key, p: &pendingMiss{done: make(chan struct{})}, authz: r.Header.Get("Authorization") != "", headers: timer, reqHeader: r.Header, stream: ss}
+	st := &missState{key: key, p: &pendingMiss{done: make(chan struct{})}, authz: sentCredentials(r), headers: timer, reqHeader: r.Header, stream: ss}
 	out := r.Clone(context.WithValue(ctx, missKey{}, st))
 	out.Header.Del("Range")
 	out.Header.Del("If-Range")
@@ -731,12 +731,19 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 		info.LastModified = lm
 	}
 	size, version := resp.ContentLength, info.Validator()
-	if size < 0 || version == "" {
-		version = streamVersion(now) // the fleet's own (see Record.Validator)
+	byDigest := digestKey(key)
+	if size < 0 || version == "" || byDigest {
+		// The fleet's own (see Record.Validator); a registry's content by
+		// digest too: its key is no target of the origin's, and a lost
+		// segment is fetched again by a client's request (registry.go).
+		version = streamVersion(now)
 	}
 	rec := newRecord(key, resp.StatusCode, resp.Header, max(size, 0), version, e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 	if rec.Pass {
 		return pass("not storable")
+	}
+	if byDigest {
+		rec.Expires = now.Add(registryImmutable) // a digest's content cannot change
 	}
 	if size < 0 {
 		rec.Size = -1 // known at the end

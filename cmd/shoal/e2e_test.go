@@ -135,7 +135,13 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 // that execs it (ip netns exec NS), when wrap is not empty.
 func startProcIn(t *testing.T, name string, env, wrap []string, args ...string) *proc {
 	t.Helper()
-	bin := shoalBinary(t)
+	return startProgram(t, name, shoalBinary(t), env, wrap, args...)
+}
+
+// startProgram is startProcIn for any program bin (a registry, a
+// containerd daemon the test runs beside the fleet).
+func startProgram(t *testing.T, name, bin string, env, wrap []string, args ...string) *proc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -166,7 +172,7 @@ func startProcIn(t *testing.T, name string, env, wrap []string, args ...string) 
 	t.Cleanup(func() {
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("---- %s: shoal %s\n%s---- end of %s", name, strings.Join(args, " "), b, name)
+			t.Logf("---- %s: %s %s\n%s---- end of %s", name, filepath.Base(bin), strings.Join(args, " "), b, name)
 		}
 	})
 	t.Cleanup(func() {

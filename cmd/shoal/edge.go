@@ -58,6 +58,7 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 		fillProbe   = fs.Duration("fill-probe", 0, "probe a segment's coordinator after this long without an answer to a Fill, and ask the next one after two unanswered probes (0: wait for the QUIC idle timeout; e.g. 500ms)")
 		ranged      = fs.Bool("ranged-fills", false, "fill misses the previous versions' way: a HEAD at the object's coordinator and a ranged GET per segment (for comparison; by default a miss is one GET by the edge that took it, collapsed fleet-wide by a fill lease and streamed to the client while it is cut, coded and placed)")
 		fwdMisses   = fs.Bool("forward-misses", false, "deprecated, no effect: misses are forwarded as the client sent them by default (with --ranged-fills: an edge alone in its fleet forwards a cold GET miss)")
+		registry    = fs.String("registry", "auto", "whether the origin is an OCI registry (Docker, containerd, skopeo pulls): auto asks its /v2/; on; off. A registry's blobs and manifests by digest are kept once by digest whatever the repository or mirror query, read with the origin's permission for each client's credentials, and checked against their digest")
 		staleOnErr  = fs.Duration("serve-stale-on-error", 0, "how long past freshness an object may be served while the origin fails, unless its response forbids it or sets stale-if-error (0: never)")
 		maxRanges   = fs.Int("max-ranges", 16, "ranges per request, after merging, beyond which Range is ignored and the whole object sent")
 		readAhead   = fs.Int("read-ahead", 2, "segments a response reads ahead of the one it sends (memory: this many segments per response)")
@@ -192,6 +193,7 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 		ServeStaleOnError:     *staleOnErr,
 		ForwardMisses:         *fwdMisses,
 		RangedFills:           *ranged,
+		Registry:              edge.RegistryMode(*registry),
 		DirectFills:           !*placedFills,
 		FillProbe:             *fillProbe,
 		MaxRanges:             *maxRanges,
