@@ -10,8 +10,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -154,10 +157,7 @@ func skopeo(t *testing.T, args ...string) {
 	t.Helper()
 	bin := clientTool(t, "skopeo", "skopeo")
 	dir := t.TempDir()
-	policy := filepath.Join(dir, "policy.json")
-	if err := os.WriteFile(policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	policy := writePolicy(t, dir)
 	runTool(t, dir, []string{"REGISTRY_AUTH_FILE=" + filepath.Join(dir, "auth.json"), "HOME=" + dir},
 		bin, append([]string{"--policy", policy}, args...)...)
 }
@@ -271,3 +271,179 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
+// TestE2ERegistryAuth runs the registry behind htpasswd authentication: a
+// client with the right credentials pulls through the fleet; one with
+// wrong or no credentials gets the registry's 401 and no byte of a layer,
+// also from edges that hold the layers after the first pull.
+func TestE2ERegistryAuth(t *testing.T) {
+	reg := startRegistry(t, map[string]string{"alice": "s3cret"})
+	img := writeOCIImage(t, "v1", 3<<20+99, 1<<20+7)
+	pushImage(t, reg, img, "team/private", "v1", "alice:s3cret")
+	f := startRegistryFleet(t, reg, 3)
+
+	out := filepath.Join(t.TempDir(), "img")
+	skopeo(t, "copy", "--src-tls-verify=false", "--src-creds", "alice:s3cret", "docker://"+edgeHost(f.edges[0])+"/team/private:v1", "oci:"+out+":v1")
+	pulledLayers(t, out, img)
+
+	basic := func(user, pw string) http.Header {
+		req, _ := http.NewRequest(http.MethodGet, "/", nil)
+		req.SetBasicAuth(user, pw)
+		return req.Header
+	}
+	for _, e := range f.edges {
+		for _, layer := range img.layers {
+			for name, h := range map[string]http.Header{"no credentials": nil, "a wrong password": basic("alice", "guess"), "an unknown user": basic("mallory", "s3cret")} {
+				for _, method := range []string{http.MethodGet, http.MethodHead} {
+					resp, body := fetchBytes(t, newClient(), method, e.url+"/v2/team/private/blobs/"+layer, h, nil)
+					if resp.StatusCode != http.StatusUnauthorized || len(body) > 1024 {
+						t.Fatalf("%s of a layer with %s through %s: %d with %d body bytes, want the registry's 401", method, name, e.name, resp.StatusCode, len(body))
+					}
+					if resp.Header.Get("WWW-Authenticate") == "" {
+						t.Fatalf("%s with %s: 401 without the registry's challenge", method, name)
+					}
+				}
+			}
+			// The right credentials read it from the fleet.
+			before := f.proxy.bytes.Load()
+			resp, body := fetchBytes(t, newClient(), http.MethodGet, e.url+"/v2/team/private/blobs/"+layer, basic("alice", "s3cret"), nil)
+			if resp.StatusCode != http.StatusOK || digestOf(body) != layer {
+				t.Fatalf("GET of a layer with the right credentials through %s: %d, digest %s", e.name, resp.StatusCode, digestOf(body))
+			}
+			if got := f.proxy.bytes.Load() - before; got > 1024 {
+				t.Fatalf("a layer the fleet holds cost %d origin bytes through %s", got, e.name)
+			}
+		}
+	}
+	// skopeo with a wrong password fails, and without any too.
+	bin := clientTool(t, "skopeo", "skopeo")
+	for _, creds := range []string{"alice:guess", ""} {
+		dir := t.TempDir()
+		args := []string{"--policy", writePolicy(t, dir), "copy", "--src-tls-verify=false"}
+		if creds != "" {
+			args = append(args, "--src-creds", creds)
+		}
+		args = append(args, "docker://"+edgeHost(f.edges[1])+"/team/private:v1", "oci:"+filepath.Join(dir, "img")+":v1")
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(cleanEnv(), "REGISTRY_AUTH_FILE="+filepath.Join(dir, "auth.json"), "HOME="+dir)
+		if b, err := cmd.CombinedOutput(); err == nil {
+			t.Fatalf("skopeo with credentials %q pulled a private image:\n%s", creds, b)
+		}
+		for _, layer := range img.layers {
+			if _, err := os.Stat(filepath.Join(dir, "img", "blobs", "sha256", strings.TrimPrefix(layer, "sha256:"))); err == nil {
+				t.Fatalf("skopeo with credentials %q got layer %s", creds, layer)
+			}
+		}
+	}
+}
+
+// writePolicy writes a containers policy that accepts any image.
+func writePolicy(t *testing.T, dir string) string {
+	t.Helper()
+	policy := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return policy
+}
+
+// startContainerd starts a containerd daemon of its own (root, state and
+// socket in a temporary directory, CRI off) and returns its socket.
+func startContainerd(t *testing.T, name string) string {
+	t.Helper()
+	bin := clientTool(t, "containerd", "containerd")
+	clientTool(t, "ctr", "containerd")
+	if os.Geteuid() != 0 {
+		msg := "containerd needs root"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir, err := os.MkdirTemp("", "shoal-containerd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "containerd.sock")
+	cfg := fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = %q\n[debug]\n  level = \"warn\"\n",
+		filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock)
+	cfgFile := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProgram(t, name, bin, nil, nil, "--config", cfgFile)
+	waitFor(t, p, "containerd's socket", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	return sock
+}
+
+// hostsDir writes containerd's hosts.toml for registry host reg with the
+// edge as its mirror, as README "Container images" shows.
+func hostsDir(t *testing.T, reg string, e *edgeProc) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, reg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	toml := fmt.Sprintf("server = \"http://%s\"\n\n[host.\"%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", reg, e.url)
+	if err := os.WriteFile(filepath.Join(dir, reg, "hosts.toml"), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestE2ERegistryContainerd pulls one image with containerd through two
+// edges (ctr images pull --hosts-dir, the edge a mirror of the registry,
+// which containerd asks with "?ns=<registry>"), and with skopeo through a
+// third under another repository name: containerd verifies and unpacks
+// every layer, and the registry sends each once.
+func TestE2ERegistryContainerd(t *testing.T) {
+	reg := startRegistry(t, nil)
+	img := writeOCIImage(t, "v1", 6<<20+11, 4<<20+13, 1<<20+17)
+	pushImage(t, reg, img, "team/app", "v1", "")
+	pushImage(t, reg, img, "mirror/app", "v1", "")
+	f := startRegistryFleet(t, reg, 3)
+	// The registry's name in image references is the counting proxy's
+	// address: a pull that falls back to the server is counted too.
+	name := strings.TrimPrefix(f.proxy.url, "http://")
+	for i, e := range f.edges[:2] {
+		sock := startContainerd(t, fmt.Sprintf("containerd%d", i+1))
+		ref := name + "/team/app:v1"
+		runTool(t, t.TempDir(), nil, "ctr", "--address", sock, "images", "pull", "--hosts-dir", hostsDir(t, name, e), "--snapshotter", "native", ref)
+		stdout, _ := runTool(t, t.TempDir(), nil, "ctr", "--address", sock, "content", "ls", "-q")
+		for _, layer := range img.layers {
+			if !strings.Contains(string(stdout), layer) {
+				t.Fatalf("containerd %d has no layer %s after the pull:\n%s", i+1, layer, stdout)
+			}
+		}
+		if !strings.Contains(string(stdout), img.manifest) {
+			t.Fatalf("containerd %d has no manifest %s after the pull", i+1, img.manifest)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "img")
+	skopeo(t, "copy", "--src-tls-verify=false", "docker://"+edgeHost(f.edges[2])+"/mirror/app:v1", "oci:"+out+":v1")
+	pulledLayers(t, out, img)
+
+	egress := f.proxy.bytes.Load()
+	t.Logf("registry egress %d bytes for %d bytes of layers (%.3f×), %d requests", egress, img.bytes, float64(egress)/float64(img.bytes), f.proxy.nreqs())
+	if float64(egress) > 1.05*float64(img.bytes) {
+		t.Fatalf("registry egress %d bytes, more than 1.05× the %d bytes of unique layers", egress, img.bytes)
+	}
+	// containerd asked the edges, as a mirror: their requests to the
+	// registry carry its "?ns=".
+	mirrored := 0
+	for _, r := range f.proxy.requests(0) {
+		if strings.Contains(r, "/blobs/") && strings.Contains(r, "?ns="+url.QueryEscape(name)) {
+			mirrored++
+		}
+	}
+	if mirrored == 0 {
+		t.Fatalf("no request for a blob came from containerd through an edge:\n%s", strings.Join(f.proxy.requests(0), "\n"))
+	}
+}
