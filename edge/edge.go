@@ -129,6 +129,12 @@ type Config struct {
 	// credentials, and checked against its digest. Off with RangedFills or
 	// Trust (RegistryOn is then an error).
 	Registry RegistryMode
+	// RegistryNames are the names clients give the registry an origin is,
+	// when they differ from its URL's host (docker.io for
+	// https://registry-1.docker.io): a mirror request (containerd's
+	// "?ns=<registry>") for a registry not named so is answered 404, and
+	// containerd asks its next host.
+	RegistryNames []string
 	// MaxRanges is how many ranges one request may ask for, after
 	// overlapping and nearby ranges are merged; beyond it the Range field
 	// is ignored and the whole object sent. Zero means 16.
@@ -273,7 +279,7 @@ func New(cfg Config) (*Edge, error) {
 		cfg.Registry = RegistryOff
 		e.cfg.Registry = RegistryOff
 	}
-	e.oci = newRegistry(cfg.Registry, e.m.reg, e.log, func(ctx context.Context, key string) {
+	e.oci = newRegistry(cfg.Registry, cfg.RegistryNames, e.m.reg, e.log, func(ctx context.Context, key string) {
 		if rec, ok := e.records.Get(key); ok && !rec.Pass {
 			(*streamer)(e).lost(ctx, rec)
 		}

@@ -75,6 +75,7 @@ const (
 // registry is the role of registry origins (above).
 type registry struct {
 	mode  RegistryMode
+	names []string // Config.RegistryNames
 	log   *slog.Logger
 	probe sync.Map // *site → *registryProbe
 	allow *lru.Cache[string, time.Time]
@@ -92,10 +93,10 @@ type registryProbe struct {
 	until time.Time
 }
 
-func newRegistry(mode RegistryMode, reg *prometheus.Registry, log *slog.Logger, forget func(context.Context, string)) *registry {
+func newRegistry(mode RegistryMode, names []string, reg *prometheus.Registry, log *slog.Logger, forget func(context.Context, string)) *registry {
 	c, _ := lru.New[string, time.Time](16384)
 	g := &registry{
-		mode: mode, log: log, allow: c, forget: forget,
+		mode: mode, names: names, log: log, allow: c, forget: forget,
 		auths: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_registry_authorizations_total",
 			Help: "Reads of registry content by digest, by how the origin's permission was known: cached, allowed (asked now), denied (forwarded to the origin), failed (the origin did not answer; 502).",
@@ -227,12 +228,22 @@ func (g *registry) route(w http.ResponseWriter, r *http.Request, s *site, target
 		return key, r, w, nil, false
 	}
 	switch {
+	case tag && r.URL.Query().Get("ns") != "" && !g.mirrors(s, r.URL.Query().Get("ns")):
+		httpError(w, http.StatusNotFound, "this edge is no mirror of "+r.URL.Query().Get("ns"))
+		return key, r, w, nil, true
 	case tag:
 		forward(w, r, "shoal; fwd=bypass; detail=registry-tag")
 		return key, r, w, nil, true
 	case !isRef:
 		// A target in the fleet's own name space of digests: no client's.
 		forward(w, r, "shoal; fwd=bypass; detail=registry-reserved")
+		return key, r, w, nil, true
+	}
+	if ns := r.URL.Query().Get("ns"); ns != "" && !g.mirrors(s, ns) {
+		// containerd names the registry it wants in a mirror request:
+		// another registry's digest is not this origin's to answer for
+		// (its tags even less), and containerd asks the next host on a 404.
+		httpError(w, http.StatusNotFound, "this edge is no mirror of "+ns)
 		return key, r, w, nil, true
 	}
 	ok, err := g.authorize(r.Context(), s, r, ref)
@@ -256,6 +267,21 @@ func (g *registry) route(w http.ResponseWriter, r *http.Request, s *site, target
 		g.forget(r.Context(), key)
 	}}
 	return key, r, dw, dw, false
+}
+
+// mirrors reports whether a mirror request's ns (the registry containerd
+// asks for) is s's origin: its host, or one of Config.RegistryNames.
+func (g *registry) mirrors(s *site, ns string) bool {
+	ns = strings.ToLower(ns)
+	if strings.EqualFold(s.client.Base().Host, ns) {
+		return true
+	}
+	for _, n := range g.names {
+		if strings.EqualFold(n, ns) {
+			return true
+		}
+	}
+	return false
 }
 
 // isTagManifest reports whether target is /v2/<repository>/manifests/<tag>.

@@ -78,7 +78,8 @@ func TestRegistryDigestChecked(t *testing.T) {
 	t.Cleanup(o.srv.Close)
 	c := newCluster(t, o, 3, nil)
 
-	for i, path := range []string{"/v2/team/app/blobs/" + goodD, "/v2/other/name/blobs/" + goodD + "?ns=registry.example", "/v2/team/app/blobs/" + goodD} {
+	ns := strings.TrimPrefix(o.srv.URL, "http://")
+	for i, path := range []string{"/v2/team/app/blobs/" + goodD, "/v2/other/name/blobs/" + goodD + "?ns=" + ns, "/v2/team/app/blobs/" + goodD} {
 		resp, body := c.get(i, path)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("GET %s: %d", path, resp.StatusCode)
@@ -87,6 +88,13 @@ func TestRegistryDigestChecked(t *testing.T) {
 	}
 	if n := reg.getsOf(goodD); n != 1 {
 		t.Fatalf("the registry sent the blob %d times to three repositories' readers, want once", n)
+	}
+	// A mirror request for another registry (containerd's ns=) is not
+	// this origin's to answer, whatever the fleet holds.
+	for _, path := range []string{"/v2/team/app/blobs/" + goodD + "?ns=docker.io", "/v2/team/app/manifests/latest?ns=docker.io"} {
+		if resp, body := c.get(0, path); resp.StatusCode != http.StatusNotFound || bytes.Contains(body, good[:64]) {
+			t.Fatalf("GET %s: %d, want 404", path, resp.StatusCode)
+		}
 	}
 
 	for i := range 2 {

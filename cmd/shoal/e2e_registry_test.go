@@ -384,16 +384,13 @@ func startContainerd(t *testing.T, name string) string {
 }
 
 // hostsDir writes containerd's hosts.toml for registry host reg with the
-// edge as its mirror, as README "Container images" shows.
+// edge as its mirror, with shoal containerd-hosts (as README "Container
+// images" and the Helm chart's containerdMirror do).
 func hostsDir(t *testing.T, reg string, e *edgeProc) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, reg), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	toml := fmt.Sprintf("server = \"http://%s\"\n\n[host.\"%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", reg, e.url)
-	if err := os.WriteFile(filepath.Join(dir, reg, "hosts.toml"), []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
+	if out, err := runShoal("containerd-hosts", "--dir", dir, "--registry", reg, "--server", "http://"+reg, "--mirror", e.url); err != nil {
+		t.Fatalf("shoal containerd-hosts: %v\n%s", err, out)
 	}
 	return dir
 }

@@ -59,6 +59,7 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 		ranged      = fs.Bool("ranged-fills", false, "fill misses the previous versions' way: a HEAD at the object's coordinator and a ranged GET per segment (for comparison; by default a miss is one GET by the edge that took it, collapsed fleet-wide by a fill lease and streamed to the client while it is cut, coded and placed)")
 		fwdMisses   = fs.Bool("forward-misses", false, "deprecated, no effect: misses are forwarded as the client sent them by default (with --ranged-fills: an edge alone in its fleet forwards a cold GET miss)")
 		registry    = fs.String("registry", "auto", "whether the origin is an OCI registry (Docker, containerd, skopeo pulls): auto asks its /v2/; on; off. A registry's blobs and manifests by digest are kept once by digest whatever the repository or mirror query, read with the origin's permission for each client's credentials, and checked against their digest")
+		regNames    = fs.String("registry-names", "", "comma-separated names clients give the registry the origin is, when not its URL's host (e.g. docker.io for https://registry-1.docker.io): containerd's mirror requests (?ns=<registry>) for any other registry get 404, and containerd asks its next host")
 		staleOnErr  = fs.Duration("serve-stale-on-error", 0, "how long past freshness an object may be served while the origin fails, unless its response forbids it or sets stale-if-error (0: never)")
 		maxRanges   = fs.Int("max-ranges", 16, "ranges per request, after merging, beyond which Range is ignored and the whole object sent")
 		readAhead   = fs.Int("read-ahead", 2, "segments a response reads ahead of the one it sends (memory: this many segments per response)")
@@ -194,6 +195,7 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 		ForwardMisses:         *fwdMisses,
 		RangedFills:           *ranged,
 		Registry:              edge.RegistryMode(*registry),
+		RegistryNames:         splitList(*regNames),
 		DirectFills:           !*placedFills,
 		FillProbe:             *fillProbe,
 		MaxRanges:             *maxRanges,

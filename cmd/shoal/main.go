@@ -7,6 +7,7 @@
 //	             --peers 127.0.0.1:7000,127.0.0.1:7001 --tls-dir D --admin-listen 127.0.0.1:9100
 //	shoal check  (the flags and environment of shoal edge): one line per finding, exit status 1 on any error
 //	shoal prefetch --admin http://127.0.0.1:9100 --token T /r/app.tar ...
+//	shoal containerd-hosts --registry registry.example.com --mirror http://10.0.0.5:8080 [--dir /etc/containerd/certs.d]
 //	shoal keygen [--key shoal-sign.key] [--pub shoal-sign.pub]
 //	shoal sign --key shoal-sign.key [--segment-size 4MiB] DIR
 //	shoal demo [--exit]
@@ -50,6 +51,7 @@ func commands() []command {
 		{"origin", "serve a directory as a reference origin", runOrigin},
 		{"certs", "create the fleet CA and a node certificate", runCerts},
 		{"prefetch", "bring objects into the fleet before clients ask, through an edge's admin API", runPrefetch},
+		{"containerd-hosts", "write containerd's hosts.toml that makes an edge a registry's mirror", runContainerdHosts},
 		{"keygen", "create an ed25519 key pair for signing manifests", runKeygen},
 		{"sign", "write a signed manifest next to every file under a directory", runSign},
 		{"demo", "start an origin and three edges in this process and show the fleet at work", runDemo},
@@ -96,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Shoal: a peer-to-peer CDN edge accelerator.\n\nUsage: shoal <command> [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'shoal <command> -h' for a command's flags. Every flag also reads SHOAL_<FLAG> from the environment.")
 }
