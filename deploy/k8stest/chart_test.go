@@ -157,6 +157,19 @@ func checkCombination(t *testing.T, name string, m manifest) {
 		if hostPorts["peer"] != 7000 || hostPorts["http"] != 8080 {
 			t.Errorf("hostPorts %v: want peer 7000, http 8080", hostPorts)
 		}
+	case "daemonset-containerd":
+		c := container(spec, "containerd-hosts")
+		want := []string{"containerd-hosts", "--dir=/host/containerd-certs.d", "--registry=registry.example.com:5000",
+			"--server=http://registry.example.com:5000", "--mirror=http://$(HOST_IP):30080"}
+		if c == nil || !slices.Equal(c.Args, want) {
+			t.Errorf("containerd-hosts init container %+v: want args %q", c, want)
+		}
+		if v := volume(spec, "containerd-certs"); v == nil || v.HostPath == nil || v.HostPath.Path != "/etc/containerd/certs.d" {
+			t.Errorf("want a hostPath volume of /etc/containerd/certs.d, got %+v", v)
+		}
+		if f["registry-names"] != "registry.example.com:5000" {
+			t.Errorf("--registry-names=%q: want the registry's name", f["registry-names"])
+		}
 	case "static":
 		if len(strings.Split(f["peers"], ",")) != 4 || f["node-id"] != "" || has("Secret", "shoal-gossip-key") {
 			t.Errorf("static StatefulSet: want 4 --peers, no --node-id, no gossip key; got --peers=%q", f["peers"])
@@ -386,7 +399,10 @@ func checkPod(t *testing.T, m manifest, p podTemplate, secrets, configMaps map[s
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
 		what := fmt.Sprintf("%s: container %s", p.Owner, c.Name)
 		sc := c.SecurityContext
-		root := c.Name == "chown-data" // documented: runs as root with CAP_CHOWN only
+		// Documented: chown-data runs as root with CAP_CHOWN only,
+		// containerd-hosts as root without capabilities (the node's
+		// /etc/containerd/certs.d is root's).
+		root := c.Name == "chown-data" || c.Name == "containerd-hosts"
 		if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
 			sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
 			sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
@@ -805,6 +821,9 @@ func TestRequiredValues(t *testing.T) {
 		{[]string{"edge.origin=http://o", "storage.type=hostPath"}, "needs mode daemonset"},
 		{[]string{"edge.origin=http://o", "membership.gossipKey.source=existingSecret"}, "gossipKey/existingSecret/name"},
 		{[]string{"edge.origin=http://o", "mode=daemonset", "daemonset.staticPeers={10.0.0.1:7000}"}, "needs membership.mode=static"},
+		{[]string{"edge.origin=http://o", "containerdMirror.enabled=true", "containerdMirror.registry=o"}, "needs mode daemonset"},
+		{[]string{"edge.origin=http://o", "mode=daemonset", "containerdMirror.enabled=true", "containerdMirror.registry=o"}, "needs daemonset.clientHostPort"},
+		{[]string{"edge.origin=http://o", "mode=daemonset", "daemonset.clientHostPort=30080", "containerdMirror.enabled=true"}, "containerdMirror.registry is required"},
 	} {
 		t.Run(strings.Join(tc.sets, ","), func(t *testing.T) {
 			t.Parallel()

@@ -2,6 +2,7 @@ package k8stest
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -227,4 +228,32 @@ func (o object) unstructured(t testing.TB) *unstructured.Unstructured {
 		t.Fatalf("%s: %v", o, err)
 	}
 	return u
+}
+
+// TestRenderedContainerdHostsRuns runs the containerd-hosts init container
+// of the daemonset-containerd values as the kubelet would (its env and
+// hostPath volume materialized): it writes the node's hosts.toml with the
+// node's edge as the registry's mirror, and the registry as the fallback.
+func TestRenderedContainerdHostsRuns(t *testing.T) {
+	t.Parallel()
+	m := render(t, "-f", ciValues(t)["daemonset-containerd"])
+	p, _ := m.edge(t)
+	c := container(&p.Template.Spec, "containerd-hosts")
+	if c == nil {
+		t.Fatal("no containerd-hosts init container")
+	}
+	pd := materialize(t, m, p, c, fieldValues{PodName: "shoal-edge-x", PodIP: "10.1.0.7", HostIP: "192.0.2.7"}, t.TempDir())
+	out, code := runToEnd(t, pd)
+	if code != 0 {
+		t.Fatalf("containerd-hosts exited %d:\n%s", code, out)
+	}
+	b, err := os.ReadFile(filepath.Join(pd.Mounts["/host/containerd-certs.d"], "registry.example.com:5000", "hosts.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`server = "http://registry.example.com:5000"`, `[host."http://192.0.2.7:30080"]`, `capabilities = ["pull", "resolve"]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("hosts.toml lacks %q:\n%s", want, b)
+		}
+	}
 }

@@ -328,6 +328,9 @@ flags and environment name (shoal.configMounts, shoal.configVolumes).
 - {{ printf "--peers=%v" (include "shoal.peers" .) | quote }}
 {{- end }}
 - {{ printf "--origin=%v" (include "shoal.originURL" .) | quote }}
+{{- if and .Values.containerdMirror.enabled (ne .Values.containerdMirror.registry "_default") }}
+- {{ printf "--registry-names=%v" .Values.containerdMirror.registry | quote }}
+{{- end }}
 - --tls-dir=/etc/shoal/tls
 {{- if $clientTLS }}
 - {{ printf "--tls-listen=:%v" (.Values.edge.ports.https) | quote }}
@@ -547,4 +550,55 @@ in the init container, --outside in the `helm test` pod. Arguments: root
     {{- include "shoal.containerSecurityContext" $ | nindent 4 }}
   volumeMounts:
     {{- include "shoal.configMounts" $ | nindent 4 }}
+{{- end }}
+
+{{- /*
+The init container that writes containerd's hosts.toml on the node
+(containerdMirror): `shoal containerd-hosts`, as root (the node's
+/etc/containerd/certs.d is root's), with every capability dropped.
+*/}}
+{{- define "shoal.containerdHostsContainer" -}}
+{{- $m := .Values.containerdMirror -}}
+{{- if ne .Values.mode "daemonset" }}
+{{- fail "containerdMirror.enabled needs mode daemonset (one edge per node, the mirror of its node's containerd)" }}
+{{- end }}
+{{- if not .Values.daemonset.clientHostPort }}
+{{- fail "containerdMirror.enabled needs daemonset.clientHostPort: containerd, on the node, reaches its edge at <node IP>:<clientHostPort>" }}
+{{- end -}}
+- name: containerd-hosts
+  image: {{ include "shoal.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args:
+    - containerd-hosts
+    - --dir=/host/containerd-certs.d
+    - {{ printf "--registry=%v" (required "containerdMirror.registry is required: the registry's name in image references (e.g. registry.example.com:5000), or _default" $m.registry) | quote }}
+    {{- if $m.server }}
+    - {{ printf "--server=%v" $m.server | quote }}
+    {{- else if ne $m.registry "_default" }}
+    - {{ printf "--server=%v" (include "shoal.originURL" .) | quote }}
+    {{- end }}
+    - {{ printf "--mirror=http://$(HOST_IP):%v" .Values.daemonset.clientHostPort | quote }}
+  env:
+    - name: HOST_IP
+      valueFrom:
+        fieldRef:
+          fieldPath: status.hostIP
+  securityContext:
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    runAsNonRoot: false
+    runAsUser: 0
+    capabilities:
+      drop: [ALL]
+    seccompProfile:
+      type: RuntimeDefault
+  resources:
+    requests:
+      cpu: 10m
+      memory: 16Mi
+    limits:
+      memory: 64Mi
+  volumeMounts:
+    - name: containerd-certs
+      mountPath: /host/containerd-certs.d
 {{- end }}
