@@ -183,7 +183,7 @@ type Edge struct {
 	prefetch prefetchConfig
 
 	signed     *signed   // nil unless Config.Trust is set
-	oci        *registry // registry origins (registry.go)
+	digests    *registry // registry origins (registry.go)
 	refreshing sync.Map  // keys refreshed in the background (stale-while-revalidate)
 	pending    sync.Map  // keys with a forwarded miss in flight (miss.go)
 	vary       varyIndex // how targets vary (vary.go)
@@ -279,7 +279,7 @@ func New(cfg Config) (*Edge, error) {
 		cfg.Registry = RegistryOff
 		e.cfg.Registry = RegistryOff
 	}
-	e.oci = newRegistry(cfg.Registry, cfg.RegistryNames, e.m.reg, e.log, func(ctx context.Context, key string) {
+	e.digests = newRegistry(cfg.Registry, cfg.RegistryNames, e.m.reg, e.log, func(ctx context.Context, key string) {
 		if rec, ok := e.records.Get(key); ok && !rec.Pass {
 			(*streamer)(e).lost(ctx, rec)
 		}
@@ -307,6 +307,19 @@ func New(cfg Config) (*Edge, error) {
 	if e.sites, err = newSites(cfg, wrap, e.newProxy); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	// The hosts content fills are redirected to (registry.go): counted
+	// and limited as origin traffic.
+	e.digests.other = wrap(&http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: e.originTimeout(),
+		DisableCompression:    true,
+	})
+	e.digests.segSize = cfg.Layout.SegmentSize
+	e.digests.records = e.records.Get
 
 	// The swarm reports membership changes to repair as it is made.
 	membersChanged := newSignal()
@@ -356,6 +369,8 @@ func New(cfg Config) (*Edge, error) {
 		placedFills: !cfg.DirectFills, fillProbe: cfg.FillProbe, streams: &e.streams,
 		m: e.m, log: e.log, tracer: e.tracer,
 	}
+	e.reader.digests = e.digests.check
+	e.digests.segments = e.reader.segmentAnySource
 	e.purger = &purger{
 		node: e.node, entries: e.purges, held: e.records, store: e.store, sites: e.sites,
 		records: e, bg: e.bg, signing: e.signed != nil, now: cfg.Now,

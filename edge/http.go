@@ -104,15 +104,15 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A registry's content by digest: kept by digest, read with the
 	// origin's permission, checked against its digest (registry.go).
-	var out http.ResponseWriter = sw
-	key, r, out, dw, done := e.oci.route(sw, r, site, target, key, e.forward)
-	if done {
+	dr := e.digests.route(sw, r, site, target, key, e.forward)
+	if dr.done {
 		return
 	}
-	if dw != nil {
-		defer dw.finish()
+	if dr.dw != nil {
+		defer dr.dw.finish()
 	}
-	ctx = r.Context()
+	key, r, ctx = dr.key, dr.r, dr.r.Context()
+	out := dr.w
 	if httpcache.OnlyIfCached(r.Header) {
 		// RFC 9111 §5.2.1.7: a stored response that may be used, or 504.
 		rec, ok := e.records.Get(e.requestKey(key, r.Header))

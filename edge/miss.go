@@ -178,7 +178,7 @@ func (e *Edge) missProxy(s *site) *httputil.ReverseProxy {
 				pr.SetXForwarded()
 				pr.Out.Header.Add("Via", httpcache.Via(pr.In.ProtoMajor, pr.In.ProtoMinor))
 			},
-			Transport:      s.proxy.Transport,
+			Transport:      e.digests.follow(s.proxy.Transport), // a content fill's redirects (registry.go)
 			FlushInterval:  -1,
 			ModifyResponse: e.missResponse,
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

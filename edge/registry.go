@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/shoalcdn/shoal/internal/oci"
+	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/digest"
 )
 
 // Registry origins (OCI distribution: Docker Hub, GHCR, Harbor, a
@@ -24,7 +27,7 @@ import (
 // repository name and any mirror query (containerd sends a mirror
 // "?ns=<registry>"). On such a site the edge
 //
-//   - keeps content by digest under one key (oci.Ref.Key), so that the
+//   - keeps content by digest under one key (digest.Ref.Key), so that the
 //     fleet holds one copy of a layer however many repositories and
 //     mirror configurations name it, as a version of the fleet's own that
 //     never expires (a digest's content cannot change) and is fetched
@@ -44,6 +47,27 @@ import (
 //     from the fleet, and counted;
 //   - sends a tag's manifest request to the origin as it came (tags move,
 //     and their answer depends on the client's Accept).
+//
+// A model hub (Hugging Face: HF_ENDPOINT at the edge) names a file's
+// content in its answer rather than in its path: a download,
+// /<repository>/resolve/<revision>/<path>, is a redirect to storage on
+// another host (a presigned URL that refuses HEAD and expires) with the
+// file's SHA-256 in X-Linked-Etag. The same HEAD that asks the origin
+// whether the client may read (the redirect is the yes) names the key the
+// file is kept under (digest.HubKey), remembered per credential and target
+// for registryAuthTTL; a file the hub keeps in git (a 200, no
+// X-Linked-Etag) is cached as any response.
+//
+// The fill of content by digest is the client's own GET, its redirects
+// followed at the edge (follow): the storage's answer is cached by the
+// digest, never by the signed URL, and the client's credentials do not
+// travel to another host.
+//
+// A range (safetensors readers seek) is served only from segments this
+// edge has checked: the first ranged read of an object reads it whole and
+// checks its digest once, and the BLAKE3 of each of its segments, pinned
+// then, checks every segment read for it after (pins). A full response
+// pins them too when its digest matched.
 //
 // Whether a site is a registry: RegistryOn says so; RegistryAuto (the
 // default) asks the origin's /v2/ once (a registry answers with
@@ -78,11 +102,22 @@ type registry struct {
 	names []string // Config.RegistryNames
 	log   *slog.Logger
 	probe sync.Map // *site → *registryProbe
-	allow *lru.Cache[string, time.Time]
+	allow *lru.Cache[string, originAnswer]
 	group singleflight.Group
 	// forget drops a record found not to match its digest, here and at
 	// its coordinator (streamer.lost).
 	forget func(ctx context.Context, key string)
+	// pins are the segment hashes of objects whose digest this edge has
+	// checked, by object version.
+	pins *lru.Cache[erasure.ObjectID, []erasure.Hash]
+	// segments reads a segment of an object below the checks
+	// (reader.segmentAnySource); segSize is the fleet's segment size.
+	segments func(ctx context.Context, r *Record, idx uint32) ([]byte, string, error)
+	segSize  int64
+	// other reaches the hosts a content fill is redirected to.
+	other http.RoundTripper
+	// records looks a record up (the edge's).
+	records func(key string) (*Record, bool)
 
 	auths      *prometheus.CounterVec // shoal_registry_authorizations_total{result}
 	mismatches prometheus.Counter     // shoal_registry_digest_mismatches_total
@@ -94,9 +129,10 @@ type registryProbe struct {
 }
 
 func newRegistry(mode RegistryMode, names []string, reg *prometheus.Registry, log *slog.Logger, forget func(context.Context, string)) *registry {
-	c, _ := lru.New[string, time.Time](16384)
+	c, _ := lru.New[string, originAnswer](16384)
+	pins, _ := lru.New[erasure.ObjectID, []erasure.Hash](4096)
 	g := &registry{
-		mode: mode, names: names, log: log, allow: c, forget: forget,
+		mode: mode, names: names, log: log, allow: c, forget: forget, pins: pins,
 		auths: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_registry_authorizations_total",
 			Help: "Reads of registry content by digest, by how the origin's permission was known: cached, allowed (asked now), denied (forwarded to the origin), failed (the origin did not answer; 502).",
@@ -142,7 +178,7 @@ func digestKey(key string) bool {
 		}
 		key = rest[i:]
 	}
-	return oci.IsKey(key)
+	return digest.IsKey(key)
 }
 
 // isRegistry reports whether s is a registry's site.
@@ -176,16 +212,26 @@ func (g *registry) isRegistry(ctx context.Context, s *site) bool {
 
 // errRegistryAuth: the origin could not be asked whether a client may read
 // a digest; nothing is served without its answer.
-var errRegistryAuth = errors.New("edge: the registry did not say whether this client may read it")
+var errRegistryAuth = errors.New("edge: the origin did not say whether this client may read it")
 
-// authorize asks the origin (or remembers) whether r's credentials may
-// read ref: a HEAD of r's own target with r's Authorization and Accept.
-func (g *registry) authorize(ctx context.Context, s *site, r *http.Request, ref oci.Ref) (bool, error) {
+// originAnswer is what a HEAD of a client's target with its credentials
+// said: whether the client may read (2xx, 3xx), and for a hub's file, the
+// SHA-256 its redirect names ("" for none).
+type originAnswer struct {
+	allowed bool
+	sha256  string
+	until   time.Time
+}
+
+// ask asks the origin (or remembers) whether r's credentials may read
+// r's target on s: a HEAD of r's own target with r's Authorization and
+// Accept, not following redirects.
+func (g *registry) ask(ctx context.Context, s *site, r *http.Request) (originAnswer, error) {
 	cred := sha256.Sum256([]byte(r.Header.Get("Authorization")))
-	k := string(cred[:]) + "\x00" + s.name + "\x00" + ref.Repository + "\x00" + string(ref.Kind) + "\x00" + ref.Digest()
-	if until, ok := g.allow.Get(k); ok && time.Now().Before(until) {
+	k := string(cred[:]) + "\x00" + s.name + "\x00" + r.URL.RequestURI()
+	if a, ok := g.allow.Get(k); ok && time.Now().Before(a.until) {
 		g.auths.WithLabelValues("cached").Inc()
-		return true, nil
+		return a, nil
 	}
 	v, err, _ := g.group.Do(k, func() (any, error) {
 		h := http.Header{}
@@ -198,81 +244,227 @@ func (g *registry) authorize(ctx context.Context, s *site, r *http.Request, ref 
 		defer cancel()
 		info, err := s.client.Head(actx, r.URL.RequestURI(), h)
 		if err != nil {
-			return false, fmt.Errorf("%w: %w", errRegistryAuth, err)
+			return originAnswer{}, fmt.Errorf("%w: %w", errRegistryAuth, err)
 		}
-		ok := info.StatusCode >= 200 && info.StatusCode < 400
-		if ok {
-			g.allow.Add(k, time.Now().Add(registryAuthTTL))
+		a := originAnswer{allowed: info.StatusCode >= 200 && info.StatusCode < 400, until: time.Now().Add(registryAuthTTL)}
+		if info.StatusCode >= 300 && info.StatusCode < 400 {
+			a.sha256, _ = digest.LinkedSHA256(info.Header.Get("X-Linked-Etag"))
 		}
-		return ok, nil
+		if a.allowed {
+			g.allow.Add(k, a)
+		}
+		return a, nil
 	})
+	a, _ := v.(originAnswer)
 	switch {
 	case err != nil:
 		g.auths.WithLabelValues("failed").Inc()
-		return false, err
-	case v.(bool):
+	case a.allowed:
 		g.auths.WithLabelValues("allowed").Inc()
-		return true, nil
+	default:
+		g.auths.WithLabelValues("denied").Inc()
 	}
-	g.auths.WithLabelValues("denied").Inc()
-	return false, nil
+	return a, err
+}
+
+// digestRoute is how route answers a request for content by digest.
+type digestRoute struct {
+	key  string              // the key to serve it under
+	r    *http.Request       // the request, marked authorized
+	w    http.ResponseWriter // the writer, checking a full response
+	dw   *digestWriter       // that writer, or nil
+	done bool                // route answered the request itself
 }
 
 // route decides how the edge answers r, a GET or HEAD of target on site s
-// with cache key key: it returns the key to serve r under and the request
-// and writer to serve it with, or done when it answered r itself.
-func (g *registry) route(w http.ResponseWriter, r *http.Request, s *site, target, key string, forward func(http.ResponseWriter, *http.Request, string)) (string, *http.Request, http.ResponseWriter, *digestWriter, bool) {
-	ref, isRef := oci.Parse(target)
+// with cache key key: with the key, request and writer it returns, or not
+// at all when done (it answered r itself).
+func (g *registry) route(w http.ResponseWriter, r *http.Request, s *site, target, key string, forward func(http.ResponseWriter, *http.Request, string)) digestRoute {
+	same := digestRoute{key: key, r: r, w: w}
+	ref, isRef := digest.Parse(target)
 	tag := !isRef && isTagManifest(target)
-	if !isRef && !tag && !oci.IsKey(target) || !g.isRegistry(r.Context(), s) {
-		return key, r, w, nil, false
-	}
+	hub := !isRef && !tag && digest.IsHubResolve(target)
 	switch {
-	case tag && r.URL.Query().Get("ns") != "" && !g.mirrors(s, r.URL.Query().Get("ns")):
-		httpError(w, http.StatusNotFound, "this edge is no mirror of "+r.URL.Query().Get("ns"))
-		return key, r, w, nil, true
-	case tag:
-		forward(w, r, "shoal; fwd=bypass; detail=registry-tag")
-		return key, r, w, nil, true
-	case !isRef:
-		// A target in the fleet's own name space of digests: no client's.
-		forward(w, r, "shoal; fwd=bypass; detail=registry-reserved")
-		return key, r, w, nil, true
+	case hub:
+		return g.routeHub(w, r, s, key, forward)
+	case !isRef && !tag && !digest.IsKey(target), !g.isRegistry(r.Context(), s):
+		return same
 	}
-	if ns := r.URL.Query().Get("ns"); ns != "" && !g.mirrors(s, ns) {
+	ns := r.URL.Query().Get("ns")
+	switch {
+	case !isRef && !tag:
+		// A target in the fleet's own name space of digests: no client's.
+		forward(w, r, "shoal; fwd=bypass; detail=reserved")
+		return digestRoute{done: true}
+	case ns != "" && !g.mirrors(s, ns):
 		// containerd names the registry it wants in a mirror request:
-		// another registry's digest is not this origin's to answer for
+		// another registry's content is not this origin's to answer for
 		// (its tags even less), and containerd asks the next host on a 404.
 		httpError(w, http.StatusNotFound, "this edge is no mirror of "+ns)
-		return key, r, w, nil, true
+		return digestRoute{done: true}
+	case tag:
+		forward(w, r, "shoal; fwd=bypass; detail=registry-tag")
+		return digestRoute{done: true}
 	}
-	ok, err := g.authorize(r.Context(), s, r, ref)
+	a, err := g.ask(r.Context(), s, r)
 	switch {
 	case err != nil:
 		g.log.WarnContext(r.Context(), "registry authorization failed", "target", target, "err", err)
 		httpError(w, http.StatusBadGateway, "the registry did not answer")
-		return key, r, w, nil, true
-	case !ok:
+		return digestRoute{done: true}
+	case !a.allowed:
 		forward(w, r, "shoal; fwd=bypass; detail=registry-authorization")
-		return key, r, w, nil, true
+		return digestRoute{done: true}
 	}
-	key = s.key(ref.Key())
-	r = r.WithContext(context.WithValue(r.Context(), registryAuthorized{}, ref))
-	if r.Method != http.MethodGet || r.Header.Get("Range") != "" {
-		return key, r, w, nil, false
+	return g.content(w, r, s.key(ref.Key()), ref.Algorithm, ref.Hex)
+}
+
+// routeHub routes a hub's file download (above): by the SHA-256 the
+// hub's redirect names, else as any request.
+func (g *registry) routeHub(w http.ResponseWriter, r *http.Request, s *site, key string, forward func(http.ResponseWriter, *http.Request, string)) digestRoute {
+	if g.mode == RegistryOff {
+		return digestRoute{key: key, r: r, w: w}
 	}
-	dw := &digestWriter{ResponseWriter: w, v: oci.NewVerifier(ref), fail: func() {
+	a, err := g.ask(r.Context(), s, r)
+	switch {
+	case err != nil:
+		// Asked again by the usual path, which answers as the origin can.
+		g.log.DebugContext(r.Context(), "hub file lookup failed", "target", r.URL.RequestURI(), "err", err)
+		return digestRoute{key: key, r: r, w: w}
+	case !a.allowed:
+		forward(w, r, "shoal; fwd=bypass; detail=hub-authorization")
+		return digestRoute{done: true}
+	case a.sha256 == "":
+		return digestRoute{key: key, r: r, w: w} // a file in git: cached as any response
+	}
+	return g.content(w, r, s.key(digest.HubKey(a.sha256)), "sha256", a.sha256)
+}
+
+// content routes an authorized request for the content alg:hex under key.
+func (g *registry) content(w http.ResponseWriter, r *http.Request, key, alg, hex string) digestRoute {
+	ctx := context.WithValue(r.Context(), registryAuthorized{}, key)
+	full := r.Method == http.MethodGet && r.Header.Get("Range") == ""
+	if full {
+		// Checked as it streams (digestWriter): its segments need no
+		// check beforehand (check).
+		ctx = context.WithValue(ctx, digestStreaming{}, true)
+	}
+	r = r.WithContext(ctx)
+	if !full {
+		return digestRoute{key: key, r: r, w: w}
+	}
+	dw := &digestWriter{ResponseWriter: w, v: digest.NewVerifier(alg, hex), segSize: g.segSize,
+		ok: func(hashes []erasure.Hash) { g.pin(key, hashes) },
+		fail: func() {
+			g.mismatches.Inc()
+			g.log.ErrorContext(r.Context(), "content does not match its digest: response cut, content dropped", "target", r.URL.RequestURI(), "digest", alg+":"+hex)
+			g.forget(r.Context(), key)
+		}}
+	return digestRoute{key: key, r: r, w: dw, dw: dw}
+}
+
+// digestStreaming marks the context of a full response that digestWriter
+// checks.
+type digestStreaming struct{}
+
+// pin keeps the segment hashes of key's object, checked against its
+// digest.
+func (g *registry) pin(key string, hashes []erasure.Hash) {
+	if g.records == nil {
+		return
+	}
+	if rec, ok := g.records(key); ok && !rec.Pass && rec.Layout.Segments(rec.Size) == int64(len(hashes)) {
+		g.pins.Add(rec.ID(), hashes)
+	}
+}
+
+// check is the reader's check of segment idx of r, content by digest:
+// against the hashes pinned when this edge checked the object's digest,
+// which it does now, reading the object whole, if it has not (a range's
+// first read). A full response is checked as it streams instead.
+func (g *registry) check(ctx context.Context, r *Record, idx uint32, data []byte) error {
+	id := r.ID()
+	hashes, ok := g.pins.Get(id)
+	if !ok {
+		if ctx.Value(digestStreaming{}) != nil {
+			return nil
+		}
+		v, err, _ := g.group.Do("pin\x00"+string(id[:]), func() (any, error) { return g.verifyWhole(ctx, r) })
+		if err != nil {
+			return err
+		}
+		hashes = v.([]erasure.Hash)
+	}
+	if int(idx) >= len(hashes) || erasure.Sum(data) != hashes[idx] {
 		g.mismatches.Inc()
-		g.log.ErrorContext(r.Context(), "registry content does not match its digest: response cut, content dropped", "target", target, "digest", ref.Digest())
-		g.forget(r.Context(), key)
-	}}
-	return key, r, dw, dw, false
+		g.log.ErrorContext(ctx, "a segment does not match the content checked against its digest: dropped", "key", r.Key, "segment", idx)
+		g.pins.Remove(id)
+		g.forget(ctx, r.Key)
+		return fmt.Errorf("edge: segment %d of %s does not match its digest", idx, r.Key)
+	}
+	return nil
+}
+
+// filled checks the end of a streamed fill of content by digest: the
+// body v hashed matches the digest, and r's segment hashes are pinned.
+func (g *registry) filled(r *Record, v *digest.Verifier, hashes []erasure.Hash) error {
+	if !v.Match() {
+		g.mismatches.Inc()
+		g.log.Error("the origin sent content that does not match its digest: the fill fails", "key", r.Key)
+		return fmt.Errorf("edge: the origin's %s does not match its digest", r.Key)
+	}
+	if r.Layout.Segments(r.Size) == int64(len(hashes)) {
+		g.pins.Add(r.ID(), hashes)
+	}
+	return nil
+}
+
+// keyVerifier returns a verifier of the digest key names, nil for none.
+func keyVerifier(key string) *digest.Verifier {
+	if rest, ok := strings.CutPrefix(key, "//"); ok {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return nil
+		}
+		key = rest[i:]
+	}
+	alg, hex, ok := digest.KeyDigest(key)
+	if !ok {
+		return nil
+	}
+	return digest.NewVerifier(alg, hex)
+}
+
+// verifyWhole reads r's object whole, checks it against the digest its key
+// names, and pins its segments' hashes.
+func (g *registry) verifyWhole(ctx context.Context, r *Record) ([]erasure.Hash, error) {
+	v := keyVerifier(r.Key)
+	if v == nil || r.Size < 0 {
+		return nil, fmt.Errorf("edge: %s names no digest", r.Key)
+	}
+	n := r.Layout.Segments(r.Size)
+	hashes := make([]erasure.Hash, n)
+	for i := range n {
+		data, _, err := g.segments(ctx, r, uint32(i))
+		if err != nil {
+			return nil, err
+		}
+		v.Write(data)
+		hashes[i] = erasure.Sum(data)
+	}
+	if !v.Match() {
+		g.mismatches.Inc()
+		g.log.ErrorContext(ctx, "content does not match its digest: dropped", "key", r.Key)
+		g.forget(ctx, r.Key)
+		return nil, fmt.Errorf("edge: %s does not match its digest", r.Key)
+	}
+	g.pins.Add(r.ID(), hashes)
+	return hashes, nil
 }
 
 // mirrors reports whether a mirror request's ns (the registry containerd
 // asks for) is s's origin: its host, or one of Config.RegistryNames.
 func (g *registry) mirrors(s *site, ns string) bool {
-	ns = strings.ToLower(ns)
 	if strings.EqualFold(s.client.Base().Host, ns) {
 		return true
 	}
@@ -295,12 +487,76 @@ func isTagManifest(target string) bool {
 	return i > 0 && !strings.Contains(rest[i+len("/manifests/"):], "/")
 }
 
+// follow returns next, which follows the redirects of content fills
+// (requests route marked) to at most five hops: to the origin's own host
+// through next, to any other through g.other, without the client's
+// credentials and cookies. The answer keeps the redirect's X-Linked-Etag
+// and X-Linked-Size (a hub's content address and size).
+func (g *registry) follow(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := next.RoundTrip(req)
+		if err != nil || req.Method != http.MethodGet || req.Context().Value(registryAuthorized{}) == nil {
+			return resp, err
+		}
+		var linked http.Header
+		for hop := 0; hop < 5 && isRedirect(resp.StatusCode); hop++ {
+			loc, lerr := resp.Location()
+			if lerr != nil || loc.Scheme != "http" && loc.Scheme != "https" {
+				return resp, nil // relayed as it came
+			}
+			for _, f := range []string{"X-Linked-Etag", "X-Linked-Size"} {
+				if v := resp.Header.Get(f); v != "" {
+					if linked == nil {
+						linked = http.Header{}
+					}
+					linked.Set(f, v)
+				}
+			}
+			drainClose(resp.Body)
+			out := (&http.Request{Method: http.MethodGet, URL: loc, Header: req.Header.Clone(), Host: loc.Host}).WithContext(req.Context())
+			rt := next
+			if loc.Host != req.URL.Host {
+				for _, f := range []string{"Authorization", "Cookie", "Proxy-Authorization"} {
+					out.Header.Del(f)
+				}
+				rt = g.other
+			}
+			if resp, err = rt.RoundTrip(out); err != nil {
+				return nil, err
+			}
+		}
+		for f, vs := range linked {
+			if resp.Header.Get(f) == "" {
+				resp.Header[f] = vs
+			}
+		}
+		resp.Request = req // the fill's state is in its context
+		return resp, nil
+	})
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+func drainClose(b io.ReadCloser) {
+	io.CopyN(io.Discard, b, 64<<10)
+	b.Close()
+}
+
 // digestWriter passes a response through and checks a 200's body against
 // its digest: it holds the last byte written until finish, which sends it
-// if the body matches and otherwise cuts the response.
+// if the body matches (and pins the hashes of its segments, ok) and
+// otherwise cuts the response (fail).
 type digestWriter struct {
 	http.ResponseWriter
-	v        *oci.Verifier
+	v        *digest.Verifier
+	segSize  int64
+	ok       func([]erasure.Hash)
 	fail     func()
 	checking bool  // a 200: its body is the content
 	length   int64 // its Content-Length, or -1
@@ -308,15 +564,20 @@ type digestWriter struct {
 	held     [1]byte
 	holding  bool
 	started  bool
+	seg      erasure.Hasher // of the segment being written
+	hashed   int64          // bytes in seg and hashes
+	hashes   []erasure.Hash
 }
 
 func (w *digestWriter) WriteHeader(code int) {
 	if !w.started && code >= 200 {
 		w.started = true
-		w.checking = code == http.StatusOK
+		w.checking = code == http.StatusOK && w.v != nil
 		w.length = -1
 		if cl := w.Header().Get("Content-Length"); cl != "" {
-			fmt.Sscan(cl, &w.length)
+			if n, err := strconv.ParseInt(cl, 10, 64); err == nil {
+				w.length = n
+			}
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -330,7 +591,7 @@ func (w *digestWriter) Write(b []byte) (int, error) {
 		return w.ResponseWriter.Write(b)
 	}
 	w.v.Write(b)
-	w.written += int64(len(b))
+	w.hashSegments(b)
 	if w.holding {
 		if _, err := w.ResponseWriter.Write(w.held[:]); err != nil {
 			return 0, err
@@ -345,6 +606,20 @@ func (w *digestWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// hashSegments adds b to the BLAKE3 of the segments it falls in.
+func (w *digestWriter) hashSegments(b []byte) {
+	for len(b) > 0 {
+		n := min(int64(len(b)), w.segSize-w.hashed%w.segSize)
+		w.seg.Write(b[:n])
+		w.hashed += n
+		if w.hashed%w.segSize == 0 {
+			w.hashes = append(w.hashes, w.seg.Sum())
+			w.seg.Reset()
+		}
+		b = b[n:]
+	}
+}
+
 func (w *digestWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // finish ends a checked response: the held byte goes out if the body
@@ -355,7 +630,11 @@ func (w *digestWriter) finish() {
 		return
 	}
 	if w.v.Match() {
+		if w.hashed%w.segSize != 0 {
+			w.hashes = append(w.hashes, w.seg.Sum())
+		}
 		w.ResponseWriter.Write(w.held[:])
+		w.ok(w.hashes)
 		return
 	}
 	if w.length < 0 || w.written == w.length {

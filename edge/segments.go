@@ -101,6 +101,8 @@ type reader struct {
 	filler segmentFiller
 	repair placements
 	signed *signed // nil unless Config.Trust is set
+	// digests checks a segment of content by digest (registry.check).
+	digests func(ctx context.Context, r *Record, idx uint32, data []byte) error
 	// placedFills is !Config.DirectFills; fillProbe is Config.FillProbe.
 	placedFills bool
 	fillProbe   time.Duration
@@ -115,6 +117,11 @@ type reader struct {
 // keys.
 func (rd *reader) segment(ctx context.Context, r *Record, idx uint32) ([]byte, string, error) {
 	data, src, err := rd.segmentAnySource(ctx, r, idx)
+	if err == nil && rd.digests != nil && digestKey(r.Key) {
+		if err := rd.digests(ctx, r, idx, data); err != nil {
+			return nil, "", err
+		}
+	}
 	if err != nil || rd.signed == nil {
 		return data, src, err
 	}

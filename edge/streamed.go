@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/digest"
 	"github.com/shoalcdn/shoal/internal/httpcache"
 	"github.com/shoalcdn/shoal/origin"
 	"github.com/shoalcdn/shoal/swarm"
@@ -761,6 +762,9 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 	}
 	s.talkLease(sf)
 	body := &streamBody{e: e, sf: sf, body: resp.Body, cancel: ss.cancel, ctx: resp.Request.Context()}
+	if byDigest {
+		body.check = keyVerifier(key)
+	}
 	body.idle = time.AfterFunc(e.originTimeout(), func() { ss.cancel(errStreamIdle) })
 	if rec.Size == 0 {
 		body.end(nil)
@@ -924,6 +928,11 @@ type streamBody struct {
 	total int64
 	once  sync.Once
 	over  bool
+
+	// check, for content by digest, hashes the body against its digest;
+	// hashes are its segments' (registry.go pins them when it matches).
+	check  *digest.Verifier
+	hashes []erasure.Hash
 }
 
 func (s *streamBody) Read(b []byte) (int, error) {
@@ -954,6 +963,9 @@ func (s *streamBody) feed(p []byte) error {
 		return fmt.Errorf("edge: origin sent more than the %d bytes of %s", rec.Size, rec.Key)
 	}
 	s.total += int64(len(p))
+	if s.check != nil {
+		s.check.Write(p)
+	}
 	for len(p) > 0 {
 		n := rec.Layout.WithDefaults().SegmentSize
 		if !s.sf.unknown {
@@ -986,6 +998,9 @@ func (s *streamBody) cutSegment(n int) error {
 		return fmt.Errorf("edge: coding segment %d of %s: %w", s.idx, s.sf.key, err)
 	}
 	ms := &memSegment{d: d, data: s.buf[:n:n], held: len(s.buf)}
+	if s.check != nil {
+		s.hashes = append(s.hashes, d.Segment)
+	}
 	e.mem.Add(id, ms)
 	e.m.fills.WithLabelValues(srcOrigin).Inc()
 	if s.sf.unknown {
@@ -1013,6 +1028,13 @@ func (s *streamBody) end(err error) {
 			err = s.complete()
 		case err == nil && s.total != sf.rec.Size:
 			err = fmt.Errorf("edge: origin sent %d of the %d bytes of %s: %w", s.total, sf.rec.Size, sf.key, io.ErrUnexpectedEOF)
+		}
+		if err == nil && s.check != nil {
+			// Content by digest (registry.go): the origin's bytes are
+			// what the digest names, or the fill fails.
+			if err = e.digests.filled(sf.record(), s.check, s.hashes); err != nil {
+				e.forgetRecord(sf.record())
+			}
 		}
 		if err != nil {
 			e.log.Warn("streamed fill failed", "key", sf.key, "err", err)

@@ -242,7 +242,7 @@ func TestE2ERegistrySkopeo(t *testing.T) {
 	h := http.Header{"Accept": {"application/vnd.oci.image.manifest.v1+json"}}
 	for i, u := range []string{
 		f.edges[0].url + "/v2/team/app/manifests/" + img.manifest,
-		f.edges[2].url + "/v2/mirror/app/manifests/" + img.manifest + "?ns=registry.example",
+		f.edges[2].url + "/v2/mirror/app/manifests/" + img.manifest + "?ns=" + url.QueryEscape(strings.TrimPrefix(f.proxy.url, "http://")),
 	} {
 		before := f.proxy.bytes.Load()
 		resp, body := fetchBytes(t, newClient(), http.MethodGet, u, h, nil)
@@ -252,6 +252,10 @@ func TestE2ERegistrySkopeo(t *testing.T) {
 		if got := f.proxy.bytes.Load() - before; i > 0 && got != 0 {
 			t.Fatalf("manifest by digest under another name cost %d origin bytes, want 0 (Cache-Status %q)", got, resp.Header.Get("Cache-Status"))
 		}
+	}
+	// A mirror request for another registry is not this one's to answer.
+	if resp, _ := fetchBytes(t, newClient(), http.MethodGet, f.edges[2].url+"/v2/mirror/app/manifests/"+img.manifest+"?ns=docker.io", h, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("a manifest asked of the mirror of docker.io: %d, want 404", resp.StatusCode)
 	}
 	// HEAD of a layer, answered by the fleet too.
 	resp, _ := fetchBytes(t, newClient(), http.MethodHead, f.edges[1].url+"/v2/mirror/app/blobs/"+img.layers[0], nil, nil)

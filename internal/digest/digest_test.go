@@ -1,4 +1,4 @@
-package oci
+package digest
 
 import (
 	"crypto/sha256"
@@ -51,16 +51,50 @@ func TestVerifier(t *testing.T) {
 	if !ok {
 		t.Fatal("no ref")
 	}
-	v := NewVerifier(r)
+	v := NewVerifier(r.Algorithm, r.Hex)
 	v.Write(content[:3])
 	v.Write(content[3:])
 	if !v.Match() {
 		t.Fatal("the content does not match its own digest")
 	}
-	v = NewVerifier(r)
+	v = NewVerifier(r.Algorithm, r.Hex)
 	v.Write([]byte("layer byteS"))
 	if v.Match() {
 		t.Fatal("other bytes match the digest")
+	}
+}
+
+func TestHub(t *testing.T) {
+	h := strings.Repeat("3c", 32)
+	for target, want := range map[string]bool{
+		"/org/model/resolve/main/model.safetensors":           true,
+		"/gpt2/resolve/main/config.json":                      true,
+		"/datasets/org/set/resolve/v1.0/data/train.parquet":   true,
+		"/org/model/resolve/0123abc/sub/dir/w.bin?download=1": true,
+		"/org/model/blob/main/model.safetensors":              false,
+		"/org/model/resolve/main/":                            false,
+		"/api/models/org/model":                               false,
+		"/resolve/main/x":                                     false,
+	} {
+		if got := IsHubResolve(target); got != want {
+			t.Errorf("IsHubResolve(%q) = %v", target, got)
+		}
+	}
+	for field, ok := range map[string]bool{`"` + h + `"`: true, h: true, `W/"` + h + `"`: true, `"abc"`: false, `"` + strings.Repeat("3C", 32) + `"`: false} {
+		if got, gotOK := LinkedSHA256(field); gotOK != ok || ok && got != h {
+			t.Errorf("LinkedSHA256(%q) = %q, %v", field, got, gotOK)
+		}
+	}
+	k := HubKey(h)
+	if alg, hex, ok := KeyDigest(k); !IsKey(k) || !ok || alg != "sha256" || hex != h {
+		t.Fatalf("KeyDigest(%q) = %q %q %v", k, alg, hex, ok)
+	}
+	r, _ := Parse("/v2/a/blobs/sha512:" + strings.Repeat("0f", 64))
+	if alg, hex, ok := KeyDigest(r.Key()); !ok || alg != "sha512" || hex != r.Hex {
+		t.Fatalf("KeyDigest(%q) = %q %q %v", r.Key(), alg, hex, ok)
+	}
+	if NewVerifier("md5", h[:32]) != nil {
+		t.Fatal("a verifier of an unknown algorithm")
 	}
 }
 
@@ -80,6 +114,6 @@ func FuzzParse(f *testing.F) {
 		if _, ok := Parse(r.Key()); ok {
 			t.Fatalf("key %q parses", r.Key())
 		}
-		NewVerifier(r).Match()
+		NewVerifier(r.Algorithm, r.Hex).Match()
 	})
 }

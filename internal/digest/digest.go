@@ -1,10 +1,12 @@
-// Package oci knows the shape of the OCI distribution API (the registry
-// protocol of Docker, containerd, skopeo and every container registry) as
-// far as a cache needs it: which request targets name content by digest,
-// the fleet-wide key such content is kept under whatever repository or
-// mirror query it was asked for with, and the check of bytes against
-// their digest. Pure computation, standard library only.
-package oci
+// Package digest knows content that origins name by its digest, as far
+// as a cache needs it: which request targets of the OCI distribution API
+// (the registry protocol of Docker, containerd and skopeo) name a blob or
+// manifest by digest, how a Hugging Face hub's resolve answer names a
+// file's SHA-256 (X-Linked-Etag), the fleet-wide keys such content is kept
+// under whatever repository, revision or mirror query it was asked for
+// with (a name space no client request can reach), and the check of bytes
+// against their digest. Pure computation, standard library only.
+package digest
 
 import (
 	"crypto/sha256"
@@ -45,8 +47,67 @@ func (r Ref) Key() string { return KeyPrefix + string(r.Kind) + "/" + r.Digest()
 // KeyPrefix starts every key Key makes.
 const KeyPrefix = "/v2/_/"
 
-// IsKey reports whether target is a key Key made.
-func IsKey(target string) bool { return strings.HasPrefix(target, KeyPrefix) }
+// HubPrefix starts every key HubKey makes, and is reserved with it.
+const HubPrefix = "/.well-known/shoal/"
+
+// HubKey returns the target the fleet keeps a file of a model hub under:
+// by its SHA-256 (hex), whatever repository, revision and path name it.
+func HubKey(hex string) string { return HubPrefix + "sha256/" + hex }
+
+// IsKey reports whether target is in the reserved name space of the keys
+// Key and HubKey make.
+func IsKey(target string) bool {
+	return strings.HasPrefix(target, KeyPrefix) || strings.HasPrefix(target, HubPrefix)
+}
+
+// KeyDigest returns the algorithm and hex digest a key made by Key or
+// HubKey names.
+func KeyDigest(key string) (alg, hex string, ok bool) {
+	switch {
+	case strings.HasPrefix(key, KeyPrefix):
+		_, d, _ := strings.Cut(key[len(KeyPrefix):], "/")
+		alg, hex, ok = strings.Cut(d, ":")
+	case strings.HasPrefix(key, HubPrefix):
+		alg, hex, ok = strings.Cut(key[len(HubPrefix):], "/")
+	}
+	if !ok || !validHex(alg, hex) {
+		return "", "", false
+	}
+	return alg, hex, true
+}
+
+// IsHubResolve reports whether target is a Hugging Face hub file download,
+// /[datasets/|spaces/]<repository>/resolve/<revision>/<path>, where a
+// repository is <name> or <namespace>/<name>.
+func IsHubResolve(target string) bool {
+	path, _, _ := strings.Cut(target, "?")
+	path = strings.TrimPrefix(path, "/")
+	if rest, ok := strings.CutPrefix(path, "datasets/"); ok {
+		path = rest
+	} else if rest, ok := strings.CutPrefix(path, "spaces/"); ok {
+		path = rest
+	}
+	parts := strings.SplitN(path, "/", 6)
+	for i := 1; i <= 2 && i+2 < len(parts); i++ {
+		if parts[i] == "resolve" && parts[i+1] != "" && parts[i+2] != "" && parts[0] != "" && (i == 1 || parts[1] != "") {
+			return true
+		}
+	}
+	return false
+}
+
+// LinkedSHA256 returns the SHA-256 a hub's resolve answer names in its
+// X-Linked-Etag field ("<64 hex>", quoted or not), the file's content
+// address; ok is false when the field holds no SHA-256 (a file kept in
+// git, not in large-file storage).
+func LinkedSHA256(field string) (hex string, ok bool) {
+	field = strings.TrimPrefix(strings.TrimSpace(field), "W/")
+	field = strings.Trim(field, `"`)
+	if !validHex("sha256", field) {
+		return "", false
+	}
+	return field, true
+}
 
 // Parse returns the digest reference a request target (path and optional
 // query) names, and whether it names one. Tags, uploads, catalog and tag
@@ -138,14 +199,15 @@ type Verifier struct {
 	want []byte
 }
 
-// NewVerifier returns a verifier of r's digest.
-func NewVerifier(r Ref) *Verifier {
-	want, err := hex.DecodeString(r.Hex)
-	if err != nil {
-		panic("oci: NewVerifier of an unparsed Ref") // Parse checked the hex
+// NewVerifier returns a verifier of the digest alg:hexDigest, or nil when
+// that is no digest Parse, KeyDigest or LinkedSHA256 accept.
+func NewVerifier(alg, hexDigest string) *Verifier {
+	if !validHex(alg, hexDigest) {
+		return nil
 	}
+	want, _ := hex.DecodeString(hexDigest)
 	v := &Verifier{want: want}
-	if r.Algorithm == "sha512" {
+	if alg == "sha512" {
 		v.h = sha512.New()
 	} else {
 		v.h = sha256.New()
