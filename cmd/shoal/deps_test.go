@@ -20,6 +20,7 @@ func TestDependencies(t *testing.T) {
 		"internal/httpcache":  nil,
 		"internal/latency":    nil,
 		"internal/purgelog":   nil,
+		"internal/digest":     nil,
 		"internal/sizedlru":   nil,
 		"internal/throttle":   nil,
 		"internal/netns":      nil,
@@ -28,7 +29,7 @@ func TestDependencies(t *testing.T) {
 		"origin":              {"erasure", "internal/httpcache", "manifest"},
 		"swarm":               {"erasure", "internal/throttle"},
 		"store":               {"erasure", "internal/sizedlru"},
-		"edge": {"erasure", "internal/httpcache", "internal/latency", "internal/purgelog", "internal/sizedlru",
+		"edge": {"erasure", "internal/digest", "internal/httpcache", "internal/latency", "internal/purgelog", "internal/sizedlru",
 			"internal/throttle", "manifest", "origin", "store", "swarm"},
 		"bench": {"internal/netns", "internal/samplefile"},
 	}

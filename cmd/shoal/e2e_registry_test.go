@@ -192,7 +192,14 @@ func edgeHost(e *edgeProc) string { return strings.TrimPrefix(e.url, "http://") 
 // counting proxy.
 func startRegistryFleet(t *testing.T, reg *registryProc, n int) *fleet {
 	t.Helper()
-	f := &fleet{proxy: startProxy(t, "http://"+reg.addr)}
+	return startOriginFleet(t, "http://"+reg.addr, n)
+}
+
+// startOriginFleet starts n default edges in front of the origin at
+// originURL, through the counting proxy.
+func startOriginFleet(t *testing.T, originURL string, n int) *fleet {
+	t.Helper()
+	f := &fleet{proxy: startProxy(t, originURL)}
 	for range n {
 		f.peers = append(f.peers, freeUDP(t))
 	}
