@@ -118,6 +118,10 @@
 //   - repairer (repair.go): redundancy after membership changes, and
 //     pushes made again;
 //   - signed (signed.go): checks against publishers' manifests;
+//   - registry (registry.go): content origins name by digest (OCI
+//     registries' blobs and manifests, model hubs' large files): keys by
+//     digest, the origin's permission per credential, checks against the
+//     digest, redirects followed by fills;
 //   - purger (purge.go, purgelog.go): purges, the purge log its members
 //     exchange, and invalidation by forwarded unsafe methods;
 //   - statusPage and prefetcher (status.go, prefetch.go), one of each per

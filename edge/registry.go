@@ -221,7 +221,13 @@ type originAnswer struct {
 	allowed bool
 	sha256  string
 	until   time.Time
+	// hub holds a hub redirect's fields a HEAD is answered with: the
+	// file's SHA-256 and size, its ETag and the revision's commit.
+	hub http.Header
 }
+
+// hubFields are the fields of a hub's answer a HEAD of its file gets.
+var hubFields = []string{"X-Linked-Etag", "X-Linked-Size", "Etag", "X-Repo-Commit", "Content-Disposition"}
 
 // ask asks the origin (or remembers) whether r's credentials may read
 // r's target on s: a HEAD of r's own target with r's Authorization and
@@ -249,6 +255,14 @@ func (g *registry) ask(ctx context.Context, s *site, r *http.Request) (originAns
 		a := originAnswer{allowed: info.StatusCode >= 200 && info.StatusCode < 400, until: time.Now().Add(registryAuthTTL)}
 		if info.StatusCode >= 300 && info.StatusCode < 400 {
 			a.sha256, _ = digest.LinkedSHA256(info.Header.Get("X-Linked-Etag"))
+		}
+		if a.sha256 != "" {
+			a.hub = http.Header{}
+			for _, f := range hubFields {
+				if v := info.Header.Get(f); v != "" {
+					a.hub.Set(f, v)
+				}
+			}
 		}
 		if a.allowed {
 			g.allow.Add(k, a)
@@ -336,6 +350,21 @@ func (g *registry) routeHub(w http.ResponseWriter, r *http.Request, s *site, key
 		return digestRoute{done: true}
 	case a.sha256 == "":
 		return digestRoute{key: key, r: r, w: w} // a file in git: cached as any response
+	case r.Method == http.MethodHead:
+		// As its GET is answered: with the file (the edge follows the
+		// redirect), so with 200 and the hub's fields, not the redirect,
+		// which would send a client that reads it (huggingface_hub) to
+		// the storage host.
+		for f, vs := range a.hub {
+			w.Header()[f] = vs
+		}
+		if size, err := strconv.ParseInt(a.hub.Get("X-Linked-Size"), 10, 64); err == nil && size >= 0 {
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		}
+		w.Header().Set("Accept-Ranges", "bytes")
+		w.Header().Set("Cache-Status", "shoal; fwd=bypass; detail=hub-head")
+		w.WriteHeader(http.StatusOK)
+		return digestRoute{done: true}
 	}
 	return g.content(w, r, s.key(digest.HubKey(a.sha256)), "sha256", a.sha256)
 }

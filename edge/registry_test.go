@@ -25,6 +25,9 @@ type testRegistry struct {
 	mu    sync.Mutex
 	blobs map[string][]byte // digest → what is served for it
 	gets  map[string]int    // digest → GETs
+	// storage, when set, is the URL of another host (serving this
+	// handler too) that GETs of blobs are redirected to.
+	storage string
 }
 
 func (g *testRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -38,6 +41,11 @@ func (g *testRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := r.URL.Path[i+len("/blobs/"):]
+	if g.storage != "" && r.Method == http.MethodGet && !strings.HasPrefix(r.URL.Path, "/storage/") {
+		// Blob storage on another host, as S3-backed registries answer.
+		http.Redirect(w, r, g.storage+"/storage/blobs/"+d, http.StatusTemporaryRedirect)
+		return
+	}
 	g.mu.Lock()
 	b, ok := g.blobs[d]
 	if ok && r.Method == http.MethodGet {
@@ -80,6 +88,11 @@ func TestRegistryDigestChecked(t *testing.T) {
 	reg := &testRegistry{blobs: map[string][]byte{goodD: good, badD: bad}, gets: map[string]int{}}
 	o := &testOrigin{srv: httptest.NewServer(reg)}
 	t.Cleanup(o.srv.Close)
+	// GETs of blobs are redirected to storage on another host (whose
+	// answer the fleet keeps by digest, followed at the edge).
+	storage := httptest.NewServer(reg)
+	t.Cleanup(storage.Close)
+	reg.storage = storage.URL
 	c := newCluster(t, o, 3, nil)
 
 	ns := strings.TrimPrefix(o.srv.URL, "http://")
@@ -294,6 +307,15 @@ func TestHubFilesByLinkedSHA256(t *testing.T) {
 				t.Fatalf("private file with %q through edge %d: %d", auth, i, resp.StatusCode)
 			}
 		}
+	}
+
+	// A HEAD is answered as the GET is: 200 with the hub's fields, not the
+	// redirect to storage.
+	resp, _ = c.do(2, http.MethodHead, "/org/model/resolve/main/model.safetensors")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || resp.Header.Get("X-Repo-Commit") == "" ||
+		resp.Header.Get("X-Linked-Size") != strconv.Itoa(len(weights)) || resp.ContentLength != int64(len(weights)) {
+		t.Fatalf("HEAD: %d, Location %q, X-Repo-Commit %q, X-Linked-Size %q, length %d", resp.StatusCode,
+			resp.Header.Get("Location"), resp.Header.Get("X-Repo-Commit"), resp.Header.Get("X-Linked-Size"), resp.ContentLength)
 	}
 
 	// A small file from git: cached as any response.

@@ -81,6 +81,9 @@ func KeyDigest(key string) (alg, hex string, ok bool) {
 // repository is <name> or <namespace>/<name>.
 func IsHubResolve(target string) bool {
 	path, _, _ := strings.Cut(target, "?")
+	if !strings.Contains(path, "/resolve/") {
+		return false // every other request, without allocating
+	}
 	path = strings.TrimPrefix(path, "/")
 	if rest, ok := strings.CutPrefix(path, "datasets/"); ok {
 		path = rest
