@@ -302,7 +302,7 @@ func New(cfg Config) (*Edge, error) {
 	// shares it.
 	limit := throttle.New(cfg.OriginLimit)
 	wrap := func(rt http.RoundTripper) http.RoundTripper {
-		return limitOrigin(&countingTransport{next: rt, reqs: e.m.originReqs, bytes: e.m.originBytes, duration: e.m.originDuration}, limit)
+		return throttle.Transport(&countingTransport{next: rt, reqs: e.m.originReqs, bytes: e.m.originBytes, duration: e.m.originDuration}, limit)
 	}
 	if e.sites, err = newSites(cfg, wrap, e.newProxy); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)

@@ -109,7 +109,7 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if dr.dw != nil {
-		defer dr.dw.finish()
+		defer dr.dw.Finish()
 	}
 	key, r, ctx = dr.key, dr.r, dr.r.Context()
 	out := dr.w

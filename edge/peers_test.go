@@ -6,9 +6,11 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/shoalcdn/shoal/swarm"
 )
 
-func getPeers(t *testing.T, h http.Handler, token string) (int, peersDoc) {
+func getPeers(t *testing.T, h http.Handler, token string) (int, swarm.PeersReport) {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, "/admin/peers", nil)
 	if token != "" {
@@ -16,7 +18,7 @@ func getPeers(t *testing.T, h http.Handler, token string) (int, peersDoc) {
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	var doc peersDoc
+	var doc swarm.PeersReport
 	if rec.Code == http.StatusOK {
 		if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
 			t.Fatalf("/admin/peers: %v in %s", err, rec.Body.String())

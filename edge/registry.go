@@ -2,18 +2,14 @@ package edge
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
@@ -101,15 +97,15 @@ type registry struct {
 	mode  RegistryMode
 	names []string // Config.RegistryNames
 	log   *slog.Logger
-	probe sync.Map // *site → *registryProbe
-	allow *lru.Cache[string, originAnswer]
+	probe sync.Map        // *site → *registryProbe
+	allow *digest.Answers // the origin's yeses (registryAuthTTL)
 	group singleflight.Group
 	// forget drops a record found not to match its digest, here and at
 	// its coordinator (streamer.lost).
 	forget func(ctx context.Context, key string)
 	// pins are the segment hashes of objects whose digest this edge has
 	// checked, by object version.
-	pins *lru.Cache[erasure.ObjectID, []erasure.Hash]
+	pins *digest.Pins
 	// segments reads a segment of an object below the checks
 	// (reader.segmentAnySource); segSize is the fleet's segment size.
 	segments func(ctx context.Context, r *Record, idx uint32) ([]byte, string, error)
@@ -120,7 +116,7 @@ type registry struct {
 	records func(key string) (*Record, bool)
 
 	auths      *prometheus.CounterVec // shoal_registry_authorizations_total{result}
-	mismatches prometheus.Counter     // shoal_registry_digest_mismatches_total
+	mismatches *prometheus.CounterVec // shoal_registry_digest_mismatches_total{at}
 }
 
 type registryProbe struct {
@@ -129,21 +125,23 @@ type registryProbe struct {
 }
 
 func newRegistry(mode RegistryMode, names []string, reg *prometheus.Registry, log *slog.Logger, forget func(context.Context, string)) *registry {
-	c, _ := lru.New[string, originAnswer](16384)
-	pins, _ := lru.New[erasure.ObjectID, []erasure.Hash](4096)
 	g := &registry{
-		mode: mode, names: names, log: log, allow: c, forget: forget, pins: pins,
+		mode: mode, names: names, log: log, forget: forget,
+		allow: digest.NewAnswers(16384, registryAuthTTL), pins: digest.NewPins(4096),
 		auths: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_registry_authorizations_total",
 			Help: "Reads of registry content by digest, by how the origin's permission was known: cached, allowed (asked now), denied (forwarded to the origin), failed (the origin did not answer; 502).",
 		}, []string{"result"}),
-		mismatches: prometheus.NewCounter(prometheus.CounterOpts{
+		mismatches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_registry_digest_mismatches_total",
-			Help: "Responses of registry content whose bytes did not match their digest: cut before their last byte, and the content dropped from the fleet.",
-		}),
+			Help: "Content by digest found not to match its digest, by where: fill (the origin's bytes: the fill failed), response (a full response: cut before its last byte), segment (a segment read for a range: not served). The content is dropped from the fleet each time.",
+		}, []string{"at"}),
 	}
 	for _, r := range []string{"cached", "allowed", "denied", "failed"} {
 		g.auths.WithLabelValues(r)
+	}
+	for _, at := range []string{"fill", "response", "segment"} {
+		g.mismatches.WithLabelValues(at)
 	}
 	reg.MustRegister(g.auths, g.mismatches)
 	return g
@@ -169,17 +167,8 @@ func sentCredentials(r *http.Request) bool {
 	return r.Header.Get("Authorization") != "" && r.Context().Value(registryAuthorized{}) == nil
 }
 
-// digestKey reports whether key is one a registry's digest is kept under.
-func digestKey(key string) bool {
-	if rest, ok := strings.CutPrefix(key, "//"); ok {
-		i := strings.IndexByte(rest, '/')
-		if i < 0 {
-			return false
-		}
-		key = rest[i:]
-	}
-	return digest.IsKey(key)
-}
+// digestKey reports whether key is one content by digest is kept under.
+func digestKey(key string) bool { return digest.IsKey(digest.TargetOfKey(key)) }
 
 // isRegistry reports whether s is a registry's site.
 func (g *registry) isRegistry(ctx context.Context, s *site) bool {
@@ -200,7 +189,7 @@ func (g *registry) isRegistry(ctx context.Context, s *site) bool {
 		switch {
 		case err != nil:
 			p.until = time.Now().Add(10 * time.Second) // asked again soon
-		case info.Header.Get("Docker-Distribution-Api-Version") != "" && (info.StatusCode == http.StatusOK || info.StatusCode == http.StatusUnauthorized):
+		case digest.IsRegistry(info.StatusCode, info.Header):
 			p.yes = true
 			g.log.Info("the origin is an OCI registry: its content by digest is kept by digest", "site", s.name)
 		}
@@ -214,32 +203,11 @@ func (g *registry) isRegistry(ctx context.Context, s *site) bool {
 // a digest; nothing is served without its answer.
 var errRegistryAuth = errors.New("edge: the origin did not say whether this client may read it")
 
-// originAnswer is what a HEAD of a client's target with its credentials
-// said: whether the client may read (2xx, 3xx), and for a hub's file, the
-// SHA-256 its redirect names ("" for none).
-type originAnswer struct {
-	allowed bool
-	sha256  string
-	until   time.Time
-	// hub holds a hub redirect's fields a HEAD is answered with: the
-	// file's SHA-256 and size, its ETag and the revision's commit.
-	hub http.Header
-}
-
-// hubFields are the fields of a hub's answer a HEAD of its file gets.
-var hubFields = []string{"X-Linked-Etag", "X-Linked-Size", "Etag", "X-Repo-Commit", "Content-Disposition"}
-
 // ask asks the origin (or remembers) whether r's credentials may read
 // r's target on s: a HEAD of r's own target with r's Authorization and
 // Accept, not following redirects.
-func (g *registry) ask(ctx context.Context, s *site, r *http.Request) (originAnswer, error) {
-	cred := sha256.Sum256([]byte(r.Header.Get("Authorization")))
-	k := string(cred[:]) + "\x00" + s.name + "\x00" + r.URL.RequestURI()
-	if a, ok := g.allow.Get(k); ok && time.Now().Before(a.until) {
-		g.auths.WithLabelValues("cached").Inc()
-		return a, nil
-	}
-	v, err, _ := g.group.Do(k, func() (any, error) {
+func (g *registry) ask(ctx context.Context, s *site, r *http.Request) (digest.Answer, error) {
+	a, cached, err := g.allow.Ask(r.Header.Get("Authorization"), s.name+"\x00"+r.URL.RequestURI(), func() (digest.Answer, error) {
 		h := http.Header{}
 		for _, f := range []string{"Authorization", "Accept"} {
 			if vs := r.Header.Values(f); len(vs) > 0 {
@@ -250,30 +218,16 @@ func (g *registry) ask(ctx context.Context, s *site, r *http.Request) (originAns
 		defer cancel()
 		info, err := s.client.Head(actx, r.URL.RequestURI(), h)
 		if err != nil {
-			return originAnswer{}, fmt.Errorf("%w: %w", errRegistryAuth, err)
+			return digest.Answer{}, fmt.Errorf("%w: %w", errRegistryAuth, err)
 		}
-		a := originAnswer{allowed: info.StatusCode >= 200 && info.StatusCode < 400, until: time.Now().Add(registryAuthTTL)}
-		if info.StatusCode >= 300 && info.StatusCode < 400 {
-			a.sha256, _ = digest.LinkedSHA256(info.Header.Get("X-Linked-Etag"))
-		}
-		if a.sha256 != "" {
-			a.hub = http.Header{}
-			for _, f := range hubFields {
-				if v := info.Header.Get(f); v != "" {
-					a.hub.Set(f, v)
-				}
-			}
-		}
-		if a.allowed {
-			g.allow.Add(k, a)
-		}
-		return a, nil
+		return digest.AnswerOf(info.StatusCode, info.Header), nil
 	})
-	a, _ := v.(originAnswer)
 	switch {
 	case err != nil:
 		g.auths.WithLabelValues("failed").Inc()
-	case a.allowed:
+	case cached:
+		g.auths.WithLabelValues("cached").Inc()
+	case a.Allowed:
 		g.auths.WithLabelValues("allowed").Inc()
 	default:
 		g.auths.WithLabelValues("denied").Inc()
@@ -286,7 +240,7 @@ type digestRoute struct {
 	key  string              // the key to serve it under
 	r    *http.Request       // the request, marked authorized
 	w    http.ResponseWriter // the writer, checking a full response
-	dw   *digestWriter       // that writer, or nil
+	dw   *digest.Writer      // that writer, or nil
 	done bool                // route answered the request itself
 }
 
@@ -296,10 +250,9 @@ type digestRoute struct {
 func (g *registry) route(w http.ResponseWriter, r *http.Request, s *site, target, key string, forward func(http.ResponseWriter, *http.Request, string)) digestRoute {
 	same := digestRoute{key: key, r: r, w: w}
 	ref, isRef := digest.Parse(target)
-	tag := !isRef && isTagManifest(target)
-	hub := !isRef && !tag && digest.IsHubResolve(target)
+	tag := !isRef && digest.IsTagManifest(target)
 	switch {
-	case hub:
+	case !isRef && !tag && digest.IsHubResolve(target):
 		return g.routeHub(w, r, s, key, forward)
 	case !isRef && !tag && !digest.IsKey(target), !g.isRegistry(r.Context(), s):
 		return same
@@ -326,7 +279,7 @@ func (g *registry) route(w http.ResponseWriter, r *http.Request, s *site, target
 		g.log.WarnContext(r.Context(), "registry authorization failed", "target", target, "err", err)
 		httpError(w, http.StatusBadGateway, "the registry did not answer")
 		return digestRoute{done: true}
-	case !a.allowed:
+	case !a.Allowed:
 		forward(w, r, "shoal; fwd=bypass; detail=registry-authorization")
 		return digestRoute{done: true}
 	}
@@ -345,63 +298,48 @@ func (g *registry) routeHub(w http.ResponseWriter, r *http.Request, s *site, key
 		// Asked again by the usual path, which answers as the origin can.
 		g.log.DebugContext(r.Context(), "hub file lookup failed", "target", r.URL.RequestURI(), "err", err)
 		return digestRoute{key: key, r: r, w: w}
-	case !a.allowed:
+	case !a.Allowed:
 		forward(w, r, "shoal; fwd=bypass; detail=hub-authorization")
 		return digestRoute{done: true}
-	case a.sha256 == "":
+	case a.SHA256 == "":
 		return digestRoute{key: key, r: r, w: w} // a file in git: cached as any response
 	case r.Method == http.MethodHead:
 		// As its GET is answered: with the file (the edge follows the
 		// redirect), so with 200 and the hub's fields, not the redirect,
 		// which would send a client that reads it (huggingface_hub) to
 		// the storage host.
-		for f, vs := range a.hub {
-			w.Header()[f] = vs
-		}
-		if size, err := strconv.ParseInt(a.hub.Get("X-Linked-Size"), 10, 64); err == nil && size >= 0 {
-			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		}
-		w.Header().Set("Accept-Ranges", "bytes")
 		w.Header().Set("Cache-Status", "shoal; fwd=bypass; detail=hub-head")
-		w.WriteHeader(http.StatusOK)
+		a.WriteHead(w)
 		return digestRoute{done: true}
 	}
-	return g.content(w, r, s.key(digest.HubKey(a.sha256)), "sha256", a.sha256)
+	return g.content(w, r, s.key(digest.HubKey(a.SHA256)), "sha256", a.SHA256)
 }
 
 // content routes an authorized request for the content alg:hex under key.
 func (g *registry) content(w http.ResponseWriter, r *http.Request, key, alg, hex string) digestRoute {
 	ctx := context.WithValue(r.Context(), registryAuthorized{}, key)
-	full := r.Method == http.MethodGet && r.Header.Get("Range") == ""
-	if full {
-		// Checked as it streams (digestWriter): its segments need no
-		// check beforehand (check).
-		ctx = context.WithValue(ctx, digestStreaming{}, true)
+	if r.Method != http.MethodGet || r.Header.Get("Range") != "" {
+		return digestRoute{key: key, r: r.WithContext(ctx), w: w}
 	}
-	r = r.WithContext(ctx)
-	if !full {
-		return digestRoute{key: key, r: r, w: w}
-	}
-	dw := &digestWriter{ResponseWriter: w, v: digest.NewVerifier(alg, hex), segSize: g.segSize,
-		ok: func(hashes []erasure.Hash) { g.pin(key, hashes) },
-		fail: func() {
-			g.mismatches.Inc()
+	// Checked as it streams: its segments need no check beforehand (check).
+	r = r.WithContext(context.WithValue(ctx, digestStreaming{}, true))
+	dw := digest.NewWriter(w, digest.NewVerifier(alg, hex), g.segSize,
+		func(hashes []erasure.Hash) { g.pin(key, hashes) },
+		func() {
+			g.mismatches.WithLabelValues("response").Inc()
 			g.log.ErrorContext(r.Context(), "content does not match its digest: response cut, content dropped", "target", r.URL.RequestURI(), "digest", alg+":"+hex)
 			g.forget(r.Context(), key)
-		}}
+		})
 	return digestRoute{key: key, r: r, w: dw, dw: dw}
 }
 
-// digestStreaming marks the context of a full response that digestWriter
+// digestStreaming marks the context of a full response a digest.Writer
 // checks.
 type digestStreaming struct{}
 
 // pin keeps the segment hashes of key's object, checked against its
 // digest.
 func (g *registry) pin(key string, hashes []erasure.Hash) {
-	if g.records == nil {
-		return
-	}
 	if rec, ok := g.records(key); ok && !rec.Pass && rec.Layout.Segments(rec.Size) == int64(len(hashes)) {
 		g.pins.Add(rec.ID(), hashes)
 	}
@@ -414,81 +352,55 @@ func (g *registry) pin(key string, hashes []erasure.Hash) {
 func (g *registry) check(ctx context.Context, r *Record, idx uint32, data []byte) error {
 	id := r.ID()
 	hashes, ok := g.pins.Get(id)
+	if !ok && ctx.Value(digestStreaming{}) != nil {
+		return nil
+	}
 	if !ok {
-		if ctx.Value(digestStreaming{}) != nil {
-			return nil
-		}
-		v, err, _ := g.group.Do("pin\x00"+string(id[:]), func() (any, error) { return g.verifyWhole(ctx, r) })
+		v, err, _ := g.group.Do("pin\x00"+string(id[:]), func() (any, error) {
+			v := digest.KeyVerifier(r.Key)
+			if v == nil || r.Size < 0 {
+				return nil, fmt.Errorf("edge: %s names no digest", r.Key)
+			}
+			return digest.Whole(ctx, v, r.Layout.Segments(r.Size), func(ctx context.Context, i uint32) ([]byte, error) {
+				data, _, err := g.segments(ctx, r, i)
+				return data, err
+			})
+		})
 		if err != nil {
-			return err
+			return g.mismatch(ctx, r, err)
 		}
 		hashes = v.([]erasure.Hash)
+		g.pins.Add(id, hashes)
 	}
-	if int(idx) >= len(hashes) || erasure.Sum(data) != hashes[idx] {
-		g.mismatches.Inc()
-		g.log.ErrorContext(ctx, "a segment does not match the content checked against its digest: dropped", "key", r.Key, "segment", idx)
-		g.pins.Remove(id)
-		g.forget(ctx, r.Key)
-		return fmt.Errorf("edge: segment %d of %s does not match its digest", idx, r.Key)
+	if err := digest.Check(hashes, idx, data); err != nil {
+		return g.mismatch(ctx, r, err)
 	}
 	return nil
+}
+
+// mismatch drops r when err says it is not its digest's content.
+func (g *registry) mismatch(ctx context.Context, r *Record, err error) error {
+	if errors.Is(err, digest.ErrMismatch) {
+		g.mismatches.WithLabelValues("segment").Inc()
+		g.log.ErrorContext(ctx, "content does not match its digest: dropped", "key", r.Key, "err", err)
+		g.pins.Remove(r.ID())
+		g.forget(ctx, r.Key)
+	}
+	return fmt.Errorf("edge: %s: %w", r.Key, err)
 }
 
 // filled checks the end of a streamed fill of content by digest: the
 // body v hashed matches the digest, and r's segment hashes are pinned.
 func (g *registry) filled(r *Record, v *digest.Verifier, hashes []erasure.Hash) error {
 	if !v.Match() {
-		g.mismatches.Inc()
+		g.mismatches.WithLabelValues("fill").Inc()
 		g.log.Error("the origin sent content that does not match its digest: the fill fails", "key", r.Key)
-		return fmt.Errorf("edge: the origin's %s does not match its digest", r.Key)
+		return fmt.Errorf("edge: the origin's %s: %w", r.Key, digest.ErrMismatch)
 	}
 	if r.Layout.Segments(r.Size) == int64(len(hashes)) {
 		g.pins.Add(r.ID(), hashes)
 	}
 	return nil
-}
-
-// keyVerifier returns a verifier of the digest key names, nil for none.
-func keyVerifier(key string) *digest.Verifier {
-	if rest, ok := strings.CutPrefix(key, "//"); ok {
-		i := strings.IndexByte(rest, '/')
-		if i < 0 {
-			return nil
-		}
-		key = rest[i:]
-	}
-	alg, hex, ok := digest.KeyDigest(key)
-	if !ok {
-		return nil
-	}
-	return digest.NewVerifier(alg, hex)
-}
-
-// verifyWhole reads r's object whole, checks it against the digest its key
-// names, and pins its segments' hashes.
-func (g *registry) verifyWhole(ctx context.Context, r *Record) ([]erasure.Hash, error) {
-	v := keyVerifier(r.Key)
-	if v == nil || r.Size < 0 {
-		return nil, fmt.Errorf("edge: %s names no digest", r.Key)
-	}
-	n := r.Layout.Segments(r.Size)
-	hashes := make([]erasure.Hash, n)
-	for i := range n {
-		data, _, err := g.segments(ctx, r, uint32(i))
-		if err != nil {
-			return nil, err
-		}
-		v.Write(data)
-		hashes[i] = erasure.Sum(data)
-	}
-	if !v.Match() {
-		g.mismatches.Inc()
-		g.log.ErrorContext(ctx, "content does not match its digest: dropped", "key", r.Key)
-		g.forget(ctx, r.Key)
-		return nil, fmt.Errorf("edge: %s does not match its digest", r.Key)
-	}
-	g.pins.Add(r.ID(), hashes)
-	return hashes, nil
 }
 
 // mirrors reports whether a mirror request's ns (the registry containerd
@@ -505,171 +417,8 @@ func (g *registry) mirrors(s *site, ns string) bool {
 	return false
 }
 
-// isTagManifest reports whether target is /v2/<repository>/manifests/<tag>.
-func isTagManifest(target string) bool {
-	path, _, _ := strings.Cut(target, "?")
-	rest, ok := strings.CutPrefix(path, "/v2/")
-	if !ok {
-		return false
-	}
-	i := strings.LastIndex(rest, "/manifests/")
-	return i > 0 && !strings.Contains(rest[i+len("/manifests/"):], "/")
-}
-
-// follow returns next, which follows the redirects of content fills
-// (requests route marked) to at most five hops: to the origin's own host
-// through next, to any other through g.other, without the client's
-// credentials and cookies. The answer keeps the redirect's X-Linked-Etag
-// and X-Linked-Size (a hub's content address and size).
+// follow returns next, following the redirects of content fills (requests
+// route marked) to the hosts they name (digest.Follow).
 func (g *registry) follow(next http.RoundTripper) http.RoundTripper {
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		resp, err := next.RoundTrip(req)
-		if err != nil || req.Method != http.MethodGet || req.Context().Value(registryAuthorized{}) == nil {
-			return resp, err
-		}
-		var linked http.Header
-		for hop := 0; hop < 5 && isRedirect(resp.StatusCode); hop++ {
-			loc, lerr := resp.Location()
-			if lerr != nil || loc.Scheme != "http" && loc.Scheme != "https" {
-				return resp, nil // relayed as it came
-			}
-			for _, f := range []string{"X-Linked-Etag", "X-Linked-Size"} {
-				if v := resp.Header.Get(f); v != "" {
-					if linked == nil {
-						linked = http.Header{}
-					}
-					linked.Set(f, v)
-				}
-			}
-			drainClose(resp.Body)
-			out := (&http.Request{Method: http.MethodGet, URL: loc, Header: req.Header.Clone(), Host: loc.Host}).WithContext(req.Context())
-			rt := next
-			if loc.Host != req.URL.Host {
-				for _, f := range []string{"Authorization", "Cookie", "Proxy-Authorization"} {
-					out.Header.Del(f)
-				}
-				rt = g.other
-			}
-			if resp, err = rt.RoundTrip(out); err != nil {
-				return nil, err
-			}
-		}
-		for f, vs := range linked {
-			if resp.Header.Get(f) == "" {
-				resp.Header[f] = vs
-			}
-		}
-		resp.Request = req // the fill's state is in its context
-		return resp, nil
-	})
-}
-
-func isRedirect(code int) bool {
-	switch code {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		return true
-	}
-	return false
-}
-
-func drainClose(b io.ReadCloser) {
-	io.CopyN(io.Discard, b, 64<<10)
-	b.Close()
-}
-
-// digestWriter passes a response through and checks a 200's body against
-// its digest: it holds the last byte written until finish, which sends it
-// if the body matches (and pins the hashes of its segments, ok) and
-// otherwise cuts the response (fail).
-type digestWriter struct {
-	http.ResponseWriter
-	v        *digest.Verifier
-	segSize  int64
-	ok       func([]erasure.Hash)
-	fail     func()
-	checking bool  // a 200: its body is the content
-	length   int64 // its Content-Length, or -1
-	written  int64
-	held     [1]byte
-	holding  bool
-	started  bool
-	seg      erasure.Hasher // of the segment being written
-	hashed   int64          // bytes in seg and hashes
-	hashes   []erasure.Hash
-}
-
-func (w *digestWriter) WriteHeader(code int) {
-	if !w.started && code >= 200 {
-		w.started = true
-		w.checking = code == http.StatusOK && w.v != nil
-		w.length = -1
-		if cl := w.Header().Get("Content-Length"); cl != "" {
-			if n, err := strconv.ParseInt(cl, 10, 64); err == nil {
-				w.length = n
-			}
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *digestWriter) Write(b []byte) (int, error) {
-	if !w.started {
-		w.WriteHeader(http.StatusOK)
-	}
-	if !w.checking || len(b) == 0 {
-		return w.ResponseWriter.Write(b)
-	}
-	w.v.Write(b)
-	w.hashSegments(b)
-	if w.holding {
-		if _, err := w.ResponseWriter.Write(w.held[:]); err != nil {
-			return 0, err
-		}
-		w.holding = false
-	}
-	n, err := w.ResponseWriter.Write(b[:len(b)-1])
-	if err != nil {
-		return n, err
-	}
-	w.held[0], w.holding = b[len(b)-1], true
-	return len(b), nil
-}
-
-// hashSegments adds b to the BLAKE3 of the segments it falls in.
-func (w *digestWriter) hashSegments(b []byte) {
-	for len(b) > 0 {
-		n := min(int64(len(b)), w.segSize-w.hashed%w.segSize)
-		w.seg.Write(b[:n])
-		w.hashed += n
-		if w.hashed%w.segSize == 0 {
-			w.hashes = append(w.hashes, w.seg.Sum())
-			w.seg.Reset()
-		}
-		b = b[n:]
-	}
-}
-
-func (w *digestWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// finish ends a checked response: the held byte goes out if the body
-// matches its digest; a complete body that does not is reported and the
-// connection cut (a client never holds a whole body that fails its digest).
-func (w *digestWriter) finish() {
-	if !w.checking || !w.holding {
-		return
-	}
-	if w.v.Match() {
-		if w.hashed%w.segSize != 0 {
-			w.hashes = append(w.hashes, w.seg.Sum())
-		}
-		w.ResponseWriter.Write(w.held[:])
-		w.ok(w.hashes)
-		return
-	}
-	if w.length < 0 || w.written == w.length {
-		w.fail()
-	}
-	// The body was cut short, or is not the content: either way the
-	// client must not get its last byte, and the connection ends.
-	panic(http.ErrAbortHandler)
+	return digest.Follow(next, g.other, func(r *http.Request) bool { return r.Context().Value(registryAuthorized{}) != nil })
 }

@@ -763,7 +763,7 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 	s.talkLease(sf)
 	body := &streamBody{e: e, sf: sf, body: resp.Body, cancel: ss.cancel, ctx: resp.Request.Context()}
 	if byDigest {
-		body.check = keyVerifier(key)
+		body.check = digest.KeyVerifier(key)
 	}
 	body.idle = time.AfterFunc(e.originTimeout(), func() { ss.cancel(errStreamIdle) })
 	if rec.Size == 0 {

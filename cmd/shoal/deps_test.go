@@ -20,7 +20,7 @@ func TestDependencies(t *testing.T) {
 		"internal/httpcache":  nil,
 		"internal/latency":    nil,
 		"internal/purgelog":   nil,
-		"internal/digest":     nil,
+		"internal/digest":     {"erasure"},
 		"internal/sizedlru":   nil,
 		"internal/throttle":   nil,
 		"internal/netns":      nil,

@@ -4,8 +4,12 @@
 // manifest by digest, how a Hugging Face hub's resolve answer names a
 // file's SHA-256 (X-Linked-Etag), the fleet-wide keys such content is kept
 // under whatever repository, revision or mirror query it was asked for
-// with (a name space no client request can reach), and the check of bytes
-// against their digest. Pure computation, standard library only.
+// with (a name space no client request can reach), and the checks of
+// bytes against their digest: Verifier, Writer (a response that holds its
+// last byte until its body matches), Pins and Whole (segment hashes of
+// checked content). Answers remembers an origin's permission per
+// credential; Follow follows the redirects of a fill to storage on another
+// host. The edge (edge/registry.go) puts them together.
 package digest
 
 import (
@@ -58,6 +62,40 @@ func HubKey(hex string) string { return HubPrefix + "sha256/" + hex }
 // Key and HubKey make.
 func IsKey(target string) bool {
 	return strings.HasPrefix(target, KeyPrefix) || strings.HasPrefix(target, HubPrefix)
+}
+
+// TargetOfKey returns the request target of a cache key: the key, less
+// the "//<site>" of an edge that fronts several sites.
+func TargetOfKey(key string) string {
+	if rest, ok := strings.CutPrefix(key, "//"); ok {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			return ""
+		}
+		return rest[i:]
+	}
+	return key
+}
+
+// KeyVerifier returns a verifier of the digest a cache key made of Key or
+// HubKey names (TargetOfKey), or nil.
+func KeyVerifier(key string) *Verifier {
+	alg, hex, ok := KeyDigest(TargetOfKey(key))
+	if !ok {
+		return nil
+	}
+	return NewVerifier(alg, hex)
+}
+
+// IsTagManifest reports whether target is /v2/<repository>/manifests/<tag>.
+func IsTagManifest(target string) bool {
+	path, _, _ := strings.Cut(target, "?")
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndex(rest, "/manifests/")
+	return i > 0 && !strings.Contains(rest[i+len("/manifests/"):], "/")
 }
 
 // KeyDigest returns the algorithm and hex digest a key made by Key or

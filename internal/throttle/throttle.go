@@ -6,6 +6,7 @@ package throttle
 import (
 	"context"
 	"io"
+	"net/http"
 
 	"golang.org/x/time/rate"
 )
@@ -71,3 +72,34 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Transport paces the bytes read from next's response bodies by l, a
+// bucket from New (nil: next itself). An edge's transports to its origins
+// share one bucket (--origin-limit): fills, lookups and forwarded requests
+// alike. A body that is also a writer (a protocol upgrade) is not paced.
+func Transport(next http.RoundTripper, l *rate.Limiter) http.RoundTripper {
+	if l == nil {
+		return next
+	}
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := next.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		if _, upgraded := resp.Body.(io.ReadWriteCloser); !upgraded {
+			resp.Body = &limitedBody{Reader: Reader{Ctx: r.Context(), R: resp.Body, L: l}, c: resp.Body}
+		}
+		return resp, nil
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type limitedBody struct {
+	Reader
+	c io.Closer
+}
+
+func (b *limitedBody) Close() error { return b.c.Close() }
