@@ -113,6 +113,12 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	key, r, ctx = dr.key, dr.r, dr.r.Context()
 	out := dr.w
+	if digestKey(key) && ctx.Value(registryAuthorized{}) != key {
+		// Never reached (route marks what it keys by digest): content by
+		// digest is only served with the origin's yes.
+		e.forward(out, r, "shoal; fwd=bypass; detail=reserved")
+		return
+	}
 	if httpcache.OnlyIfCached(r.Header) {
 		// RFC 9111 §5.2.1.7: a stored response that may be used, or 504.
 		rec, ok := e.records.Get(e.requestKey(key, r.Header))

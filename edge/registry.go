@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -90,16 +92,20 @@ const (
 	registryProbeTTL = 10 * time.Minute
 	// registryImmutable is how long a digest's content stays fresh.
 	registryImmutable = 365 * 24 * time.Hour
+	// registryWholeTimeout bounds the read of a whole object an edge
+	// checks before its first range.
+	registryWholeTimeout = 10 * time.Minute
 )
 
 // registry is the role of registry origins (above).
 type registry struct {
-	mode  RegistryMode
-	names []string // Config.RegistryNames
-	log   *slog.Logger
-	probe sync.Map        // *site → *registryProbe
-	allow *digest.Answers // the origin's yeses (registryAuthTTL)
-	group singleflight.Group
+	mode    RegistryMode
+	names   []string // Config.RegistryNames
+	log     *slog.Logger
+	probe   sync.Map        // *site → *registryProbe
+	hubless sync.Map        // *site → time.Time: no hub until then
+	allow   *digest.Answers // the origin's yeses (registryAuthTTL)
+	group   singleflight.Group
 	// forget drops a record found not to match its digest, here and at
 	// its coordinator (streamer.lost).
 	forget func(ctx context.Context, key string)
@@ -207,7 +213,10 @@ var errRegistryAuth = errors.New("edge: the origin did not say whether this clie
 // r's target on s: a HEAD of r's own target with r's Authorization and
 // Accept, not following redirects.
 func (g *registry) ask(ctx context.Context, s *site, r *http.Request) (digest.Answer, error) {
-	a, cached, err := g.allow.Ask(r.Header.Get("Authorization"), s.name+"\x00"+r.URL.RequestURI(), func() (digest.Answer, error) {
+	// A hub's branch (main) moves to other files: only the answer for a
+	// commit is remembered.
+	remember := !digest.IsHubResolve(r.URL.RequestURI()) || digest.HubCommit(r.URL.RequestURI())
+	a, cached, err := g.allow.Ask(r.Header.Get("Authorization"), s.name+"\x00"+r.URL.RequestURI(), remember, func() (digest.Answer, error) {
 		h := http.Header{}
 		for _, f := range []string{"Authorization", "Accept"} {
 			if vs := r.Header.Values(f); len(vs) > 0 {
@@ -249,20 +258,27 @@ type digestRoute struct {
 // at all when done (it answered r itself).
 func (g *registry) route(w http.ResponseWriter, r *http.Request, s *site, target, key string, forward func(http.ResponseWriter, *http.Request, string)) digestRoute {
 	same := digestRoute{key: key, r: r, w: w}
+	if digest.IsKey(target) {
+		// The fleet's own name space of digests, in every mode and on
+		// every site: its content is only read under a client's own
+		// target, with the origin's yes.
+		forward(w, r, "shoal; fwd=bypass; detail=reserved")
+		return digestRoute{done: true}
+	}
 	ref, isRef := digest.Parse(target)
 	tag := !isRef && digest.IsTagManifest(target)
 	switch {
 	case !isRef && !tag && digest.IsHubResolve(target):
 		return g.routeHub(w, r, s, key, forward)
-	case !isRef && !tag && !digest.IsKey(target), !g.isRegistry(r.Context(), s):
+	case !isRef && !tag, !g.isRegistry(r.Context(), s):
 		return same
+	case len(r.Header.Values("Authorization")) > 1:
+		// The origin and the edge could each read another of them.
+		httpError(w, http.StatusBadRequest, "more than one Authorization field")
+		return digestRoute{done: true}
 	}
 	ns := r.URL.Query().Get("ns")
 	switch {
-	case !isRef && !tag:
-		// A target in the fleet's own name space of digests: no client's.
-		forward(w, r, "shoal; fwd=bypass; detail=reserved")
-		return digestRoute{done: true}
 	case ns != "" && !g.mirrors(s, ns):
 		// containerd names the registry it wants in a mirror request:
 		// another registry's content is not this origin's to answer for
@@ -279,7 +295,9 @@ func (g *registry) route(w http.ResponseWriter, r *http.Request, s *site, target
 		g.log.WarnContext(r.Context(), "registry authorization failed", "target", target, "err", err)
 		httpError(w, http.StatusBadGateway, "the registry did not answer")
 		return digestRoute{done: true}
-	case !a.Allowed:
+	case !a.Allowed || a.ContentDigest != "" && a.ContentDigest != ref.Digest():
+		// A yes names the content asked for when it names one (a login
+		// page's redirect does not).
 		forward(w, r, "shoal; fwd=bypass; detail=registry-authorization")
 		return digestRoute{done: true}
 	}
@@ -289,10 +307,24 @@ func (g *registry) route(w http.ResponseWriter, r *http.Request, s *site, target
 // routeHub routes a hub's file download (above): by the SHA-256 the
 // hub's redirect names, else as any request.
 func (g *registry) routeHub(w http.ResponseWriter, r *http.Request, s *site, key string, forward func(http.ResponseWriter, *http.Request, string)) digestRoute {
-	if g.mode == RegistryOff {
+	if g.mode == RegistryOff || g.notHub(s) {
 		return digestRoute{key: key, r: r, w: w}
 	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		httpError(w, http.StatusBadRequest, "more than one Authorization field")
+		return digestRoute{done: true}
+	}
 	a, err := g.ask(r.Context(), s, r)
+	if err == nil && !a.FromHub && a.Status != http.StatusUnauthorized && a.Status != http.StatusForbidden {
+		// An origin that answers as no hub does: its /resolve/ paths
+		// are ordinary ones, without a HEAD first, for a while.
+		g.hubless.Store(s, time.Now().Add(registryProbeTTL))
+		if !a.Allowed {
+			forward(w, r, "shoal; fwd=bypass; detail=not-a-hub")
+			return digestRoute{done: true}
+		}
+		return digestRoute{key: key, r: r, w: w}
+	}
 	switch {
 	case err != nil:
 		// Asked again by the usual path, which answers as the origin can.
@@ -340,7 +372,7 @@ type digestStreaming struct{}
 // pin keeps the segment hashes of key's object, checked against its
 // digest.
 func (g *registry) pin(key string, hashes []erasure.Hash) {
-	if rec, ok := g.records(key); ok && !rec.Pass && rec.Layout.Segments(rec.Size) == int64(len(hashes)) {
+	if rec, ok := g.records(key); ok && !rec.Pass && rec.Layout.SegmentSize == g.segSize && rec.Layout.Segments(rec.Size) == int64(len(hashes)) {
 		g.pins.Add(rec.ID(), hashes)
 	}
 }
@@ -356,20 +388,29 @@ func (g *registry) check(ctx context.Context, r *Record, idx uint32, data []byte
 		return nil
 	}
 	if !ok {
-		v, err, _ := g.group.Do("pin\x00"+string(id[:]), func() (any, error) {
+		// Read once for every reader, none of which it depends on.
+		ch := g.group.DoChan("pin\x00"+string(id[:]), func() (any, error) {
 			v := digest.KeyVerifier(r.Key)
 			if v == nil || r.Size < 0 {
 				return nil, fmt.Errorf("edge: %s names no digest", r.Key)
 			}
-			return digest.Whole(ctx, v, r.Layout.Segments(r.Size), func(ctx context.Context, i uint32) ([]byte, error) {
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryWholeTimeout)
+			defer cancel()
+			return digest.Whole(wctx, v, r.Layout.Segments(r.Size), func(ctx context.Context, i uint32) ([]byte, error) {
 				data, _, err := g.segments(ctx, r, i)
 				return data, err
 			})
 		})
-		if err != nil {
-			return g.mismatch(ctx, r, err)
+		var res singleflight.Result
+		select {
+		case res = <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		hashes = v.([]erasure.Hash)
+		if res.Err != nil {
+			return g.mismatch(ctx, r, res.Err)
+		}
+		hashes = res.Val.([]erasure.Hash)
 		g.pins.Add(id, hashes)
 	}
 	if err := digest.Check(hashes, idx, data); err != nil {
@@ -403,6 +444,32 @@ func (g *registry) filled(r *Record, v *digest.Verifier, hashes []erasure.Hash) 
 	return nil
 }
 
+// contentFields are the response fields a record of content by digest
+// keeps: about the content, the same for every reader. (The first
+// reader's answer, relayed to it as it came, may carry more: a file name,
+// storage's own fields.)
+var contentFields = []string{"Content-Type", "Etag", "Last-Modified", "Docker-Content-Digest",
+	"Docker-Distribution-Api-Version", "X-Linked-Etag", "X-Linked-Size", "Content-Length", "Content-Encoding"}
+
+// digestFields returns the fields of h a record of content by digest
+// keeps (contentFields), in a new header: the response's own goes on to
+// its client whole.
+func digestFields(h http.Header) http.Header {
+	out := http.Header{}
+	for _, f := range contentFields {
+		if vs := h.Values(f); len(vs) > 0 {
+			out[f] = vs
+		}
+	}
+	return out
+}
+
+// notHub reports whether s was found to be no model hub lately.
+func (g *registry) notHub(s *site) bool {
+	until, ok := g.hubless.Load(s)
+	return ok && time.Now().Before(until.(time.Time))
+}
+
 // mirrors reports whether a mirror request's ns (the registry containerd
 // asks for) is s's origin: its host, or one of Config.RegistryNames.
 func (g *registry) mirrors(s *site, ns string) bool {
@@ -420,5 +487,10 @@ func (g *registry) mirrors(s *site, ns string) bool {
 // follow returns next, following the redirects of content fills (requests
 // route marked) to the hosts they name (digest.Follow).
 func (g *registry) follow(next http.RoundTripper) http.RoundTripper {
-	return digest.Follow(next, g.other, func(r *http.Request) bool { return r.Context().Value(registryAuthorized{}) != nil })
+	return digest.Follow(next, g.other, func(r *http.Request) bool { return r.Context().Value(registryAuthorized{}) != nil },
+		digest.NoDeeper(func(host string) ([]netip.Addr, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}))
 }

@@ -316,6 +316,17 @@ func TestHubFilesByLinkedSHA256(t *testing.T) {
 		}
 	}
 
+	// The fleet's own keys are no way around the hub's no: a request for
+	// one goes to the origin, whatever the fleet holds.
+	private := sha256Digest(weights[:2*testLayout.SegmentSize+5])[7:]
+	for i := range c.edges {
+		for _, path := range []string{digest.HubKey(private), "/v2/_/blobs/sha256:" + private} {
+			if resp, body := c.get(i, path, "Range", "bytes=0-99"); resp.StatusCode < 400 || bytes.Contains(body, weights[:32]) {
+				t.Fatalf("GET %s through edge %d: %d", path, i, resp.StatusCode)
+			}
+		}
+	}
+
 	// A HEAD is answered as the GET is: 200 with the hub's fields, not the
 	// redirect to storage.
 	resp, _ = c.do(2, http.MethodHead, "/org/model/resolve/main/model.safetensors")

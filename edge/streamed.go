@@ -599,6 +599,9 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 	st := &missState{key: key, p: &pendingMiss{done: make(chan struct{})}, authz: sentCredentials(r), headers: timer, reqHeader: r.Header, stream: ss}
 	out := r.Clone(context.WithValue(ctx, missKey{}, st))
 	out.Header.Del("Range")
+	if digestKey(key) {
+		out.Header.Set("Accept-Encoding", "identity") // the bytes the digest names
+	}
 	out.Header.Del("If-Range")
 	if stale != nil {
 		for _, f := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {
@@ -708,7 +711,13 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 		return "", errNotStreamed
 	}
 	target, variant := httpcache.TargetOf(key), false
-	if vk := httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader); vk != key {
+	byDigest, recHeader := digestKey(key), resp.Header
+	if byDigest {
+		// A digest names the bytes, whatever the request's fields: its
+		// Vary is not learned (nor its fill's Accept-Encoding other than
+		// identity), and its record keeps only fields about the content.
+		recHeader = digestFields(resp.Header)
+	} else if vk := httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader); vk != key {
 		// A variant: the target's coordinator learns how it varies (its
 		// askers then ask for their variants' keys), and this one is
 		// filled under its own key, streamed when the fleet can fetch it,
@@ -732,14 +741,13 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 		info.LastModified = lm
 	}
 	size, version := resp.ContentLength, info.Validator()
-	byDigest := digestKey(key)
 	if size < 0 || version == "" || byDigest {
 		// The fleet's own (see Record.Validator); a registry's content by
 		// digest too: its key is no target of the origin's, and a lost
 		// segment is fetched again by a client's request (registry.go).
 		version = streamVersion(now)
 	}
-	rec := newRecord(key, resp.StatusCode, resp.Header, max(size, 0), version, e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
+	rec := newRecord(key, resp.StatusCode, recHeader, max(size, 0), version, e.cfg.Layout, now, e.cfg.MaxHeuristicFreshness)
 	if rec.Pass {
 		return pass("not storable")
 	}

@@ -25,6 +25,7 @@ func runContainerdHosts(ctx context.Context, args []string, stdout, stderr io.Wr
 		server   = fs.String("server", "", "the registry's own URL, asked when the edge cannot answer (default: https://<registry>, none for _default)")
 		mirror   = fs.String("mirror", "", "the edge's client URL, e.g. http://10.0.0.5:8080 (required)")
 		remove   = fs.Bool("remove", false, "remove the registry's hosts.toml instead (only one this command wrote)")
+		resolve  = fs.Bool("resolve", false, "let the edge resolve tags too (capability resolve); by default tags are resolved at the registry, and the edge only serves content by digest, which containerd checks")
 	)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -45,7 +46,7 @@ func runContainerdHosts(ctx context.Context, args []string, stdout, stderr io.Wr
 		}
 		return os.Remove(path)
 	}
-	b, err := containerdHosts(*registry, *server, *mirror)
+	b, err := containerdHosts(*registry, *server, *mirror, *resolve)
 	if err != nil {
 		return err
 	}
@@ -66,9 +67,9 @@ func runContainerdHosts(ctx context.Context, args []string, stdout, stderr io.Wr
 // hostsHeader starts every hosts.toml containerdHosts writes.
 const hostsHeader = "# Written by shoal containerd-hosts"
 
-// containerdHosts returns the hosts.toml of registry: pulls and tag
-// resolution go to the mirror first, then to server.
-func containerdHosts(registry, server, mirror string) ([]byte, error) {
+// containerdHosts returns the hosts.toml of registry: pulls (and with
+// resolve, tag lookups) go to the mirror first, then to server.
+func containerdHosts(registry, server, mirror string, resolve bool) ([]byte, error) {
 	m, err := url.Parse(mirror)
 	if err != nil || (m.Scheme != "http" && m.Scheme != "https") || m.Host == "" {
 		return nil, fmt.Errorf("--mirror %q: want the edge's URL, http://host:port", mirror)
@@ -89,6 +90,10 @@ func containerdHosts(registry, server, mirror string) ([]byte, error) {
 	if server != "" {
 		fmt.Fprintf(&b, "server = %q\n", server)
 	}
-	fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", strings.TrimSuffix(m.String(), "/"))
+	caps := `"pull"`
+	if resolve {
+		caps += `, "resolve"`
+	}
+	fmt.Fprintf(&b, "\n[host.%q]\n  capabilities = [%s]\n", strings.TrimSuffix(m.String(), "/"), caps)
 	return []byte(b.String()), nil
 }

@@ -22,15 +22,15 @@ func TestContainerdHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`server = "https://registry-1.docker.io"`, `[host."http://10.0.0.5:8080"]`, `capabilities = ["pull", "resolve"]`} {
+	for _, want := range []string{`server = "https://registry-1.docker.io"`, `[host."http://10.0.0.5:8080"]`, `capabilities = ["pull"]`} {
 		if !strings.Contains(string(b), want) {
 			t.Fatalf("hosts.toml lacks %q:\n%s", want, b)
 		}
 	}
-	if err := run("--registry", "_default", "--mirror", "http://10.0.0.5:8080"); err != nil {
+	if err := run("--registry", "_default", "--mirror", "http://10.0.0.5:8080", "--resolve"); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "_default", "hosts.toml")); strings.Contains(string(b), "server =") {
+	if b, _ := os.ReadFile(filepath.Join(dir, "_default", "hosts.toml")); strings.Contains(string(b), "server =") || !strings.Contains(string(b), `"pull", "resolve"`) {
 		t.Fatalf("_default with a server:\n%s", b)
 	}
 	for _, bad := range [][]string{

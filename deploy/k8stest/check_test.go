@@ -251,7 +251,7 @@ func TestRenderedContainerdHostsRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`server = "http://registry.example.com:5000"`, `[host."http://192.0.2.7:30080"]`, `capabilities = ["pull", "resolve"]`} {
+	for _, want := range []string{`server = "http://registry.example.com:5000"`, `[host."http://192.0.2.7:30080"]`, `capabilities = ["pull"]`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("hosts.toml lacks %q:\n%s", want, b)
 		}

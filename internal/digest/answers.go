@@ -14,10 +14,14 @@ import (
 // the client's own credentials: whether the client may read it, and for a
 // hub's file, the content address its redirect names.
 type Answer struct {
+	Status  int         // the HEAD's status
+	FromHub bool        // with a hub's fields (X-Linked-Etag, X-Repo-Commit, X-Error-Code)
 	Allowed bool        // 2xx or 3xx
 	SHA256  string      // a hub redirect's X-Linked-Etag, hex; "" for none
 	Hub     http.Header // with SHA256: the hub's fields of HubFields
-	until   time.Time
+	// ContentDigest is a registry's Docker-Content-Digest, "" for none.
+	ContentDigest string
+	until         time.Time
 }
 
 // HubFields are the fields of a hub's redirect that describe its file: its
@@ -26,7 +30,10 @@ var HubFields = []string{"X-Linked-Etag", "X-Linked-Size", "Etag", "X-Repo-Commi
 
 // AnswerOf reads the answer to a HEAD.
 func AnswerOf(status int, h http.Header) Answer {
-	a := Answer{Allowed: status >= 200 && status < 400}
+	a := Answer{Status: status, Allowed: status >= 200 && status < 400, ContentDigest: h.Get("Docker-Content-Digest")}
+	for _, f := range []string{"X-Linked-Etag", "X-Repo-Commit", "X-Error-Code"} {
+		a.FromHub = a.FromHub || h.Get(f) != ""
+	}
 	if status >= 300 && status < 400 {
 		a.SHA256, _ = LinkedSHA256(h.Get("X-Linked-Etag"))
 	}
@@ -57,8 +64,8 @@ func NewAnswers(n int, ttl time.Duration) *Answers {
 
 // Ask returns the answer for credential (an Authorization field, "" for
 // none) and target (the site and request target), remembered or from head;
-// cached says which. A no is never remembered.
-func (a *Answers) Ask(credential, target string, head func() (Answer, error)) (ans Answer, cached bool, err error) {
+// cached says which. A no is never remembered, nor a yes unless remember.
+func (a *Answers) Ask(credential, target string, remember bool, head func() (Answer, error)) (ans Answer, cached bool, err error) {
 	sum := sha256.Sum256([]byte(credential))
 	k := string(sum[:]) + "\x00" + target
 	if ans, ok := a.c.Get(k); ok && time.Now().Before(ans.until) {
@@ -66,7 +73,7 @@ func (a *Answers) Ask(credential, target string, head func() (Answer, error)) (a
 	}
 	v, err, _ := a.group.Do(k, func() (any, error) {
 		ans, err := head()
-		if err == nil && ans.Allowed {
+		if err == nil && ans.Allowed && remember {
 			ans.until = time.Now().Add(a.ttl)
 			a.c.Add(k, ans)
 		}

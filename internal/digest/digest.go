@@ -137,6 +137,18 @@ func IsHubResolve(target string) bool {
 	return false
 }
 
+// HubCommit reports whether a hub resolve target names its revision by a
+// commit (40 hex digits), which never moves, rather than a branch or tag.
+func HubCommit(target string) bool {
+	path, _, _ := strings.Cut(target, "?")
+	_, rest, ok := strings.Cut(path, "/resolve/")
+	if !ok {
+		return false
+	}
+	rev, _, _ := strings.Cut(rest, "/")
+	return len(rev) == 40 && strings.Trim(rev, "0123456789abcdef") == ""
+}
+
 // LinkedSHA256 returns the SHA-256 a hub's resolve answer names in its
 // X-Linked-Etag field ("<64 hex>", quoted or not), the file's content
 // address; ok is false when the field holds no SHA-256 (a file kept in

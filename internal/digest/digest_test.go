@@ -85,6 +85,9 @@ func TestHub(t *testing.T) {
 			t.Errorf("LinkedSHA256(%q) = %q, %v", field, got, gotOK)
 		}
 	}
+	if !HubCommit("/org/m/resolve/0123456789abcdef0123456789abcdef01234567/w.bin") || HubCommit("/org/m/resolve/main/w.bin") {
+		t.Fatal("HubCommit")
+	}
 	k := HubKey(h)
 	if alg, hex, ok := KeyDigest(k); !IsKey(k) || !ok || alg != "sha256" || hex != h {
 		t.Fatalf("KeyDigest(%q) = %q %q %v", k, alg, hex, ok)

@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -60,6 +63,18 @@ func TestWriter(t *testing.T) {
 	if !aborted || failed {
 		t.Fatalf("a short body: aborted %v, failed %v (want aborted, not failed)", aborted, failed)
 	}
+	// An empty 200 for content that is not empty is cut too.
+	failed, aborted = false, false
+	w = NewWriter(httptest.NewRecorder(), NewVerifier("sha256", h), 4096, nil, func() { failed = true })
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+	func() {
+		defer func() { aborted = recover() == http.ErrAbortHandler }()
+		w.Finish()
+	}()
+	if !aborted || !failed {
+		t.Fatalf("an empty 200: aborted %v, failed %v", aborted, failed)
+	}
 	// Another status passes through unchecked.
 	r := httptest.NewRecorder()
 	w = NewWriter(r, NewVerifier("sha256", h), 4096, nil, nil)
@@ -83,7 +98,7 @@ func TestFollow(t *testing.T) {
 		http.Redirect(w, r, storage.URL+"/blob?sig=1", http.StatusFound)
 	}))
 	defer origin.Close()
-	rt := Follow(http.DefaultTransport, http.DefaultTransport, func(r *http.Request) bool { return r.Header.Get("X-Follow") != "" })
+	rt := Follow(http.DefaultTransport, http.DefaultTransport, func(r *http.Request) bool { return r.Header.Get("X-Follow") != "" }, nil)
 	for _, follow := range []bool{true, false} {
 		req, _ := http.NewRequest(http.MethodGet, origin.URL+"/file", nil)
 		req.Header.Set("Authorization", "Bearer secret")
@@ -116,19 +131,56 @@ func TestAnswers(t *testing.T) {
 			return AnswerOf(status, http.Header{}), nil
 		}
 	}
-	if ans, cached, _ := a.Ask("Bearer x", "/f", head(200)); !ans.Allowed || cached {
+	if ans, cached, _ := a.Ask("Bearer x", "/f", true, head(200)); !ans.Allowed || cached {
 		t.Fatal("a 200 is a yes, asked")
 	}
-	if ans, cached, _ := a.Ask("Bearer x", "/f", head(401)); !ans.Allowed || !cached {
+	if ans, cached, _ := a.Ask("Bearer x", "/f", true, head(401)); !ans.Allowed || !cached {
 		t.Fatal("a yes is remembered")
 	}
-	if ans, _, _ := a.Ask("Bearer y", "/f", head(401)); ans.Allowed {
+	if ans, _, _ := a.Ask("Bearer y", "/f", true, head(401)); ans.Allowed {
 		t.Fatal("another credential is asked for itself")
 	}
-	if _, cached, _ := a.Ask("Bearer y", "/f", head(200)); cached {
+	if _, cached, _ := a.Ask("Bearer y", "/f", true, head(200)); cached {
 		t.Fatal("a no is not remembered")
 	}
-	if asks != 3 {
-		t.Fatalf("%d asks, want 3", asks)
+	if _, cached, _ := a.Ask("Bearer z", "/branch", false, head(200)); cached {
+		t.Fatal("asked")
+	}
+	if _, cached, _ := a.Ask("Bearer z", "/branch", false, head(200)); cached {
+		t.Fatal("a yes not to remember was remembered")
+	}
+	if asks != 5 {
+		t.Fatalf("%d asks, want 5", asks)
+	}
+}
+
+func TestNoDeeper(t *testing.T) {
+	hosts := map[string]string{"hub.example": "93.184.216.34", "cdn.example": "151.101.1.1", "minio.internal": "10.0.0.9", "meta.example": "169.254.169.254"}
+	lookup := func(host string) ([]netip.Addr, error) {
+		a, ok := hosts[host]
+		if !ok {
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+		return []netip.Addr{netip.MustParseAddr(a)}, nil
+	}
+	allow := NoDeeper(lookup)
+	for _, tc := range []struct {
+		from, to string
+		ok       bool
+	}{
+		{"https://hub.example/x", "https://cdn.example/blob", true},
+		{"https://hub.example/x", "http://127.0.0.1:8080/admin", false},
+		{"https://hub.example/x", "http://meta.example/latest/meta-data", false},
+		{"https://hub.example/x", "http://minio.internal/b", false},
+		{"https://hub.example/x", "http://[::1]/b", false},
+		{"http://10.0.0.5:5000/v2/x", "http://minio.internal/b", true},
+		{"http://127.0.0.1:5000/v2/x", "http://127.0.0.1:9000/b", true},
+		{"https://hub.example/x", "https://nowhere.example/b", false},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tc.from, nil)
+		to, _ := url.Parse(tc.to)
+		if err := allow(req, to); (err == nil) != tc.ok {
+			t.Errorf("%s → %s: %v, want allowed %v", tc.from, tc.to, err, tc.ok)
+		}
 	}
 }

@@ -29,6 +29,7 @@ type Writer struct {
 	seg      erasure.Hasher // of the segment being written
 	hashed   int64          // bytes in seg and hashes
 	hashes   []erasure.Hash
+	werr     error // the first failed write
 }
 
 // NewWriter returns a Writer of w checking against v (nil: no check).
@@ -62,12 +63,14 @@ func (w *Writer) Write(b []byte) (int, error) {
 	w.written += int64(len(b))
 	if w.holding {
 		if _, err := w.ResponseWriter.Write(w.held[:]); err != nil {
+			w.werr = err
 			return 0, err
 		}
 		w.holding = false
 	}
 	n, err := w.ResponseWriter.Write(b[:len(b)-1])
 	if err != nil {
+		w.werr = err
 		return n, err
 	}
 	w.held[0], w.holding = b[len(b)-1], true
@@ -96,10 +99,14 @@ func (w *Writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // cut), after Fail when the body was whole. Call it when the handler is
 // done writing, on its goroutine (a deferred call).
 func (w *Writer) Finish() {
-	if !w.checking || !w.holding {
-		return
+	if !w.checking || !w.holding && w.v.Match() {
+		return // not checked, or an empty body that is the content
 	}
-	if w.v.Match() {
+	if w.werr != nil {
+		// The client went away: the body may be fine, it is not whole.
+		panic(http.ErrAbortHandler)
+	}
+	if w.holding && w.v.Match() {
 		if w.hashed%w.segSize != 0 {
 			w.hashes = append(w.hashes, w.seg.Sum())
 		}

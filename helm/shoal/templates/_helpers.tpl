@@ -572,10 +572,8 @@ The init container that writes containerd's hosts.toml on the node
     - containerd-hosts
     - --dir=/host/containerd-certs.d
     - {{ printf "--registry=%v" (required "containerdMirror.registry is required: the registry's name in image references (e.g. registry.example.com:5000), or _default" $m.registry) | quote }}
-    {{- if $m.server }}
-    - {{ printf "--server=%v" $m.server | quote }}
-    {{- else if ne $m.registry "_default" }}
-    - {{ printf "--server=%v" (include "shoal.originURL" .) | quote }}
+    {{- with $m.server }}
+    - {{ printf "--server=%v" . | quote }}
     {{- end }}
     - {{ printf "--mirror=http://$(HOST_IP):%v" .Values.daemonset.clientHostPort | quote }}
   env:
