@@ -102,7 +102,7 @@ type registry struct {
 	mode    RegistryMode
 	names   []string // Config.RegistryNames
 	log     *slog.Logger
-	probe   sync.Map        // *site → *registryProbe
+	probe   digest.Probes   // by *site: a registry?
 	hubless sync.Map        // *site → time.Time: no hub until then
 	allow   *digest.Answers // the origin's yeses (registryAuthTTL)
 	group   singleflight.Group
@@ -123,11 +123,6 @@ type registry struct {
 
 	auths      *prometheus.CounterVec // shoal_registry_authorizations_total{result}
 	mismatches *prometheus.CounterVec // shoal_registry_digest_mismatches_total{at}
-}
-
-type registryProbe struct {
-	yes   bool
-	until time.Time
 }
 
 func newRegistry(mode RegistryMode, names []string, reg *prometheus.Registry, log *slog.Logger, forget func(context.Context, string)) *registry {
@@ -184,25 +179,16 @@ func (g *registry) isRegistry(ctx context.Context, s *site) bool {
 	case RegistryOff:
 		return false
 	}
-	if p, ok := g.probe.Load(s); ok && time.Now().Before(p.(*registryProbe).until) {
-		return p.(*registryProbe).yes
-	}
-	v, _, _ := g.group.Do("probe\x00"+s.name, func() (any, error) {
+	return g.probe.Is(s.name, registryProbeTTL, func() (bool, error) {
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		info, err := s.client.Head(pctx, "/v2/", nil)
-		p := &registryProbe{until: time.Now().Add(registryProbeTTL)}
-		switch {
-		case err != nil:
-			p.until = time.Now().Add(10 * time.Second) // asked again soon
-		case digest.IsRegistry(info.StatusCode, info.Header):
-			p.yes = true
+		if err == nil && digest.IsRegistry(info.StatusCode, info.Header) {
 			g.log.Info("the origin is an OCI registry: its content by digest is kept by digest", "site", s.name)
+			return true, nil
 		}
-		g.probe.Store(s, p)
-		return p, nil
+		return false, err
 	})
-	return v.(*registryProbe).yes
 }
 
 // errRegistryAuth: the origin could not be asked whether a client may read
@@ -442,26 +428,6 @@ func (g *registry) filled(r *Record, v *digest.Verifier, hashes []erasure.Hash) 
 		g.pins.Add(r.ID(), hashes)
 	}
 	return nil
-}
-
-// contentFields are the response fields a record of content by digest
-// keeps: about the content, the same for every reader. (The first
-// reader's answer, relayed to it as it came, may carry more: a file name,
-// storage's own fields.)
-var contentFields = []string{"Content-Type", "Etag", "Last-Modified", "Docker-Content-Digest",
-	"Docker-Distribution-Api-Version", "X-Linked-Etag", "X-Linked-Size", "Content-Length", "Content-Encoding"}
-
-// digestFields returns the fields of h a record of content by digest
-// keeps (contentFields), in a new header: the response's own goes on to
-// its client whole.
-func digestFields(h http.Header) http.Header {
-	out := http.Header{}
-	for _, f := range contentFields {
-		if vs := h.Values(f); len(vs) > 0 {
-			out[f] = vs
-		}
-	}
-	return out
 }
 
 // notHub reports whether s was found to be no model hub lately.

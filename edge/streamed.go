@@ -716,7 +716,7 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 		// A digest names the bytes, whatever the request's fields: its
 		// Vary is not learned (nor its fill's Accept-Encoding other than
 		// identity), and its record keeps only fields about the content.
-		recHeader = digestFields(resp.Header)
+		recHeader = digest.ContentFields(resp.Header)
 	} else if vk := httpcache.VariantKey(target, e.learnVary(target, resp.Header), st.reqHeader); vk != key {
 		// A variant: the target's coordinator learns how it varies (its
 		// askers then ask for their variants' keys), and this one is

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -102,4 +103,54 @@ func (a Answer) WriteHead(w http.ResponseWriter) {
 // Docker-Distribution-API-Version.
 func IsRegistry(status int, h http.Header) bool {
 	return h.Get("Docker-Distribution-Api-Version") != "" && (status == http.StatusOK || status == http.StatusUnauthorized)
+}
+
+// contentFields are the response fields a record of content by digest
+// keeps: about the content, the same for every reader. (The first
+// reader's answer, relayed to it as it came, may carry more: a file name,
+// storage's own fields.)
+var contentFields = []string{"Content-Type", "Etag", "Last-Modified", "Docker-Content-Digest",
+	"Docker-Distribution-Api-Version", "X-Linked-Etag", "X-Linked-Size", "Content-Length", "Content-Encoding"}
+
+// ContentFields returns the fields of h a record of content by digest
+// keeps, in a new header.
+func ContentFields(h http.Header) http.Header {
+	out := http.Header{}
+	for _, f := range contentFields {
+		if vs := h.Values(f); len(vs) > 0 {
+			out[f] = vs
+		}
+	}
+	return out
+}
+
+// Probes remember a yes or no about something (a site: is it a
+// registry?) for a while, asked once for concurrent askers. The zero value
+// is ready to use.
+type Probes struct {
+	m     sync.Map // key → probe
+	group singleflight.Group
+}
+
+type probe struct {
+	yes   bool
+	until time.Time
+}
+
+// Is returns the answer for key, remembered or from ask: a yes or no for
+// ttl, a failure (no) for ten seconds.
+func (p *Probes) Is(key string, ttl time.Duration, ask func() (bool, error)) bool {
+	if v, ok := p.m.Load(key); ok && time.Now().Before(v.(probe).until) {
+		return v.(probe).yes
+	}
+	v, _, _ := p.group.Do(key, func() (any, error) {
+		yes, err := ask()
+		pr := probe{yes: yes, until: time.Now().Add(ttl)}
+		if err != nil {
+			pr = probe{until: time.Now().Add(10 * time.Second)}
+		}
+		p.m.Store(key, pr)
+		return pr, nil
+	})
+	return v.(probe).yes
 }
