@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/shoalcdn/shoal/erasure"
+	"github.com/shoalcdn/shoal/internal/digest"
 	"github.com/shoalcdn/shoal/internal/latency"
 	"github.com/shoalcdn/shoal/internal/purgelog"
 	"github.com/shoalcdn/shoal/internal/sizedlru"
@@ -309,11 +310,14 @@ func New(cfg Config) (*Edge, error) {
 	}
 	// The hosts content fills are redirected to (registry.go): counted
 	// and limited as origin traffic.
+	// Each connection is dialled for its own hop, to an address no more
+	// private than that hop's origin (digest.NoDeeperDial): none is
+	// reused by a hop it was not checked for.
 	e.digests.other = wrap(&http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second,
+			ControlContext: digest.NoDeeperDial(lookupNetIP)}).DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
+		DisableKeepAlives:     true,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: e.originTimeout(),
 		DisableCompression:    true,

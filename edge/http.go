@@ -114,8 +114,9 @@ func (e *Edge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	key, r, ctx = dr.key, dr.r, dr.r.Context()
 	out := dr.w
 	if digestKey(key) && ctx.Value(registryAuthorized{}) != key {
-		// Never reached (route marks what it keys by digest): content by
-		// digest is only served with the origin's yes.
+		// Content by digest is only served with the origin's yes, which
+		// route marks: not to a target that spells a key with a site
+		// prefix on an edge of one site (//x/v2/_/...), say.
 		e.forward(out, r, "shoal; fwd=bypass; detail=reserved")
 		return
 	}

@@ -301,14 +301,11 @@ func (g *registry) routeHub(w http.ResponseWriter, r *http.Request, s *site, key
 		return digestRoute{done: true}
 	}
 	a, err := g.ask(r.Context(), s, r)
-	if err == nil && !a.FromHub && a.Status != http.StatusUnauthorized && a.Status != http.StatusForbidden {
-		// An origin that answers as no hub does: its /resolve/ paths
-		// are ordinary ones, without a HEAD first, for a while.
+	if err == nil && !a.FromHub && a.Status >= 200 && a.Status < 300 {
+		// An origin that answers as no hub does (a 200 without a hub's
+		// fields): its /resolve/ paths are ordinary ones, without a HEAD
+		// first, for a while.
 		g.hubless.Store(s, time.Now().Add(registryProbeTTL))
-		if !a.Allowed {
-			forward(w, r, "shoal; fwd=bypass; detail=not-a-hub")
-			return digestRoute{done: true}
-		}
 		return digestRoute{key: key, r: r, w: w}
 	}
 	switch {
@@ -334,7 +331,10 @@ func (g *registry) routeHub(w http.ResponseWriter, r *http.Request, s *site, key
 }
 
 // content routes an authorized request for the content alg:hex under key.
+// Its fill, on any path, asks for the bytes the digest names: identity.
 func (g *registry) content(w http.ResponseWriter, r *http.Request, key, alg, hex string) digestRoute {
+	r = r.Clone(r.Context())
+	r.Header.Set("Accept-Encoding", "identity")
 	ctx := context.WithValue(r.Context(), registryAuthorized{}, key)
 	if r.Method != http.MethodGet || r.Header.Get("Range") != "" {
 		return digestRoute{key: key, r: r.WithContext(ctx), w: w}
@@ -382,10 +382,15 @@ func (g *registry) check(ctx context.Context, r *Record, idx uint32, data []byte
 			}
 			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), registryWholeTimeout)
 			defer cancel()
-			return digest.Whole(wctx, v, r.Layout.Segments(r.Size), func(ctx context.Context, i uint32) ([]byte, error) {
+			hashes, err := digest.Whole(wctx, v, r.Layout.Segments(r.Size), func(ctx context.Context, i uint32) ([]byte, error) {
 				data, _, err := g.segments(ctx, r, i)
 				return data, err
 			})
+			if err != nil {
+				return nil, g.mismatch(wctx, r, err) // once, for every waiter
+			}
+			g.pins.Add(id, hashes)
+			return hashes, nil
 		})
 		var res singleflight.Result
 		select {
@@ -394,10 +399,9 @@ func (g *registry) check(ctx context.Context, r *Record, idx uint32, data []byte
 			return ctx.Err()
 		}
 		if res.Err != nil {
-			return g.mismatch(ctx, r, res.Err)
+			return res.Err
 		}
 		hashes = res.Val.([]erasure.Hash)
-		g.pins.Add(id, hashes)
 	}
 	if err := digest.Check(hashes, idx, data); err != nil {
 		return g.mismatch(ctx, r, err)
@@ -454,9 +458,12 @@ func (g *registry) mirrors(s *site, ns string) bool {
 // route marked) to the hosts they name (digest.Follow).
 func (g *registry) follow(next http.RoundTripper) http.RoundTripper {
 	return digest.Follow(next, g.other, func(r *http.Request) bool { return r.Context().Value(registryAuthorized{}) != nil },
-		digest.NoDeeper(func(host string) ([]netip.Addr, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		}))
+		digest.NoDeeper(lookupNetIP))
+}
+
+// lookupNetIP resolves a host name for the checks of digest.NoDeeper.
+func lookupNetIP(host string) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }

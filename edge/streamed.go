@@ -599,9 +599,6 @@ func (s *streamer) fillStreamed(w http.ResponseWriter, r *http.Request, key, coo
 	st := &missState{key: key, p: &pendingMiss{done: make(chan struct{})}, authz: sentCredentials(r), headers: timer, reqHeader: r.Header, stream: ss}
 	out := r.Clone(context.WithValue(ctx, missKey{}, st))
 	out.Header.Del("Range")
-	if digestKey(key) {
-		out.Header.Set("Accept-Encoding", "identity") // the bytes the digest names
-	}
 	out.Header.Del("If-Range")
 	if stale != nil {
 		for _, f := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"} {

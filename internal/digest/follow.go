@@ -1,12 +1,14 @@
 package digest
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+	"syscall"
 )
 
 // Follow returns a RoundTripper that sends a request through next and,
@@ -30,7 +32,8 @@ func Follow(next, other http.RoundTripper, when func(*http.Request) bool, allow 
 			return resp, err
 		}
 		var linked http.Header
-		for hop := 0; hop < 5 && isRedirect(resp.StatusCode); hop++ {
+		hop := 0
+		for ; hop < 5 && isRedirect(resp.StatusCode); hop++ {
 			loc, lerr := resp.Location()
 			if lerr != nil || loc.Scheme != "http" && loc.Scheme != "https" {
 				return resp, nil
@@ -45,12 +48,12 @@ func Follow(next, other http.RoundTripper, when func(*http.Request) bool, allow 
 			}
 			io.CopyN(io.Discard, resp.Body, 64<<10)
 			resp.Body.Close()
-			if allow != nil {
+			if allow != nil && (loc.Host != req.URL.Host || loc.Scheme != req.URL.Scheme) {
 				if err := allow(req, loc); err != nil {
 					return badGateway(req, "redirect refused: "+err.Error()), nil
 				}
 			}
-			out := (&http.Request{Method: http.MethodGet, URL: loc, Header: req.Header.Clone(), Host: loc.Host}).WithContext(req.Context())
+			out := (&http.Request{Method: http.MethodGet, URL: loc, Header: req.Header.Clone(), Host: loc.Host}).WithContext(context.WithValue(req.Context(), originKey{}, req.URL.Hostname()))
 			rt := next
 			if loc.Host != req.URL.Host || loc.Scheme != req.URL.Scheme {
 				out.Header = http.Header{}
@@ -65,7 +68,9 @@ func Follow(next, other http.RoundTripper, when func(*http.Request) bool, allow 
 				return nil, err
 			}
 		}
-		if isRedirect(resp.StatusCode) || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if hop > 0 && (isRedirect(resp.StatusCode) || resp.StatusCode < 200 || resp.StatusCode > 299) {
+			// The origin's own answers (401, 404, 429, 304) go back as they
+			// came; storage's are not the origin's to relay.
 			io.CopyN(io.Discard, resp.Body, 64<<10)
 			resp.Body.Close()
 			return badGateway(req, "redirected to "+resp.Status), nil
@@ -107,21 +112,72 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// originKey holds, in a followed hop's context, the host name of the
+// origin the request went to (OriginHost).
+type originKey struct{}
+
+// OriginHost returns the host of the origin whose redirect a request
+// follows, for a dialer that checks where it connects (NoDeeperDial).
+func OriginHost(ctx context.Context) (string, bool) {
+	h, ok := ctx.Value(originKey{}).(string)
+	return h, ok
+}
+
+// NoDeeperDial returns a net.Dialer ControlContext that refuses, for a
+// followed hop, an address more private than its origin's: the check on
+// the address actually dialled, which no DNS answer between NoDeeper's
+// look-up and the dial can dodge.
+func NoDeeperDial(lookup func(host string) ([]netip.Addr, error)) func(ctx context.Context, network, address string, c syscall.RawConn) error {
+	return func(ctx context.Context, network, address string, c syscall.RawConn) error {
+		origin, ok := OriginHost(ctx)
+		if !ok {
+			return nil
+		}
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return err
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			return err
+		}
+		o, err := HostReach(lookup, origin)
+		if err != nil {
+			return err
+		}
+		if Reach(a) > o {
+			return &net.AddrError{Err: "an address more private than the origin", Addr: address}
+		}
+		return nil
+	}
+}
+
 // Reach is how private an address is: 0 public, 1 private (RFC 1918,
 // unique local, shared address space), 2 link-local (cloud metadata
 // services live there), 3 loopback or unspecified.
 func Reach(a netip.Addr) int {
 	a = a.Unmap()
+	if nat64.Contains(a) { // an IPv4 address in IPv6 clothes
+		b := a.As16()
+		a = netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]})
+	}
 	switch {
-	case a.IsLoopback() || a.IsUnspecified():
+	case a.IsLoopback() || a.IsUnspecified() || thisNet.Contains(a):
 		return 3
 	case a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast():
 		return 2
-	case a.IsPrivate() || netip.MustParsePrefix("100.64.0.0/10").Contains(a):
+	case a.IsPrivate() || sharedSpace.Contains(a) || siteLocal.Contains(a):
 		return 1
 	}
 	return 0
 }
+
+var (
+	nat64       = netip.MustParsePrefix("64:ff9b::/96")
+	thisNet     = netip.MustParsePrefix("0.0.0.0/8")
+	sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+	siteLocal   = netip.MustParsePrefix("fec0::/10")
+)
 
 // HostReach is the most private Reach of the addresses host (a name or
 // an IP) resolves to.

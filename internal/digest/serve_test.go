@@ -176,6 +176,8 @@ func TestNoDeeper(t *testing.T) {
 		{"http://10.0.0.5:5000/v2/x", "http://minio.internal/b", true},
 		{"http://127.0.0.1:5000/v2/x", "http://127.0.0.1:9000/b", true},
 		{"https://hub.example/x", "https://nowhere.example/b", false},
+		{"https://hub.example/x", "http://[64:ff9b::a9fe:a9fe]/latest", false},
+		{"https://hub.example/x", "http://0.1.2.3/x", false},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, tc.from, nil)
 		to, _ := url.Parse(tc.to)

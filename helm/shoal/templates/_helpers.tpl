@@ -576,6 +576,9 @@ The init container that writes containerd's hosts.toml on the node
     - {{ printf "--server=%v" . | quote }}
     {{- end }}
     - {{ printf "--mirror=http://$(HOST_IP):%v" .Values.daemonset.clientHostPort | quote }}
+    {{- if $m.resolve }}
+    - --resolve
+    {{- end }}
   env:
     - name: HOST_IP
       valueFrom:
