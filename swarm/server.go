@@ -130,6 +130,15 @@ func (s *server) serveStream(conn *quic.Conn, st *quic.Stream) {
 		writeError(st, 0, StatusBadRequest, err)
 		return
 	}
+	if !(req.Op == OpStat && len(req.Payload) > 0 && StatMode(req.Payload[0]) == StatHello) && conn.Context().Err() == nil {
+		// A member that asks this node something on a live connection is
+		// up: a backoff left from before (it restarted) would fail this
+		// node's next requests to it at once, answers to its own among
+		// them. Not on a handshake or a hello alone: a member being
+		// stopped can still dial and greet, and reach here after its
+		// death was seen.
+		s.health.up(peer)
+	}
 	ctx = traceContext.Extract(ctx, &traceCarrier{tp: req.TraceParent})
 	ctx, span := s.tracer.Start(ctx, "swarm.serve "+req.Op.String(), trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("shoal.peer", peer)))
