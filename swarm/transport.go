@@ -353,25 +353,7 @@ func (t *transport) dial(peer string, probe bool) (*quic.Conn, error) {
 	}
 	t.conns[peer] = c
 	t.health.up(peer)
-	go t.watch(peer, c)
 	return c, nil
-}
-
-// watch marks peer down when it closes c, this node's connection to it
-// (a member that stops closes its connections, and a restarted one
-// answers with a stateless reset): no request need fail on c first, and
-// a request that did see it fail counts once (markDown). An idle timeout
-// is left to the next request, as a closing of this node's own is.
-func (t *transport) watch(peer string, c *quic.Conn) {
-	<-c.Context().Done()
-	var (
-		app   *quic.ApplicationError
-		tr    *quic.TransportError
-		reset *quic.StatelessResetError
-	)
-	if err := context.Cause(c.Context()); errors.As(err, &app) && app.Remote || errors.As(err, &tr) && tr.Remote || errors.As(err, &reset) {
-		t.markDown(peer, c)
-	}
 }
 
 // markDown starts or lengthens peer's backoff after a failed dial (conn
