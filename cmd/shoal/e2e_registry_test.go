@@ -200,20 +200,19 @@ func startRegistryFleet(t *testing.T, reg *registryProc, n int) *fleet {
 func startOriginFleet(t *testing.T, originURL string, n int) *fleet {
 	t.Helper()
 	f := &fleet{proxy: startProxy(t, originURL)}
-	for range n {
-		f.peers = append(f.peers, freeUDP(t))
-	}
-	tlsDir := fleetTLS(t)
-	for i, peer := range f.peers {
-		f.edges = append(f.edges, startEdge(t, edgeSpec{
-			name: fmt.Sprintf("edge%d", i+1), origin: f.proxy.url, tlsDir: tlsDir,
-			peer: peer, peers: f.peers,
-		}))
-	}
-	for _, e := range f.edges {
-		e.waitReady(t)
-	}
+	f.startEdges(t, n)
 	return f
+}
+
+// checkEgress fails the test when the origin sent more than 1.05× the
+// unique bytes of what was pulled, and logs the figure.
+func checkEgress(t *testing.T, f *fleet, unique int64) {
+	t.Helper()
+	egress := f.proxy.bytes.Load()
+	t.Logf("registry egress %d bytes for %d bytes of layers (%.3f×), %d requests", egress, unique, float64(egress)/float64(unique), f.proxy.nreqs())
+	if float64(egress) > 1.05*float64(unique) {
+		t.Fatalf("registry egress %d bytes, more than 1.05× the %d bytes of unique layers", egress, unique)
+	}
 }
 
 // TestE2ERegistrySkopeo pushes an image of three layers under two
@@ -237,11 +236,7 @@ func TestE2ERegistrySkopeo(t *testing.T) {
 		skopeo(t, "copy", "--src-tls-verify=false", "docker://"+edgeHost(f.edges[p.edge])+"/"+p.ref, "oci:"+out+":v1")
 		pulledLayers(t, out, img)
 	}
-	egress := f.proxy.bytes.Load()
-	t.Logf("registry egress %d bytes for %d bytes of layers (%.3f×), %d requests", egress, img.bytes, float64(egress)/float64(img.bytes), f.proxy.nreqs())
-	if float64(egress) > 1.05*float64(img.bytes) {
-		t.Fatalf("registry egress %d bytes, more than 1.05× the %d bytes of unique layers", egress, img.bytes)
-	}
+	checkEgress(t, f, img.bytes)
 
 	// A manifest by digest (skopeo asked by tag; containerd asks by
 	// digest once it resolved the tag): fetched once, then answered by
@@ -438,11 +433,7 @@ func TestE2ERegistryContainerd(t *testing.T) {
 	skopeo(t, "copy", "--src-tls-verify=false", "docker://"+edgeHost(f.edges[2])+"/mirror/app:v1", "oci:"+out+":v1")
 	pulledLayers(t, out, img)
 
-	egress := f.proxy.bytes.Load()
-	t.Logf("registry egress %d bytes for %d bytes of layers (%.3f×), %d requests", egress, img.bytes, float64(egress)/float64(img.bytes), f.proxy.nreqs())
-	if float64(egress) > 1.05*float64(img.bytes) {
-		t.Fatalf("registry egress %d bytes, more than 1.05× the %d bytes of unique layers", egress, img.bytes)
-	}
+	checkEgress(t, f, img.bytes)
 	// containerd asked the edges, as a mirror: their requests to the
 	// registry carry its "?ns=".
 	mirrored := 0

@@ -498,6 +498,14 @@ func startFleet(t *testing.T, www string, n int, extra ...string) *fleet {
 	f := &fleet{www: www}
 	f.origin = startOrigin(t, www)
 	f.proxy = startProxy(t, f.origin.url)
+	f.startEdges(t, n, extra...)
+	return f
+}
+
+// startEdges starts n edges with extra flags in front of f.proxy, sharing
+// one --peers list, and waits until every edge is ready.
+func (f *fleet) startEdges(t *testing.T, n int, extra ...string) {
+	t.Helper()
 	for range n {
 		f.peers = append(f.peers, freeUDP(t))
 	}
@@ -511,7 +519,6 @@ func startFleet(t *testing.T, www string, n int, extra ...string) *fleet {
 	for _, e := range f.edges {
 		e.waitReady(t)
 	}
-	return f
 }
 
 // object is a file of the origin's directory.
