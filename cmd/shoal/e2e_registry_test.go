@@ -204,6 +204,19 @@ func startOriginFleet(t *testing.T, originURL string, n int) *fleet {
 	return f
 }
 
+// twoNameImage starts a registry without authentication, pushes an image
+// of layers of the given sizes to it as team/app:v1 and mirror/app:v1 (the
+// same layers under two repository names), and starts three default
+// edges in front of it.
+func twoNameImage(t *testing.T, sizes ...int) (*ociImage, *fleet) {
+	t.Helper()
+	reg := startRegistry(t, nil)
+	img := writeOCIImage(t, "v1", sizes...)
+	pushImage(t, reg, img, "team/app", "v1", "")
+	pushImage(t, reg, img, "mirror/app", "v1", "")
+	return img, startRegistryFleet(t, reg, 3)
+}
+
 // checkEgress fails the test when the origin sent more than 1.05× the
 // unique bytes of what was pulled, and logs the figure.
 func checkEgress(t *testing.T, f *fleet, unique int64) {
@@ -221,11 +234,7 @@ func checkEgress(t *testing.T, f *fleet, unique int64) {
 // each layer once over all pulls, and a manifest asked for by digest is
 // answered by the fleet.
 func TestE2ERegistrySkopeo(t *testing.T) {
-	reg := startRegistry(t, nil)
-	img := writeOCIImage(t, "v1", 9<<20+4321, 5<<20+77, 2<<20+5)
-	pushImage(t, reg, img, "team/app", "v1", "")
-	pushImage(t, reg, img, "mirror/app", "v1", "")
-	f := startRegistryFleet(t, reg, 3)
+	img, f := twoNameImage(t, 9<<20+4321, 5<<20+77, 2<<20+5)
 
 	pulls := []struct {
 		edge int
@@ -407,11 +416,7 @@ func hostsDir(t *testing.T, reg string, e *edgeProc) string {
 // third under another repository name: containerd verifies and unpacks
 // every layer, and the registry sends each once.
 func TestE2ERegistryContainerd(t *testing.T) {
-	reg := startRegistry(t, nil)
-	img := writeOCIImage(t, "v1", 6<<20+11, 4<<20+13, 1<<20+17)
-	pushImage(t, reg, img, "team/app", "v1", "")
-	pushImage(t, reg, img, "mirror/app", "v1", "")
-	f := startRegistryFleet(t, reg, 3)
+	img, f := twoNameImage(t, 6<<20+11, 4<<20+13, 1<<20+17)
 	// The registry's name in image references is the counting proxy's
 	// address: a pull that falls back to the server is counted too.
 	name := strings.TrimPrefix(f.proxy.url, "http://")
