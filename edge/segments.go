@@ -27,6 +27,23 @@ import (
 // errTooFewShards: the reachable holders could not supply k agreeing shards.
 var errTooFewShards = errors.New("edge: too few shards reachable")
 
+// errNotPlaced: more than m holders answered that they do not have their
+// shard, so fewer than k exist (a gather's error wraps it along with
+// errTooFewShards). Without it, the holders were slow or unreachable,
+// which says nothing of whether the segment is still in the fleet.
+var errNotPlaced = errors.New("edge: fewer than k shards placed")
+
+// patientKey marks a context whose shard requests get patientFactor
+// times the learned transfer timeout: a last try at the holders before a
+// segment is declared lost.
+type patientKey struct{}
+
+const patientFactor = 4
+
+func patiently(ctx context.Context) context.Context {
+	return context.WithValue(ctx, patientKey{}, true)
+}
+
 // The read path below the object record is three roles, each with the
 // collaborators it uses as fields and small interfaces for what it needs
 // of the others:
@@ -377,13 +394,17 @@ func (sr *shardReader) gather(ctx context.Context, id erasure.SegmentID, n int, 
 	if ready == nil && len(remote) > 1 {
 		remote = sr.nearestFirst(holders, remote, n/k)
 	}
+	missing := false
 	if ready == nil && len(remote) > 0 {
-		sr.fetchShards(ctx, id, (n+k-1)/k, holders, remote, add, func() int {
+		missing = sr.fetchShards(ctx, id, (n+k-1)/k, holders, remote, add, func() int {
 			if ready != nil {
 				return 0
 			}
 			return k - maxHave(groups)
 		})
+	}
+	if ready == nil && missing {
+		return nil, nil, "", fmt.Errorf("%w: segment %v: %w", errTooFewShards, id, errNotPlaced)
 	}
 	if ready == nil {
 		return nil, nil, "", fmt.Errorf("%w: segment %v", errTooFewShards, id)
@@ -421,8 +442,14 @@ func maxHave(groups map[string]*shardGroup) int {
 // of preference), as many at a time as needed() says are missing, until
 // needed() is zero or the candidates run out. add runs on this goroutine.
 // Each request gets the learned timeout of a shard of shardLen bytes
-// (internal/latency).
-func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen int, holders []string, candidates []int, add func(int, *erasure.Descriptor, []byte), needed func() int) {
+// (internal/latency), patientFactor times it under a patient context. It
+// reports whether it stopped because more than m holders said they do
+// not have their shard.
+func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, shardLen int, holders []string, candidates []int, add func(int, *erasure.Descriptor, []byte), needed func() int) (missing bool) {
+	timeout := sr.xfer.Timeout(shardLen)
+	if ctx.Value(patientKey{}) != nil {
+		timeout *= patientFactor
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // cancels the requests still in flight once k arrived
 	results := make(chan shardResult, len(candidates))
@@ -436,7 +463,7 @@ func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, sh
 		inflight++
 		peer := holders[i]
 		go func() {
-			rctx, rcancel := context.WithTimeout(ctx, sr.xfer.Timeout(shardLen))
+			rctx, rcancel := context.WithTimeout(ctx, timeout)
 			defer rcancel()
 			start := time.Now()
 			d, data, err := sr.node.GetShard(rctx, peer, erasure.ShardID{Segment: id, Index: uint8(i)})
@@ -463,7 +490,7 @@ func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, sh
 			if r.err != nil {
 				if errors.Is(r.err, swarm.ErrNotFound) {
 					if notFound++; notFound > maxMissing {
-						return
+						return true
 					}
 				}
 				var ie *erasure.IntegrityError
@@ -482,7 +509,7 @@ func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, sh
 				if r.hedged {
 					sr.m.hedgesWon.Inc()
 				}
-				return
+				return false
 			}
 			// Shards that disagree with the others leave a gap: keep
 			// enough requests in flight to fill it.
@@ -496,9 +523,10 @@ func (sr *shardReader) fetchShards(ctx context.Context, id erasure.SegmentID, sh
 				hedge.Reset(sr.hedge.Delay())
 			}
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
+	return false
 }
 
 // pushWait is how long a fill waits for a push slot before it drops the
@@ -630,7 +658,14 @@ func (fr *filler) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Seg
 		// Detached: the fill serves every requester waiting on it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
 		defer cancel()
-		if s, ok := fr.placedMeanwhile(fctx, r, id); ok {
+		s, err := fr.placedMeanwhile(fctx, r, id)
+		if err != nil && r.Streamed() && !errors.Is(err, errNotPlaced) && fctx.Err() == nil {
+			// The holders were slow or unreachable, not without their
+			// shards, and the fleet is this version's only source: one
+			// more, patient, try before it is declared lost.
+			s, err = fr.placedMeanwhile(patiently(fctx), r, id)
+		}
+		if err == nil {
 			fr.m.fills.WithLabelValues(srcPeer).Inc()
 			return filled{s, nil}, nil
 		}
@@ -663,19 +698,19 @@ func (fr *filler) fill(ctx context.Context, r *Record, idx uint32) (_ *swarm.Seg
 // the members ranked above (dead, or silent on a congested link), and one
 // of them may have placed the segment by now, in which case fetching it
 // from the origin again would cost the origin a second copy.
-func (fr *filler) placedMeanwhile(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, bool) {
+func (fr *filler) placedMeanwhile(ctx context.Context, r *Record, id erasure.SegmentID) (*swarm.Segment, error) {
 	if rank := fr.node.Rank(swarm.SegmentKey(id)); len(rank) == 0 || rank[0] == fr.node.Self() && !fr.holdersFirst {
-		return nil, false
+		return nil, errNotPlaced // placed by this edge's own fills: not there
 	}
 	_, n := r.Layout.Segment(int64(id.Index), r.Size)
 	data, d, _, err := fr.shards.gather(ctx, id, int(n), fr.node.Holders(id, r.Layout.Params.Total()))
 	if err != nil {
-		return nil, false
+		return nil, err
 	}
 	if keepInMemory(ctx) { // not for a prefetch (prefetch.go), as in readSegment
 		fr.mem.Add(id, &memSegment{d: d, data: data})
 	}
-	return &swarm.Segment{Descriptor: d, Data: data, Source: srcPeer}, true
+	return &swarm.Segment{Descriptor: d, Data: data, Source: srcPeer}, nil
 }
 
 // filled is the result of a fill: the segment and its placement.

@@ -646,15 +646,49 @@ func (s *streamer) headMiss(w http.ResponseWriter, r *http.Request, key string) 
 	return true
 }
 
-// endLease sends a lease's last message in the background.
+// endLease sends a lease's last message in the background (tellSurely).
 func (s *streamer) endLease(coord string, m *leaseMsg) {
 	e := (*Edge)(s)
-	e.bg.goBackground(func(ctx context.Context) {
-		if err := s.tellLease(ctx, coord, m); err != nil {
-			e.log.Debug("lease message not delivered", "coordinator", coord, "key", m.key, "err", err)
-		}
+	e.bg.goTracked(leaseTries*(e.cfg.PeerTimeout+time.Second), func(ctx context.Context) {
+		s.tellSurely(ctx, coord, m)
 	})
 }
+
+// tellSurely sends m to coord, and again, up to leaseTries times in all,
+// when it does not arrive (each try within the peer timeout), while the
+// coordinator is alive; its answer, even a refusal, is final. A message
+// lost to a slow or congested link costs the fleet: the lease outlives
+// the fill, and the next asker revalidates or fetches an object the fleet
+// holds. A failure is logged.
+func (s *streamer) tellSurely(ctx context.Context, coord string, m *leaseMsg) {
+	e := (*Edge)(s)
+	var err error
+	for try := range leaseTries {
+		if try > 0 {
+			select {
+			case <-time.After(time.Duration(try) * 200 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+			if !e.node.Alive(coord) {
+				break
+			}
+		}
+		tctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
+		err = s.tellLease(tctx, coord, m)
+		cancel()
+		var re *swarm.RemoteError
+		if err == nil || errors.As(err, &re) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		e.log.Debug("lease message not delivered", "coordinator", coord, "key", m.key, "kind", m.kind, "err", err)
+	}
+}
+
+// leaseTries is how many times endLease sends a message.
+const leaseTries = 3
 
 // tellNow sends m to coord within the peer timeout, and waits for it;
 // a failure is logged (the fill goes on).
@@ -809,12 +843,15 @@ func (s *streamer) streamResponse(resp *http.Response, st *missState) (status st
 func (s *streamer) talkLease(sf *streamFill) {
 	e := (*Edge)(s)
 	self := e.node.Self()
-	e.bg.goBackground(func(ctx context.Context) {
+	// Bounded by the stream's end, the placements' timeouts and the
+	// edge's shutdown, not by the peer timeout: it lasts as long as the
+	// stream does.
+	e.bg.goTracked(0, func(ctx context.Context) {
 		tell := func(m *leaseMsg) {
 			sctx, cancel := context.WithTimeout(ctx, e.cfg.PeerTimeout)
 			defer cancel()
 			if err := s.tellLease(sctx, sf.coord, m); err != nil {
-				e.log.Debug("lease message not delivered", "coordinator", sf.coord, "key", sf.key, "err", err)
+				e.log.Debug("lease message not delivered", "coordinator", sf.coord, "key", sf.key, "kind", m.kind, "err", err)
 			}
 		}
 		// An object of unknown length has no record yet: the lease is
@@ -841,7 +878,7 @@ func (s *streamer) talkLease(sf *streamFill) {
 		sf.mu.Unlock()
 		if failed {
 			e.streams.end(sf)
-			tell(&leaseMsg{kind: leaseAbort, member: self, key: sf.key})
+			s.tellSurely(ctx, sf.coord, &leaseMsg{kind: leaseAbort, member: self, key: sf.key})
 			return
 		}
 		rec := sf.record()
@@ -887,7 +924,7 @@ func (s *streamer) talkLease(sf *streamFill) {
 			}
 		}
 		e.streams.end(sf)
-		tell(&leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: rec})
+		s.tellSurely(ctx, sf.coord, &leaseMsg{kind: leaseDone, member: self, key: sf.key, rec: rec})
 		e.replicate(rec)
 	})
 }
