@@ -208,7 +208,7 @@ func BenchmarkRawQUIC(b *testing.B) {
 	})
 }
 
-func listenUDP(b *testing.B) *net.UDPConn {
+func listenUDP(b testing.TB) *net.UDPConn {
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)

@@ -123,6 +123,13 @@ type Config struct {
 	// "down"), the body bytes received and how long it took. It must be
 	// quick.
 	OnRequest func(op Op, result string, bytes int, took time.Duration)
+	// ReadBatchWait is how long the socket reader waits after a read
+	// that did not fill its batch before it reads again, so that
+	// datagrams streaming in are handled (and acknowledged) together
+	// rather than one wake-up each (batchread.go). It delays a datagram
+	// by at most that much. Zero means DefaultReadBatchWait; negative
+	// reads each datagram as it comes.
+	ReadBatchWait time.Duration
 
 	// noHello makes the node answer StatHello as a member of a release
 	// before hellos did (tests).
@@ -255,6 +262,13 @@ func (n *Node) Ready() <-chan struct{} { return n.tr.ready }
 // socket to dial them. It always returns a non-nil error; after Shutdown or
 // Close, ErrServerClosed.
 func (n *Node) Serve(pc net.PacketConn) error {
+	if uc, ok := pc.(*net.UDPConn); ok {
+		wait := n.cfg.ReadBatchWait
+		if wait == 0 {
+			wait = DefaultReadBatchWait
+		}
+		pc = newBatchConn(uc, wait)
+	}
 	ln, err := n.tr.listen(pc)
 	if err != nil {
 		return err

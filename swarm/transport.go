@@ -86,7 +86,10 @@ func newTransport(creds *Credentials, dialTimeout time.Duration, health *peerHea
 // listen makes pc the socket of the node, to accept peers and to dial
 // them. It returns ErrServerClosed once the node is closed.
 func (t *transport) listen(pc net.PacketConn) (*quic.Listener, error) {
-	if uc, ok := pc.(*net.UDPConn); ok {
+	if uc, ok := pc.(interface {
+		SetReadBuffer(int) error
+		SetWriteBuffer(int) error
+	}); ok {
 		// Large bursts of shards arrive at once; the default socket buffer
 		// drops them. The kernel caps this at net.core.rmem_max.
 		_ = uc.SetReadBuffer(8 << 20)

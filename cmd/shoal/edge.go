@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -64,6 +65,7 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 		maxRanges   = fs.Int("max-ranges", 16, "ranges per request, after merging, beyond which Range is ignored and the whole object sent")
 		readAhead   = fs.Int("read-ahead", 2, "segments a response reads ahead of the one it sends (memory: this many segments per response)")
 		debugListen = fs.String("debug-listen", "", "address serving net/http/pprof under /debug/pprof/ on a listener of its own, without the admin token; a port alone (:6060) is loopback; empty (the default) disables")
+		readBatch   = fs.Duration("peer-read-batch-wait", swarm.DefaultReadBatchWait, "how long the peer socket's reader waits after a read that did not fill its batch, so that datagrams streaming in are handled together, not one wake-up each (a datagram waits at most this); 0 reads each as it comes")
 		strictEnv   = fs.Bool("strict-env", false, "refuse to start when a SHOAL_* environment variable names no flag (a misspelling); without it, such a variable is a warning")
 		segSize     = int64(erasure.DefaultSegmentSize)
 		memCache    = int64(256 << 20)
@@ -179,6 +181,8 @@ func edgeOrCheck(ctx context.Context, command string, args []string, stdout, std
 			Zone:        zone,
 			Credentials: creds,
 			UploadLimit: uploadLimit,
+			// 0 turns it off here; swarm.Config's zero is the default.
+			ReadBatchWait: cmp.Or(*readBatch, -1),
 		},
 		OriginLimit:    originLimit,
 		Layout:         erasure.Layout{SegmentSize: segSize, Params: params},
