@@ -478,7 +478,7 @@ func btMeasure(res *SystemResult, sw *btSwarm, rel object, start time.Time, befo
 	}
 	measureClients(res, clients)
 	res.OriginWireBytes = after.originWire - before.originWire
-	res.PeerWireBytes = after.peerWire - before.peerWire
+	res.PeerWireBytes, res.PeerWireBySite = wireDelta(before.peerWire, after.peerWire)
 	res.OriginBytes = res.OriginWireBytes
 	if res.UniqueBytes > 0 {
 		res.OriginRatio = float64(res.OriginBytes) / float64(res.UniqueBytes)
@@ -524,7 +524,8 @@ func (r *runner) makeTorrent(dir string, rel object, announce string) (string, [
 // difference of.
 type btSnap struct {
 	tierCPU, selfCPU, machineCPU float64
-	originWire, peerWire         int64
+	originWire                   int64
+	peerWire                     []int64 // by site
 	at                           time.Time
 	load                         [3]float64
 }

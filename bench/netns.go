@@ -202,17 +202,31 @@ func (b Bounds) of(system string) float64 {
 // seeder), in bytes of IP packets, headers included. A counter that
 // cannot be read counts zero: the figures are then low, not wrong by a
 // wild amount, and the crowd's checks do not depend on them.
-func (e *netEnv) wireBytes() (origin, peers int64) {
+func (e *netEnv) wireBytes() (origin int64, sites []int64) {
 	if out, err := exec.Command("ip", "-s", "-j", "-n", e.origin, "link", "show", "dev", "eth0").Output(); err == nil {
 		origin, _ = parseLinkTxBytes(out)
 	}
-	for _, ns := range e.sites {
+	sites = make([]int64, len(e.sites))
+	for i, ns := range e.sites {
 		if out, err := exec.Command("tc", "-s", "-n", ns, "class", "show", "dev", "eth0").Output(); err == nil {
-			n, _ := parseClassSent(out, "1:10")
-			peers += n
+			sites[i], _ = parseClassSent(out, "1:10")
 		}
 	}
-	return origin, peers
+	return origin, sites
+}
+
+// wireDelta is what each site sent its peers between two wireBytes
+// readings, and their sum.
+func wireDelta(before, after []int64) (total int64, sites []int64) {
+	sites = make([]int64, len(after))
+	for i := range after {
+		sites[i] = after[i]
+		if i < len(before) {
+			sites[i] -= before[i]
+		}
+		total += sites[i]
+	}
+	return total, sites
 }
 
 // parseLinkTxBytes reads the bytes sent from `ip -s -j link show dev X`.

@@ -148,6 +148,9 @@ type SystemResult struct {
 	// in front of it to count bodies, OriginBytes is OriginWireBytes.
 	OriginWireBytes int64 `json:"origin_wire_bytes,omitempty"`
 	PeerWireBytes   int64 `json:"peer_wire_bytes,omitempty"`
+	// PeerWireBySite is PeerWireBytes site by site: what each uplink
+	// carried (the busiest bounds the crowd's time).
+	PeerWireBySite []int64 `json:"peer_wire_by_site,omitempty"`
 	// ServedBySource is the edges' shoal_served_bytes_total by source,
 	// summed over the fleet (Shoal systems only).
 	ServedBySource map[string]int64 `json:"served_by_source,omitempty"`
@@ -440,7 +443,7 @@ func boundTable(w func(string, ...any), run FleetRun) {
 	b := run.Bounds
 	w("\nLower bounds of the time until every site has the release: peer-to-peer (Kumar–Ross, max(F/u_s, F/d_min, N·F/(u_s+Σu_i))) %s; ", secString(b.KumarRoss))
 	w("every site from the origin (max(N·F/u_s, F/d_min)) %s; every client from the origin %s.\n\n", secString(b.PerSite), secString(b.Direct))
-	w("| system | fleet done | its bound | ÷ bound | ÷ Kumar–Ross bound | origin link bytes | ÷ unique | bytes between sites |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	w("| system | fleet done | its bound | ÷ bound | ÷ Kumar–Ross bound | origin link bytes | ÷ unique | bytes between sites | busiest uplink |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range run.Systems {
 		if s.Skipped != "" {
 			continue
@@ -449,8 +452,18 @@ func boundTable(w func(string, ...any), run FleetRun) {
 		if s.UniqueBytes > 0 {
 			wire = float64(s.OriginWireBytes) / float64(s.UniqueBytes)
 		}
-		w("| %s | %s | %s | %.2f× | %.2f× | %s | %.2f× | %s |\n", s.System, secString(s.FleetSeconds), secString(b.of(s.System)), s.FleetSeconds/b.of(s.System), s.FleetSeconds/b.KumarRoss,
-			sizeString(s.OriginWireBytes), wire, sizeString(s.PeerWireBytes))
+		busiest := "–"
+		if len(s.PeerWireBySite) > 0 {
+			i := 0
+			for j, n := range s.PeerWireBySite {
+				if n > s.PeerWireBySite[i] {
+					i = j
+				}
+			}
+			busiest = fmt.Sprintf("%s (site %d)", sizeString(s.PeerWireBySite[i]), i)
+		}
+		w("| %s | %s | %s | %.2f× | %.2f× | %s | %.2f× | %s | %s |\n", s.System, secString(s.FleetSeconds), secString(b.of(s.System)), s.FleetSeconds/b.of(s.System), s.FleetSeconds/b.KumarRoss,
+			sizeString(s.OriginWireBytes), wire, sizeString(s.PeerWireBytes), busiest)
 	}
 }
 

@@ -322,7 +322,8 @@ func (r *runner) system(ctx context.Context, sys string, n int, pl *plan) (_ Sys
 // snapshot is the counters a crowd's figures are the difference of.
 type snapshot struct {
 	originBytes, originReqs int64
-	originWire, peerWire    int64                // under NetNS: bytes on the links (see netEnv.wireBytes)
+	originWire              int64                // under NetNS: bytes on the links (see netEnv.wireBytes)
+	peerWire                []int64              // by site
 	edges                   map[int]edgeCounters // by site; empty for nginx and direct
 	tierCPU, originCPU      float64
 	selfCPU, machineCPU     float64 // this process's, and everything's
@@ -518,7 +519,7 @@ func (r *runner) measure(res *SystemResult, d *deployment, clients []ClientResul
 		res.OriginRatio = float64(res.OriginBytes) / float64(res.UniqueBytes)
 	}
 	res.OriginWireBytes = after.originWire - before.originWire
-	res.PeerWireBytes = after.peerWire - before.peerWire
+	res.PeerWireBytes, res.PeerWireBySite = wireDelta(before.peerWire, after.peerWire)
 	r.measureTier(res, d, before, after)
 }
 
