@@ -80,6 +80,7 @@ func (n *Node) Fill(ctx context.Context, peer string, payload []byte) (*Segment,
 }
 
 func (c *client) getShard(ctx context.Context, peer string, id erasure.ShardID, dst []byte) (*erasure.Descriptor, []byte, error) {
+	defer c.health.asking(peer)()
 	resp, body, err := c.roundTrip(ctx, peer, &Request{Op: OpGetShard, Shard: id}, nil, dst, func(r *Response, sum erasure.Hash) error {
 		if err := r.Descriptor.CheckShardSum(int(id.Index), r.BodyLen, sum); err != nil {
 			return fmt.Errorf("swarm: shard %v from %s: %w", id, peer, err)

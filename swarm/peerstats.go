@@ -87,6 +87,7 @@ type peerStats struct {
 	lastFailure    time.Time
 	corrupt        uint64
 	avoidUntil     time.Time // after a corrupt shard
+	inflight       int       // shard requests of this node to the peer not answered yet
 }
 
 const (
@@ -99,6 +100,9 @@ const (
 	rateMinBytes = 32 << 10
 	// failurePenalty is what one recent failure adds to a peer's cost.
 	failurePenalty = 100 * time.Millisecond
+	// inflightCost is what a shard request in flight adds to the cost of
+	// a peer whose throughput is not known yet.
+	inflightCost = 10 * time.Millisecond
 )
 
 func newPeerHealth() *peerHealth {
@@ -207,13 +211,26 @@ func (h *peerHealth) countServed(peer string, sent, received int) {
 
 // measured returns peer's recent shard throughput (0: unknown) and its
 // decayed failures at now.
-func (h *peerHealth) measured(peer string, now time.Time) (rate, failures float64) {
+func (h *peerHealth) measured(peer string, now time.Time) (rate, failures float64, inflight int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s := h.stats[peer]; s != nil {
-		return s.rate, s.decayedFailures(now)
+		return s.rate, s.decayedFailures(now), s.inflight
 	}
-	return 0, 0
+	return 0, 0, 0
+}
+
+// asking counts a shard request to peer in flight until the function it
+// returns is called.
+func (h *peerHealth) asking(peer string) (done func()) {
+	h.mu.Lock()
+	h.statsLocked(peer).inflight++
+	h.mu.Unlock()
+	return func() {
+		h.mu.Lock()
+		h.statsLocked(peer).inflight--
+		h.mu.Unlock()
+	}
 }
 
 // fill sets the fields of p that peer health knows, at now.
@@ -357,21 +374,27 @@ func (n *Node) ShardBytesByZone() (same, other uint64) {
 
 // Cost estimates how long fetching size bytes from peer takes, for
 // ordering holders: the smoothed RTT (when connected), the transfer at
-// the peer's recent throughput, and 100ms per recent failure. A peer not
-// connected yet counts a nominal 1ms RTT: optimistic, so that new peers
-// get tried and measured.
+// the peer's recent throughput, behind as many more as this node has
+// shard requests in flight to it (the readers of a segment and of the
+// ones read ahead spread over its holders rather than queue on the one
+// measured fastest: an uplink busy with this node's requests is slower
+// for the next; inflightCost each when its throughput is unknown), and
+// 100ms per recent failure. A peer not connected yet counts a nominal 1ms
+// RTT: optimistic, so that new peers get tried and measured.
 func (n *Node) Cost(peer string, size int) time.Duration {
 	if peer == n.cfg.Self {
 		return 0
 	}
 	c := n.tr.dialled(peer)
-	rate, fails := n.health.measured(peer, time.Now())
+	rate, fails, inflight := n.health.measured(peer, time.Now())
 	cost := time.Millisecond
 	if c != nil {
 		cost = c.ConnectionStats().SmoothedRTT
 	}
 	if rate > 0 {
-		cost += time.Duration(float64(size) / rate * float64(time.Second))
+		cost += time.Duration(float64(1+inflight) * float64(size) / rate * float64(time.Second))
+	} else {
+		cost += time.Duration(inflight) * inflightCost
 	}
 	return cost + time.Duration(fails*float64(failurePenalty))
 }

@@ -127,3 +127,41 @@ func TestPeerSpansCarryTheZone(t *testing.T) {
 		t.Error("no client span with shoal.peer.zone")
 	}
 }
+
+// A peer this node is already fetching shards from costs more for the
+// next, by its requests in flight, so that the readers of several segments
+// spread over the holders: with its throughput known and unknown.
+func TestCostCountsRequestsInFlight(t *testing.T) {
+	nodes := startNodes(t, 3, nil, nil)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	const size = 1 << 20
+	before := a.Cost(b.addr, size)
+	done := a.health.asking(b.addr)
+	if busy := a.Cost(b.addr, size); busy < before+inflightCost {
+		t.Errorf("cost with a request in flight %v, without %v: want at least %v more", busy, before, inflightCost)
+	}
+	done()
+	if after := a.Cost(b.addr, size); after >= before+inflightCost {
+		t.Errorf("cost after the request ended %v, before it %v", after, before)
+	}
+
+	// A measured peer: each request in flight adds a transfer at its rate.
+	shards, d := encodeSegment(t, erasure.Params{K: 4, M: 2}, 400_000, 5)
+	id := testShardID(4, 0)
+	c.store.PutShard(id, d, shards[0])
+	if _, _, err := a.GetShard(testContext(t), c.addr, id); err != nil {
+		t.Fatal(err)
+	}
+	rate, _, _ := a.health.measured(c.addr, time.Now())
+	if rate <= 0 {
+		t.Fatal("no throughput measured after a shard")
+	}
+	idle := a.Cost(c.addr, size)
+	done1, done2 := a.health.asking(c.addr), a.health.asking(c.addr)
+	transfer := time.Duration(float64(size) / rate * float64(time.Second))
+	if busy := a.Cost(c.addr, size); busy-idle < 2*transfer-time.Millisecond {
+		t.Errorf("two requests in flight add %v to the cost, want two transfers of %v at %.0f B/s", busy-idle, transfer, rate)
+	}
+	done1()
+	done2()
+}
