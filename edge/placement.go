@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -344,22 +345,68 @@ const placeLanes = 4
 // and the placement of k of its shards.
 const placeTimeout = 60 * time.Second
 
+// handoffChoices is how many of a segment's first ranks the filler of a
+// stream may hand it to. The coordinator of a segment pushes 1.5 times
+// it (k = 4, m = 2) through its uplink, and with rank 0 alone the
+// segments of one object fell unevenly: in an 8-site flash crowd of 16
+// segments some sites placed four or five, others none, and the busiest
+// uplinks (80-90 MiB against 40-50) set the crowd's time. Any member can
+// place a segment (its holders are the ranks, whoever pushes to them),
+// so each goes to the one of its first few ranks that took the fewest of
+// the stream's segments so far.
+const handoffChoices = 3
+
+// handoffs is a stream's hand-offs of its segments to their
+// coordinators: the lanes (placeLanes at a time) and how many each
+// coordinator took.
+type handoffs struct {
+	lanes chan struct{}
+	mu    sync.Mutex
+	taken map[string]int
+}
+
+func newHandoffs() *handoffs {
+	return &handoffs{lanes: make(chan struct{}, placeLanes), taken: map[string]int{}}
+}
+
+// pick returns the candidate (in rank order) that took the fewest
+// segments, the first on a tie, and counts one more for it; "" for none.
+func (h *handoffs) pick(candidates []string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	best := ""
+	for _, c := range candidates {
+		if best == "" || h.taken[c] < h.taken[best] {
+			best = c
+		}
+	}
+	if best != "" {
+		h.taken[best]++
+	}
+	return best
+}
+
 // placeStreamed places segment id of rec, being streamed by this edge,
-// through the segment's coordinator in this zone (the next rank when this
-// edge ranks first), at most cap(lanes) segments at a time; itself when
-// it is alone, or when the coordinator fails. The placement it returns is
-// settled once k shards are at their holders (or the placement gave up).
-func (fr *filler) placeStreamed(rec *Record, id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte, lanes chan struct{}) *placement {
+// through a coordinator in this zone: of the segment's first
+// handoffChoices ranks but this edge, the one that took the fewest of the
+// stream's segments (handoffs.pick), at most placeLanes segments at a
+// time; itself when it is alone, or when the coordinator fails. The
+// placement it returns is settled once k shards are at their holders (or
+// the placement gave up).
+func (fr *filler) placeStreamed(rec *Record, id erasure.SegmentID, d *erasure.Descriptor, shards [][]byte, h *handoffs) *placement {
 	self := fr.node.Self()
-	coord := ""
+	var candidates []string
 	for _, c := range fr.node.Rank(swarm.SegmentKey(id)) {
 		// Not this edge, even where it ranks first: its uplink is the
 		// stream's bottleneck, and placing a segment costs 1.5 times it.
 		if c != self && fr.node.Alive(c) {
-			coord = c
-			break
+			if candidates = append(candidates, c); len(candidates) == handoffChoices {
+				break
+			}
 		}
 	}
+	coord := h.pick(candidates)
+	lanes := h.lanes
 	if coord == "" || len(self) > swarm.MaxLeaseMember || rec.Size < 0 {
 		return fr.place(id, d, shards)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -259,5 +260,30 @@ func TestPushLanesPlaceEveryShard(t *testing.T) {
 				t.Errorf("after every edge read it, origin sent %d bytes for %d", n, size)
 			}
 		})
+	}
+}
+
+// A stream's segments go to the candidate of their first ranks that took
+// the fewest so far: spread evenly, whatever the ranking favours.
+func TestHandoffsSpreadSegments(t *testing.T) {
+	h := newHandoffs()
+	if got := h.pick(nil); got != "" {
+		t.Fatalf("no candidate picked %q", got)
+	}
+	// "a" ranks first for every segment: it gets the first, then the
+	// others until they took as many.
+	var order []string
+	for range 6 {
+		order = append(order, h.pick([]string{"a", "b", "c"}))
+	}
+	if want := []string{"a", "b", "c", "a", "b", "c"}; !slices.Equal(order, want) {
+		t.Errorf("picked %v, want %v", order, want)
+	}
+	// A member that is only a candidate now and then is caught up with.
+	if got := h.pick([]string{"a", "d"}); got != "d" {
+		t.Errorf("picked %q of a (2 taken) and d (none), want d", got)
+	}
+	if h.taken["a"] != 2 || h.taken["d"] != 1 {
+		t.Errorf("taken %v", h.taken)
 	}
 }

@@ -84,20 +84,20 @@ type streamFill struct {
 
 	rec *Record // the final one once done; read it with record()
 
-	mu      sync.Mutex
-	cut     uint32 // segments cut so far
-	recent  map[uint32]*memSegment
-	placed  []*placement // of every segment cut, for the replicas
-	err     error        // why the stream failed
-	done    bool
-	changed chan struct{} // closed and replaced at every change
-	ended   chan struct{} // closed when done
-	lanes   chan struct{} // the segments being handed to their coordinators (placeStreamed)
+	mu       sync.Mutex
+	cut      uint32 // segments cut so far
+	recent   map[uint32]*memSegment
+	placed   []*placement // of every segment cut, for the replicas
+	err      error        // why the stream failed
+	done     bool
+	changed  chan struct{} // closed and replaced at every change
+	ended    chan struct{} // closed when done
+	handoffs *handoffs     // of its segments to their coordinators (placeStreamed)
 }
 
 func newStreamFill(key, coord string, rec *Record) *streamFill {
 	return &streamFill{key: key, coord: coord, rec: rec, id: rec.ID(), unknown: rec.Size < 0, recent: map[uint32]*memSegment{},
-		changed: make(chan struct{}), ended: make(chan struct{}), lanes: make(chan struct{}, placeLanes)}
+		changed: make(chan struct{}), ended: make(chan struct{}), handoffs: newHandoffs()}
 }
 
 // record returns the stream's record: with its length once the stream of
@@ -1048,7 +1048,7 @@ func (s *streamBody) cutSegment(n int) error {
 	if s.sf.unknown {
 		ms.placed.Store(e.filler.place(id, d, shards)) // no record to name it by yet
 	} else {
-		ms.placed.Store(e.filler.placeStreamed(s.sf.rec, id, d, shards, s.sf.lanes))
+		ms.placed.Store(e.filler.placeStreamed(s.sf.rec, id, d, shards, s.sf.handoffs))
 	}
 	s.sf.room(e.originTimeout())
 	s.sf.add(s.idx, ms)
