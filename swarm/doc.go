@@ -49,7 +49,8 @@
 // Files by concern: node.go (Node, Config, lifecycle), members.go and
 // gossip.go (membership), placement.go (rendezvous hashing), peerstats.go
 // (peer health: down-marking and measurements), transport.go (QUIC
-// socket, listener, connections), client.go (the requests a node makes),
+// socket, listener, connections), batchread.go (the socket read in
+// batches, Config.ReadBatchWait), client.go (the requests a node makes),
 // server.go (the requests it answers), protocol.go (the wire format),
 // tls.go (the fleet's certificates), connfail.go (why a connection
 // failed), layout.go and hello.go (the layout agreement), lease.go (the
