@@ -231,7 +231,7 @@ func TestNewObjectID(t *testing.T) {
 		{"validator", "example.com/a", `"v2"`, 1000, base},
 		{"empty validator", "example.com/a", "", 1000, base},
 		{"size", "example.com/a", `"v1"`, 1001, base},
-		{"segment size", "example.com/a", `"v1"`, 1000, Layout{SegmentSize: 1 << 20, Params: DefaultParams}},
+		{"segment size", "example.com/a", `"v1"`, 1000, Layout{SegmentSize: 2 * DefaultSegmentSize, Params: DefaultParams}},
 		{"k", "example.com/a", `"v1"`, 1000, Layout{SegmentSize: DefaultSegmentSize, Params: Params{K: 5, M: 2}}},
 		{"m", "example.com/a", `"v1"`, 1000, Layout{SegmentSize: DefaultSegmentSize, Params: Params{K: 4, M: 3}}},
 		// Length prefixes keep key and validator from running together.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalcdn/shoal/erasure"
 	"github.com/shoalcdn/shoal/manifest"
 )
 
@@ -45,7 +46,7 @@ func TestE2ESign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Size != a.size || len(m.Segments) != 3 {
+	if want := int((a.size + erasure.DefaultSegmentSize - 1) / erasure.DefaultSegmentSize); m.Size != a.size || len(m.Segments) != want {
 		t.Fatalf("manifest: size %d, %d segments", m.Size, len(m.Segments))
 	}
 	for i := range m.Segments {
