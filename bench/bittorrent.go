@@ -478,7 +478,7 @@ func btMeasure(res *SystemResult, sw *btSwarm, rel object, start time.Time, befo
 	}
 	measureClients(res, clients)
 	res.OriginWireBytes = after.originWire - before.originWire
-	res.PeerWireBytes, res.PeerWireBySite = wireDelta(before.peerWire, after.peerWire)
+	res.PeerWireBytes, res.PeerWireBySite = wireDelta(before.peerWire, after.peerWire, res.Sites)
 	res.OriginBytes = res.OriginWireBytes
 	if res.UniqueBytes > 0 {
 		res.OriginRatio = float64(res.OriginBytes) / float64(res.UniqueBytes)

@@ -215,11 +215,12 @@ func (e *netEnv) wireBytes() (origin int64, sites []int64) {
 	return origin, sites
 }
 
-// wireDelta is what each site sent its peers between two wireBytes
-// readings, and their sum.
-func wireDelta(before, after []int64) (total int64, sites []int64) {
-	sites = make([]int64, len(after))
-	for i := range after {
+// wireDelta is what each of the first n sites (those of the crowd: the
+// namespaces are made for the largest fleet of a run) sent its peers
+// between two wireBytes readings, and their sum.
+func wireDelta(before, after []int64, n int) (total int64, sites []int64) {
+	sites = make([]int64, min(n, len(after)))
+	for i := range sites {
 		sites[i] = after[i]
 		if i < len(before) {
 			sites[i] -= before[i]

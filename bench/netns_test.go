@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,19 @@ func TestPeerRTT(t *testing.T) {
 		if q.Early() != 0 {
 			t.Errorf("%d packets let through early", q.Early())
 		}
+	}
+}
+
+// What each site of the crowd sent: the namespaces beyond its size (made
+// for the run's largest fleet) are left out, and so are the bytes before.
+func TestWireDelta(t *testing.T) {
+	before := []int64{100, 200, 300, 400}
+	after := []int64{150, 1200, 300, 9400}
+	total, sites := wireDelta(before, after, 3)
+	if total != 1050 || !slices.Equal(sites, []int64{50, 1000, 0}) {
+		t.Errorf("wireDelta = %d, %v; want 1050, [50 1000 0]", total, sites)
+	}
+	if total, sites := wireDelta(nil, after, 8); total != 11050 || len(sites) != 4 {
+		t.Errorf("wireDelta without a reading before = %d, %v", total, sites)
 	}
 }

@@ -519,7 +519,7 @@ func (r *runner) measure(res *SystemResult, d *deployment, clients []ClientResul
 		res.OriginRatio = float64(res.OriginBytes) / float64(res.UniqueBytes)
 	}
 	res.OriginWireBytes = after.originWire - before.originWire
-	res.PeerWireBytes, res.PeerWireBySite = wireDelta(before.peerWire, after.peerWire)
+	res.PeerWireBytes, res.PeerWireBySite = wireDelta(before.peerWire, after.peerWire, res.Sites)
 	r.measureTier(res, d, before, after)
 }
 
